@@ -1,0 +1,60 @@
+# OpsPortal. The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VENDOR := static/vendor
+
+.PHONY: run test lint format check pytest assets messages cluster bench clean
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+
+$(VENDOR)/.stamp: node_modules/.package-lock.json
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/bootstrap $(VENDOR)/htmx $(VENDOR)/xterm $(VENDOR)/swagger-ui
+	cp -r node_modules/bootstrap/dist/css node_modules/bootstrap/dist/js $(VENDOR)/bootstrap/
+	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx/
+	cp node_modules/@xterm/xterm/lib/xterm.js node_modules/@xterm/xterm/css/xterm.css $(VENDOR)/xterm/
+	cp node_modules/@xterm/addon-fit/lib/addon-fit.js $(VENDOR)/xterm/
+	cp node_modules/swagger-ui-dist/swagger-ui.css node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+	   node_modules/swagger-ui-dist/swagger-ui-standalone-preset.js node_modules/swagger-ui-dist/favicon-32x32.png \
+	   $(VENDOR)/swagger-ui/
+	@touch $@
+
+assets: $(VENDOR)/.stamp
+
+messages: $(VENV)/.stamp
+	DJANGO_DEBUG=true $(PY) manage.py compilemessages --ignore=.venv --ignore=node_modules -v 0
+
+## Serve the portal with its sandbox on http://127.0.0.1:8000 (embedded SQLite unless DATABASE_URL/REDIS_URL).
+run: $(VENV)/.stamp assets messages
+	$(PY) -m sandbox.run
+
+## Lint, Django checks and the whole test suite against real PostgreSQL, Redis, Celery, Daphne and Chromium.
+test: $(VENV)/.stamp assets messages lint
+	$(PY) -m sandbox.testenv -- $(PY) manage.py check --settings=opsportal.settings_test
+	$(PY) -m sandbox.testenv -- $(PY) manage.py makemigrations --check --dry-run --settings=opsportal.settings_test
+	$(PY) -m sandbox.testenv -- $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.stamp
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## Build (cached) and start the local Kubernetes control plane in the foreground.
+cluster: $(VENV)/.stamp
+	$(PY) -m sandbox.kube up
+
+bench: $(VENV)/.stamp
+	$(PY) -m sandbox.testenv -- $(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules $(VENDOR) var

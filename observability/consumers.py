@@ -1,0 +1,118 @@
+import asyncio
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from observability import events
+
+logger = logging.getLogger(__name__)
+MAX_STREAMS = 20
+
+
+class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
+    """Delivers live events to the browser.
+
+    The browser subscribes to streams with the last sequence number it has seen; missed events are
+    replayed from the database, then live ones follow, each delivered once and in order.
+    """
+
+    async def connect(self):
+        self.user = self.scope.get("user")
+        self.seen: dict[str, int] = {}
+        self.poller: asyncio.Task | None = None
+        await self.accept()
+        if self.user is None or not self.user.is_authenticated:
+            # Accept, then close with a code the page understands as "signed out: don't retry".
+            await self.close(code=4401)
+            return
+        if settings.LIVE_EVENTS_POLL_SECONDS > 0:
+            self.poller = asyncio.create_task(self._poll(settings.LIVE_EVENTS_POLL_SECONDS))
+
+    async def disconnect(self, code):
+        if self.poller is not None:
+            self.poller.cancel()
+        for stream in list(getattr(self, "seen", {})):
+            await self.channel_layer.group_discard(events.group_name(stream), self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        try:
+            content = await self.decode_json(text_data) if text_data else None
+        except ValueError:
+            content = None
+        await self.receive_json(content)
+
+    async def receive_json(self, content, **kwargs):
+        if not isinstance(content, dict) or content.get("type") != "subscribe":
+            await self.send_json(
+                {"type": "error", "error": "Unknown message; send {type: 'subscribe', ...}."}
+            )
+            return
+        stream = content.get("stream")
+        last_seq = content.get("last_seq", 0)
+        if not isinstance(stream, str) or not isinstance(last_seq, int) or last_seq < 0:
+            await self.send_json(
+                {"type": "error", "error": "subscribe needs a stream name and last_seq >= 0."}
+            )
+            return
+        if stream not in self.seen and len(self.seen) >= MAX_STREAMS:
+            await self.send_json({"type": "error", "stream": stream, "error": "Too many subscriptions."})
+            return
+        if not await database_sync_to_async(events.stream_allowed)(self.user, stream):
+            # Same answer for "does not exist" and "not yours".
+            await self.send_json({"type": "error", "stream": stream, "error": "not found"})
+            return
+        await self.channel_layer.group_add(events.group_name(stream), self.channel_name)
+        self.seen[stream] = last_seq
+        await self._catch_up({stream: last_seq})
+        await self.send_json({"type": "subscribed", "stream": stream, "seq": self.seen[stream]})
+
+    async def live_event(self, message):
+        event = message["event"]
+        stream = event["stream"]
+        if stream not in self.seen or event["seq"] <= self.seen[stream]:
+            return
+        if event["seq"] > self.seen[stream] + 1:
+            # Pushes from two processes can arrive out of order: fill the gap from the database.
+            await self._catch_up({stream: self.seen[stream]})
+            return
+        await self._deliver(event)
+
+    async def _catch_up(self, streams: dict[str, int]) -> None:
+        missed = await database_sync_to_async(events.events_since)(streams)
+        per_stream: dict[str, int] = {}
+        for event in missed:
+            per_stream[event["stream"]] = per_stream.get(event["stream"], 0) + 1
+        for stream, count in per_stream.items():
+            if count > events.REPLAY_LIMIT:
+                # Too far behind to replay: the page reloads its state instead.
+                self.seen[stream] = await database_sync_to_async(events.current_seq)(stream)
+                await self.send_json({"type": "reset", "stream": stream, "seq": self.seen[stream]})
+        for event in missed:
+            if per_stream[event["stream"]] <= events.REPLAY_LIMIT:
+                await self._deliver(event)
+
+    async def _deliver(self, event: dict) -> None:
+        stream = event["stream"]
+        if event["seq"] <= self.seen.get(stream, event["seq"]):
+            return
+        self.seen[stream] = event["seq"]
+        await self.send_json(
+            {
+                "type": "event",
+                "stream": stream,
+                "seq": event["seq"],
+                "name": event["type"],
+                "payload": event["payload"],
+            }
+        )
+
+    async def _poll(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self.seen:
+                try:
+                    await self._catch_up(dict(self.seen))
+                except Exception:
+                    logger.exception("Polling live events failed")

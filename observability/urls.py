@@ -1,0 +1,5 @@
+from django.urls import path
+
+from observability import views
+
+urlpatterns = [path("", views.audit_list, name="audit-list")]

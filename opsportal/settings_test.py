@@ -1,0 +1,18 @@
+"""Test overrides on top of opsportal.settings. The harness (sandbox/testenv.py) provides
+DATABASE_URL and REDIS_URL for the real PostgreSQL and Redis the suite runs against."""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
+os.environ.setdefault("OPSPORTAL_SECRETS_KEYS", "VGVzdEtleVRlc3RLZXlUZXN0S2V5VGVzdEtleTEyMzQ=")
+
+from opsportal.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+
+# The suite's worker and web server processes share a private queue, so stale messages from an
+# interrupted run never reach them.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("TEST_CELERY_QUEUE", "opsportal-test")

@@ -1,0 +1,38 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from opsportal import api, views
+
+api_patterns = [
+    path("me/", api.MeView.as_view(), name="api-me"),
+    path("worker-ping/", api.WorkerPingView.as_view(), name="api-worker-ping"),
+    path("token/", obtain_auth_token, name="api-token"),
+    path("", include("projects.api_urls")),
+    path("", include("observability.api_urls")),
+]
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("worker-ping/", views.worker_ping, name="worker-ping"),
+    path("language/", views.set_language, name="set-language"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("projects/", include("projects.urls")),
+    path("audit/", include("observability.urls")),
+    path("admin/", admin.site.urls),
+    path("api/", include(api_patterns)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+handler400 = "opsportal.views.bad_request"
+handler403 = "opsportal.views.permission_denied"
+handler404 = "opsportal.views.page_not_found"
+handler500 = "opsportal.views.server_error"

@@ -1,0 +1,70 @@
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import check_for_language
+from django.views.decorators.http import require_POST
+
+from observability import services as observability_services
+from observability.events import current_seq, user_stream
+from observability.selectors import audit_events_for
+from projects import services as project_services
+from projects.access import visible_projects
+
+
+@login_required
+def dashboard(request):
+    projects = visible_projects(request.user)
+    context = {
+        "project_count": projects.count(),
+        "my_projects": projects.filter(members__user=request.user).distinct()[:10],
+        "recent_events": audit_events_for(user=request.user)[:10],
+        "user_stream": user_stream(request.user.pk),
+        "user_stream_seq": current_seq(user_stream(request.user.pk)),
+    }
+    return render(request, "dashboard.html", context)
+
+
+@login_required
+@require_POST
+def worker_ping(request):
+    observability_services.worker_ping(user=request.user)
+    return render(request, "partials/worker_ping_sent.html")
+
+
+def set_language(request):
+    """Switch language: saved on the profile for a signed-in user, in a cookie for everyone."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    language = request.POST.get("language", "")
+    next_url = request.POST.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = "/"
+    response = redirect(next_url)
+    if not check_for_language(language):
+        return response
+    if request.user.is_authenticated:
+        project_services.user_language_set(user=request.user, language=language)
+    response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax")
+    return response
+
+
+def csrf_failure(request, reason=""):
+    return render(request, "403_csrf.html", {"reason": reason}, status=403)
+
+
+def bad_request(request, exception=None):
+    return render(request, "400.html", status=400)
+
+
+def permission_denied(request, exception=None):
+    return render(request, "403.html", {"message": str(exception or "")}, status=403)
+
+
+def page_not_found(request, exception=None):
+    return render(request, "404.html", status=404)
+
+
+def server_error(request):
+    return render(request, "500.html", status=500)

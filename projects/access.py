@@ -1,0 +1,121 @@
+"""The one place that decides who may see or do what on a project.
+
+Every page, API endpoint and WebSocket consumer asks here. Someone who may not even see a project
+gets a 404 (it is not revealed that the project exists); a member lacking a permission gets 403.
+"""
+
+from enum import StrEnum
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+
+from projects.choices import OPS_GROUP, QA_GROUP, Role
+from projects.models import Project, ProjectMember
+
+
+class Action(StrEnum):
+    VIEW = "view"
+    EDIT_PROJECT = "edit_project"
+    MANAGE_MEMBERS = "manage_members"
+    FILE_TICKET = "file_ticket"
+    APPROVE_TICKET = "approve_ticket"
+    RELEASE_TEST = "release_test"
+    RELEASE_PROD = "release_prod"
+    CONFIRM_RELEASE = "confirm_release"
+    EDIT_CONFIG = "edit_config"
+    TERMINAL_TEST = "terminal_test"
+    TERMINAL_PROD = "terminal_prod"
+
+
+_ROLE_ACTIONS: dict[str, frozenset[Action]] = {
+    Role.OWNER: frozenset(
+        {
+            Action.VIEW,
+            Action.EDIT_PROJECT,
+            Action.MANAGE_MEMBERS,
+            Action.FILE_TICKET,
+            Action.RELEASE_TEST,
+            Action.RELEASE_PROD,
+            Action.TERMINAL_TEST,
+        }
+    ),
+    Role.DEVELOPER: frozenset(
+        {Action.VIEW, Action.FILE_TICKET, Action.RELEASE_TEST, Action.RELEASE_PROD, Action.TERMINAL_TEST}
+    ),
+    Role.TESTER: frozenset({Action.VIEW, Action.RELEASE_TEST, Action.CONFIRM_RELEASE}),
+    Role.VIEWER: frozenset({Action.VIEW}),
+}
+# Global QA may look at every project and confirm test releases; approving and config stay with ops.
+_QA_ACTIONS = frozenset({Action.VIEW, Action.CONFIRM_RELEASE})
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+def _groups(user: AnyUser) -> set[str]:
+    cached = getattr(user, "_opsportal_groups", None)
+    if cached is None:
+        cached = set(user.groups.values_list("name", flat=True)) if user.is_authenticated else set()
+        user._opsportal_groups = cached
+    return cached
+
+
+def is_ops(user: AnyUser) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or OPS_GROUP in _groups(user)))
+
+
+def is_qa(user: AnyUser) -> bool:
+    return bool(user.is_authenticated and QA_GROUP in _groups(user))
+
+
+def membership(user: AnyUser, project: Project) -> ProjectMember | None:
+    if not user.is_authenticated:
+        return None
+    return ProjectMember.objects.filter(project=project, user=user).first()
+
+
+def allowed_actions(user: AnyUser, project: Project) -> frozenset[Action]:
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    if is_ops(user):
+        return frozenset(Action)
+    actions: set[Action] = set()
+    member = membership(user, project)
+    if member is not None:
+        actions |= _ROLE_ACTIONS[member.role]
+        if member.prod_terminal:
+            actions.add(Action.TERMINAL_PROD)
+    if is_qa(user):
+        actions |= _QA_ACTIONS
+    return frozenset(actions)
+
+
+def can(user: AnyUser, action: Action, project: Project) -> bool:
+    return action in allowed_actions(user, project)
+
+
+def check(user: AnyUser, action: Action, project: Project) -> None:
+    """Raise Http404 for someone who may not see the project, PermissionDenied for a missing right."""
+    actions = allowed_actions(user, project)
+    if Action.VIEW not in actions:
+        raise Http404("No such project.")
+    if action not in actions:
+        raise PermissionDenied(f"You may not {action.replace('_', ' ')} on project {project.name}.")
+
+
+def get_project(user: AnyUser, *, name: str, action: Action = Action.VIEW) -> Project:
+    try:
+        project = Project.objects.select_related("owner").get(name=name)
+    except Project.DoesNotExist:
+        raise Http404("No such project.") from None
+    check(user, action, project)
+    return project
+
+
+def visible_projects(user: AnyUser) -> QuerySet[Project]:
+    if not user.is_authenticated or not user.is_active:
+        return Project.objects.none()
+    if is_ops(user) or is_qa(user):
+        return Project.objects.all()
+    return Project.objects.filter(members__user=user).distinct()

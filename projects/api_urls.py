@@ -1,0 +1,9 @@
+from django.urls import path
+
+from projects import api
+
+urlpatterns = [
+    path("projects/", api.ProjectListView.as_view(), name="api-project-list"),
+    path("projects/<str:name>/", api.ProjectDetailView.as_view(), name="api-project-detail"),
+    path("projects/<str:name>/members/", api.MemberListView.as_view(), name="api-project-members"),
+]

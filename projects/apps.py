@@ -1,0 +1,18 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ProjectsConfig(AppConfig):
+    name = "projects"
+    verbose_name = _("Projects")
+
+    def ready(self):
+        from observability import events
+        from projects.access import Action, can
+        from projects.models import Project
+
+        def may_view_project(user, project_id: int) -> bool:
+            project = Project.objects.filter(pk=project_id).first()
+            return project is not None and can(user, Action.VIEW, project)
+
+        events.register_stream_kind("project", may_view_project)

@@ -1,0 +1,167 @@
+"""Run a command with a real PostgreSQL and Redis, starting them when they are not running.
+
+    python -m sandbox.testenv -- pytest ...
+
+Reuses servers already listening on the test ports (fast local iteration); stops only what it
+started. Set TEST_DATABASE_URL / TEST_REDIS_URL to use servers of your own instead. As root on
+Debian it installs missing packages with apt-get; as an ordinary user they must be installed.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from sandbox.procs import port_open, spawn, stop, wait_for
+
+PG_PORT = int(os.environ.get("TEST_PG_PORT", "55432"))
+REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "56379"))
+# Outside root's home so that the postgres user (when we are root) can reach it.
+STATE_DIR = Path(os.environ.get("TEST_STATE_DIR", f"/var/tmp/opsportal-testenv-{os.geteuid()}"))
+
+
+def _apt_install(*packages: str) -> None:
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise SystemExit(
+            f"Missing {', '.join(packages)}: install them (Debian: apt-get install {' '.join(packages)})."
+        )
+    print(f"testenv: installing {' '.join(packages)} with apt-get…", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env)
+
+
+def _pg_bindir() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    if not candidates and shutil.which("initdb"):
+        candidates = [shutil.which("initdb")]
+    if not candidates:
+        _apt_install("postgresql")
+        candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    return Path(candidates[0]).parent
+
+
+def start_postgres(procs: list) -> str:
+    url = f"postgres://opsportal@127.0.0.1:{PG_PORT}/opsportal"
+    if port_open(PG_PORT):
+        return url
+    bindir = _pg_bindir()
+    as_user = "postgres" if os.geteuid() == 0 else None
+    data = STATE_DIR / "pg"
+    log = STATE_DIR / "postgres.log"
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    if as_user:
+        shutil.chown(STATE_DIR, user=as_user)
+    if not (data / "PG_VERSION").exists():
+        print("testenv: initialising a PostgreSQL cluster…", flush=True)
+        cmd = [
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "opsportal",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]
+        subprocess.run(
+            ["runuser", "-u", as_user, "--", *cmd] if as_user else cmd, check=True, stdout=subprocess.DEVNULL
+        )
+    proc = spawn(
+        [
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(PG_PORT),
+            "-k",
+            str(STATE_DIR),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ],
+        log=log,
+        user=as_user,
+    )
+    procs.append(proc)
+    wait_for(lambda: port_open(PG_PORT), timeout=60, what="PostgreSQL", proc=proc, log=log)
+    # The role's own database, so the URL works for manage.py as well as for the test database.
+    created = subprocess.run(
+        [
+            str(bindir / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(PG_PORT),
+            "-U",
+            "opsportal",
+            "-d",
+            "postgres",
+            "-tAc",
+            "SELECT 1 FROM pg_database WHERE datname='opsportal'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if created.stdout.strip() != "1":
+        subprocess.run(
+            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "opsportal", "opsportal"],
+            check=True,
+        )
+    return url
+
+
+def start_redis(procs: list) -> str:
+    url = f"redis://127.0.0.1:{REDIS_PORT}/0"
+    if port_open(REDIS_PORT):
+        return url
+    if not shutil.which("redis-server"):
+        _apt_install("redis-server")
+    proc = spawn(
+        [
+            "redis-server",
+            "--port",
+            str(REDIS_PORT),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ]
+    )
+    procs.append(proc)
+    wait_for(lambda: port_open(REDIS_PORT), timeout=30, what="Redis", proc=proc)
+    return url
+
+
+def main(argv: list[str]) -> int:
+    if "--" not in argv:
+        print(__doc__)
+        return 2
+    command = argv[argv.index("--") + 1 :]
+    procs: list = []
+    try:
+        env = dict(os.environ)
+        env["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL") or start_postgres(procs)
+        env["REDIS_URL"] = os.environ.get("TEST_REDIS_URL") or start_redis(procs)
+        return subprocess.call(command, env=env)
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

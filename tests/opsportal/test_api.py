@@ -1,0 +1,68 @@
+import pytest
+import yaml
+from django.urls import reverse
+from openapi_spec_validator import validate
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+
+def test_schema_is_a_valid_openapi_3_document(client, people):
+    client.force_login(people.developer)
+    response = client.get("/api/schema/")
+    assert response.status_code == 200
+    document = yaml.safe_load(response.content)
+    assert document["openapi"].startswith("3.")
+    validate(document)
+    assert "/api/me/" in document["paths"]
+    assert "/api/projects/{name}/" in document["paths"]
+
+
+def test_api_docs_page_uses_local_assets(client, people):
+    client.force_login(people.developer)
+    body = client.get("/api/docs/").content.decode()
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in body
+    assert "cdn" not in body.lower()
+
+
+def test_me_with_session(client, people):
+    client.force_login(people.ops)
+    data = client.get(reverse("api-me")).json()
+    assert data["username"] == people.ops.username
+    assert data["is_ops"] is True
+    assert data["projects"] == ["orders"]
+
+
+def test_me_with_token():
+    from django.contrib.auth.models import User
+
+    user = User.objects.create_user("api-user", password="x-very-long-password")
+    token = Token.objects.create(user=user)
+    api = APIClient()
+    assert api.get(reverse("api-me")).status_code in {401, 403}
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    data = api.get(reverse("api-me")).json()
+    assert data["username"] == "api-user"
+    assert data["is_ops"] is False
+
+
+def test_token_endpoint_issues_a_token(people):
+    from tests.fixtures.people import PASSWORD
+
+    api = APIClient()
+    bad = api.post(reverse("api-token"), {"username": people.developer.username, "password": "nope"})
+    assert bad.status_code == 400
+    good = api.post(reverse("api-token"), {"username": people.developer.username, "password": PASSWORD})
+    assert good.status_code == 200
+    assert Token.objects.get(user=people.developer).key == good.json()["token"]
+
+
+def test_api_errors_are_json_with_detail(client, people):
+    client.force_login(people.outsider)
+    response = client.get("/api/projects/orders/")
+    assert response.status_code == 404
+    assert response.json()["detail"]
+    bad = client.get("/api/audit-events/?since=garbage")
+    assert bad.status_code == 400
+    assert "since" in bad.json()["errors"]
