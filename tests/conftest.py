@@ -9,6 +9,7 @@ os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 pytest_plugins = [
     "tests.fixtures.people",
     "tests.fixtures.services",
+    "tests.fixtures.standins",
 ]
 
 
