@@ -16,3 +16,6 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 # The suite's worker and web server processes share a private queue, so stale messages from an
 # interrupted run never reach them.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("TEST_CELERY_QUEUE", "opsportal-test")
+
+# One test database per run, so concurrent runs against the same server never drop each other's.
+DATABASES["default"].setdefault("TEST", {})["NAME"] = f"test_opsportal_{os.getpid()}"  # noqa: F405

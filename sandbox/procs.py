@@ -28,13 +28,19 @@ def spawn(
     env: dict | None = None,
     cwd: Path | None = None,
     user: str | None = None,
+    detach: bool = False,
 ) -> subprocess.Popen:
-    """Start a child in its own process group, tied to this process's life."""
+    """Start a child in its own process group, tied to this process's life unless ``detach``."""
     if user is not None and os.geteuid() == 0:
         args = ["runuser", "-u", user, "--", *args]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
     return subprocess.Popen(
-        args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, preexec_fn=_die_with_parent
+        args,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        preexec_fn=os.setsid if detach else _die_with_parent,
     )
 
 

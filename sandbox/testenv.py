@@ -2,8 +2,9 @@
 
     python -m sandbox.testenv -- pytest ...
 
-Reuses servers already listening on the test ports (fast local iteration); stops only what it
-started. Set TEST_DATABASE_URL / TEST_REDIS_URL to use servers of your own instead. As root on
+Reuses servers already listening on the test ports. Outside CI the servers it starts keep running
+afterwards, so the next run (or a colleague's concurrent one) reuses them; under CI=true they stop
+with the run. Set TEST_DATABASE_URL / TEST_REDIS_URL to use servers of your own instead. As root on
 Debian it installs missing packages with apt-get; as an ordinary user they must be installed.
 """
 
@@ -19,6 +20,7 @@ from sandbox.procs import port_open, spawn, stop, wait_for
 PG_PORT = int(os.environ.get("TEST_PG_PORT", "55432"))
 REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "56379"))
 # Outside root's home so that the postgres user (when we are root) can reach it.
+KEEP_SERVERS = os.environ.get("CI") != "true"
 STATE_DIR = Path(os.environ.get("TEST_STATE_DIR", f"/var/tmp/opsportal-testenv-{os.geteuid()}"))
 
 
@@ -91,6 +93,7 @@ def start_postgres(procs: list) -> str:
         ],
         log=log,
         user=as_user,
+        detach=KEEP_SERVERS,
     )
     procs.append(proc)
     wait_for(lambda: port_open(PG_PORT), timeout=60, what="PostgreSQL", proc=proc, log=log)
@@ -140,7 +143,8 @@ def start_redis(procs: list) -> str:
             "no",
             "--daemonize",
             "no",
-        ]
+        ],
+        detach=KEEP_SERVERS,
     )
     procs.append(proc)
     wait_for(lambda: port_open(REDIS_PORT), timeout=30, what="Redis", proc=proc)
@@ -159,8 +163,9 @@ def main(argv: list[str]) -> int:
         env["REDIS_URL"] = os.environ.get("TEST_REDIS_URL") or start_redis(procs)
         return subprocess.call(command, env=env)
     finally:
-        for proc in reversed(procs):
-            stop(proc)
+        if not KEEP_SERVERS:
+            for proc in reversed(procs):
+                stop(proc)
 
 
 if __name__ == "__main__":
