@@ -10,7 +10,14 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from observability import services as observability_services
+from opsportal.errors import Conflict
 from projects.access import is_ops, is_qa, visible_projects
+
+
+class ConflictError(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The object's current state does not allow this."
+    default_code = "conflict"
 
 
 def exception_handler(exc, context):
@@ -21,6 +28,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, Conflict):
+        exc = ConflictError(str(exc))
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.ValidationError):
         response.data = {"detail": "Invalid input.", "errors": response.data}

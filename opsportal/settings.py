@@ -96,6 +96,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "opsportal.context_processors.portal",
             ],
         },
     },
@@ -231,9 +232,20 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    # kubernetes.client.rest logs whole response bodies (tokens included) at DEBUG.
+    "loggers": {"axes": {"level": "WARNING"}, "kubernetes": {"level": "INFO"}},
 }
 
 CELERY_BEAT_SCHEDULE = {
     "prune-live-events": {"task": "observability.tasks.prune_live_events", "schedule": 3600.0},
+    "fail-stuck-tickets": {"task": "deploys.tasks.fail_stuck_tickets", "schedule": 300.0},
 }
+
+# --- Provisioning and integrations ----------------------------------------------------------
+# The image a new Deployment runs until its first release replaces it.
+OPSPORTAL_BOOTSTRAP_IMAGE = env_str("OPSPORTAL_BOOTSTRAP_IMAGE", "registry.local/opsportal/bootstrap:1")
+# How long provisioning waits for a Deployment to become available, in seconds.
+OPSPORTAL_ROLLOUT_TIMEOUT = env_int("OPSPORTAL_ROLLOUT_TIMEOUT", 660)
+# Transient integration errors (timeouts, 5xx, 429) are retried this often, with exponential backoff.
+INTEGRATION_MAX_RETRIES = env_int("INTEGRATION_MAX_RETRIES", 5)
+INTEGRATION_RETRY_BACKOFF_SECONDS = env_int("INTEGRATION_RETRY_BACKOFF_SECONDS", 5)

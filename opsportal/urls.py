@@ -12,6 +12,8 @@ api_patterns = [
     path("token/", obtain_auth_token, name="api-token"),
     path("", include("projects.api_urls")),
     path("", include("observability.api_urls")),
+    path("", include("clusters.api_urls")),
+    path("", include("deploys.api_urls")),
 ]
 
 urlpatterns = [
@@ -26,6 +28,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("projects/", include("projects.urls")),
     path("audit/", include("observability.urls")),
+    path("clusters/", include("clusters.urls")),
+    path("", include("deploys.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

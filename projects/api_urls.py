@@ -6,4 +6,9 @@ urlpatterns = [
     path("projects/", api.ProjectListView.as_view(), name="api-project-list"),
     path("projects/<str:name>/", api.ProjectDetailView.as_view(), name="api-project-detail"),
     path("projects/<str:name>/members/", api.MemberListView.as_view(), name="api-project-members"),
+    path(
+        "projects/<str:name>/members/<str:username>/",
+        api.MemberDetailView.as_view(),
+        name="api-project-member",
+    ),
 ]

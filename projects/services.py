@@ -1,9 +1,14 @@
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from observability.services import audit_record
 from projects.choices import Language, Role
 from projects.models import Project, ProjectMember, UserProfile
+
+# Names that collide with the portal's own URLs under /projects/.
+RESERVED_NAMES = frozenset({"new"})
 
 
 def user_language_set(*, user: AbstractBaseUser, language: str) -> None:
@@ -21,6 +26,8 @@ def project_create(
     gitlab_repository: str = "",
     remote_addr: str | None = None,
 ) -> Project:
+    if name in RESERVED_NAMES:
+        raise ValidationError({"name": _("%(name)s is reserved; choose another name.") % {"name": name}})
     project = Project(
         name=name,
         owner=owner,
@@ -70,3 +77,23 @@ def member_set(
         remote_addr=remote_addr,
     )
     return member
+
+
+@transaction.atomic
+def member_remove(
+    *, actor: AbstractBaseUser, project: Project, user: AbstractBaseUser, remote_addr: str | None = None
+) -> None:
+    member = ProjectMember.objects.select_for_update().filter(project=project, user=user).first()
+    if member is None:
+        return
+    if user.pk == project.owner_id:
+        raise ValidationError(_("The owner cannot be removed; make someone else the owner first."))
+    member.delete()
+    audit_record(
+        actor=actor,
+        verb="member.remove",
+        target=project,
+        project=project,
+        changes={"user": user.get_username(), "role": [member.role, None]},
+        remote_addr=remote_addr,
+    )

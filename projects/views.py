@@ -1,13 +1,19 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
+from deploys import selectors as deploy_selectors
 from observability.events import current_seq, project_stream
 from observability.selectors import audit_events_for
-from projects import selectors
-from projects.access import Action, allowed_actions, get_project
+from projects import selectors, services
+from projects.access import Action, allowed_actions, get_project, is_ops
+from projects.forms import MemberForm, ProjectForm
 
-TABS = ("overview", "members", "audit")
+TABS = ("overview", "environments", "members", "tickets", "audit")
 
 
 @login_required
@@ -17,7 +23,28 @@ def project_list(request):
     projects = selectors.project_list(user=request.user, query=query, mine=scope != "all")
     page = Paginator(projects, 25).get_page(request.GET.get("page"))
     template = "projects/_list_table.html" if request.htmx else "projects/list.html"
-    return render(request, template, {"page": page, "scope": scope, "query": query})
+    return render(
+        request, template, {"page": page, "scope": scope, "query": query, "can_create": is_ops(request.user)}
+    )
+
+
+@login_required
+def project_create(request):
+    if not is_ops(request.user):
+        raise PermissionDenied(_("Only ops create projects."))
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = services.project_create(
+                actor=request.user, remote_addr=request.META.get("REMOTE_ADDR"), **form.cleaned_data
+            )
+        except ValidationError as exc:
+            for field, errors in getattr(exc, "error_dict", {None: exc.error_list}).items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, _("Project %(name)s created.") % {"name": project.name})
+            return redirect("project-detail", name=project.name)
+    return render(request, "projects/create.html", {"form": form})
 
 
 @login_required
@@ -26,15 +53,61 @@ def project_detail(request, name: str):
     tab = request.GET.get("tab", "overview")
     if tab not in TABS:
         tab = "overview"
+    actions = allowed_actions(request.user, project)
     context = {
         "project": project,
         "tab": tab,
         "tabs": TABS,
-        "actions": allowed_actions(request.user, project),
+        "actions": actions,
+        "can_file": Action.FILE_TICKET in actions,
+        "can_manage_members": Action.MANAGE_MEMBERS in actions,
         "members": project.members.select_related("user"),
+        "member_form": MemberForm(),
         "stream": project_stream(project.pk),
         "stream_seq": current_seq(project_stream(project.pk)),
     }
     if tab == "audit":
         context["events"] = audit_events_for(user=request.user, project=project.name)[:100]
+    elif tab == "tickets":
+        context["tickets"] = deploy_selectors.tickets_for_project(project=project)[:100]
+    elif tab == "environments":
+        context["environments"] = deploy_selectors.environments_for_project(project=project)
     return render(request, "projects/detail.html", context)
+
+
+@login_required
+@require_POST
+def member_set(request, name: str):
+    project = get_project(request.user, name=name, action=Action.MANAGE_MEMBERS)
+    form = MemberForm(request.POST)
+    if form.is_valid():
+        services.member_set(
+            actor=request.user,
+            project=project,
+            user=form.cleaned_data["username"],
+            role=form.cleaned_data["role"],
+            prod_terminal=form.cleaned_data["prod_terminal"],
+            remote_addr=request.META.get("REMOTE_ADDR"),
+        )
+        messages.success(request, _("Membership saved."))
+    else:
+        messages.error(request, "; ".join(e for errors in form.errors.values() for e in errors))
+    return redirect(f"/projects/{project.name}/?tab=members")
+
+
+@login_required
+@require_POST
+def member_remove(request, name: str, username: str):
+    project = get_project(request.user, name=name, action=Action.MANAGE_MEMBERS)
+    member = project.members.select_related("user").filter(user__username=username).first()
+    if member is not None:
+        try:
+            services.member_remove(
+                actor=request.user,
+                project=project,
+                user=member.user,
+                remote_addr=request.META.get("REMOTE_ADDR"),
+            )
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+    return redirect(f"/projects/{project.name}/?tab=members")

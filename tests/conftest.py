@@ -10,6 +10,8 @@ pytest_plugins = [
     "tests.fixtures.people",
     "tests.fixtures.services",
     "tests.fixtures.standins",
+    "tests.fixtures.kube",
+    "tests.fixtures.clusters",
 ]
 
 

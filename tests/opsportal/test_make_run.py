@@ -29,7 +29,11 @@ def embedded_portal(tmp_path):
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.run"], cwd=settings.BASE_DIR, env=env, stdout=out, stderr=out,
+            [sys.executable, "-m", "sandbox.run"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=out,
             start_new_session=True,
         )
     deadline = time.monotonic() + 180

@@ -1,0 +1,951 @@
+"""Render a project environment's Kubernetes objects from a typed spec, with the company's lessons built in.
+
+Pure: no I/O, no database. ``render(spec)`` returns plain dicts for server-side apply (Service, Deployment,
+HPA and, when the HPA keeps at least two pods, a PodDisruptionBudget) plus the guardrails it applied, each
+explained so ops can see why a value is what it is. Ops may override some guardrail defaults by knob name
+(``OVERRIDABLE``); an override below the safe value is reported as a warning.
+
+Messages are marked for translation and evaluated in the language active when the function is called;
+callers that store them should also store the stable ``Guardrail.code``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from decimal import Decimal
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+from kubernetes.utils import parse_quantity
+
+LANGUAGES = ("java", "go", "php", "python", "node")
+ENVIRONMENTS = ("test", "prod")
+SERVICE_TYPES = ("ClusterIP", "LoadBalancer")
+MANAGED_BY = "opsportal"
+CONTAINER_NAME = "app"
+PORT_NAME = "http"
+
+HPA_MAX_REPLICAS = 100
+MAX_STARTUP_SECONDS = 3600
+# A Spring Boot service needs ~40 s to start even with 4 cores (seed article); other runtimes start faster
+# but still get a margin so a slow node or a cold image cache does not restart them.
+LANGUAGE_MIN_STARTUP_ALLOWANCE = {"java": 90}
+DEFAULT_MIN_STARTUP_ALLOWANCE = 30
+STARTUP_ALLOWANCE_FACTOR = Decimal("1.5")
+PROBE_FAILURE_THRESHOLD = 3
+STARTUP_PROBE_PERIOD = 5
+PROBE_PERIOD = 10
+MIN_PROGRESS_DEADLINE = 600
+# Image pull and scheduling come on top of the application's own start-up.
+PROGRESS_DEADLINE_MARGIN = 300
+HPA_SCALE_UP_WINDOW = 60
+DEREGISTER_TIMEOUT = 5
+
+# Service names must be DNS-1035 labels (start with a letter), so the project name follows that stricter rule.
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# The apiserver's quantity grammar; parse_quantity alone also takes " 1", "1K", "NaN" and "1_000".
+_QUANTITY = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?")
+# Paths go into an httpGet probe and a shell command; keep them to characters that need no quoting anywhere.
+_HTTP_PATH = re.compile(r"/[A-Za-z0-9._~%/:@+=,-]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_XMX = re.compile(r"(?:^|\s)-(?:Xmx|XX:MaxHeapSize=)(\d+)([kKmMgGtT]?)(?=\s|$)")
+_JVM_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+# The JVM lets these override JAVA_TOOL_OPTIONS, which would silently undo the container-aware flags.
+_JVM_OVERRIDING_ENV = ("_JAVA_OPTIONS", "JDK_JAVA_OPTIONS")
+JAVA_OPTIONS_ENV = "JAVA_TOOL_OPTIONS"
+MAX_LABEL_VALUE = 63
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    project: str
+    environment: str
+    namespace: str
+    language: str
+    image: str
+    replicas: int
+    hpa_min: int
+    hpa_max: int
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str = ""
+    memory_limit: str = ""
+    container_port: int = 8080
+    service_port: int = 80
+    service_type: str = "ClusterIP"
+    health_path: str = "/healthz"
+    startup_seconds: int = 60
+    runtime_options: str = ""
+    env_vars: tuple[tuple[str, str], ...] = ()
+    hpa_cpu_target: int = 70
+    hpa_memory_target: int | None = None
+    eureka_enabled: bool = False
+    eureka_deregister_path: str = "/actuator/service-registry"
+    registry_refresh_seconds: int = 30
+    overrides: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class Guardrail:
+    code: str
+    level: str  # "info" | "warning"
+    message: str
+    overridden: bool = False
+
+
+@dataclass(frozen=True)
+class Rendered:
+    objects: list[dict]
+    guardrails: list[Guardrail]
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A guardrail default ops may override. Defaults and safe bounds may depend on the spec."""
+
+    name: str
+    description: str
+    lowest: int  # hard bounds: outside them the override is invalid
+    highest: int
+    default_for: Callable[[WorkloadSpec], int]
+    safe_minimum_for: Callable[[WorkloadSpec], int]
+    safe_maximum_for: Callable[[WorkloadSpec], int | None] = lambda spec: None
+    languages: tuple[str, ...] = LANGUAGES
+
+    def default(self, spec: WorkloadSpec) -> int:
+        return self.default_for(spec)
+
+    def safe_minimum(self, spec: WorkloadSpec) -> int:
+        return self.safe_minimum_for(spec)
+
+    def safe_maximum(self, spec: WorkloadSpec) -> int | None:
+        return self.safe_maximum_for(spec)
+
+
+def _default_prestop_sleep(spec: WorkloadSpec) -> int:
+    # Eureka clients cache the registry for registry_refresh_seconds; after de-registering, two refreshes
+    # make sure every caller has dropped this instance. Without Eureka the endpoints controller and
+    # kube-proxy still need a few seconds to stop routing to a terminating pod.
+    return 2 * spec.registry_refresh_seconds if spec.eureka_enabled else 5
+
+
+def _default_shutdown(spec: WorkloadSpec) -> int:
+    return 30
+
+
+def _safe_shutdown(spec: WorkloadSpec) -> int:
+    # Spring Boot's graceful shutdown waits up to 30 s per phase by default.
+    return 30 if spec.language == "java" else 10
+
+
+OVERRIDABLE: dict[str, Knob] = {
+    knob.name: knob
+    for knob in (
+        Knob(
+            name="probe_timeout_seconds",
+            description=_("Timeout of the readiness, liveness and start-up probes, in seconds."),
+            lowest=1,
+            highest=60,
+            default_for=lambda spec: 3,
+            safe_minimum_for=lambda spec: 3,
+        ),
+        Knob(
+            name="prestop_sleep_seconds",
+            description=_(
+                "Seconds the preStop hook waits after de-registering, so callers stop sending traffic "
+                "before the application is told to exit."
+            ),
+            lowest=0,
+            highest=600,
+            default_for=_default_prestop_sleep,
+            safe_minimum_for=_default_prestop_sleep,
+        ),
+        Knob(
+            name="shutdown_seconds",
+            description=_(
+                "Seconds the application gets to finish in-flight work after SIGTERM, before the kubelet "
+                "kills it; added to the preStop sleep to make the termination grace period."
+            ),
+            lowest=1,
+            highest=600,
+            default_for=_default_shutdown,
+            safe_minimum_for=_safe_shutdown,
+        ),
+        Knob(
+            name="jvm_max_ram_percentage",
+            description=_("Share of the container memory limit the JVM heap may use (MaxRAMPercentage)."),
+            lowest=10,
+            highest=95,
+            default_for=lambda spec: 75,
+            safe_minimum_for=lambda spec: 50,
+            # Above this, metaspace, thread stacks and direct buffers no longer fit beside the heap.
+            safe_maximum_for=lambda spec: 80,
+            languages=("java",),
+        ),
+        Knob(
+            name="hpa_scale_down_window_seconds",
+            description=_("Seconds the autoscaler waits for load to stay low before removing pods."),
+            lowest=0,
+            highest=3600,
+            default_for=lambda spec: 300,
+            safe_minimum_for=lambda spec: 300,
+        ),
+    )
+}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Validation
+
+
+_INT_FIELDS = (
+    "replicas",
+    "hpa_min",
+    "hpa_max",
+    "container_port",
+    "service_port",
+    "startup_seconds",
+    "hpa_cpu_target",
+    "registry_refresh_seconds",
+)
+_STR_FIELDS = (
+    "project",
+    "environment",
+    "namespace",
+    "language",
+    "image",
+    "cpu_request",
+    "memory_request",
+    "cpu_limit",
+    "memory_limit",
+    "service_type",
+    "health_path",
+    "runtime_options",
+    "eureka_deregister_path",
+)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _quantity(value: str) -> Decimal | None:
+    if not _QUANTITY.fullmatch(value):
+        return None
+    try:
+        return parse_quantity(value)
+    except ValueError:
+        return None
+
+
+def spec_errors(spec: WorkloadSpec) -> dict[str, list[str]]:
+    """Field name -> messages; ``{}`` when ``render(spec)`` will succeed."""
+    errors: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(str(message))
+
+    # Wrong types come from hand-edited JSON or a form that skipped coercion; report them and skip
+    # the rules that would crash on them.
+    for name in _INT_FIELDS:
+        if not _is_int(getattr(spec, name)):
+            add(name, _("%(field)s must be a whole number.") % {"field": name})
+    for name in _STR_FIELDS:
+        if not isinstance(getattr(spec, name), str):
+            add(name, _("%(field)s must be text.") % {"field": name})
+    if spec.hpa_memory_target is not None and not _is_int(spec.hpa_memory_target):
+        add("hpa_memory_target", _("hpa_memory_target must be a whole number or empty."))
+    if not isinstance(spec.eureka_enabled, bool):
+        add("eureka_enabled", _("eureka_enabled must be true or false."))
+    if errors:
+        return errors
+
+    _check_names(spec, add)
+    _check_replicas(spec, add)
+    _check_resources(spec, add)
+    _check_network(spec, add)
+    _check_runtime(spec, add)
+    _check_overrides(spec, add)
+    return errors
+
+
+Add = Callable[[str, str], None]
+
+
+def _check_names(spec: WorkloadSpec, add: Add) -> None:
+    # "<project>-<environment>" is a label value (at most 63 characters).
+    longest_project = MAX_LABEL_VALUE - 1 - max(len(env) for env in ENVIRONMENTS)
+    if len(spec.project) > longest_project or not _DNS1035_LABEL.fullmatch(spec.project):
+        add(
+            "project",
+            _(
+                "project '%(value)s' is not a valid name: use at most %(max)d lowercase letters, digits "
+                "and '-', starting with a letter and ending with a letter or digit."
+            )
+            % {"value": spec.project, "max": longest_project},
+        )
+    if len(spec.namespace) > MAX_LABEL_VALUE or not _DNS1123_LABEL.fullmatch(spec.namespace):
+        add(
+            "namespace",
+            _(
+                "namespace '%(value)s' is not a valid DNS-1123 label: use at most 63 lowercase letters, "
+                "digits and '-', starting and ending with a letter or digit."
+            )
+            % {"value": spec.namespace},
+        )
+    if spec.environment not in ENVIRONMENTS:
+        add(
+            "environment",
+            _("environment must be one of %(choices)s, not '%(value)s'.")
+            % {"choices": ", ".join(ENVIRONMENTS), "value": spec.environment},
+        )
+    if spec.language not in LANGUAGES:
+        add(
+            "language",
+            _("language must be one of %(choices)s, not '%(value)s'.")
+            % {"choices": ", ".join(LANGUAGES), "value": spec.language},
+        )
+    if not spec.image or any(c.isspace() for c in spec.image):
+        add("image", _("image must be a non-empty image reference without spaces."))
+
+
+def _check_replicas(spec: WorkloadSpec, add: Add) -> None:
+    if spec.replicas < 1:
+        add("replicas", _("replicas must be at least 1, not %(value)d.") % {"value": spec.replicas})
+    if spec.hpa_min < 1:
+        add("hpa_min", _("hpa_min must be at least 1, not %(value)d.") % {"value": spec.hpa_min})
+    if spec.hpa_max > HPA_MAX_REPLICAS:
+        add(
+            "hpa_max",
+            _("hpa_max must be at most %(max)d, not %(value)d.")
+            % {"max": HPA_MAX_REPLICAS, "value": spec.hpa_max},
+        )
+    if spec.hpa_min > spec.hpa_max:
+        add(
+            "hpa_min",
+            _("hpa_min (%(min)d) must not be greater than hpa_max (%(max)d).")
+            % {"min": spec.hpa_min, "max": spec.hpa_max},
+        )
+    elif spec.replicas >= 1 and not spec.hpa_min <= spec.replicas <= spec.hpa_max:
+        add(
+            "replicas",
+            _("replicas (%(value)d) must be within the autoscaling range %(min)d-%(max)d.")
+            % {"value": spec.replicas, "min": spec.hpa_min, "max": spec.hpa_max},
+        )
+    for name in ("hpa_cpu_target", "hpa_memory_target"):
+        value = getattr(spec, name)
+        if value is not None and not 1 <= value <= 100:
+            add(name, _("%(field)s must be a percentage from 1 to 100.") % {"field": name})
+
+
+def _check_resources(spec: WorkloadSpec, add: Add) -> None:
+    parsed: dict[str, Decimal | None] = {}
+    for name in ("cpu_request", "memory_request", "cpu_limit", "memory_limit"):
+        value: str = getattr(spec, name)
+        parsed[name] = None
+        if value == "" and name.endswith("_limit"):
+            continue
+        if value == "":
+            add(name, _("%(field)s is required (e.g. 1, 500m, 1Gi).") % {"field": name})
+            continue
+        amount = _quantity(value)
+        if amount is None:
+            example = "1, 500m" if name.startswith("cpu") else "512Mi, 1Gi"
+            add(
+                name,
+                _("%(field)s: '%(value)s' is not a Kubernetes quantity; use e.g. %(example)s.")
+                % {"field": name, "value": value, "example": example},
+            )
+        elif amount <= 0:
+            add(name, _("%(field)s must be greater than zero.") % {"field": name})
+        else:
+            parsed[name] = amount
+    for kind in ("cpu", "memory"):
+        request, limit = parsed[f"{kind}_request"], parsed[f"{kind}_limit"]
+        if request is not None and limit is not None and limit < request:
+            add(
+                f"{kind}_limit",
+                _("%(field)s (%(limit)s) must not be lower than %(request_field)s (%(request)s).")
+                % {
+                    "field": f"{kind}_limit",
+                    "limit": getattr(spec, f"{kind}_limit"),
+                    "request_field": f"{kind}_request",
+                    "request": getattr(spec, f"{kind}_request"),
+                },
+            )
+
+
+def _check_network(spec: WorkloadSpec, add: Add) -> None:
+    for name in ("container_port", "service_port"):
+        value = getattr(spec, name)
+        if not 1 <= value <= 65535:
+            add(
+                name, _("%(field)s must be from 1 to 65535, not %(value)d.") % {"field": name, "value": value}
+            )
+    if spec.service_type not in SERVICE_TYPES:
+        add(
+            "service_type",
+            _("service_type must be one of %(choices)s, not '%(value)s'.")
+            % {"choices": ", ".join(SERVICE_TYPES), "value": spec.service_type},
+        )
+    for name in ("health_path", "eureka_deregister_path"):
+        value = getattr(spec, name)
+        if not _HTTP_PATH.fullmatch(value):
+            add(
+                name,
+                _(
+                    "%(field)s '%(value)s' must start with '/' and contain only letters, digits and "
+                    "._~%%/:@+=,- (no spaces, quotes or shell characters)."
+                )
+                % {"field": name, "value": value},
+            )
+    if not 1 <= spec.registry_refresh_seconds <= 300:
+        add("registry_refresh_seconds", _("registry_refresh_seconds must be from 1 to 300 seconds."))
+
+
+def _check_runtime(spec: WorkloadSpec, add: Add) -> None:
+    if spec.startup_seconds < 0:
+        add("startup_seconds", _("startup_seconds must not be negative."))
+    elif spec.startup_seconds > MAX_STARTUP_SECONDS:
+        add(
+            "startup_seconds",
+            _("startup_seconds must be at most %(max)d (one hour).") % {"max": MAX_STARTUP_SECONDS},
+        )
+    if "\n" in spec.runtime_options or "\r" in spec.runtime_options or "\0" in spec.runtime_options:
+        add("runtime_options", _("runtime_options must be a single line (no line breaks or NUL)."))
+
+    seen: set[str] = set()
+    reserved = _reserved_env(spec)
+    if not isinstance(spec.env_vars, tuple | list):
+        add("env_vars", _("env_vars must be a list of name/value pairs."))
+        return
+    for pair in spec.env_vars:
+        if not (isinstance(pair, tuple | list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+            add("env_vars", _("env_vars must be a list of name/value pairs."))
+            continue
+        name, value = pair
+        if not _ENV_NAME.fullmatch(name):
+            add(
+                "env_vars",
+                _("environment variable name '%(name)s' must match [A-Za-z_][A-Za-z0-9_]*.") % {"name": name},
+            )
+        elif name in seen:
+            add("env_vars", _("environment variable '%(name)s' is set twice.") % {"name": name})
+        elif name in reserved:
+            add(
+                "env_vars",
+                _("environment variable '%(name)s' is set by the platform; use %(instead)s instead.")
+                % {"name": name, "instead": reserved[name]},
+            )
+        if "\0" in value:
+            add("env_vars", _("the value of '%(name)s' must not contain NUL.") % {"name": name})
+        seen.add(name)
+
+
+def _reserved_env(spec: WorkloadSpec) -> dict[str, str]:
+    if spec.language == "java":
+        return {JAVA_OPTIONS_ENV: "runtime_options"}
+    return {}
+
+
+def _check_overrides(spec: WorkloadSpec, add: Add) -> None:
+    if not isinstance(spec.overrides, tuple | list):
+        add("overrides", _("overrides must be a list of knob/value pairs."))
+        return
+    seen: set[str] = set()
+    for pair in spec.overrides:
+        if not (isinstance(pair, tuple | list) and len(pair) == 2 and isinstance(pair[0], str)):
+            add("overrides", _("overrides must be a list of knob/value pairs."))
+            continue
+        name, value = pair
+        knob = OVERRIDABLE.get(name)
+        if knob is None:
+            add(
+                "overrides",
+                _("'%(name)s' is not an overridable setting; known: %(known)s.")
+                % {"name": name, "known": ", ".join(sorted(OVERRIDABLE))},
+            )
+        elif name in seen:
+            add("overrides", _("'%(name)s' is overridden twice.") % {"name": name})
+        elif spec.language not in knob.languages:
+            add(
+                "overrides",
+                _("'%(name)s' applies only to %(languages)s.")
+                % {"name": name, "languages": ", ".join(knob.languages)},
+            )
+        elif not _is_int(value) or not knob.lowest <= value <= knob.highest:
+            add(
+                "overrides",
+                _("'%(name)s' must be a whole number from %(low)d to %(high)d.")
+                % {"name": name, "low": knob.lowest, "high": knob.highest},
+            )
+        seen.add(name)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Rendering
+
+
+class _Guardrails:
+    def __init__(self, spec: WorkloadSpec) -> None:
+        self.spec = spec
+        self.items: list[Guardrail] = []
+        self.overrides: dict[str, Any] = dict(spec.overrides)
+
+    def info(self, code: str, message: str) -> None:
+        self.items.append(Guardrail(code=code, level="info", message=str(message)))
+
+    def warning(self, code: str, message: str) -> None:
+        self.items.append(Guardrail(code=code, level="warning", message=str(message)))
+
+    def knob(self, name: str, explanation: str) -> int:
+        """The knob's value for this spec, recorded as a guardrail under the knob's name."""
+        knob = OVERRIDABLE[name]
+        default = knob.default(self.spec)
+        if name not in self.overrides:
+            self.info(name, explanation)
+            return default
+        value = self.overrides[name]
+        low, high = knob.safe_minimum(self.spec), knob.safe_maximum(self.spec)
+        unsafe = value < low or (high is not None and value > high)
+        params = {"name": name, "value": value, "default": default, "why": explanation}
+        if unsafe:
+            safe = f"{low}-{high}" if high is not None else f">= {low}"
+            message = _(
+                "%(name)s overridden to %(value)s (default %(default)s), outside the safe range %(safe)s. "
+                "Why the default: %(why)s"
+            ) % {**params, "safe": safe}
+        else:
+            message = _(
+                "%(name)s overridden to %(value)s (default %(default)s). Why the default: %(why)s"
+            ) % (params)
+        self.items.append(
+            Guardrail(code=name, level="warning" if unsafe else "info", message=str(message), overridden=True)
+        )
+        return value
+
+
+def render(spec: WorkloadSpec) -> Rendered:
+    """Service, Deployment, HPA (and PDB) for ``spec``, in apply order; raises ValueError if invalid."""
+    errors = spec_errors(spec)
+    if errors:
+        details = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
+        raise ValueError(f"invalid workload spec: {details}")
+
+    rails = _Guardrails(spec)
+    labels = _labels(spec)
+    selector = _selector(spec)
+    objects = [
+        _service(spec, labels, selector),
+        _deployment(spec, labels, selector, rails),
+        _hpa(spec, labels, rails),
+    ]
+    if spec.hpa_min >= 2:
+        objects.append(_pdb(spec, labels, selector))
+        rails.info(
+            "pdb",
+            _(
+                "A PodDisruptionBudget lets node drains evict at most one pod at a time, because the "
+                "autoscaler keeps at least %(min)d pods."
+            )
+            % {"min": spec.hpa_min},
+        )
+    else:
+        rails.info(
+            "pdb",
+            _("No PodDisruptionBudget: with a single pod it would block node drains; raise hpa_min to 2."),
+        )
+    return Rendered(objects=objects, guardrails=rails.items)
+
+
+def _labels(spec: WorkloadSpec) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": spec.project,
+        "app.kubernetes.io/instance": f"{spec.project}-{spec.environment}",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "opsportal.io/project": spec.project,
+        "opsportal.io/environment": spec.environment,
+    }
+
+
+def _selector(spec: WorkloadSpec) -> dict[str, str]:
+    # Selectors are immutable; only labels that can never change for this object belong in them.
+    return {
+        "app.kubernetes.io/name": spec.project,
+        "app.kubernetes.io/instance": f"{spec.project}-{spec.environment}",
+    }
+
+
+def _metadata(spec: WorkloadSpec, labels: dict[str, str]) -> dict[str, Any]:
+    return {"name": spec.project, "namespace": spec.namespace, "labels": dict(labels)}
+
+
+def _service(spec: WorkloadSpec, labels: dict[str, str], selector: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(spec, labels),
+        "spec": {
+            "type": spec.service_type,
+            "selector": dict(selector),
+            "ports": [
+                {"name": PORT_NAME, "port": spec.service_port, "targetPort": PORT_NAME, "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def _startup_allowance(spec: WorkloadSpec) -> int:
+    minimum = LANGUAGE_MIN_STARTUP_ALLOWANCE.get(spec.language, DEFAULT_MIN_STARTUP_ALLOWANCE)
+    return max(math.ceil(spec.startup_seconds * STARTUP_ALLOWANCE_FACTOR), minimum)
+
+
+def _http_probe(spec: WorkloadSpec, *, period: int, timeout: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": spec.health_path, "port": PORT_NAME, "scheme": "HTTP"},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+        "successThreshold": 1,
+    }
+
+
+def _probes(spec: WorkloadSpec, rails: _Guardrails) -> dict[str, Any]:
+    timeout = rails.knob(
+        "probe_timeout_seconds",
+        _(
+            "Probes wait %(timeout)d s for an answer and a pod is only restarted or taken out of the "
+            "Service after %(failures)d failures in a row: a 1 s timeout restarted slow but healthy services."
+        )
+        % {
+            "timeout": OVERRIDABLE["probe_timeout_seconds"].default(spec),
+            "failures": PROBE_FAILURE_THRESHOLD,
+        },
+    )
+    allowance = _startup_allowance(spec)
+    # A probe that can take longer than its period would overlap the next one.
+    startup_period = max(STARTUP_PROBE_PERIOD, timeout)
+    startup_failures = math.ceil(allowance / startup_period)
+    rails.info(
+        "startup_probe",
+        _(
+            "A start-up probe gives the application %(allowance)d s to answer on %(path)s (%(period)d s x "
+            "%(failures)d tries; expected start-up %(expected)d s x 1.5, at least %(minimum)d s for "
+            "%(language)s). Liveness and readiness only begin after it succeeds, so a slow start is never "
+            "killed; no initialDelaySeconds guessing."
+        )
+        % {
+            "allowance": startup_period * startup_failures,
+            "path": spec.health_path,
+            "period": startup_period,
+            "failures": startup_failures,
+            "expected": spec.startup_seconds,
+            "minimum": LANGUAGE_MIN_STARTUP_ALLOWANCE.get(spec.language, DEFAULT_MIN_STARTUP_ALLOWANCE),
+            "language": spec.language,
+        },
+    )
+    period = max(PROBE_PERIOD, timeout)
+    return {
+        "startupProbe": _http_probe(spec, period=startup_period, timeout=timeout, failures=startup_failures),
+        "readinessProbe": _http_probe(spec, period=period, timeout=timeout, failures=PROBE_FAILURE_THRESHOLD),
+        "livenessProbe": _http_probe(spec, period=period, timeout=timeout, failures=PROBE_FAILURE_THRESHOLD),
+    }
+
+
+def _prestop_command(spec: WorkloadSpec, sleep: int) -> list[str]:
+    steps: list[str] = []
+    if spec.eureka_enabled:
+        url = shlex.quote(f"http://127.0.0.1:{spec.container_port}{spec.eureka_deregister_path}")
+        body = shlex.quote('{"status":"OUT_OF_SERVICE"}')
+        header = shlex.quote("Content-Type: application/json")
+        # Images carry either busybox/GNU wget or curl; a failed call must not skip the sleep below,
+        # because the sleep alone still covers the endpoints removal.
+        steps.append(
+            f"(wget -q -O /dev/null -T {DEREGISTER_TIMEOUT} --header={header} --post-data={body} {url}"
+            f" || curl -fsS -o /dev/null -m {DEREGISTER_TIMEOUT} -X POST -H {header} -d {body} {url})"
+            " >/dev/null 2>&1 || true"
+        )
+    steps.append(f"sleep {sleep}")
+    return ["/bin/sh", "-c", "; ".join(steps)]
+
+
+def _lifecycle(spec: WorkloadSpec, rails: _Guardrails) -> tuple[dict[str, Any], int]:
+    if spec.eureka_enabled:
+        why = _(
+            "Before stopping, the pod marks itself OUT_OF_SERVICE in Eureka (POST %(path)s) and waits "
+            "%(sleep)d s, about two registry refreshes (%(refresh)d s), so callers' cached registries "
+            "drop it before it exits."
+        ) % {
+            "path": spec.eureka_deregister_path,
+            "sleep": _default_prestop_sleep(spec),
+            "refresh": spec.registry_refresh_seconds,
+        }
+    else:
+        why = _(
+            "Before stopping, the pod waits %(sleep)d s so the Service stops routing to it before the "
+            "application exits."
+        ) % {"sleep": _default_prestop_sleep(spec)}
+    sleep = rails.knob("prestop_sleep_seconds", why)
+    shutdown = rails.knob(
+        "shutdown_seconds",
+        _("After the preStop wait the application gets %(shutdown)d s to finish in-flight requests.")
+        % {"shutdown": _default_shutdown(spec)},
+    )
+    grace = sleep + shutdown
+    rails.info(
+        "termination_grace",
+        _(
+            "terminationGracePeriodSeconds is %(grace)d s (preStop %(sleep)d s + shutdown %(shutdown)d s), "
+            "so the kubelet never kills the pod while it is still draining."
+        )
+        % {"grace": grace, "sleep": sleep, "shutdown": shutdown},
+    )
+    return {"preStop": {"exec": {"command": _prestop_command(spec, sleep)}}}, grace
+
+
+def _xmx_bytes(runtime_options: str) -> int | None:
+    matches = _XMX.findall(runtime_options)
+    if not matches:
+        return None
+    digits, unit = matches[-1]  # the JVM honours the last occurrence
+    return int(digits) * _JVM_UNITS[unit.lower()]
+
+
+def _java_env(spec: WorkloadSpec, rails: _Guardrails, memory_limit: str) -> list[dict[str, str]]:
+    percentage = rails.knob(
+        "jvm_max_ram_percentage",
+        _(
+            "The JVM sizes its heap from the container's memory limit (MaxRAMPercentage=%(pct)d), not the "
+            "host's memory, leaving the rest for metaspace, threads and buffers."
+        )
+        % {"pct": OVERRIDABLE["jvm_max_ram_percentage"].default(spec)},
+    )
+    cpu = spec.cpu_limit or spec.cpu_request
+    processors = max(1, math.ceil(parse_quantity(cpu)))
+    rails.info(
+        "jvm_processors",
+        _(
+            "The JVM is told it has %(count)d processor(s) (ActiveProcessorCount, from the CPU %(source)s) "
+            "instead of counting the host's CPUs, which would oversize GC and thread pools."
+        )
+        % {"count": processors, "source": "limit" if spec.cpu_limit else "request"},
+    )
+    # Initial = max, like -Xms = -Xmx in the seed article: the heap never grows under load, and a limit
+    # that is too small fails at start-up instead of during traffic.
+    flags = [
+        f"-XX:MaxRAMPercentage={percentage}.0",
+        f"-XX:InitialRAMPercentage={percentage}.0",
+        f"-XX:ActiveProcessorCount={processors}",
+    ]
+    if spec.runtime_options.strip():
+        flags.append(spec.runtime_options.strip())
+
+    xmx = _xmx_bytes(spec.runtime_options)
+    if xmx is not None:
+        limit_bytes = parse_quantity(memory_limit)
+        if xmx >= limit_bytes:
+            rails.warning(
+                "jvm_xmx_over_limit",
+                _(
+                    "runtime_options sets a fixed heap (-Xmx) of %(xmx)d MiB, not below the memory limit "
+                    "%(limit)s: the heap plus the JVM's own memory will exceed the limit and the pod will be "
+                    "OOM-killed. Remove -Xmx or raise memory_limit."
+                )
+                % {"xmx": xmx // 1024**2, "limit": memory_limit},
+            )
+        else:
+            rails.info(
+                "jvm_xmx_fixed",
+                _(
+                    "runtime_options sets a fixed heap (-Xmx), which overrides MaxRAMPercentage and does not "
+                    "follow later changes of the memory limit; prefer the percentage."
+                ),
+            )
+    for name, _value in spec.env_vars:
+        if name in _JVM_OVERRIDING_ENV:
+            rails.warning(
+                "jvm_env_override",
+                _("%(name)s overrides JAVA_TOOL_OPTIONS and may undo the container-aware JVM flags.")
+                % {"name": name},
+            )
+    return [{"name": JAVA_OPTIONS_ENV, "value": " ".join(flags)}]
+
+
+def _deployment(
+    spec: WorkloadSpec, labels: dict[str, str], selector: dict[str, str], rails: _Guardrails
+) -> dict[str, Any]:
+    memory_limit = spec.memory_limit or spec.memory_request
+    probes = _probes(spec, rails)
+    lifecycle, grace = _lifecycle(spec, rails)
+
+    env: list[dict[str, str]] = []
+    if spec.language == "java":
+        env.extend(_java_env(spec, rails, memory_limit))
+    env.extend({"name": name, "value": value} for name, value in spec.env_vars)
+
+    limits = {"memory": memory_limit}
+    if spec.cpu_limit:
+        limits["cpu"] = spec.cpu_limit
+    else:
+        rails.info(
+            "cpu_limit",
+            _("No CPU limit: the container may use idle CPU beyond its request instead of being throttled."),
+        )
+    if not spec.memory_limit:
+        rails.info(
+            "memory_limit",
+            _(
+                "The memory limit defaults to the request (%(memory)s): the pod never counts on memory the "
+                "scheduler did not reserve for it, which would be taken back by an OOM kill."
+            )
+            % {"memory": memory_limit},
+        )
+
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": spec.image,
+        "ports": [{"name": PORT_NAME, "containerPort": spec.container_port, "protocol": "TCP"}],
+        "resources": {"requests": {"cpu": spec.cpu_request, "memory": spec.memory_request}, "limits": limits},
+        **probes,
+        "lifecycle": lifecycle,
+    }
+    if env:
+        container["env"] = env
+
+    progress_deadline = max(MIN_PROGRESS_DEADLINE, _startup_allowance(spec) + PROGRESS_DEADLINE_MARGIN)
+    rails.info(
+        "rollout",
+        _(
+            "Rolling updates start a new pod before stopping an old one (maxUnavailable 0, maxSurge 25%%) "
+            "and are reported as failed after %(deadline)d s without progress."
+        )
+        % {"deadline": progress_deadline},
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(spec, labels),
+        "spec": {
+            "replicas": spec.replicas,
+            "selector": {"matchLabels": dict(selector)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
+            "progressDeadlineSeconds": progress_deadline,
+            "revisionHistoryLimit": 10,
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {"terminationGracePeriodSeconds": grace, "containers": [container]},
+            },
+        },
+    }
+
+
+def _hpa(spec: WorkloadSpec, labels: dict[str, str], rails: _Guardrails) -> dict[str, Any]:
+    metrics: list[dict[str, Any]] = [_utilization("cpu", spec.hpa_cpu_target)]
+    if spec.hpa_memory_target is not None:
+        metrics.append(_utilization("memory", spec.hpa_memory_target))
+        if spec.language == "java":
+            rails.warning(
+                "hpa_memory_java",
+                _(
+                    "Memory-based autoscaling misfires for Java: the JVM keeps the heap it has taken, so "
+                    "memory use does not fall after load drops and the autoscaler never scales back down. "
+                    "Scale Java services on CPU only."
+                ),
+            )
+    elif spec.language == "java":
+        rails.info(
+            "hpa_memory_java",
+            _("Memory-based autoscaling is off for Java: the JVM heap does not shrink when load drops."),
+        )
+    down_window = rails.knob(
+        "hpa_scale_down_window_seconds",
+        _(
+            "The autoscaler scales up after %(up)d s of high load but removes pods only after %(down)d s of "
+            "low load, one pod (or 10%%) per minute, so short dips do not cause flapping."
+        )
+        % {"up": HPA_SCALE_UP_WINDOW, "down": OVERRIDABLE["hpa_scale_down_window_seconds"].default(spec)},
+    )
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(spec, labels),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.project},
+            "minReplicas": spec.hpa_min,
+            "maxReplicas": spec.hpa_max,
+            "metrics": metrics,
+            "behavior": {
+                "scaleUp": {
+                    "stabilizationWindowSeconds": HPA_SCALE_UP_WINDOW,
+                    "selectPolicy": "Max",
+                    "policies": [
+                        {"type": "Percent", "value": 100, "periodSeconds": 60},
+                        {"type": "Pods", "value": 4, "periodSeconds": 60},
+                    ],
+                },
+                # A percentage alone would round to zero pods for small deployments and never scale down.
+                "scaleDown": {
+                    "stabilizationWindowSeconds": down_window,
+                    "selectPolicy": "Max",
+                    "policies": [
+                        {"type": "Pods", "value": 1, "periodSeconds": 60},
+                        {"type": "Percent", "value": 10, "periodSeconds": 60},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _utilization(resource: str, target: int) -> dict[str, Any]:
+    return {
+        "type": "Resource",
+        "resource": {"name": resource, "target": {"type": "Utilization", "averageUtilization": target}},
+    }
+
+
+def _pdb(spec: WorkloadSpec, labels: dict[str, str], selector: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(spec, labels),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": dict(selector)},
+            # A crash-looping pod must not block a node drain.
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# Storage
+
+
+def spec_to_dict(spec: WorkloadSpec) -> dict[str, Any]:
+    """JSON-ready dict; pairs become two-element lists, which ``spec_from_dict`` turns back into tuples."""
+    data = asdict(spec)
+    data["env_vars"] = [list(pair) for pair in spec.env_vars]
+    data["overrides"] = [list(pair) for pair in spec.overrides]
+    return data
+
+
+def spec_from_dict(data: dict[str, Any]) -> WorkloadSpec:
+    """Inverse of ``spec_to_dict``; raises ValueError on unknown or missing keys. Does not validate values."""
+    known = {f.name for f in fields(WorkloadSpec)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown workload spec keys: {', '.join(unknown)}")
+    values = dict(data)
+    for name in ("env_vars", "overrides"):
+        if name in values:
+            values[name] = tuple(tuple(pair) for pair in values[name])
+    try:
+        return WorkloadSpec(**values)
+    except TypeError as exc:  # missing required keys
+        raise ValueError(f"incomplete workload spec: {exc}") from exc

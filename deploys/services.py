@@ -1,0 +1,541 @@
+"""Onboarding tickets: filing, review, and provisioning onto Kubernetes.
+
+Every status change locks the ticket row, checks TICKET_TRANSITIONS, records an AuditEvent in the same
+transaction and announces itself on the project's live stream after commit.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from clusters.models import Cluster
+from deploys import manifests
+from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
+from deploys.models import OnboardingTicket, ProjectEnvironment
+from integrations.errors import IntegrationError
+from observability import events
+from observability.services import audit_record, changes_between
+from opsportal.errors import Conflict
+from projects.access import Action, check, is_ops
+from projects.models import Project
+
+logger = logging.getLogger(__name__)
+
+# The fields of a WorkloadSpec that a ticket's requester chooses; the rest come from the project,
+# the environment and the cluster.
+_INT, _STR, _BOOL = (int,), (str,), (bool,)
+REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "replicas": _INT,
+    "hpa_min": _INT,
+    "hpa_max": _INT,
+    "cpu_request": _STR,
+    "memory_request": _STR,
+    "cpu_limit": _STR,
+    "memory_limit": _STR,
+    "container_port": _INT,
+    "service_port": _INT,
+    "service_type": _STR,
+    "health_path": _STR,
+    "startup_seconds": _INT,
+    "runtime_options": _STR,
+    "env_vars": (list,),
+    "hpa_cpu_target": _INT,
+    "hpa_memory_target": _INT,
+    "eureka_enabled": _BOOL,
+    "eureka_deregister_path": _STR,
+    "registry_refresh_seconds": _INT,
+    "image": _STR,
+}
+REQUEST_FIELDS = tuple(REQUEST_FIELD_TYPES)
+REQUIRED_REQUEST_FIELDS = ("replicas", "hpa_min", "hpa_max", "cpu_request", "memory_request")
+PROGRESS_LIMIT = 200
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def namespace_for(*, project: Project, environment: str, cluster: Cluster | None) -> str:
+    template = cluster.namespace_template if cluster else "{project}-{environment}"
+    return template.format(project=project.name, environment=environment)
+
+
+def ticket_spec(ticket: OnboardingTicket) -> manifests.WorkloadSpec:
+    """The full WorkloadSpec of a ticket; raises ValidationError with field errors when it is invalid."""
+    return build_spec(
+        project=ticket.project,
+        environment=ticket.environment,
+        cluster=ticket.cluster,
+        request=ticket.request,
+        overrides=ticket.overrides,
+    )
+
+
+def build_spec(
+    *, project: Project, environment: str, cluster: Cluster | None, request: dict, overrides: dict
+) -> manifests.WorkloadSpec:
+    _check_request_types(request)
+    data = {key: value for key, value in request.items() if value is not None}
+    data.setdefault("image", settings.OPSPORTAL_BOOTSTRAP_IMAGE)
+    if not data.get("image"):
+        data["image"] = settings.OPSPORTAL_BOOTSTRAP_IMAGE
+    data.update(
+        project=project.name,
+        environment=environment,
+        namespace=namespace_for(project=project, environment=environment, cluster=cluster),
+        language=project.language,
+        overrides=sorted((overrides or {}).items()),
+    )
+    try:
+        spec = manifests.spec_from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc)) from exc
+    errors = manifests.spec_errors(spec)
+    if errors:
+        raise ValidationError({key: [str(m) for m in messages] for key, messages in errors.items()})
+    return spec
+
+
+def _check_request_types(request) -> None:
+    """Reject wrong shapes with field errors before the spec's own rules (which assume the types) run."""
+    if not isinstance(request, dict):
+        raise ValidationError({"request": _("Expected an object of fields.")})
+    errors: dict[str, str] = {}
+    for key, value in request.items():
+        expected = REQUEST_FIELD_TYPES.get(key)
+        if expected is None:
+            errors[key] = _("Unknown field.")
+        elif value is not None and (
+            not isinstance(value, expected) or (bool not in expected and isinstance(value, bool))
+        ):
+            errors[key] = _("Expected %(type)s.") % {"type": expected[0].__name__}
+    if "env_vars" in request and isinstance(request["env_vars"], list):
+        for pair in request["env_vars"]:
+            if not (
+                isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
+            ):
+                errors["env_vars"] = _("Expected a list of [name, value] pairs of strings.")
+                break
+    for key in REQUIRED_REQUEST_FIELDS:
+        if request.get(key) is None:
+            errors.setdefault(key, _("This field is required."))
+    if errors:
+        raise ValidationError(errors)
+
+
+def _publish(ticket: OnboardingTicket, event_type: str, **payload) -> None:
+    events.publish(
+        stream=events.project_stream(ticket.project_id),
+        type=event_type,
+        payload={"ticket": ticket.pk, "status": ticket.status, **payload},
+    )
+
+
+def _locked(ticket_id: int) -> OnboardingTicket:
+    ticket = OnboardingTicket.objects.select_for_update().filter(pk=ticket_id).first()
+    if ticket is None:
+        raise OnboardingTicket.DoesNotExist(f"No ticket {ticket_id}.")
+    # Related rows are read after the lock, without joining them into FOR UPDATE.
+    ticket.project = Project.objects.get(pk=ticket.project_id)
+    return ticket
+
+
+def _move(
+    ticket: OnboardingTicket,
+    to: str,
+    *,
+    actor,
+    verb: str,
+    changes: dict | None = None,
+    remote_addr: str | None = None,
+) -> None:
+    if not ticket.can_move_to(to):
+        raise Conflict(
+            _("Ticket #%(id)s is %(status)s; it cannot become %(to)s.")
+            % {"id": ticket.pk, "status": ticket.get_status_display(), "to": TicketStatus(to).label}
+        )
+    before = ticket.status
+    ticket.status = to
+    ticket.save()
+    audit_record(
+        actor=actor,
+        verb=verb,
+        target=ticket,
+        project=ticket.project,
+        changes={"status": [before, to], **(changes or {})},
+        remote_addr=remote_addr,
+    )
+    _publish(ticket, "ticket-changed")
+
+
+# --- filing and review -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def ticket_create(
+    *,
+    actor,
+    project: Project,
+    environment: str,
+    request: dict,
+    submit: bool = False,
+    remote_addr: str | None = None,
+) -> OnboardingTicket:
+    check(actor, Action.FILE_TICKET, project)
+    build_spec(project=project, environment=environment, cluster=None, request=request, overrides={})
+    # Lock the project so two people filing at once cannot both pass the "one open ticket" check.
+    Project.objects.select_for_update().get(pk=project.pk)
+    open_ticket = OnboardingTicket.objects.filter(
+        project=project, environment=environment, status__in=OPEN_TICKET_STATUSES
+    ).first()
+    if open_ticket is not None:
+        raise Conflict(
+            _("Ticket #%(id)s for %(env)s is still open; finish or withdraw it first.")
+            % {"id": open_ticket.pk, "env": environment}
+        )
+    ticket = OnboardingTicket.objects.create(
+        project=project, environment=environment, created_by=actor, request=request
+    )
+    audit_record(
+        actor=actor,
+        verb="ticket.create",
+        target=ticket,
+        project=project,
+        changes=request,
+        remote_addr=remote_addr,
+    )
+    if submit:
+        _move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
+    else:
+        _publish(ticket, "ticket-changed")
+    return ticket
+
+
+@transaction.atomic
+def ticket_update(
+    *,
+    actor,
+    ticket_id: int,
+    request: dict | None = None,
+    overrides: dict | None = None,
+    remote_addr: str | None = None,
+) -> OnboardingTicket:
+    """Change a ticket before approval: its requester while it is a draft, ops until approval.
+    Only ops may override guardrail defaults. The diff is audited."""
+    ticket = _locked(ticket_id)
+    check(actor, Action.VIEW, ticket.project)
+    if is_ops(actor):
+        allowed = ticket.status in EDITABLE_BY_OPS
+    else:
+        check(actor, Action.FILE_TICKET, ticket.project)
+        allowed = ticket.status in EDITABLE_BY_FILER
+        if overrides is not None and overrides != ticket.overrides:
+            raise ValidationError({"overrides": _("Only ops can override guardrail defaults.")})
+    if not allowed:
+        raise Conflict(
+            _("Ticket #%(id)s is %(status)s and can no longer be edited.")
+            % {"id": ticket.pk, "status": ticket.get_status_display()}
+        )
+    new_request = ticket.request if request is None else request
+    new_overrides = ticket.overrides if overrides is None else overrides
+    build_spec(
+        project=ticket.project,
+        environment=ticket.environment,
+        cluster=ticket.cluster,
+        request=new_request,
+        overrides=new_overrides,
+    )
+    diff = changes_between(ticket.request, new_request)
+    override_diff = changes_between(ticket.overrides, new_overrides)
+    if not diff and not override_diff:
+        return ticket
+    ticket.request, ticket.overrides = new_request, new_overrides
+    ticket.save()
+    changes = {**diff, **{f"override:{k}": v for k, v in override_diff.items()}}
+    audit_record(
+        actor=actor,
+        verb="ticket.edit",
+        target=ticket,
+        project=ticket.project,
+        changes=changes,
+        remote_addr=remote_addr,
+    )
+    _publish(ticket, "ticket-changed")
+    return ticket
+
+
+@transaction.atomic
+def ticket_submit(*, actor, ticket_id: int, remote_addr: str | None = None) -> OnboardingTicket:
+    ticket = _locked(ticket_id)
+    check(actor, Action.FILE_TICKET, ticket.project)
+    if ticket.status == TicketStatus.SUBMITTED:
+        return ticket
+    ticket_spec(ticket)
+    _move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
+    return ticket
+
+
+@transaction.atomic
+def ticket_withdraw(*, actor, ticket_id: int, remote_addr: str | None = None) -> OnboardingTicket:
+    ticket = _locked(ticket_id)
+    check(actor, Action.FILE_TICKET, ticket.project)
+    if ticket.status == TicketStatus.DRAFT:
+        return ticket
+    _move(ticket, TicketStatus.DRAFT, actor=actor, verb="ticket.withdraw", remote_addr=remote_addr)
+    return ticket
+
+
+@transaction.atomic
+def ticket_reject(*, actor, ticket_id: int, reason: str, remote_addr: str | None = None) -> OnboardingTicket:
+    ticket = _locked(ticket_id)
+    check(actor, Action.APPROVE_TICKET, ticket.project)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Say why the ticket is rejected.")})
+    if ticket.status == TicketStatus.REJECTED:
+        return ticket
+    ticket.rejection_reason = reason[:2000]
+    ticket.reviewed_by, ticket.reviewed_at = actor, timezone.now()
+    _move(
+        ticket,
+        TicketStatus.REJECTED,
+        actor=actor,
+        verb="ticket.reject",
+        changes={"reason": reason},
+        remote_addr=remote_addr,
+    )
+    return ticket
+
+
+def _pick_cluster(ticket: OnboardingTicket, cluster_id: int | None) -> Cluster:
+    clusters = Cluster.objects.filter(environment=ticket.environment)
+    if cluster_id is not None:
+        cluster = clusters.filter(pk=cluster_id).first()
+        if cluster is None:
+            raise ValidationError({"cluster": _("Choose a %(env)s cluster.") % {"env": ticket.environment}})
+        return cluster
+    environment = ProjectEnvironment.objects.filter(
+        project=ticket.project, environment=ticket.environment
+    ).first()
+    if environment and environment.cluster_id:
+        return environment.cluster
+    if ticket.cluster_id:
+        return ticket.cluster
+    candidates = list(clusters[:2])
+    if len(candidates) != 1:
+        raise ValidationError(
+            {
+                "cluster": _("Choose which %(env)s cluster to use.") % {"env": ticket.environment}
+                if candidates
+                else _("No %(env)s cluster is registered yet; add one under Clusters.")
+                % {"env": ticket.environment}
+            }
+        )
+    return candidates[0]
+
+
+@transaction.atomic
+def ticket_approve(
+    *, actor, ticket_id: int, cluster_id: int | None = None, remote_addr: str | None = None
+) -> OnboardingTicket:
+    """Approve a submitted ticket, or retry a failed one, and queue its provisioning."""
+    from deploys.tasks import provision_ticket
+
+    ticket = _locked(ticket_id)
+    check(actor, Action.APPROVE_TICKET, ticket.project)
+    if ticket.status in (TicketStatus.APPROVED, TicketStatus.PROVISIONING):
+        return ticket
+    if not ticket.can_move_to(TicketStatus.APPROVED):
+        raise Conflict(
+            _("Ticket #%(id)s is %(status)s and cannot be approved.")
+            % {"id": ticket.pk, "status": ticket.get_status_display()}
+        )
+    verb = "ticket.retry" if ticket.status == TicketStatus.FAILED else "ticket.approve"
+    cluster = _pick_cluster(ticket, cluster_id)
+    ticket.cluster = cluster
+    ticket_spec(ticket)
+    ticket.reviewed_by, ticket.reviewed_at = actor, timezone.now()
+    ticket.error, ticket.error_causes, ticket.finished_at = "", [], None
+    token = ticket.new_run_token()
+    _move(
+        ticket,
+        TicketStatus.APPROVED,
+        actor=actor,
+        verb=verb,
+        changes={"cluster": cluster.name},
+        remote_addr=remote_addr,
+    )
+    transaction.on_commit(lambda: provision_ticket.delay(ticket_id=ticket.pk, run_token=str(token)))
+    return ticket
+
+
+# --- provisioning ----------------------------------------------------------------------------
+
+
+@dataclass
+class ProvisionOutcome:
+    ok: bool
+    message: str = ""
+    causes: list = field(default_factory=list)
+
+
+def _claim(ticket_id: int, run_token: str) -> OnboardingTicket | None:
+    """Take the ticket for this run. A redelivered or retried message of the same run may take it again
+    (applying is idempotent); a message of an older run, or a finished ticket, gets nothing."""
+    with transaction.atomic():
+        ticket = (
+            OnboardingTicket.objects.select_for_update().filter(pk=ticket_id, run_token=run_token).first()
+        )
+        if ticket is None or ticket.status not in (TicketStatus.APPROVED, TicketStatus.PROVISIONING):
+            return None
+        ticket.project = Project.objects.get(pk=ticket.project_id)
+        ticket.attempts += 1
+        if ticket.status == TicketStatus.APPROVED:
+            ticket.started_at = timezone.now()
+            ticket.progress = []
+            _move(ticket, TicketStatus.PROVISIONING, actor=None, verb="ticket.provision.start")
+        else:
+            ticket.save(update_fields=["attempts", "updated_at"])
+        return ticket
+
+
+def ticket_progress(*, ticket_id: int, message: str) -> None:
+    with transaction.atomic():
+        ticket = OnboardingTicket.objects.select_for_update().get(pk=ticket_id)
+        entry = {"at": timezone.now().isoformat(timespec="seconds"), "message": message}
+        ticket.progress = [*ticket.progress, entry][-PROGRESS_LIMIT:]
+        ticket.save(update_fields=["progress", "updated_at"])
+        _publish(ticket, "ticket-progress", message=message)
+
+
+def _finish(ticket_id: int, run_token: str, outcome: ProvisionOutcome, live_objects: list) -> None:
+    with transaction.atomic():
+        ticket = _locked(ticket_id)
+        if str(ticket.run_token) != str(run_token) or ticket.status != TicketStatus.PROVISIONING:
+            return
+        ticket.finished_at = timezone.now()
+        ticket.live_objects = live_objects
+        if outcome.ok:
+            ticket.error, ticket.error_causes = "", []
+            environment, _created = ProjectEnvironment.objects.select_for_update().get_or_create(
+                project=ticket.project, environment=ticket.environment
+            )
+            environment.cluster = ticket.cluster
+            environment.namespace = namespace_for(
+                project=ticket.project, environment=ticket.environment, cluster=ticket.cluster
+            )
+            environment.spec = {"request": ticket.request, "overrides": ticket.overrides}
+            environment.live_objects = live_objects
+            environment.provisioned_at = ticket.finished_at
+            environment.save()
+            _move(
+                ticket,
+                TicketStatus.ACTIVE,
+                actor=None,
+                verb="ticket.provision.succeed",
+                changes={"objects": [f"{o['kind']}/{o['name']}" for o in live_objects]},
+            )
+        else:
+            ticket.error, ticket.error_causes = outcome.message[:4000], outcome.causes
+            _move(
+                ticket,
+                TicketStatus.FAILED,
+                actor=None,
+                verb="ticket.provision.fail",
+                changes={"error": outcome.message[:500]},
+            )
+
+
+def ticket_provision_failed(*, ticket_id: int, run_token: str, error: str) -> None:
+    """Give up on a run (transient errors outlasted the retries, or the worker was lost)."""
+    _finish(ticket_id, run_token, ProvisionOutcome(ok=False, message=error), live_objects=[])
+
+
+def keep_live_replicas(client, obj: dict) -> dict:
+    """The HPA owns the replica count of a running Deployment: re-applying sends the live count, so a
+    config change never resets the scale (dropping the field instead would let it fall to 1)."""
+    if obj["kind"] != "Deployment":
+        return obj
+    live = client.get("Deployment", obj["metadata"]["namespace"], obj["metadata"]["name"])
+    if live is None or (live.get("spec") or {}).get("replicas") is None:
+        return obj
+    return {**obj, "spec": {**obj["spec"], "replicas": live["spec"]["replicas"]}}
+
+
+def _apply_and_wait(ticket_id: int, client, spec, rendered, live_objects: list) -> ProvisionOutcome:
+    progress = ticket_progress
+    progress(ticket_id=ticket_id, message=_("Ensuring namespace %(ns)s") % {"ns": spec.namespace})
+    client.ensure_namespace(spec.namespace, labels={"app.kubernetes.io/managed-by": "opsportal"})
+    for obj in rendered.objects:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        progress(ticket_id=ticket_id, message=_("Applying %(kind)s %(name)s") % {"kind": kind, "name": name})
+        client.apply(keep_live_replicas(client, obj))
+        live_objects.append({"kind": kind, "name": name, "namespace": spec.namespace})
+    progress(ticket_id=ticket_id, message=_("Waiting for the Deployment to become available"))
+    last = {"text": ""}
+
+    def on_progress(rollout) -> None:
+        text = _("Rollout: %(message)s (%(ready)s/%(desired)s ready)") % {
+            "message": rollout.message,
+            "ready": rollout.ready,
+            "desired": rollout.desired,
+        }
+        if text != last["text"]:
+            last["text"] = text
+            progress(ticket_id=ticket_id, message=text)
+
+    result = client.wait_for_deployment(
+        spec.namespace, spec.project, timeout=settings.OPSPORTAL_ROLLOUT_TIMEOUT, on_progress=on_progress
+    )
+    if result.succeeded:
+        return ProvisionOutcome(ok=True)
+    return ProvisionOutcome(ok=False, message=f"{result.reason or result.state}: {result.message}")
+
+
+def ticket_provision(*, ticket_id: int, run_token: str) -> None:
+    """Apply the ticket's objects with server-side apply and wait for the Deployment.
+
+    Raises a transient IntegrationError for the task to retry; permanent failures end the ticket."""
+    from integrations.kubernetes.client import KubeClient
+
+    ticket = _claim(ticket_id, run_token)
+    if ticket is None:
+        return
+    cluster = Cluster.objects.get(pk=ticket.cluster_id)
+    ticket.cluster = cluster
+    live_objects: list = []
+    try:
+        spec = ticket_spec(ticket)
+        rendered = manifests.render(spec)
+        with KubeClient.from_cluster(cluster) as client:
+            outcome = _apply_and_wait(ticket_id, client, spec, rendered, live_objects)
+    except ValidationError as exc:
+        outcome = ProvisionOutcome(ok=False, message="; ".join(exc.messages))
+    except IntegrationError as exc:
+        if not exc.permanent:
+            ticket_progress(
+                ticket_id=ticket_id, message=_("Temporary failure, will retry: %(e)s") % {"e": exc}
+            )
+            raise
+        outcome = ProvisionOutcome(ok=False, message=str(exc), causes=list(getattr(exc, "causes", []) or []))
+    _finish(ticket_id, run_token, outcome, live_objects)
+
+
+def tickets_fail_stuck(*, older_than_seconds: int) -> int:
+    """Fail provisioning runs whose worker vanished (no progress for longer than any run may take)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stuck = OnboardingTicket.objects.filter(status=TicketStatus.PROVISIONING, updated_at__lt=cutoff)
+    count = 0
+    for ticket_id, token in stuck.values_list("pk", "run_token"):
+        ticket_provision_failed(
+            ticket_id=ticket_id,
+            run_token=str(token),
+            error=_("The provisioning worker stopped responding. Retry the ticket."),
+        )
+        count += 1
+    return count

@@ -1,0 +1,51 @@
+from django import forms
+from django.contrib.auth import get_user_model
+from django.utils.translation import gettext_lazy as _
+
+from projects.choices import Language, Role
+from projects.models import dns1123_label
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=63, validators=[dns1123_label])
+    description = forms.CharField(
+        label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    language = forms.ChoiceField(label=_("Language"), choices=Language.choices)
+    gitlab_repository = forms.RegexField(
+        label=_("GitLab repository"),
+        required=False,
+        max_length=255,
+        regex=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$",
+        error_messages={"invalid": _("Use a path such as group/service.")},
+    )
+    owner = forms.ModelChoiceField(
+        label=_("Owner"), queryset=get_user_model().objects.filter(is_active=True), to_field_name="username"
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.widget.attrs.setdefault(
+                "class", "form-select" if isinstance(field, forms.ChoiceField) else "form-control"
+            )
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(
+        label=_("User"),
+        max_length=150,
+        widget=forms.TextInput(attrs={"class": "form-control form-control-sm"}),
+    )
+    role = forms.ChoiceField(
+        label=_("Role"),
+        choices=Role.choices,
+        widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
+    )
+    prod_terminal = forms.BooleanField(label=_("May open production terminals"), required=False)
+
+    def clean_username(self):
+        user = get_user_model().objects.filter(username=self.cleaned_data["username"], is_active=True).first()
+        if user is None:
+            raise forms.ValidationError(_("No active user with that name."))
+        return user
