@@ -1,0 +1,912 @@
+"""A throwaway Kubernetes control plane (etcd, apiserver, controller-manager, scheduler, kwok) on 127.0.0.1.
+
+Every component runs as a plain child process in its own process group, with PR_SET_PDEATHSIG so the
+kernel kills it if the launching process dies without running its teardown.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import ctypes
+import datetime
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from sandbox.kube import build
+
+DEFAULT_API_PORT = 16443
+NODE_NAMES = ("kwok-node-0", "kwok-node-1")
+SERVICE_CIDR = "10.0.0.0/24"
+POD_CIDR = "10.0.1.0/24"
+STATE_FILE = "state.json"
+ACTIVE_PHASES = ("building", "starting", "ready")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+_PR_SET_PDEATHSIG = 1
+
+Progress = Callable[[str], None]
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+def free_port(preferred: int | None = None) -> int:
+    """Return ``preferred`` when nothing listens on it, else a kernel-chosen free port."""
+    candidates = [preferred, 0] if preferred else [0]
+    for candidate in candidates:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise ClusterError("no free port")
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    def preexec() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # The parent may have died between fork and prctl; the signal would then never come.
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return preexec
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Certificates
+
+
+def _write_key(path: Path, key) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    path.chmod(0o600)
+
+
+def _name(common_name: str, organization: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(attrs)
+
+
+@dataclass
+class _CA:
+    key: ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+
+    @classmethod
+    def create(cls, pki: Path) -> _CA:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name("opsportal-local-ca"))
+            .issuer_name(_name("opsportal-local-ca"))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        _write_key(pki / "ca.key", key)
+        (pki / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return cls(key, cert)
+
+    def issue(self, pki: Path, stem: str, subject: x509.Name, *, server: bool = False) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        )
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+                        x509.DNSName("localhost"),
+                        x509.DNSName("kubernetes"),
+                        x509.DNSName("kubernetes.default"),
+                        x509.DNSName("kubernetes.default.svc"),
+                        x509.DNSName("kubernetes.default.svc.cluster.local"),
+                    ]
+                ),
+                critical=False,
+            )
+        cert = builder.sign(self.key, hashes.SHA256())
+        key_path, cert_path = pki / f"{stem}.key", pki / f"{stem}.crt"
+        _write_key(key_path, key)
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return cert_path, key_path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Process bookkeeping shared by every LocalCluster in this interpreter, so atexit and signal handlers can
+# tear them all down.
+
+_live: set[LocalCluster] = set()
+# Re-entrant: the signal handler runs on the main thread, possibly while that thread holds the lock.
+_live_lock = threading.RLock()
+_handlers_installed = False
+
+
+def _stop_all() -> None:
+    with _live_lock:
+        clusters = list(_live)
+    for cluster in clusters:
+        cluster.stop()
+
+
+def _on_signal(signum: int, _frame) -> None:
+    _stop_all()
+    # Re-deliver with the default disposition so the exit status still says "killed by signal".
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_handlers() -> None:
+    global _handlers_installed
+    if _handlers_installed:
+        return
+    _handlers_installed = True
+    atexit.register(_stop_all)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) in (signal.SIG_DFL, None):
+            signal.signal(signum, _on_signal)
+
+
+@dataclass
+class _Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+
+@dataclass
+class Ports:
+    apiserver: int
+    etcd_client: int
+    etcd_peer: int
+    controller_manager: int
+    scheduler: int
+    kwok: int
+
+    @classmethod
+    def pick(cls, api_port: int | None) -> Ports:
+        return cls(
+            apiserver=api_port or free_port(DEFAULT_API_PORT),
+            etcd_client=free_port(),
+            etcd_peer=free_port(),
+            controller_manager=free_port(),
+            scheduler=free_port(),
+            kwok=free_port(),
+        )
+
+
+@dataclass
+class ClusterState:
+    phase: str  # building | starting | ready | failed | stopped
+    message: str = ""
+    kubeconfig: str | None = None
+    server: str | None = None
+    pid: int | None = None
+    updated: float = field(default_factory=time.time)
+
+    @classmethod
+    def read(cls, workdir: Path) -> ClusterState | None:
+        try:
+            data = json.loads((Path(workdir) / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return cls(**data)
+
+    def write(self, workdir: Path) -> None:
+        path = Path(workdir) / STATE_FILE
+        tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}")
+        tmp.write_text(json.dumps(self.__dict__, indent=2) + "\n")
+        tmp.replace(path)
+
+
+class LocalCluster:
+    """Start with :meth:`start` (or ``with LocalCluster() as c``); everything lives under ``workdir``."""
+
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        api_port: int | None = None,
+        nodes: tuple[str, ...] = NODE_NAMES,
+        progress: Progress | None = None,
+        per_pod_exec: bool = True,
+    ) -> None:
+        """``per_pod_exec``: watch pods and give each its own exec work directory (see pod_workdir)."""
+        self.per_pod_exec = per_pod_exec
+        self._stopping = threading.Event()
+        self._owns_workdir = workdir is None
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="opsportal-kube-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.node_names = nodes
+        self._requested_api_port = api_port
+        self._progress = progress or (lambda _msg: None)
+        self._procs: list[_Proc] = []
+        self._lock = threading.RLock()  # re-entrant for the same reason as _live_lock
+        self.ports: Ports | None = None
+        self.bins: dict[str, Path] = {}
+
+    # -- public paths ------------------------------------------------------------------------------------
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    @property
+    def server(self) -> str:
+        if not self.ports:
+            raise ClusterError("cluster not started")
+        return f"https://127.0.0.1:{self.ports.apiserver}"
+
+    @property
+    def pki(self) -> Path:
+        return self.workdir / "pki"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.workdir / "logs"
+
+    @property
+    def exec_dir(self) -> Path:
+        """Work directory of exec sessions into pods that have no per-pod directory."""
+        return self.workdir / "exec"
+
+    def api_client(self):
+        """A new ``kubernetes.client.ApiClient`` authenticated as the kubeconfig's admin user."""
+        from kubernetes import client
+
+        configuration = client.Configuration()
+        configuration.host = self.server
+        configuration.ssl_ca_cert = str(self.pki / "ca.crt")
+        configuration.cert_file = str(self.pki / "admin.crt")
+        configuration.key_file = str(self.pki / "admin.key")
+        return client.ApiClient(configuration)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _state(self, phase: str, message: str = "") -> None:
+        self._progress(f"[{phase}] {message}" if message else f"[{phase}]")
+        ClusterState(
+            phase=phase,
+            message=message,
+            kubeconfig=str(self.kubeconfig) if phase == "ready" else None,
+            server=self.server if phase == "ready" else None,
+            pid=os.getpid(),
+        ).write(self.workdir)
+
+    def start(self, timeout: float = 180.0) -> LocalCluster:
+        """Build binaries if needed, then start every component and wait until the cluster is usable.
+
+        ``timeout`` covers starting, not a cold build.
+        """
+        _install_handlers()
+        self._stopping.clear()
+        with _live_lock:
+            _live.add(self)
+        try:
+            if not build.binaries_ready():
+                self._state("building", "building control-plane binaries (cold: about 10 minutes on 2 cores)")
+            self.bins = build.ensure_binaries(progress=lambda m: self._building(m))
+            self._state("starting", "starting control plane")
+            deadline = time.monotonic() + timeout
+            self._prepare()
+            self._start_etcd(deadline)
+            self._start_apiserver(deadline)
+            self._start_controller_manager(deadline)
+            self._start_scheduler(deadline)
+            self._install_kwok_crds(deadline)
+            self._start_kwok(deadline)
+            self._create_nodes(deadline)
+            self._wait_default_service_account(deadline)
+        except BaseException as exc:
+            self._state("failed", f"{type(exc).__name__}: {exc}")
+            self.stop(final_phase=None)
+            raise
+        if self.per_pod_exec:
+            threading.Thread(target=self._run_pod_agent, name="kube-pod-agent", daemon=True).start()
+        self._state("ready", f"apiserver {self.server}")
+        return self
+
+    def _building(self, message: str) -> None:
+        if message.startswith("==>"):
+            self._state("building", message.removeprefix("==> "))
+        else:
+            self._progress(message)
+
+    def stop(self, final_phase: str | None = "stopped") -> None:
+        """Terminate components in reverse start order; safe to call repeatedly and from handlers."""
+        self._stopping.set()
+        with self._lock:
+            procs, self._procs = self._procs, []
+        for proc in reversed(procs):
+            _terminate(proc.popen)
+        with _live_lock:
+            _live.discard(self)
+        if final_phase and procs:
+            self._state(final_phase)
+        if self._owns_workdir and final_phase:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def alive(self) -> list[str]:
+        return [p.name for p in self._procs if p.popen.poll() is None]
+
+    # -- per-pod exec and logs -------------------------------------------------------------------------
+
+    def pod_workdir(self, namespace: str, pod: str, uid: str | None = None) -> Path:
+        """Give ``pod`` its own exec work directory (kwok ``Exec`` object) and return it.
+
+        With the pod's ``uid`` the Exec object is owned by the pod, so it is garbage-collected with it.
+        """
+        path = self.workdir / "pods" / namespace / pod
+        path.mkdir(parents=True, exist_ok=True)
+        metadata: dict = {"name": pod, "namespace": namespace}
+        if uid:
+            metadata["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid}]
+        self._apply_kwok_object(
+            namespace,
+            "execs",
+            {"kind": "Exec", "metadata": metadata, "spec": {"execs": [{"local": {"workDir": str(path)}}]}},
+        )
+        return path
+
+    def _run_pod_agent(self) -> None:
+        """Give every new pod its own exec work directory, for as long as the cluster runs."""
+        from kubernetes import client, watch
+
+        handled: set[str] = set()
+        while not self._stopping.is_set():
+            try:
+                with self.api_client() as api:
+                    w = watch.Watch()
+                    pods = client.CoreV1Api(api).list_pod_for_all_namespaces
+                    for event in w.stream(pods, timeout_seconds=60):
+                        pod = event["object"].metadata
+                        if self._stopping.is_set():
+                            w.stop()
+                        elif event["type"] == "ADDED" and pod.uid not in handled:
+                            self._give_pod_workdir(pod, handled)
+            except Exception as exc:  # the apiserver going away during stop() ends up here too
+                if self._stopping.wait(1.0):
+                    return
+                self._progress(f"pod agent: watch failed, retrying: {exc}")
+
+    def _give_pod_workdir(self, pod, handled: set[str]) -> None:
+        from kubernetes import client
+
+        try:
+            self.pod_workdir(pod.namespace, pod.name, uid=pod.uid)
+        except client.ApiException as exc:
+            # Typically the namespace is terminating; the pod is about to disappear anyway.
+            self._progress(f"pod agent: no work directory for {pod.namespace}/{pod.name}: {exc.reason}")
+        handled.add(pod.uid)
+
+    def set_pod_logs(self, namespace: str, pod: str, lines: list[str], *, follow: bool = False) -> Path:
+        """Serve ``lines`` as the logs of every container of ``pod`` (kwok ``Logs`` object)."""
+        path = self.workdir / "pods" / namespace / f"{pod}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(_cri_log_line(line) for line in lines))
+        self._apply_kwok_object(
+            namespace,
+            "logs",
+            {
+                "kind": "Logs",
+                "metadata": {"name": pod, "namespace": namespace},
+                "spec": {"logs": [{"logsFile": str(path), "follow": follow}]},
+            },
+        )
+        return path
+
+    def _apply_kwok_object(self, namespace: str, plural: str, body: dict) -> None:
+        from kubernetes import client
+
+        body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", **body}
+        with self.api_client() as api:
+            custom = client.CustomObjectsApi(api)
+            try:
+                custom.create_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", namespace, plural, body)
+            except client.ApiException as exc:
+                if exc.status != 409:
+                    raise
+                custom.patch_namespaced_custom_object(
+                    "kwok.x-k8s.io", "v1alpha1", namespace, plural, body["metadata"]["name"], body
+                )
+
+    # -- start steps -----------------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        for sub in ("pki", "etcd", "logs", "exec", "pods", "config"):
+            shutil.rmtree(self.workdir / sub, ignore_errors=True)
+            (self.workdir / sub).mkdir(parents=True, mode=0o700)
+        self.ports = Ports.pick(self._requested_api_port)
+        ca = _CA.create(self.pki)
+        ca.issue(self.pki, "apiserver", _name("kube-apiserver"), server=True)
+        ca.issue(self.pki, "kwok-serving", _name("kwok"), server=True)
+        ca.issue(
+            self.pki, "apiserver-kubelet-client", _name("kube-apiserver-kubelet-client", "system:masters")
+        )
+        users = {
+            "admin": _name("admin", "system:masters"),
+            "controller-manager": _name("system:kube-controller-manager"),
+            "scheduler": _name("system:kube-scheduler"),
+            "kwok": _name("kwok-controller", "system:masters"),
+        }
+        for user, subject in users.items():
+            cert, key = ca.issue(self.pki, user, subject)
+            self._write_kubeconfig(self.workdir / "config" / f"{user}.kubeconfig", user, cert, key)
+        sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        _write_key(self.pki / "sa.key", sa_key)
+        (self.pki / "sa.pub").write_bytes(
+            sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        (self.logs_dir / "default.log").write_text(_cri_log_line("kwok fake container: no logs configured"))
+
+    def _write_kubeconfig(self, path: Path, user: str, cert: Path, key: Path) -> None:
+        # Embedded data, not file paths: the portal accepts only self-contained kubeconfigs.
+        def b64(file: Path) -> str:
+            return base64.b64encode(file.read_bytes()).decode()
+
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "opsportal-local",
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority-data": b64(self.pki / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [
+                {"name": user, "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)}}
+            ],
+            "contexts": [
+                {"name": "opsportal-local", "context": {"cluster": "opsportal-local", "user": user}}
+            ],
+            "current-context": "opsportal-local",
+        }
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
+        if user == "admin":
+            self.kubeconfig.write_text(path.read_text())
+            self.kubeconfig.chmod(0o600)
+
+    def _spawn(self, name: str, args: list[str]) -> _Proc:
+        log = self.logs_dir / f"{name}.log"
+        self._progress(f"starting {name}")
+        with log.open("ab") as out:
+            popen = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()),
+            )
+        proc = _Proc(name, popen, log)
+        with self._lock:
+            self._procs.append(proc)
+        return proc
+
+    def _wait(self, what: str, proc: _Proc | None, deadline: float, check: Callable[[], bool]) -> None:
+        """Poll ``check`` with backoff until it is true, the process exits, or the deadline passes."""
+        delay = 0.05
+        last_error = ""
+        while True:
+            if proc and proc.popen.poll() is not None:
+                raise ClusterError(
+                    f"{proc.name} exited with code {proc.popen.returncode} while waiting for {what}:\n"
+                    + _tail(proc.log)
+                )
+            try:
+                if check():
+                    return
+            except Exception as exc:  # any failure means "not ready yet"
+                last_error = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() >= deadline:
+                detail = f"\n{_tail(proc.log)}" if proc else ""
+                raise ClusterError(f"timed out waiting for {what} (last error: {last_error}){detail}")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    def _https_ok(self, port: int, path: str, *, client_cert: bool, verify: bool) -> bool:
+        context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if client_cert:
+            context.load_cert_chain(self.pki / "admin.crt", self.pki / "admin.key")
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}{path}", context=context, timeout=5) as r:
+                return r.status == 200
+        except urllib.error.HTTPError:
+            return False
+
+    def _start_etcd(self, deadline: float) -> None:
+        p = self.ports
+        client_url, peer_url = f"http://127.0.0.1:{p.etcd_client}", f"http://127.0.0.1:{p.etcd_peer}"
+        proc = self._spawn(
+            "etcd",
+            [
+                str(self.bins["etcd"]),
+                "--name=opsportal",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={client_url}",
+                f"--advertise-client-urls={client_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=opsportal={peer_url}",
+                # Test data is disposable: skipping fsync makes etcd (and thus every write) much faster.
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{p.etcd_client}/health", timeout=5) as r:
+                return json.loads(r.read()).get("health") == "true"
+
+        self._wait("etcd /health", proc, deadline, healthy)
+
+    def _start_apiserver(self, deadline: float) -> None:
+        p, pki = self.ports, self.pki
+        proc = self._spawn(
+            "kube-apiserver",
+            [
+                str(self.bins["kube-apiserver"]),
+                f"--etcd-servers=http://127.0.0.1:{p.etcd_client}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={p.apiserver}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                "--authorization-mode=Node,RBAC",
+                "--allow-privileged=true",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+                # Without a request-header CA the controller-manager and scheduler log an error every
+                # few seconds; nothing holds a certificate with the allowed name, so no one can proxy.
+                f"--requestheader-client-ca-file={pki / 'ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                # A loopback advertise address cannot be published as the kubernetes Service endpoint.
+                "--endpoint-reconciler-type=none",
+                "--v=0",
+            ],
+        )
+        self._wait(
+            "kube-apiserver /readyz",
+            proc,
+            deadline,
+            lambda: self._https_ok(p.apiserver, "/readyz", client_cert=True, verify=True),
+        )
+
+    def _component_flags(self, user: str, port: int) -> list[str]:
+        kubeconfig = self.workdir / "config" / f"{user}.kubeconfig"
+        return [
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            "--leader-elect=false",
+        ]
+
+    def _start_controller_manager(self, deadline: float) -> None:
+        p, pki = self.ports, self.pki
+        proc = self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.bins["kube-controller-manager"]),
+                *self._component_flags("controller-manager", p.controller_manager),
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                "--use-service-account-credentials=true",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+            ],
+        )
+        self._wait(
+            "kube-controller-manager /healthz",
+            proc,
+            deadline,
+            lambda: self._https_ok(p.controller_manager, "/healthz", client_cert=False, verify=False),
+        )
+
+    def _start_scheduler(self, deadline: float) -> None:
+        p = self.ports
+        proc = self._spawn(
+            "kube-scheduler",
+            [str(self.bins["kube-scheduler"]), *self._component_flags("scheduler", p.scheduler)],
+        )
+        self._wait(
+            "kube-scheduler /healthz",
+            proc,
+            deadline,
+            lambda: self._https_ok(p.scheduler, "/healthz", client_cert=False, verify=False),
+        )
+
+    def _install_kwok_crds(self, deadline: float) -> None:
+        from kubernetes import client, utils
+
+        docs = [d for d in yaml.safe_load_all(self.bins["kwok-crds.yaml"].read_text()) if d]
+        with self.api_client() as api:
+            utils.create_from_yaml(api, yaml_objects=docs)
+            ext = client.ApiextensionsV1Api(api)
+
+            def established() -> bool:
+                for doc in docs:
+                    crd = ext.read_custom_resource_definition(doc["metadata"]["name"])
+                    conditions = {c.type: c.status for c in (crd.status.conditions or [])}
+                    if conditions.get("Established") != "True":
+                        return False
+                return True
+
+            self._wait("kwok CRDs established", None, deadline, established)
+
+    def _kwok_config(self) -> Path:
+        stages = [d for d in yaml.safe_load_all(self.bins["kwok-stages.yaml"].read_text()) if d]
+        docs = [
+            *stages,
+            {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "ClusterExec",
+                "metadata": {"name": "local"},
+                "spec": {"execs": [{"local": {"workDir": str(self.exec_dir)}}]},
+            },
+            {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "ClusterLogs",
+                "metadata": {"name": "default"},
+                "spec": {"logs": [{"logsFile": str(self.logs_dir / "default.log"), "follow": False}]},
+            },
+        ]
+        path = self.workdir / "config" / "kwok.yaml"
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        return path
+
+    def _start_kwok(self, deadline: float) -> None:
+        p, pki = self.ports, self.pki
+        proc = self._spawn(
+            "kwok",
+            [
+                str(self.bins["kwok"]),
+                f"--config={self._kwok_config()}",
+                f"--kubeconfig={self.workdir / 'config' / 'kwok.kubeconfig'}",
+                "--manage-all-nodes=true",
+                "--enable-crds=Exec,Logs",
+                "--node-ip=127.0.0.1",
+                f"--node-port={p.kwok}",
+                f"--server-address=127.0.0.1:{p.kwok}",
+                f"--tls-cert-file={pki / 'kwok-serving.crt'}",
+                f"--tls-private-key-file={pki / 'kwok-serving.key'}",
+                f"--cidr={POD_CIDR}",
+                "--node-lease-duration-seconds=40",
+            ],
+        )
+        self._wait(
+            "kwok /healthz",
+            proc,
+            deadline,
+            lambda: self._https_ok(p.kwok, "/healthz", client_cert=False, verify=True),
+        )
+
+    def _create_nodes(self, deadline: float) -> None:
+        from kubernetes import client
+
+        with self.api_client() as api:
+            core = client.CoreV1Api(api)
+            for name in self.node_names:
+                core.create_node(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Node",
+                        "metadata": {
+                            "name": name,
+                            "annotations": {
+                                "kwok.x-k8s.io/node": "fake",
+                                "node.alpha.kubernetes.io/ttl": "0",
+                            },
+                            "labels": {
+                                "type": "kwok",
+                                "kubernetes.io/hostname": name,
+                                "kubernetes.io/os": "linux",
+                                "kubernetes.io/arch": "amd64",
+                            },
+                        },
+                        "status": {
+                            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                        },
+                    }
+                )
+
+            def all_ready() -> bool:
+                nodes = core.list_node().items
+                ready = {
+                    n.metadata.name
+                    for n in nodes
+                    if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
+                }
+                return set(self.node_names) <= ready
+
+            self._wait("fake nodes Ready", self._procs[-1], deadline, all_ready)
+
+    def _wait_default_service_account(self, deadline: float) -> None:
+        from kubernetes import client
+
+        with self.api_client() as api:
+            core = client.CoreV1Api(api)
+            self._wait(
+                "default ServiceAccount",
+                None,
+                deadline,
+                lambda: bool(core.read_namespaced_service_account("default", "default")),
+            )
+
+
+def _cri_log_line(text: str) -> str:
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{stamp} stdout F {text}\n"
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _terminate(popen: subprocess.Popen, grace: float = 10.0) -> None:
+    if popen.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(popen.pid, signal.SIGTERM)
+    try:
+        popen.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()
+    # Anything the component left in its group (kwok exec sessions) goes too.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(popen.pid, signal.SIGKILL)
+
+
+def start_in_background(workdir: Path, *, api_port: int | None = None) -> subprocess.Popen | None:
+    """Run ``python -m sandbox.kube up --dir workdir`` detached; poll :func:`read_state` for progress.
+
+    The supervisor builds the binaries if needed, so the caller (the portal) never blocks on a build.
+    It tears the cluster down when this process exits (checked by pid, so the calling thread may end).
+    Returns None when a supervisor for ``workdir`` is still alive, so repeated calls start one cluster.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    current = ClusterState.read(workdir)
+    if current and current.phase in ACTIVE_PHASES and current.pid and pid_alive(current.pid):
+        return None
+    (workdir / STATE_FILE).unlink(missing_ok=True)
+    args = [
+        sys.executable,
+        "-m",
+        "sandbox.kube",
+        "up",
+        "--dir",
+        str(workdir),
+        "--exit-with",
+        str(os.getpid()),
+    ]
+    if api_port:
+        args += ["--port", str(api_port)]
+    with (workdir / "supervisor.log").open("ab") as log:
+        proc = subprocess.Popen(
+            args,
+            cwd=Path(__file__).resolve().parents[2],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    # The supervisor needs a moment to import before its first write, so this normally lands first;
+    # the check keeps a fast supervisor's own state from being overwritten.
+    if not (workdir / STATE_FILE).exists():
+        ClusterState(phase="starting", message="launching supervisor", pid=proc.pid).write(workdir)
+    return proc
+
+
+def read_state(workdir: Path) -> ClusterState:
+    """Current phase of the cluster in ``workdir``; ``stopped`` when nothing was ever started there."""
+    state = ClusterState.read(workdir)
+    if state is None:
+        return ClusterState(phase="stopped", message="not started")
+    if state.phase in ACTIVE_PHASES and state.pid and not pid_alive(state.pid):
+        return ClusterState(phase="failed", message=f"supervisor {state.pid} died during {state.phase}")
+    return state
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; an exited child its parent has not reaped yet (zombie) counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
