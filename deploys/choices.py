@@ -33,3 +33,52 @@ EDITABLE_BY_OPS = frozenset({TicketStatus.DRAFT, TicketStatus.SUBMITTED})
 class ServiceType(models.TextChoices):
     CLUSTER_IP = "ClusterIP", _("In-cluster (ClusterIP)")
     LOAD_BALANCER = "LoadBalancer", _("Cloud load balancer (LoadBalancer)")
+
+
+class ReleaseStatus(models.TextChoices):
+    SUBMITTED = "submitted", _("Submitted")
+    TAGGING = "tagging", _("Tagging")
+    BUILDING = "building", _("Building")
+    BUILT = "built", _("Built")
+    DEPLOYING = "deploying", _("Deploying")
+    DEPLOYED = "deployed", _("Deployed")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+    ROLLED_BACK = "rolled_back", _("Rolled back")
+
+
+RELEASE_TRANSITIONS: dict[str, frozenset[str]] = {
+    ReleaseStatus.SUBMITTED: frozenset(
+        {ReleaseStatus.TAGGING, ReleaseStatus.DEPLOYING, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED}
+    ),
+    ReleaseStatus.TAGGING: frozenset({ReleaseStatus.BUILDING, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED}),
+    ReleaseStatus.BUILDING: frozenset({ReleaseStatus.BUILT, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED}),
+    ReleaseStatus.BUILT: frozenset({ReleaseStatus.DEPLOYING, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED}),
+    ReleaseStatus.DEPLOYING: frozenset({ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED}),
+    ReleaseStatus.DEPLOYED: frozenset({ReleaseStatus.ROLLED_BACK}),
+    ReleaseStatus.FAILED: frozenset({ReleaseStatus.ROLLED_BACK}),
+    ReleaseStatus.CANCELLED: frozenset(),
+    ReleaseStatus.ROLLED_BACK: frozenset(),
+}
+# At most one release per project environment is in one of these states.
+ACTIVE_RELEASE_STATUSES = frozenset(
+    {
+        ReleaseStatus.SUBMITTED,
+        ReleaseStatus.TAGGING,
+        ReleaseStatus.BUILDING,
+        ReleaseStatus.BUILT,
+        ReleaseStatus.DEPLOYING,
+    }
+)
+
+
+class DeploymentKind(models.TextChoices):
+    RELEASE = "release", _("Release")
+    PROMOTION = "promotion", _("Promotion from test")
+    ROLLBACK = "rollback", _("Rollback")
+
+
+class DeploymentOutcome(models.TextChoices):
+    RUNNING = "running", _("Rolling out")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")

@@ -6,7 +6,17 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from clusters.choices import Environment
-from deploys.choices import OPEN_TICKET_STATUSES, TICKET_TRANSITIONS, TicketStatus
+from deploys.choices import (
+    ACTIVE_RELEASE_STATUSES,
+    OPEN_TICKET_STATUSES,
+    RELEASE_TRANSITIONS,
+    TICKET_TRANSITIONS,
+    DeploymentKind,
+    DeploymentOutcome,
+    ReleaseStatus,
+    TicketStatus,
+)
+from projects.choices import Language
 
 
 class ProjectEnvironment(models.Model):
@@ -89,3 +99,118 @@ class OnboardingTicket(models.Model):
     def new_run_token(self) -> uuid.UUID:
         self.run_token = uuid.uuid4()
         return self.run_token
+
+
+class BuildRecipe(models.Model):
+    """One version of a language's build: the generic Dockerfile and the Jenkins build shell.
+
+    Editing makes a new version; the newest version of a language is the one in use."""
+
+    language = models.CharField(_("language"), max_length=16, choices=Language.choices)
+    version = models.PositiveIntegerField(_("version"))
+    dockerfile = models.TextField(_("Dockerfile template"))
+    build_shell = models.TextField(_("build shell"))
+    comment = models.CharField(_("comment"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["language", "-version"]
+        constraints = [models.UniqueConstraint(fields=["language", "version"], name="unique_recipe_version")]
+
+    def __str__(self) -> str:
+        return f"{self.language} v{self.version}"
+
+
+class Release(models.Model):
+    """A release of a project to one environment.
+
+    Test releases are tagged in GitLab, built by Jenkins into an image and deployed by digest.
+    Production releases are promotions: they deploy the digest of a confirmed test release."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="releases")
+    environment = models.CharField(_("environment"), max_length=8, choices=Environment.choices)
+    status = models.CharField(
+        _("status"), max_length=16, choices=ReleaseStatus.choices, default=ReleaseStatus.SUBMITTED
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    description = models.CharField(_("description"), max_length=500, blank=True)
+    branch = models.CharField(_("branch"), max_length=255, blank=True)
+    commit_sha = models.CharField(_("commit"), max_length=64, blank=True)
+    # The version: a timestamp plus the releaser's id. It is the git tag and the image tag.
+    version = models.CharField(_("version"), max_length=64)
+    recipe = models.ForeignKey(BuildRecipe, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    image_repository = models.CharField(_("image repository"), max_length=255, blank=True)
+    image_digest = models.CharField(_("image digest"), max_length=80, blank=True)
+    jenkins_job = models.CharField(max_length=255, blank=True)
+    jenkins_queue_id = models.PositiveIntegerField(null=True, blank=True)
+    jenkins_build = models.PositiveIntegerField(null=True, blank=True)
+    console = models.TextField(blank=True)
+    console_offset = models.PositiveBigIntegerField(default=0)
+    promoted_from = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="promotions"
+    )
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    # Ties queued task messages to one run, so stale messages do nothing (see services).
+    run_token = models.UUIDField(default=uuid.uuid4, editable=False)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "environment"],
+                condition=Q(status__in=sorted(ACTIVE_RELEASE_STATUSES)),
+                name="one_active_release_per_environment",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} {self.version} ({self.environment})"
+
+    def can_move_to(self, status: str) -> bool:
+        return status in RELEASE_TRANSITIONS[self.status]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_RELEASE_STATUSES
+
+    @property
+    def image(self) -> str:
+        return f"{self.image_repository}@{self.image_digest}" if self.image_digest else ""
+
+
+class DeploymentRecord(models.Model):
+    """Each time an image is put on a project environment's Deployment: by a release, a promotion or a
+    rollback. This is the environment's history and what rollbacks choose from."""
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="deployment_records"
+    )
+    environment = models.CharField(_("environment"), max_length=8, choices=Environment.choices)
+    kind = models.CharField(_("kind"), max_length=16, choices=DeploymentKind.choices)
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="deployments")
+    image = models.CharField(_("image"), max_length=400)
+    previous_image = models.CharField(_("previous image"), max_length=400, blank=True)
+    outcome = models.CharField(
+        _("outcome"), max_length=16, choices=DeploymentOutcome.choices, default=DeploymentOutcome.RUNNING
+    )
+    message = models.TextField(blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.image} → {self.project}/{self.environment}"

@@ -100,7 +100,7 @@ def _compare(client, objects: list[dict], previews: list[ObjectPreview]) -> None
         if live is None:
             continue
         item.exists = True
-        after = client.apply_dry_run(services.keep_live_replicas(client, obj))
+        after = client.apply_dry_run(services.keep_live_fields(client, obj))
         item.diff = "".join(
             difflib.unified_diff(
                 _dump(_comparable(live)).splitlines(keepends=True),

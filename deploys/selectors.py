@@ -18,3 +18,62 @@ def tickets_visible(*, user, status: str = "") -> QuerySet[OnboardingTicket]:
 
 def environments_for_project(*, project: Project) -> list[ProjectEnvironment]:
     return list(project.environments.select_related("cluster"))
+
+
+def releases_for_project(*, project: Project):
+    from deploys.models import Release
+
+    return Release.objects.filter(project=project).select_related(
+        "created_by", "confirmed_by", "promoted_from"
+    )
+
+
+def releases_visible(*, user, status: str = ""):
+    from deploys.models import Release
+
+    releases = Release.objects.filter(project__in=visible_projects(user)).select_related(
+        "project", "created_by"
+    )
+    return releases.filter(status=status) if status else releases
+
+
+def deployment_history(*, project: Project, environment: str):
+    from deploys.models import DeploymentRecord
+
+    return DeploymentRecord.objects.filter(project=project, environment=environment).select_related(
+        "release", "actor"
+    )
+
+
+def release_steps(release) -> list[dict]:
+    """The timeline of a release: each step with its state (done, current, failed or pending)."""
+    from deploys.choices import ReleaseStatus
+
+    if release.environment == "prod":
+        order = [ReleaseStatus.SUBMITTED, ReleaseStatus.DEPLOYING, ReleaseStatus.DEPLOYED]
+    else:
+        order = [
+            ReleaseStatus.SUBMITTED,
+            ReleaseStatus.TAGGING,
+            ReleaseStatus.BUILDING,
+            ReleaseStatus.BUILT,
+            ReleaseStatus.DEPLOYING,
+            ReleaseStatus.DEPLOYED,
+        ]
+    ended_early = release.status in (ReleaseStatus.FAILED, ReleaseStatus.CANCELLED)
+    reached = release.status if release.status in order else None
+    if release.status == ReleaseStatus.ROLLED_BACK:
+        reached = ReleaseStatus.DEPLOYED
+    steps = []
+    current_index = order.index(reached) if reached else None
+    for index, status in enumerate(order):
+        if current_index is not None:
+            state = "done" if index < current_index or status == ReleaseStatus.DEPLOYED else "current"
+            if index > current_index:
+                state = "pending"
+        else:
+            state = "pending"
+        steps.append({"status": status, "label": ReleaseStatus(status).label, "state": state})
+    if ended_early:
+        steps.append({"status": release.status, "label": release.get_status_display(), "state": "failed"})
+    return steps

@@ -1,3 +1,6 @@
+"""Celery tasks: thin wrappers that take ids, call one service, and retry transient integration errors
+(timeouts, 5xx, 429, unreachable) with exponential backoff — never permanent ones."""
+
 from celery import shared_task
 from django.conf import settings
 
@@ -9,22 +12,55 @@ def backoff(retries: int) -> int:
     return settings.INTEGRATION_RETRY_BACKOFF_SECONDS * (2**retries)
 
 
+def _run_step(task, step, give_up, **ids) -> None:
+    try:
+        step(**ids)
+    except IntegrationError as exc:
+        if exc.permanent or task.request.retries >= settings.INTEGRATION_MAX_RETRIES:
+            suffix = "" if exc.permanent else f" (gave up after {task.request.retries} retries)"
+            give_up(**ids, error=f"{exc}{suffix}")
+            return
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from exc
+
+
 @shared_task(bind=True, time_limit=900, soft_time_limit=870, max_retries=None)
 def provision_ticket(self, *, ticket_id: int, run_token: str) -> None:
-    try:
-        services.ticket_provision(ticket_id=ticket_id, run_token=run_token)
-    except IntegrationError as exc:
-        # Only transient errors reach here: ticket_provision ends the ticket on permanent ones.
-        if self.request.retries >= settings.INTEGRATION_MAX_RETRIES:
-            services.ticket_provision_failed(
-                ticket_id=ticket_id,
-                run_token=run_token,
-                error=f"{exc} (gave up after {self.request.retries} retries)",
-            )
-            return
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+    _run_step(
+        self,
+        services.ticket_provision,
+        services.ticket_provision_failed,
+        ticket_id=ticket_id,
+        run_token=run_token,
+    )
 
 
 @shared_task(time_limit=120, soft_time_limit=110)
 def fail_stuck_tickets() -> None:
     services.tickets_fail_stuck(older_than_seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
+
+
+@shared_task(bind=True, time_limit=300, soft_time_limit=280, max_retries=None)
+def release_tag(self, *, release_id: int, run_token: str) -> None:
+    _run_step(self, services.release_tag, services.release_fail, release_id=release_id, run_token=run_token)
+
+
+@shared_task(bind=True, time_limit=3600, soft_time_limit=3540, max_retries=None)
+def release_build(self, *, release_id: int, run_token: str) -> None:
+    _run_step(self, services.release_build, services.release_fail, release_id=release_id, run_token=run_token)
+
+
+@shared_task(bind=True, time_limit=900, soft_time_limit=870, max_retries=None)
+def release_deploy(self, *, release_id: int, run_token: str) -> None:
+    _run_step(
+        self, services.release_deploy, services.release_fail, release_id=release_id, run_token=run_token
+    )
+
+
+@shared_task(bind=True, time_limit=120, soft_time_limit=110, max_retries=3)
+def release_stop_build(self, *, release_id: int, run_token: str) -> None:
+    _run_step(self, services.release_stop_build, lambda **_: None, release_id=release_id, run_token=run_token)
+
+
+@shared_task(bind=True, time_limit=900, soft_time_limit=870, max_retries=None)
+def rollback_deploy(self, *, record_id: int) -> None:
+    _run_step(self, services.rollback_deploy, services.rollback_failed, record_id=record_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deploys import views
+from deploys import release_views, views
 
 urlpatterns = [
     path("tickets/", views.ticket_queue, name="ticket-queue"),
@@ -8,6 +8,17 @@ urlpatterns = [
     path("projects/<str:name>/tickets/<int:pk>/", views.ticket_detail, name="ticket-detail"),
     path("projects/<str:name>/tickets/<int:pk>/edit/", views.ticket_edit, name="ticket-edit"),
     path("projects/<str:name>/tickets/<int:pk>/preview/", views.ticket_preview, name="ticket-preview"),
+    path("releases/", release_views.release_queue, name="release-queue"),
+    path("projects/<str:name>/releases/", release_views.release_list, name="release-list"),
+    path("projects/<str:name>/releases/<int:pk>/", release_views.release_detail, name="release-detail"),
+    path(
+        "projects/<str:name>/releases/<int:pk>/<str:action>/",
+        release_views.release_action,
+        name="release-action",
+    ),
+    path("projects/<str:name>/rollback/<str:environment>/", release_views.rollback, name="rollback"),
+    path("recipes/", release_views.recipe_list, name="recipe-list"),
+    path("recipes/<str:language>/", release_views.recipe_edit, name="recipe-edit"),
     path(
         "projects/<str:name>/tickets/<int:pk>/<str:action>/",
         views.ticket_action,

@@ -4,6 +4,7 @@ Without DATABASE_URL / REDIS_URL the portal runs embedded: SQLite, a filesystem 
 database-backed live events, so `make run` needs no server. Production sets both URLs.
 """
 
+import json
 import secrets
 from pathlib import Path
 
@@ -239,6 +240,7 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE = {
     "prune-live-events": {"task": "observability.tasks.prune_live_events", "schedule": 3600.0},
     "fail-stuck-tickets": {"task": "deploys.tasks.fail_stuck_tickets", "schedule": 300.0},
+    "prune-terminal-recordings": {"task": "clusters.tasks.prune_terminal_recordings", "schedule": 3600.0},
 }
 
 # --- Provisioning and integrations ----------------------------------------------------------
@@ -249,3 +251,30 @@ OPSPORTAL_ROLLOUT_TIMEOUT = env_int("OPSPORTAL_ROLLOUT_TIMEOUT", 660)
 # Transient integration errors (timeouts, 5xx, 429) are retried this often, with exponential backoff.
 INTEGRATION_MAX_RETRIES = env_int("INTEGRATION_MAX_RETRIES", 5)
 INTEGRATION_RETRY_BACKOFF_SECONDS = env_int("INTEGRATION_RETRY_BACKOFF_SECONDS", 5)
+
+# --- Release pipeline (GitLab → Jenkins → registry). An unset URL turns that integration off. ---
+GITLAB_URL = env_str("GITLAB_URL", "")
+GITLAB_TOKEN = env_str("GITLAB_TOKEN", "")
+JENKINS_URL = env_str("JENKINS_URL", "")
+JENKINS_USER = env_str("JENKINS_USER", "")
+JENKINS_TOKEN = env_str("JENKINS_TOKEN", "")
+# Jenkins jobs that the project's job is copied from, e.g. opsportal-template-java.
+JENKINS_TEMPLATE_PREFIX = env_str("JENKINS_TEMPLATE_PREFIX", "opsportal-template-")
+# The registry's API address, and the host name images are referred to by (often the same).
+REGISTRY_URL = env_str("REGISTRY_URL", "")
+REGISTRY_HOST = env_str("REGISTRY_HOST", "")
+REGISTRY_USER = env_str("REGISTRY_USER", "")
+REGISTRY_PASSWORD = env_str("REGISTRY_PASSWORD", "")
+# Base image per language for the generic Dockerfiles, as JSON, e.g. {"java": "…/jre:17", "default": "…"}.
+OPSPORTAL_BASE_IMAGES = json.loads(env_str("OPSPORTAL_BASE_IMAGES", "{}") or "{}")
+# How long a release waits for its Jenkins build, in seconds.
+RELEASE_BUILD_TIMEOUT = env_int("RELEASE_BUILD_TIMEOUT", 1800)
+
+# --- Web terminal ---------------------------------------------------------------------------
+# A terminal with no keystroke for this long is closed, in seconds.
+TERMINAL_IDLE_SECONDS = env_int("TERMINAL_IDLE_SECONDS", 900)
+# Open terminals per user; one more is refused with a message.
+TERMINAL_MAX_SESSIONS_PER_USER = env_int("TERMINAL_MAX_SESSIONS_PER_USER", 3)
+# Session recordings (asciicast v2), append-only; deleted after the retention period.
+TERMINAL_RECORDINGS_DIR = Path(env_str("TERMINAL_RECORDINGS_DIR", str(VAR_DIR / "recordings")))
+TERMINAL_RECORDING_RETENTION_DAYS = env_int("TERMINAL_RECORDING_RETENTION_DAYS", 180)

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.standins",
     "tests.fixtures.kube",
     "tests.fixtures.clusters",
+    "tests.fixtures.pipeline",
 ]
 
 

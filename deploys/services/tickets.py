@@ -456,15 +456,28 @@ def ticket_provision_failed(*, ticket_id: int, run_token: str, error: str) -> No
     _finish(ticket_id, run_token, ProvisionOutcome(ok=False, message=error), live_objects=[])
 
 
-def keep_live_replicas(client, obj: dict) -> dict:
-    """The HPA owns the replica count of a running Deployment: re-applying sends the live count, so a
-    config change never resets the scale (dropping the field instead would let it fall to 1)."""
+def keep_live_fields(client, obj: dict) -> dict:
+    """Fields of a running Deployment that others own: the HPA owns the replica count and releases own
+    the image. Re-applying the configuration sends their live values, so a config change never resets
+    the scale (dropping the field instead would let it fall to 1) or rolls back a release."""
     if obj["kind"] != "Deployment":
         return obj
     live = client.get("Deployment", obj["metadata"]["namespace"], obj["metadata"]["name"])
-    if live is None or (live.get("spec") or {}).get("replicas") is None:
+    if live is None:
         return obj
-    return {**obj, "spec": {**obj["spec"], "replicas": live["spec"]["replicas"]}}
+    live_spec = live.get("spec") or {}
+    live_images = {
+        c["name"]: c.get("image")
+        for c in (((live_spec.get("template") or {}).get("spec") or {}).get("containers") or [])
+    }
+    template = obj["spec"]["template"]
+    containers = [
+        {**c, "image": live_images.get(c["name"]) or c["image"]} for c in template["spec"]["containers"]
+    ]
+    spec = {**obj["spec"], "template": {**template, "spec": {**template["spec"], "containers": containers}}}
+    if live_spec.get("replicas") is not None:
+        spec["replicas"] = live_spec["replicas"]
+    return {**obj, "spec": spec}
 
 
 def _apply_and_wait(ticket_id: int, client, spec, rendered, live_objects: list) -> ProvisionOutcome:
@@ -474,7 +487,7 @@ def _apply_and_wait(ticket_id: int, client, spec, rendered, live_objects: list) 
     for obj in rendered.objects:
         kind, name = obj["kind"], obj["metadata"]["name"]
         progress(ticket_id=ticket_id, message=_("Applying %(kind)s %(name)s") % {"kind": kind, "name": name})
-        client.apply(keep_live_replicas(client, obj))
+        client.apply(keep_live_fields(client, obj))
         live_objects.append({"kind": kind, "name": name, "namespace": spec.namespace})
     progress(ticket_id=ticket_id, message=_("Waiting for the Deployment to become available"))
     last = {"text": ""}

@@ -1,0 +1,139 @@
+"""Language build recipes: a generic Dockerfile template and a Jenkins build shell per language.
+
+The build shell never has a value pasted into it. Everything that varies per release reaches it as a
+Jenkins build parameter (an environment variable) and is only ever used quoted ("$GIT_TAG"), so a
+branch or project name with shell metacharacters can never execute anything. The Dockerfile template
+is filled in by the portal with validated values and handed over the same way ($DOCKERFILE).
+"""
+
+import re
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+# Parameters of every build; the Jenkins job defines them and the shell reads them from its environment.
+BUILD_PARAMETERS = ("GIT_URL", "GIT_TAG", "IMAGE", "DOCKERFILE", "APP_PORT", "OPSPORTAL_RUN")
+RUN_MARKER = "OPSPORTAL_RUN"
+
+_CHECKOUT = """set -euo pipefail
+echo "==> Checking out $GIT_TAG"
+rm -rf src
+git clone --quiet --depth 1 --branch "$GIT_TAG" -- "$GIT_URL" src
+cd src
+"""
+_PACKAGE = """printf '%s\\n' "$DOCKERFILE" > Dockerfile
+echo "==> Building and pushing $IMAGE"
+"${IMAGE_BUILDER:?the build agent must set IMAGE_BUILDER (build CONTEXT and push IMAGE)}" . "$IMAGE"
+"""
+
+DEFAULT_RECIPES: dict[str, dict[str, str]] = {
+    "go": {
+        "build_shell": _CHECKOUT
+        + """echo "==> Compiling"
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/app .
+"""
+        + _PACKAGE,
+        "dockerfile": """FROM {{ base_image }}
+COPY bin/app /app/app
+EXPOSE {{ port }}
+USER 65534:65534
+ENTRYPOINT ["/app/app"]
+""",
+    },
+    "java": {
+        "build_shell": _CHECKOUT
+        + """echo "==> Packaging with Maven"
+mvn -B -q -DskipTests package
+cp "$(ls target/*.jar | grep -v -e '-sources' -e '-javadoc' | head -n 1)" app.jar
+"""
+        + _PACKAGE,
+        "dockerfile": """FROM {{ base_image }}
+COPY app.jar /app/app.jar
+EXPOSE {{ port }}
+USER 65534:65534
+# JAVA_TOOL_OPTIONS comes from the Deployment: heap and CPU count follow the container's limits.
+ENTRYPOINT ["java", "-jar", "/app/app.jar"]
+""",
+    },
+    "python": {
+        "build_shell": _CHECKOUT + _PACKAGE,
+        "dockerfile": """FROM {{ base_image }}
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+EXPOSE {{ port }}
+USER 65534:65534
+CMD ["python", "-m", "gunicorn", "--bind", "0.0.0.0:{{ port }}", "app:app"]
+""",
+    },
+    "php": {
+        "build_shell": _CHECKOUT
+        + """if [ -f composer.json ]; then
+  composer install --no-dev --no-interaction --optimize-autoloader
+fi
+"""
+        + _PACKAGE,
+        "dockerfile": """FROM {{ base_image }}
+COPY . /var/www/html/
+EXPOSE {{ port }}
+""",
+    },
+    "node": {
+        "build_shell": _CHECKOUT
+        + """npm ci --omit=dev
+"""
+        + _PACKAGE,
+        "dockerfile": """FROM {{ base_image }}
+WORKDIR /app
+COPY . .
+EXPOSE {{ port }}
+USER 65534:65534
+CMD ["node", "server.js"]
+""",
+    },
+}
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+ALLOWED_PLACEHOLDERS = frozenset({"base_image", "port", "project"})
+_IMAGE_REF = re.compile(r"^[A-Za-z0-9.:-]+(/[a-z0-9._-]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
+
+
+def template_job(language: str) -> str:
+    return f"{settings.JENKINS_TEMPLATE_PREFIX}{language}"
+
+
+def base_image(language: str) -> str:
+    return settings.OPSPORTAL_BASE_IMAGES.get(language, settings.OPSPORTAL_BASE_IMAGES.get("default", ""))
+
+
+def dockerfile_errors(text: str) -> list[str]:
+    unknown = sorted({m[1] for m in _PLACEHOLDER.finditer(text)} - ALLOWED_PLACEHOLDERS)
+    errors = []
+    if unknown:
+        errors.append(
+            _("Unknown placeholders: %(names)s. Allowed: %(allowed)s.")
+            % {"names": ", ".join(unknown), "allowed": ", ".join(sorted(ALLOWED_PLACEHOLDERS))}
+        )
+    if not re.search(r"^\s*FROM\s", text, re.M | re.I):
+        errors.append(_("A Dockerfile needs a FROM line."))
+    return errors
+
+
+def build_shell_errors(text: str) -> list[str]:
+    errors = []
+    if "IMAGE" not in text or "GIT_TAG" not in text:
+        errors.append(_("The build shell must use $GIT_TAG and $IMAGE (they arrive as build parameters)."))
+    if "{{" in text:
+        errors.append(
+            _("The build shell takes no placeholders: use the build parameters %(names)s.")
+            % {"names": ", ".join(f"${p}" for p in BUILD_PARAMETERS)}
+        )
+    return errors
+
+
+def render_dockerfile(text: str, *, project: str, port: int, base: str) -> str:
+    if not _IMAGE_REF.match(base):
+        raise ValueError(f"base image {base!r} is not an image reference")
+    values = {"base_image": base, "port": str(int(port)), "project": project}
+    return _PLACEHOLDER.sub(lambda m: values[m[1]], text)

@@ -1,0 +1,899 @@
+"""Releases: GitLab tag → Jenkins build → image in the registry → Deployment image by digest.
+
+The Release row holds the pipeline's state; Celery messages only trigger steps. Each step claims the
+release under a row lock (status + run token), does its outside work idempotently — it first looks
+for what an earlier attempt already did (the tag, the build carrying the run marker) — and moves the
+release on. Production never builds: it deploys the digest of a test release a tester confirmed.
+"""
+
+import logging
+import re
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from deploys import recipes
+from deploys.choices import ACTIVE_RELEASE_STATUSES, DeploymentKind, DeploymentOutcome, ReleaseStatus
+from deploys.models import BuildRecipe, DeploymentRecord, ProjectEnvironment, Release
+from integrations.errors import IntegrationError
+from observability import events
+from observability.services import audit_record
+from opsportal.errors import Conflict
+from projects.access import Action, can, check
+from projects.models import Project
+
+logger = logging.getLogger(__name__)
+
+CONSOLE_LIMIT = 512 * 1024  # characters of console kept on the release (the tail)
+CONTAINER = "app"
+# Git ref names we accept: what git allows, minus everything a shell or a URL could misread.
+_BRANCH = re.compile(r"^(?![/-])(?!.*//)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])$")
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+
+def release_version(*, user, now=None) -> str:
+    """Timestamp plus the releaser's id: the git tag, the image tag and the version people see."""
+    now = timezone.localtime(now or timezone.now())
+    return f"{now:%Y%m%d-%H%M%S}-u{user.pk}"
+
+
+def _publish(release: Release, event_type: str, **payload) -> None:
+    payload = {"release": release.pk, "status": release.status, "environment": release.environment, **payload}
+    events.publish(stream=events.project_stream(release.project_id), type=event_type, payload=payload)
+
+
+def _locked(release_id: int) -> Release:
+    release = Release.objects.select_for_update().filter(pk=release_id).first()
+    if release is None:
+        raise Release.DoesNotExist(f"No release {release_id}.")
+    release.project = Project.objects.get(pk=release.project_id)
+    return release
+
+
+def _move(
+    release: Release,
+    to: str,
+    *,
+    actor,
+    verb: str,
+    changes: dict | None = None,
+    remote_addr: str | None = None,
+) -> None:
+    if not release.can_move_to(to):
+        raise Conflict(
+            _("Release %(version)s is %(status)s; it cannot become %(to)s.")
+            % {
+                "version": release.version,
+                "status": release.get_status_display(),
+                "to": ReleaseStatus(to).label,
+            }
+        )
+    before = release.status
+    release.status = to
+    if to in (ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED):
+        release.finished_at = timezone.now()
+    release.save()
+    audit_record(
+        actor=actor,
+        verb=verb,
+        target=release,
+        project=release.project,
+        changes={"status": [before, to], **(changes or {})},
+        remote_addr=remote_addr,
+    )
+    _publish(release, "release-changed")
+
+
+def _refuse(*, actor, verb: str, target, project: Project, reason: str, remote_addr: str | None) -> None:
+    """Record a refused attempt in its own transaction, so the record survives the refusal."""
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            verb=verb,
+            target=target,
+            project=project,
+            changes={"reason": reason},
+            remote_addr=remote_addr,
+        )
+
+
+def _environment(project: Project, environment: str) -> ProjectEnvironment:
+    env = (
+        ProjectEnvironment.objects.filter(project=project, environment=environment)
+        .select_related("cluster")
+        .first()
+    )
+    if env is None or not env.cluster_id or not env.live_objects:
+        raise ValidationError(
+            _("%(project)s is not on Kubernetes in %(env)s yet: file an onboarding ticket first.")
+            % {"project": project.name, "env": environment}
+        )
+    return env
+
+
+def _ensure_no_active_release(project: Project, environment: str) -> None:
+    active = Release.objects.filter(
+        project=project, environment=environment, status__in=ACTIVE_RELEASE_STATUSES
+    ).first()
+    if active is not None:
+        raise Conflict(
+            _("Release %(version)s (#%(id)s) is in progress in %(env)s; wait for it or cancel it.")
+            % {"version": active.version, "id": active.pk, "env": environment}
+        )
+
+
+def validate_branch(branch: str) -> str:
+    branch = (branch or "").strip()
+    if not _BRANCH.match(branch):
+        raise ValidationError(
+            {
+                "branch": _("'%(branch)s' is not a branch name we accept: letters, digits and . _ / - only.")
+                % {"branch": branch[:100]}
+            }
+        )
+    return branch
+
+
+def deployed_in_test(*, project: Project, image: str) -> bool:
+    return DeploymentRecord.objects.filter(
+        project=project, environment="test", image=image, outcome=DeploymentOutcome.SUCCEEDED
+    ).exists()
+
+
+def promotion_problem(*, actor, release: Release) -> str:
+    """Why this test release may not go to production, or "" when it may."""
+    if release.environment != "test":
+        return _("Only a test release can be promoted to production.")
+    if not release.image_digest:
+        return _("Release %(v)s has no image.") % {"v": release.version}
+    if release.status != ReleaseStatus.DEPLOYED:
+        return _("Release %(v)s is %(s)s in test, not deployed.") % {
+            "v": release.version,
+            "s": release.get_status_display(),
+        }
+    if release.confirmed_by_id is None:
+        return _("Release %(v)s has not been confirmed by a tester.") % {"v": release.version}
+    if not deployed_in_test(project=release.project, image=release.image):
+        return _("The image %(image)s never ran in test.") % {"image": release.image}
+    return ""
+
+
+# --- the pipeline's actions -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def release_submit(
+    *, actor, project: Project, branch: str, description: str = "", remote_addr: str | None = None
+) -> Release:
+    """Release a branch to test: tag it, build it, deploy it."""
+    check(actor, Action.RELEASE_TEST, project)
+    branch = validate_branch(branch)
+    if not project.gitlab_repository:
+        raise ValidationError({"branch": _("The project has no GitLab repository configured.")})
+    _environment(project, "test")
+    Project.objects.select_for_update().get(pk=project.pk)
+    _ensure_no_active_release(project, "test")
+    recipe = BuildRecipe.objects.filter(language=project.language).first()
+    if recipe is None:
+        raise ValidationError(
+            _("There is no build recipe for %(lang)s yet; ask ops to add one.")
+            % {"lang": project.get_language_display()}
+        )
+    release = Release.objects.create(
+        project=project,
+        environment="test",
+        created_by=actor,
+        branch=branch,
+        description=description[:500],
+        version=release_version(user=actor),
+        recipe=recipe,
+        image_repository=f"{settings.REGISTRY_HOST}/{project.name}"
+        if settings.REGISTRY_HOST
+        else project.name,
+        jenkins_job=project.name,
+    )
+    audit_record(
+        actor=actor,
+        verb="release.submit",
+        target=release,
+        project=project,
+        changes={"branch": branch, "version": release.version, "environment": "test"},
+        remote_addr=remote_addr,
+    )
+    _publish(release, "release-changed")
+    _queue(release, "tag")
+    return release
+
+
+def release_promote(*, actor, release_id: int, remote_addr: str | None = None) -> Release:
+    """Deploy the very image of a confirmed test release to production."""
+    test_release = Release.objects.select_related("project").get(pk=release_id)
+    project = test_release.project
+    check(actor, Action.RELEASE_PROD, project)
+    problem = promotion_problem(actor=actor, release=test_release)
+    if problem:
+        _refuse(
+            actor=actor,
+            verb="release.promote.refused",
+            target=test_release,
+            project=project,
+            reason=problem,
+            remote_addr=remote_addr,
+        )
+        raise Conflict(problem)
+    with transaction.atomic():
+        _environment(project, "prod")
+        Project.objects.select_for_update().get(pk=project.pk)
+        _ensure_no_active_release(project, "prod")
+        release = Release.objects.create(
+            project=project,
+            environment="prod",
+            created_by=actor,
+            branch=test_release.branch,
+            commit_sha=test_release.commit_sha,
+            version=test_release.version,
+            recipe=test_release.recipe,
+            image_repository=test_release.image_repository,
+            image_digest=test_release.image_digest,
+            jenkins_job=test_release.jenkins_job,
+            jenkins_build=test_release.jenkins_build,
+            promoted_from=test_release,
+            description=test_release.description,
+        )
+        audit_record(
+            actor=actor,
+            verb="release.promote",
+            target=release,
+            project=project,
+            changes={"from_release": test_release.pk, "image": release.image},
+            remote_addr=remote_addr,
+        )
+        _publish(release, "release-changed")
+        _queue(release, "deploy")
+    return release
+
+
+def release_confirm(*, actor, release_id: int, remote_addr: str | None = None) -> Release:
+    """A tester's (or QA's) word that a deployed test release works."""
+    with transaction.atomic():
+        release = _locked(release_id)
+        check(actor, Action.VIEW, release.project)
+        problem = ""
+        tester_required = release.project.require_tester_confirmation
+        if tester_required and actor.pk == release.created_by_id:
+            problem = _("You released %(v)s yourself; a tester must confirm it.") % {"v": release.version}
+        elif not (
+            can(actor, Action.CONFIRM_RELEASE, release.project)
+            or (not tester_required and can(actor, Action.RELEASE_TEST, release.project))
+        ):
+            problem = _("Only the project's testers or QA can confirm a release.")
+        elif release.environment != "test" or release.status != ReleaseStatus.DEPLOYED:
+            problem = _("Only a deployed test release can be confirmed.")
+        if not problem:
+            if release.confirmed_by_id:
+                return release
+            release.confirmed_by, release.confirmed_at = actor, timezone.now()
+            release.save()
+            audit_record(
+                actor=actor,
+                verb="release.confirm",
+                target=release,
+                project=release.project,
+                changes={"image": release.image},
+                remote_addr=remote_addr,
+            )
+            _publish(release, "release-changed")
+            return release
+    _refuse(
+        actor=actor,
+        verb="release.confirm.refused",
+        target=release,
+        project=release.project,
+        reason=problem,
+        remote_addr=remote_addr,
+    )
+    if "testers or QA" in problem:
+        raise PermissionDenied(problem)
+    raise Conflict(problem)
+
+
+@transaction.atomic
+def release_cancel(*, actor, release_id: int, remote_addr: str | None = None) -> Release:
+    release = _locked(release_id)
+    check(
+        actor, Action.RELEASE_PROD if release.environment == "prod" else Action.RELEASE_TEST, release.project
+    )
+    if release.status == ReleaseStatus.CANCELLED:
+        return release
+    if release.status == ReleaseStatus.DEPLOYING:
+        raise Conflict(_("The rollout has started; roll back instead of cancelling."))
+    building = release.status == ReleaseStatus.BUILDING and release.jenkins_build
+    _move(release, ReleaseStatus.CANCELLED, actor=actor, verb="release.cancel", remote_addr=remote_addr)
+    if building:
+        _queue(release, "stop_build")
+    return release
+
+
+def rollback_targets(*, project: Project, environment: str):
+    """Earlier images that ran successfully here, newest first, without the one the Deployment has now."""
+    history = DeploymentRecord.objects.filter(project=project, environment=environment)
+    current = history.first()  # what the Deployment was last set to, whatever came of it
+    if current is None:
+        return history.none()
+    return (
+        history.filter(outcome=DeploymentOutcome.SUCCEEDED)
+        .exclude(image=current.image)
+        .select_related("release", "actor")
+    )
+
+
+def release_rollback(
+    *, actor, project: Project, environment: str, record_id: int, remote_addr: str | None = None
+) -> DeploymentRecord:
+    """Put the image of an earlier successful deployment back on the environment."""
+    check(actor, Action.RELEASE_PROD if environment == "prod" else Action.RELEASE_TEST, project)
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        target = rollback_targets(project=project, environment=environment).filter(pk=record_id).first()
+        if target is None:
+            raise ValidationError(
+                {"record": _("Choose an earlier successful deployment of %(env)s.") % {"env": environment}}
+            )
+        _ensure_no_active_release(project, environment)
+        if DeploymentRecord.objects.filter(
+            project=project, environment=environment, outcome=DeploymentOutcome.RUNNING
+        ).exists():
+            raise Conflict(_("A rollout is running in %(env)s; wait for it.") % {"env": environment})
+        record = DeploymentRecord.objects.create(
+            project=project,
+            environment=environment,
+            kind=DeploymentKind.ROLLBACK,
+            release=target.release,
+            image=target.image,
+            actor=actor,
+        )
+        audit_record(
+            actor=actor,
+            verb="release.rollback",
+            target=record,
+            project=project,
+            changes={
+                "environment": environment,
+                "to_image": target.image,
+                "to_release": target.release.version,
+            },
+            remote_addr=remote_addr,
+        )
+        events.publish(
+            stream=events.project_stream(project.pk),
+            type="release-changed",
+            payload={"rollback": record.pk, "environment": environment},
+        )
+        transaction.on_commit(lambda: _tasks().rollback_deploy.delay(record_id=record.pk))
+    return record
+
+
+# --- tasks' bodies --------------------------------------------------------------------------------
+
+
+def _tasks():
+    from deploys import tasks
+
+    return tasks
+
+
+def _queue(release: Release, step: str) -> None:
+    task = {
+        "tag": "release_tag",
+        "build": "release_build",
+        "deploy": "release_deploy",
+        "stop_build": "release_stop_build",
+    }[step]
+    release_id, token = release.pk, str(release.run_token)
+    transaction.on_commit(lambda: getattr(_tasks(), task).delay(release_id=release_id, run_token=token))
+
+
+def _claim(release_id: int, run_token: str, *, start: str, working: str, verb: str) -> Release | None:
+    """Take the release for a step: from ``start`` (first attempt) or ``working`` (a retry of that run)."""
+    with transaction.atomic():
+        release = Release.objects.select_for_update().filter(pk=release_id, run_token=run_token).first()
+        if release is None or release.status not in (start, working):
+            return None
+        release.project = Project.objects.get(pk=release.project_id)
+        release.attempts += 1
+        if release.status == start and start != working:
+            _move(release, working, actor=None, verb=verb)
+        else:
+            release.save(update_fields=["attempts", "updated_at"])
+        return release
+
+
+def release_fail(*, release_id: int, run_token: str, error: str) -> None:
+    with transaction.atomic():
+        release = _locked(release_id)
+        if str(release.run_token) != str(run_token) or not release.is_active:
+            return
+        release.error = error[:8000]
+        _move(release, ReleaseStatus.FAILED, actor=None, verb="release.fail", changes={"error": error[:500]})
+
+
+def _gitlab():
+    from integrations.gitlab import GitLabClient
+
+    if not settings.GITLAB_URL:
+        raise IntegrationError(_("GitLab is not configured (GITLAB_URL)."), permanent=True)
+    return GitLabClient(settings.GITLAB_URL, settings.GITLAB_TOKEN)
+
+
+def _jenkins():
+    from integrations.jenkins import JenkinsClient
+
+    if not settings.JENKINS_URL:
+        raise IntegrationError(_("Jenkins is not configured (JENKINS_URL)."), permanent=True)
+    return JenkinsClient(settings.JENKINS_URL, settings.JENKINS_USER, settings.JENKINS_TOKEN)
+
+
+def _registry():
+    from integrations.registry import RegistryClient
+
+    if not settings.REGISTRY_URL:
+        raise IntegrationError(_("The image registry is not configured (REGISTRY_URL)."), permanent=True)
+    return RegistryClient(
+        settings.REGISTRY_URL,
+        username=settings.REGISTRY_USER or None,
+        password=settings.REGISTRY_PASSWORD or None,
+    )
+
+
+def release_tag(*, release_id: int, run_token: str) -> None:
+    release = _claim(
+        release_id,
+        run_token,
+        start=ReleaseStatus.SUBMITTED,
+        working=ReleaseStatus.TAGGING,
+        verb="release.tag.start",
+    )
+    if release is None:
+        return
+    gitlab = _gitlab()
+    repository = release.project.gitlab_repository
+    # The commit is fixed on the first attempt, so a retry after the branch moved tags the same commit.
+    sha = release.commit_sha
+    if not sha:
+        sha = gitlab.branch(repository, release.branch).commit_sha
+        Release.objects.filter(pk=release.pk).update(commit_sha=sha)
+    tag = gitlab.ensure_tag(
+        repository,
+        release.version,
+        sha,
+        f"OpsPortal release {release.version} by {release.created_by.get_username()}",
+        expected_sha=sha,
+    )
+    with transaction.atomic():
+        release = _locked(release_id)
+        if str(release.run_token) != run_token or release.status != ReleaseStatus.TAGGING:
+            return
+        release.commit_sha = tag.commit_sha
+        _move(
+            release,
+            ReleaseStatus.BUILDING,
+            actor=None,
+            verb="release.tag",
+            changes={"tag": release.version, "commit": tag.commit_sha, "created": tag.created},
+        )
+        _queue(release, "build")
+
+
+def _job_config(release: Release, template_xml: str) -> str:
+    from integrations.jenkins import render_freestyle_config
+
+    return render_freestyle_config(
+        template_xml,
+        description=f"Managed by OpsPortal for project {release.project.name}. Changes here are overwritten.",
+        parameters=[(name, "") for name in recipes.BUILD_PARAMETERS],
+        shell=release.recipe.build_shell,
+    )
+
+
+def _build_parameters(release: Release, git_url: str) -> dict[str, str]:
+    environment = ProjectEnvironment.objects.get(project=release.project, environment="test")
+    port = int((environment.spec.get("request") or {}).get("container_port") or 8080)
+    dockerfile = recipes.render_dockerfile(
+        release.recipe.dockerfile,
+        project=release.project.name,
+        port=port,
+        base=recipes.base_image(release.project.language),
+    )
+    return {
+        "GIT_URL": git_url,
+        "GIT_TAG": release.version,
+        "IMAGE": f"{release.image_repository}:{release.version}",
+        "DOCKERFILE": dockerfile,
+        "APP_PORT": str(port),
+        recipes.RUN_MARKER: f"{release.pk}-{release.run_token}",
+    }
+
+
+def _append_console(release_id: int, text: str, next_start: int) -> None:
+    if not text and next_start is None:
+        return
+    with transaction.atomic():
+        release = _locked(release_id)
+        release.console = (release.console + text)[-CONSOLE_LIMIT:]
+        release.console_offset = next_start
+        release.save(update_fields=["console", "console_offset", "updated_at"])
+        if text:
+            _publish(release, "release-console", text=text[-65536:])
+
+
+def release_build(*, release_id: int, run_token: str) -> None:
+    import time
+
+    release = _claim(
+        release_id,
+        run_token,
+        start=ReleaseStatus.BUILDING,
+        working=ReleaseStatus.BUILDING,
+        verb="release.build.start",
+    )
+    if release is None:
+        return
+    jenkins = _jenkins()
+    job = release.jenkins_job
+    jenkins.ensure_job(
+        job, recipes.template_job(release.project.language), lambda xml: _job_config(release, xml)
+    )
+    marker = f"{release.pk}-{release.run_token}"
+    # A retried step finds the build (or queue item) its earlier attempt started, by the run marker.
+    number = release.jenkins_build or jenkins.find_build_by_marker(job, recipes.RUN_MARKER, marker)
+    if number is None:
+        queue_id = release.jenkins_queue_id or jenkins.find_queued_by_marker(job, recipes.RUN_MARKER, marker)
+        if queue_id is None:
+            git_url = _gitlab().project(release.project.gitlab_repository).http_url_to_repo
+            queue_id = jenkins.trigger(job, _build_parameters(release, git_url))
+            Release.objects.filter(pk=release.pk).update(jenkins_queue_id=queue_id)
+        number = jenkins.wait_for_queue(queue_id, timeout=300)
+    if release.jenkins_build != number:
+        with transaction.atomic():
+            locked = _locked(release_id)
+            locked.jenkins_build = number
+            locked.save(update_fields=["jenkins_build", "updated_at"])
+            audit_record(
+                actor=None,
+                verb="release.build",
+                target=locked,
+                project=locked.project,
+                changes={"job": job, "build": number},
+            )
+            _publish(locked, "release-changed")
+    # Follow the console until Jenkins says the log is complete.
+    offset = Release.objects.values_list("console_offset", flat=True).get(pk=release_id)
+    deadline = time.monotonic() + settings.RELEASE_BUILD_TIMEOUT
+    while True:
+        chunk = jenkins.console_chunk(job, number, offset)
+        if chunk.text or chunk.next_start != offset:
+            _append_console(release_id, chunk.text, chunk.next_start)
+            offset = chunk.next_start
+        if not chunk.more:
+            break
+        if not Release.objects.filter(pk=release_id, status=ReleaseStatus.BUILDING).exists():
+            return  # cancelled meanwhile
+        if time.monotonic() > deadline:
+            jenkins.stop(job, number)
+            release_fail(
+                release_id=release_id,
+                run_token=run_token,
+                error=_("The build took longer than %(s)s s and was stopped.")
+                % {"s": settings.RELEASE_BUILD_TIMEOUT},
+            )
+            return
+        time.sleep(1)
+    info = jenkins.build_info(job, number)
+    if info.building:  # the log is complete a moment before the result is recorded
+        for _attempt in range(30):
+            time.sleep(1)
+            info = jenkins.build_info(job, number)
+            if not info.building:
+                break
+    if info.result != "SUCCESS":
+        tail = "\n".join(
+            Release.objects.values_list("console", flat=True).get(pk=release_id).splitlines()[-20:]
+        )
+        release_fail(
+            release_id=release_id,
+            run_token=run_token,
+            error=_("Jenkins build #%(n)s ended %(result)s.\n%(tail)s")
+            % {"n": number, "result": info.result, "tail": tail},
+        )
+        return
+    digest = _registry().resolve(release.project.name, release.version)
+    with transaction.atomic():
+        release = _locked(release_id)
+        if str(release.run_token) != run_token or release.status != ReleaseStatus.BUILDING:
+            return
+        release.image_digest = digest.digest
+        _move(
+            release, ReleaseStatus.BUILT, actor=None, verb="release.built", changes={"image": release.image}
+        )
+        _queue(release, "deploy")
+
+
+def release_stop_build(*, release_id: int, run_token: str) -> None:
+    release = Release.objects.get(pk=release_id)
+    if release.jenkins_build:
+        _jenkins().stop(release.jenkins_job, release.jenkins_build)
+
+
+def _deploy_image(*, project: Project, environment: str, image: str, on_progress) -> tuple[bool, str, str]:
+    """Set the Deployment's image and follow the rollout. Returns (ok, message, previous image)."""
+    from integrations.kubernetes.client import KubeClient
+
+    env = _environment(project, environment)
+    with KubeClient.from_cluster(env.cluster) as client:
+        live = client.get("Deployment", env.namespace, project.name)
+        if live is None:
+            return (
+                False,
+                _("The Deployment %(ns)s/%(name)s does not exist; re-run the onboarding ticket.")
+                % {"ns": env.namespace, "name": project.name},
+                "",
+            )
+        containers = live["spec"]["template"]["spec"]["containers"]
+        previous = next((c.get("image", "") for c in containers if c["name"] == CONTAINER), "")
+        client.set_image(env.namespace, project.name, CONTAINER, image)
+        deadline = int(live["spec"].get("progressDeadlineSeconds") or 600) + 60
+        outcome = client.wait_for_deployment(
+            env.namespace, project.name, timeout=deadline, on_progress=on_progress
+        )
+    if outcome.succeeded:
+        return True, "", previous
+    return False, f"{outcome.reason or outcome.state}: {outcome.message}", previous
+
+
+def _rollout_publisher(project_id: int, **ids):
+    def on_progress(rollout) -> None:
+        events.publish(
+            stream=events.project_stream(project_id),
+            type="release-rollout",
+            payload={
+                **ids,
+                "desired": rollout.desired,
+                "updated": rollout.updated,
+                "ready": rollout.ready,
+                "available": rollout.available,
+                "old": max(rollout.total - rollout.updated, 0),
+                "message": rollout.message,
+            },
+        )
+
+    return on_progress
+
+
+def release_deploy(*, release_id: int, run_token: str) -> None:
+    start = (
+        ReleaseStatus.SUBMITTED
+        if Release.objects.filter(pk=release_id, environment="prod").exists()
+        else ReleaseStatus.BUILT
+    )
+    release = _claim(
+        release_id, run_token, start=start, working=ReleaseStatus.DEPLOYING, verb="release.deploy.start"
+    )
+    if release is None:
+        return
+    if release.environment == "prod":
+        # Checked again here, so that no path — page, API or a hand-sent task — puts an unconfirmed image
+        # in production.
+        source = release.promoted_from
+        problem = (
+            _("A production release must come from a confirmed test release.")
+            if source is None
+            else (
+                promotion_problem(actor=None, release=source)
+                or (
+                    _("The image differs from the confirmed test release's.")
+                    if source.image != release.image
+                    else ""
+                )
+            )
+        )
+        if problem:
+            _refuse(
+                actor=None,
+                verb="release.deploy.refused",
+                target=release,
+                project=release.project,
+                reason=problem,
+                remote_addr=None,
+            )
+            release_fail(release_id=release_id, run_token=run_token, error=problem)
+            return
+    with transaction.atomic():
+        record, _created = DeploymentRecord.objects.get_or_create(
+            release=release,
+            environment=release.environment,
+            kind=DeploymentKind.PROMOTION if release.environment == "prod" else DeploymentKind.RELEASE,
+            defaults={"project": release.project, "image": release.image, "actor": release.created_by},
+        )
+    ok, message, previous = _deploy_image(
+        project=release.project,
+        environment=release.environment,
+        image=release.image,
+        on_progress=_rollout_publisher(release.project_id, release=release.pk),
+    )
+    with transaction.atomic():
+        record = DeploymentRecord.objects.select_for_update().get(pk=record.pk)
+        record.previous_image = record.previous_image or previous
+        record.outcome = DeploymentOutcome.SUCCEEDED if ok else DeploymentOutcome.FAILED
+        record.message, record.finished_at = message, timezone.now()
+        record.save()
+        release = _locked(release_id)
+        if str(release.run_token) != run_token or release.status != ReleaseStatus.DEPLOYING:
+            return
+        if ok:
+            _move(
+                release,
+                ReleaseStatus.DEPLOYED,
+                actor=None,
+                verb="release.deploy",
+                changes={"image": release.image, "previous": record.previous_image},
+            )
+            return
+        release.error = message
+        _move(
+            release, ReleaseStatus.FAILED, actor=None, verb="release.deploy.fail", changes={"error": message}
+        )
+        auto = release.project.auto_rollback and record.previous_image
+    if auto:
+        _auto_rollback(release, record)
+
+
+def _auto_rollback(release: Release, failed: DeploymentRecord) -> None:
+    target = DeploymentRecord.objects.filter(
+        project=release.project,
+        environment=release.environment,
+        image=failed.previous_image,
+        outcome=DeploymentOutcome.SUCCEEDED,
+    ).first()
+    if target is None:
+        return
+    with transaction.atomic():
+        record = DeploymentRecord.objects.create(
+            project=release.project,
+            environment=release.environment,
+            kind=DeploymentKind.ROLLBACK,
+            release=target.release,
+            image=target.image,
+            actor=release.created_by,
+            message=_("automatic rollback after a failed rollout"),
+        )
+        audit_record(
+            actor=None,
+            verb="release.rollback.auto",
+            target=record,
+            project=release.project,
+            changes={"to_image": target.image, "failed_release": release.pk},
+        )
+        transaction.on_commit(lambda: _tasks().rollback_deploy.delay(record_id=record.pk))
+
+
+def rollback_deploy(*, record_id: int) -> None:
+    with transaction.atomic():
+        record = DeploymentRecord.objects.select_for_update().filter(pk=record_id).first()
+        if record is None or record.outcome != DeploymentOutcome.RUNNING:
+            return
+        project = Project.objects.get(pk=record.project_id)
+    ok, message, previous = _deploy_image(
+        project=project,
+        environment=record.environment,
+        image=record.image,
+        on_progress=_rollout_publisher(project.pk, rollback=record.pk),
+    )
+    with transaction.atomic():
+        record = DeploymentRecord.objects.select_for_update().get(pk=record_id)
+        if record.outcome != DeploymentOutcome.RUNNING:
+            return
+        record.previous_image = previous
+        record.outcome = DeploymentOutcome.SUCCEEDED if ok else DeploymentOutcome.FAILED
+        record.message, record.finished_at = message, timezone.now()
+        record.save()
+        audit_record(
+            actor=None,
+            verb="release.rollback.succeed" if ok else "release.rollback.fail",
+            target=record,
+            project=project,
+            changes={"image": record.image, "error": message},
+        )
+        if ok:
+            # Whatever release ran here before is now rolled back.
+            replaced = (
+                Release.objects.select_for_update()
+                .filter(
+                    project=project,
+                    environment=record.environment,
+                    status__in=[ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED],
+                )
+                .exclude(pk=record.release_id)
+                .order_by("-created_at")
+                .first()
+            )
+            if replaced is not None and replaced.created_at > record.release.created_at:
+                replaced.project = project
+                _move(
+                    replaced,
+                    ReleaseStatus.ROLLED_BACK,
+                    actor=None,
+                    verb="release.rolled_back",
+                    changes={"by_rollback": record.pk},
+                )
+        events.publish(
+            stream=events.project_stream(project.pk),
+            type="release-changed",
+            payload={"rollback": record.pk, "environment": record.environment, "ok": ok},
+        )
+
+
+def rollback_failed(*, record_id: int, error: str) -> None:
+    with transaction.atomic():
+        record = DeploymentRecord.objects.select_for_update().filter(pk=record_id).first()
+        if record is None or record.outcome != DeploymentOutcome.RUNNING:
+            return
+        record.outcome, record.message, record.finished_at = DeploymentOutcome.FAILED, error, timezone.now()
+        record.save()
+        audit_record(
+            actor=None,
+            verb="release.rollback.fail",
+            target=record,
+            project=record.project,
+            changes={"error": error[:500]},
+        )
+
+
+@transaction.atomic
+def recipe_update(
+    *, actor, language: str, dockerfile: str, build_shell: str, comment: str, remote_addr: str | None = None
+) -> BuildRecipe:
+    """Save a new version of a language's recipe (ops). Earlier versions stay as history."""
+    from projects.access import is_ops
+
+    if not is_ops(actor):
+        raise PermissionDenied(_("Only ops edit build recipes."))
+    errors = {
+        k: v
+        for k, v in {
+            "dockerfile": recipes.dockerfile_errors(dockerfile),
+            "build_shell": recipes.build_shell_errors(build_shell),
+        }.items()
+        if v
+    }
+    if errors:
+        raise ValidationError(errors)
+    current = BuildRecipe.objects.select_for_update().filter(language=language).first()
+    if current and current.dockerfile == dockerfile and current.build_shell == build_shell:
+        return current
+    recipe = BuildRecipe.objects.create(
+        language=language,
+        version=(current.version + 1) if current else 1,
+        dockerfile=dockerfile,
+        build_shell=build_shell,
+        comment=comment[:200],
+        created_by=actor,
+    )
+    audit_record(
+        actor=actor,
+        verb="recipe.update",
+        target=recipe,
+        changes={
+            "language": language,
+            "version": recipe.version,
+            "comment": comment[:200],
+            "dockerfile_changed": bool(current and current.dockerfile != dockerfile),
+            "build_shell_changed": bool(current and current.build_shell != build_shell),
+        },
+        remote_addr=remote_addr,
+    )
+    return recipe

@@ -1,0 +1,98 @@
+"""The release pipeline's sandbox: the GitLab and Jenkins stand-ins and the real registry, wired the way
+the portal expects a company's servers (template jobs per language, a demo repository).
+
+Used by `make run` and by the tests; `settings()` gives the environment the portal reads.
+"""
+
+import os
+import shutil
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from deploys.recipes import DEFAULT_RECIPES
+from sandbox.gitlab import GitLabStandin
+from sandbox.jenkins import JenkinsStandin
+from sandbox.registry import RegistryServer
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_REPOS = REPO_ROOT / "sandbox" / "demo_repos"
+IMAGE_BUILDER = REPO_ROOT / "sandbox" / "jenkins" / "build_image.sh"
+GITLAB_TOKEN = "glpat-sandbox-token"  # noqa: S105 - a local stand-in's fixed token
+JENKINS_USER = "opsportal"
+JENKINS_TOKEN = "11sandboxapitoken"  # noqa: S105
+TEMPLATE_PREFIX = "opsportal-template-"
+# Nothing can be pulled here: every language builds on the static busybox image build_image.sh makes.
+BASE_IMAGE = "localhost/sandbox/busybox:latest"
+
+_TEMPLATE_JOB = """<?xml version='1.1' encoding='UTF-8'?>
+<project>
+  <description>{description}</description>
+  <keepDependencies>false</keepDependencies>
+  <properties/>
+  <scm class="hudson.scm.NullSCM"/>
+  <canRoam>true</canRoam>
+  <disabled>false</disabled>
+  <blockBuildWhenDownstreamBuilding>false</blockBuildWhenDownstreamBuilding>
+  <blockBuildWhenUpstreamBuilding>false</blockBuildWhenUpstreamBuilding>
+  <triggers/>
+  <concurrentBuild>false</concurrentBuild>
+  <builders><hudson.tasks.Shell><command>echo "template job: copied per project by OpsPortal"</command></hudson.tasks.Shell></builders>
+  <publishers/>
+  <buildWrappers/>
+</project>
+"""
+
+
+class SandboxPipeline:
+    def __init__(self, root: Path, *, buildah_root: Path | None = None, quiet_period: float = 0.2) -> None:
+        self.root = Path(root)
+        self.gitlab = GitLabStandin(self.root / "gitlab", GITLAB_TOKEN)
+        self.registry = RegistryServer(self.root / "registry")
+        go = shutil.which("go") or "/usr/local/go/bin/go"
+        self.jenkins = JenkinsStandin(
+            self.root / "jenkins",
+            JENKINS_USER,
+            JENKINS_TOKEN,
+            quiet_period=quiet_period,
+            extra_env={
+                # What a real build agent provides: the image build-and-push command and the tool chain.
+                "IMAGE_BUILDER": str(IMAGE_BUILDER),
+                "SANDBOX_BUILDAH_ROOT": str(buildah_root or self.root / "buildah"),
+                "PATH": f"{Path(go).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                "GOTOOLCHAIN": "local",
+            },
+        )
+
+    def start(self) -> "SandboxPipeline":
+        self.gitlab.start()
+        self.registry.start()
+        self.jenkins.start()
+        for language in DEFAULT_RECIPES:
+            name = f"{TEMPLATE_PREFIX}{language}"
+            if name not in self.jenkins.jobs:
+                self.jenkins.create_job(
+                    name, _TEMPLATE_JOB.format(description=escape(f"{language} template"))
+                )
+        return self
+
+    def stop(self) -> None:
+        for server in (self.jenkins, self.registry, self.gitlab):
+            server.stop()
+
+    def add_repository(self, path: str, demo: str = "go-hello") -> None:
+        """A GitLab project holding one of the demo repositories (kept if it exists)."""
+        if self.gitlab.find_project(path) is None:
+            self.gitlab.create_project(path, DEMO_REPOS / demo)
+
+    def settings(self) -> dict[str, str]:
+        return {
+            "GITLAB_URL": self.gitlab.url,
+            "GITLAB_TOKEN": GITLAB_TOKEN,
+            "JENKINS_URL": self.jenkins.url,
+            "JENKINS_USER": JENKINS_USER,
+            "JENKINS_TOKEN": JENKINS_TOKEN,
+            "JENKINS_TEMPLATE_PREFIX": TEMPLATE_PREFIX,
+            "REGISTRY_URL": self.registry.url,
+            "REGISTRY_HOST": self.registry.host,
+            "OPSPORTAL_BASE_IMAGES": f'{{"default": "{BASE_IMAGE}"}}',
+        }

@@ -1,0 +1,214 @@
+"""Releases end to end: the GitLab and Jenkins stand-ins, the real registry and the real control plane.
+
+The steps run as Celery tasks applied in this process, in order, so each test sees exactly what every
+step did (the worker path is covered by the browser tests)."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ValidationError
+from kubernetes import client as k8s
+
+from deploys import services
+from deploys.choices import DeploymentOutcome, ReleaseStatus
+from deploys.models import DeploymentRecord, Release
+from deploys.tasks import release_build, release_deploy, release_tag, rollback_deploy
+from integrations.registry import RegistryClient
+from observability.models import AuditEvent
+from opsportal.errors import Conflict
+
+pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
+
+
+def run(task, release: Release) -> Release:
+    task.apply(kwargs={"release_id": release.pk, "run_token": str(release.run_token)})
+    release.refresh_from_db()
+    return release
+
+
+def release_to_test(people, onboarded, **kwargs) -> Release:
+    release = services.release_submit(
+        actor=people.developer, project=onboarded.project, branch="main", **kwargs
+    )
+    for task in (release_tag, release_build, release_deploy):
+        release = run(task, release)
+    return release
+
+
+def deployment_image(kube_cluster, onboarded, environment: str) -> str:
+    deployment = k8s.AppsV1Api(kube_cluster.api_client).read_namespaced_deployment(
+        onboarded.project.name, onboarded.namespace(environment)
+    )
+    return deployment.spec.template.spec.containers[0].image
+
+
+def git_tags(onboarded) -> list[str]:
+    bare = onboarded.pipeline.gitlab.find_project(onboarded.project.gitlab_repository).bare
+    return subprocess.run(
+        ["git", "-C", str(bare), "tag", "-l"], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+
+def test_release_to_test_confirm_promote_and_rollback(people, onboarded, kube_cluster):
+    first = release_to_test(people, onboarded)
+    assert first.status == ReleaseStatus.DEPLOYED, first.error
+    # The version is the tag, and the tag really exists in the git repository.
+    assert first.version.endswith(f"-u{people.developer.pk}")
+    assert first.version in git_tags(onboarded)
+    # The Jenkins job was copied from the Go template and really ran the build shell.
+    job = onboarded.pipeline.jenkins.jobs[onboarded.project.name]
+    assert "git clone" in job.config_xml and "IMAGE_BUILDER" in job.config_xml
+    assert "==> Building and pushing" in first.console
+    # The image with that tag is in the registry, and test runs it by digest.
+    registry = RegistryClient(onboarded.pipeline.registry.url)
+    assert registry.resolve(onboarded.project.name, first.version).digest == first.image_digest
+    assert deployment_image(kube_cluster, onboarded, "test") == first.image
+    assert first.image.startswith(f"{onboarded.pipeline.registry.host}/{onboarded.project.name}@sha256:")
+
+    services.release_confirm(actor=people.tester, release_id=first.pk)
+    prod_first = run(release_deploy, services.release_promote(actor=people.developer, release_id=first.pk))
+    assert prod_first.status == ReleaseStatus.DEPLOYED, prod_first.error
+    assert deployment_image(kube_cluster, onboarded, "prod") == first.image
+
+    second = release_to_test(people, onboarded, description="second")
+    assert second.status == ReleaseStatus.DEPLOYED, second.error
+    services.release_confirm(actor=people.qa, release_id=second.pk)
+    prod_second = run(release_deploy, services.release_promote(actor=people.owner, release_id=second.pk))
+    assert deployment_image(kube_cluster, onboarded, "prod") == second.image
+
+    target = DeploymentRecord.objects.get(release=prod_first)
+    record = services.release_rollback(
+        actor=people.developer, project=onboarded.project, environment="prod", record_id=target.pk
+    )
+    rollback_deploy.apply(kwargs={"record_id": record.pk})
+    record.refresh_from_db()
+    assert record.outcome == DeploymentOutcome.SUCCEEDED, record.message
+    assert record.previous_image == second.image
+    assert deployment_image(kube_cluster, onboarded, "prod") == first.image
+    prod_second.refresh_from_db()
+    assert prod_second.status == ReleaseStatus.ROLLED_BACK
+
+    verbs = set(AuditEvent.objects.filter(project=onboarded.project).values_list("verb", "actor_name"))
+    for expected in [
+        ("release.submit", people.developer.username),
+        ("release.tag", "system"),
+        ("release.build", "system"),
+        ("release.built", "system"),
+        ("release.deploy", "system"),
+        ("release.confirm", people.tester.username),
+        ("release.confirm", people.qa.username),
+        ("release.promote", people.developer.username),
+        ("release.rollback", people.developer.username),
+        ("release.rollback.succeed", "system"),
+    ]:
+        assert expected in verbs, expected
+
+
+def test_refusals(people, onboarded, kube_cluster):
+    release = release_to_test(people, onboarded)
+    assert release.status == ReleaseStatus.DEPLOYED, release.error
+    before = deployment_image(kube_cluster, onboarded, "prod")
+
+    # Production without a tester's confirmation.
+    with pytest.raises(Conflict, match="not been confirmed"):
+        services.release_promote(actor=people.developer, release_id=release.pk)
+    assert AuditEvent.objects.filter(verb="release.promote.refused", actor=people.developer).exists()
+    # The releaser cannot confirm their own release when the project requires a tester.
+    with pytest.raises(Conflict, match="yourself"):
+        services.release_confirm(actor=people.developer, release_id=release.pk)
+    assert AuditEvent.objects.filter(verb="release.confirm.refused").exists()
+    # A digest that never ran in test, sent straight to the deploy task.
+    forged = Release.objects.create(
+        project=onboarded.project,
+        environment="prod",
+        created_by=people.developer,
+        version="forged",
+        image_repository=release.image_repository,
+        image_digest="sha256:" + "0" * 64,
+        promoted_from=release,
+    )
+    forged = run(release_deploy, forged)
+    assert forged.status == ReleaseStatus.FAILED
+    assert AuditEvent.objects.filter(verb="release.deploy.refused", target_id=str(forged.pk)).exists()
+    assert deployment_image(kube_cluster, onboarded, "prod") == before
+
+    # A second release to the same environment while one is in progress.
+    services.release_submit(actor=people.developer, project=onboarded.project, branch="main")
+    with pytest.raises(Conflict, match="in progress"):
+        services.release_submit(actor=people.developer, project=onboarded.project, branch="main")
+
+
+@pytest.mark.parametrize(
+    "branch",
+    ["main;touch /tmp/pwned-opsportal", "$(touch /tmp/pwned-opsportal)", "a b", "../x", "-rf", "main`id`"],
+)
+def test_branch_names_with_shell_characters_are_refused(people, onboarded, branch):
+    with pytest.raises(ValidationError) as refused:
+        services.release_submit(actor=people.developer, project=onboarded.project, branch=branch)
+    assert "branch" in refused.value.message_dict
+    assert not Release.objects.exists()
+    assert not Path("/tmp/pwned-opsportal").exists()
+
+
+def test_jenkins_500s_are_retried_and_the_release_succeeds(people, onboarded, settings):
+    settings.INTEGRATION_MAX_RETRIES = 3
+    onboarded.pipeline.jenkins.inject_fault(r"buildWithParameters", status=500, count=2)
+    release = release_to_test(people, onboarded)
+    assert release.status == ReleaseStatus.DEPLOYED, release.error
+    marker = f"{release.pk}-{release.run_token}"
+    builds = onboarded.pipeline.jenkins.jobs[onboarded.project.name].builds.values()
+    assert [b.number for b in builds if dict(b.params).get("OPSPORTAL_RUN") == marker] == [
+        release.jenkins_build
+    ]
+
+
+def test_failed_build_fails_the_release_with_the_console_tail(people, onboarded):
+    from deploys.models import BuildRecipe
+
+    recipe = BuildRecipe.objects.filter(language="go").first()
+    broken = recipe.build_shell.replace(
+        'echo "==> Compiling"', 'echo "==> Compiling"\necho "undefined: Handler" >&2; exit 2'
+    )
+    services.recipe_update(
+        actor=people.ops, language="go", dockerfile=recipe.dockerfile, build_shell=broken, comment="break it"
+    )
+    release = release_to_test(people, onboarded)
+    assert release.status == ReleaseStatus.FAILED
+    assert "FAILURE" in release.error
+    assert "undefined: Handler" in release.error  # the console tail is shown
+    assert release.recipe.version == recipe.version + 1
+    assert not DeploymentRecord.objects.filter(release=release).exists()
+
+
+def test_rollout_that_never_becomes_ready_fails_and_rollback_works(people, onboarded, kube_cluster):
+    good = release_to_test(people, onboarded)
+    assert good.status == ReleaseStatus.DEPLOYED
+    namespace, name = onboarded.namespace("test"), onboarded.project.name
+    api = kube_cluster.api_client
+    # No room for one more pod, and a short deadline: the next rollout cannot progress.
+    running = len(
+        k8s.CoreV1Api(api)
+        .list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/name={name}")
+        .items
+    )
+    k8s.CoreV1Api(api).create_namespaced_resource_quota(
+        namespace, {"metadata": {"name": "full"}, "spec": {"hard": {"pods": str(running)}}}
+    )
+    k8s.AppsV1Api(api).patch_namespaced_deployment(name, namespace, {"spec": {"progressDeadlineSeconds": 5}})
+
+    stuck = release_to_test(people, onboarded)
+    assert stuck.status == ReleaseStatus.FAILED
+    assert "ProgressDeadlineExceeded" in stuck.error
+    assert DeploymentRecord.objects.get(release=stuck).outcome == DeploymentOutcome.FAILED
+
+    target = DeploymentRecord.objects.get(release=good, environment="test")
+    record = services.release_rollback(
+        actor=people.developer, project=onboarded.project, environment="test", record_id=target.pk
+    )
+    rollback_deploy.apply(kwargs={"record_id": record.pk})
+    record.refresh_from_db()
+    assert record.outcome == DeploymentOutcome.SUCCEEDED, record.message
+    assert deployment_image(kube_cluster, onboarded, "test") == good.image
+    stuck.refresh_from_db()
+    assert stuck.status == ReleaseStatus.ROLLED_BACK
