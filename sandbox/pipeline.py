@@ -36,7 +36,9 @@ _TEMPLATE_JOB = """<?xml version='1.1' encoding='UTF-8'?>
   <blockBuildWhenUpstreamBuilding>false</blockBuildWhenUpstreamBuilding>
   <triggers/>
   <concurrentBuild>false</concurrentBuild>
-  <builders><hudson.tasks.Shell><command>echo "template job: copied per project by OpsPortal"</command></hudson.tasks.Shell></builders>
+  <builders>
+    <hudson.tasks.Shell><command>echo "OpsPortal template"</command></hudson.tasks.Shell>
+  </builders>
   <publishers/>
   <buildWrappers/>
 </project>
