@@ -25,3 +25,16 @@ def check_ops(user: AnyUser) -> None:
     """Http404 for a non-ops user on any cluster page (not even the list may be seen)."""
     if not is_ops(user) or not user.is_active:
         raise Http404("Not found.")
+
+
+def sandbox_cluster_state():
+    """The local sandbox control plane's phase and progress under `make run`, or None elsewhere."""
+    from django.conf import settings
+
+    if not settings.SANDBOX_KUBE_DIR:
+        return None
+    from pathlib import Path
+
+    from sandbox.kube.cluster import read_state
+
+    return read_state(Path(settings.SANDBOX_KUBE_DIR))

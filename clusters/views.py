@@ -25,7 +25,11 @@ def _save(form: ClusterForm, save) -> bool:
 @login_required
 def cluster_list(request):
     selectors.check_ops(request.user)
-    return render(request, "clusters/list.html", {"clusters": selectors.cluster_list(user=request.user)})
+    return render(
+        request,
+        "clusters/list.html",
+        {"clusters": selectors.cluster_list(user=request.user), "sandbox": selectors.sandbox_cluster_state()},
+    )
 
 
 @login_required

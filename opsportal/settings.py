@@ -267,6 +267,8 @@ REGISTRY_USER = env_str("REGISTRY_USER", "")
 REGISTRY_PASSWORD = env_str("REGISTRY_PASSWORD", "")
 # Base image per language for the generic Dockerfiles, as JSON, e.g. {"java": "…/jre:17", "default": "…"}.
 OPSPORTAL_BASE_IMAGES = json.loads(env_str("OPSPORTAL_BASE_IMAGES", "{}") or "{}")
+# `make run` only: where the local sandbox control plane reports its build/start progress.
+SANDBOX_KUBE_DIR = env_str("SANDBOX_KUBE_DIR", "")
 # How long a release waits for its Jenkins build, in seconds.
 RELEASE_BUILD_TIMEOUT = env_int("RELEASE_BUILD_TIMEOUT", 1800)
 

@@ -29,11 +29,11 @@ class Project(models.Model):
     require_tester_confirmation = models.BooleanField(
         _("production needs a tester's confirmation"),
         default=True,
-        help_text=_("A test release must be confirmed by a tester (or QA), not by the person who released it."),
+        help_text=_(
+            "A test release must be confirmed by a tester (or QA), not by the person who released it."
+        ),
     )
-    auto_rollback = models.BooleanField(
-        _("roll back automatically when a rollout fails"), default=False
-    )
+    auto_rollback = models.BooleanField(_("roll back automatically when a rollout fails"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

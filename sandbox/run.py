@@ -41,11 +41,31 @@ def main() -> int:
     if port_open(PORT, HOST):
         print(f"Port {PORT} is taken: stop what runs there or set OPSPORTAL_PORT.", file=sys.stderr)
         return 1
+    env = dict(os.environ)
+    pipeline = None
+    if os.environ.get("OPSPORTAL_SANDBOX", "1") != "0":
+        from sandbox import services
+
+        pipeline = services.start_pipeline(settings.VAR_DIR / "sandbox")
+        env.update(pipeline.settings())
+        print(
+            f"Sandbox: GitLab {pipeline.gitlab.url}, Jenkins {pipeline.jenkins.url}, "
+            f"registry {pipeline.registry.url}",
+            flush=True,
+        )
+        if not services.real_clusters_configured():
+            kube_dir = settings.VAR_DIR / "kube"
+            env["SANDBOX_KUBE_DIR"] = str(kube_dir)
+            services.start_cluster(kube_dir)
+            print(
+                "Sandbox: starting the local Kubernetes control plane in the background "
+                "(the first build takes several minutes; progress on the Clusters page).",
+                flush=True,
+            )
 
     log_dir = settings.VAR_DIR / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     python = sys.executable
-    env = dict(os.environ)
     procs = [
         spawn(
             [python, "-m", "daphne", "-b", HOST, "-p", str(PORT), "opsportal.asgi:application"],
@@ -104,6 +124,8 @@ def main() -> int:
     finally:
         for proc in reversed(procs):
             stop(proc)
+        if pipeline is not None:
+            pipeline.stop()
 
 
 if __name__ == "__main__":

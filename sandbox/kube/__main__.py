@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from sandbox.kube import build
-from sandbox.kube.cluster import COMPONENTS, LocalCluster, pid_alive, read_state
+from sandbox.kube.cluster import COMPONENTS, DEFAULT_API_PORT, LocalCluster, free_port, pid_alive, read_state
 
 
 def _print(message: str) -> None:
@@ -40,7 +40,7 @@ def _up(workdir: Path | None, port: int | None, exit_with: int | None) -> int:
         signal.signal(signum, _interrupt)
     if exit_with:
         _exit_with(exit_with)
-    cluster = LocalCluster(workdir=workdir, api_port=port, progress=_print)
+    cluster = LocalCluster(workdir=workdir, api_port=port or free_port(DEFAULT_API_PORT), progress=_print)
     code = 0
     try:
         with cluster:

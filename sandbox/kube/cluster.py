@@ -229,7 +229,7 @@ class Ports:
     @classmethod
     def pick(cls, api_port: int | None) -> Ports:
         return cls(
-            apiserver=api_port or free_port(DEFAULT_API_PORT),
+            apiserver=api_port or free_port(),
             etcd_client=free_port(),
             etcd_peer=free_port(),
             controller_manager=free_port(),
@@ -875,8 +875,8 @@ def start_in_background(workdir: Path, *, api_port: int | None = None) -> subpro
         "--exit-with",
         str(os.getpid()),
     ]
-    if api_port:
-        args += ["--port", str(api_port)]
+    # Any free port: the fixed default is for `make cluster`, and two clusters may start at once here.
+    args += ["--port", str(api_port or free_port())]
     with (workdir / "supervisor.log").open("ab") as log:
         proc = subprocess.Popen(
             args,

@@ -74,3 +74,25 @@ def test_embedded_run_serves_login_dashboard_and_live_worker(embedded_portal):
     pong = live.next_event("worker-pong", timeout=60)
     assert pong["seq"] == 1
     live.close()
+
+
+def test_embedded_run_starts_the_sandbox_and_registers_the_local_cluster(embedded_portal):
+    base, output = embedded_portal
+    assert "Sandbox: GitLab http://127.0.0.1:" in output
+    passwords = dict(re.findall(r"^\s+(admin|ops|dev|qa)\s+(\S+)$", output, re.M))
+    token = requests.post(
+        f"{base}/api/token/", data={"username": "ops", "password": passwords["ops"]}, timeout=10
+    )
+    headers = {"Authorization": f"Token {token.json()['token']}"}
+    deadline = time.monotonic() + 240
+    names: set[str] = set()
+    while not {"sandbox-test", "sandbox-prod"} <= names:
+        assert time.monotonic() < deadline, f"the sandbox cluster was not registered; clusters: {names}"
+        clusters = requests.get(f"{base}/api/clusters/", headers=headers, timeout=10).json()
+        names = {c["name"] for c in clusters.get("results", clusters)}
+        time.sleep(1)
+    sandbox_test = next(c for c in clusters.get("results", clusters) if c["name"] == "sandbox-test")
+    check = requests.post(
+        f"{base}/api/clusters/{sandbox_test['id']}/test-connection/", headers=headers, timeout=30
+    )
+    assert check.json()["ok"] is True, check.text
