@@ -1,7 +1,10 @@
 import re
 import string
+from datetime import timedelta
+from pathlib import Path
 
 from cryptography import x509
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -105,3 +108,56 @@ class Cluster(models.Model):
 
     def namespace_for(self, project_name: str) -> str:
         return self.namespace_template.format(project=project_name, environment=self.environment)
+
+
+class TerminalSession(models.Model):
+    """One web terminal into a pod: who, where, when, how much, and its asciicast v2 recording.
+
+    Rows are written by ``clusters.terminal`` only; the recording file is append-only and no page
+    or API can change or delete it (the retention task removes old ones and marks the row).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    username = models.CharField(_("user"), max_length=150)
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.PROTECT, related_name="terminal_sessions"
+    )
+    environment = models.CharField(_("environment"), max_length=8, choices=Environment.choices)
+    cluster_name = models.CharField(_("cluster"), max_length=63)
+    namespace = models.CharField(_("namespace"), max_length=63)
+    pod = models.CharField(_("pod"), max_length=253)
+    container = models.CharField(_("container"), max_length=63)
+    width = models.PositiveIntegerField(default=80)
+    height = models.PositiveIntegerField(default=24)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    end_reason = models.CharField(_("end reason"), max_length=255, blank=True)
+    bytes_in = models.BigIntegerField(_("bytes typed"), default=0)
+    bytes_out = models.BigIntegerField(_("bytes shown"), default=0)
+    # Relative to settings.TERMINAL_RECORDINGS_DIR.
+    recording = models.CharField(_("recording"), max_length=255, blank=True)
+    recording_deleted_at = models.DateTimeField(_("recording deleted"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["user", "ended_at"], name="terminal_user_open")]
+        verbose_name = _("terminal session")
+        verbose_name_plural = _("terminal sessions")
+
+    def __str__(self) -> str:
+        return f"{self.username} → {self.namespace}/{self.pod}/{self.container}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None
+
+    @property
+    def duration(self) -> timedelta | None:
+        return self.ended_at - self.started_at if self.ended_at else None
+
+    @property
+    def recording_path(self) -> Path | None:
+        if not self.recording or self.recording_deleted_at:
+            return None
+        return Path(settings.TERMINAL_RECORDINGS_DIR) / self.recording

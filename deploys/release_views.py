@@ -15,6 +15,7 @@ from deploys.models import BuildRecipe
 from deploys.release_forms import RecipeForm, ReleaseForm
 from observability.events import current_seq, project_stream
 from opsportal.errors import Conflict
+from opsportal.forms import add_service_errors
 from projects.access import Action, allowed_actions, get_project, is_ops
 from projects.choices import Language
 
@@ -37,8 +38,7 @@ def release_list(request, name: str):
                     actor=request.user, project=project, remote_addr=_ip(request), **form.cleaned_data
                 )
             except ValidationError as exc:
-                for field, errors in getattr(exc, "error_dict", {None: exc.error_list}).items():
-                    form.add_error(field if field in form.fields else None, errors)
+                add_service_errors(form, exc)
             except Conflict as exc:
                 form.add_error(None, str(exc))
             else:

@@ -21,6 +21,10 @@ def _run_step(task, step, give_up, **ids) -> None:
             give_up(**ids, error=f"{exc}{suffix}")
             return
         raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from exc
+    except Exception as exc:
+        # A bug must not leave the work stuck in a running state: end it visibly, then let Celery log it.
+        give_up(**ids, error=f"Internal error ({exc.__class__.__name__}): {exc}. Tell the ops team.")
+        raise
 
 
 @shared_task(bind=True, time_limit=900, soft_time_limit=870, max_retries=None)
@@ -37,6 +41,12 @@ def provision_ticket(self, *, ticket_id: int, run_token: str) -> None:
 @shared_task(time_limit=120, soft_time_limit=110)
 def fail_stuck_tickets() -> None:
     services.tickets_fail_stuck(older_than_seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
+
+
+@shared_task(time_limit=120, soft_time_limit=110)
+def fail_stuck_releases() -> None:
+    # Longer than the longest step (the build task's hard limit), so only abandoned runs are caught.
+    services.releases_fail_stuck(older_than_seconds=3600 + 300)
 
 
 @shared_task(bind=True, time_limit=300, soft_time_limit=280, max_retries=None)

@@ -12,6 +12,7 @@ from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, TicketStatus
 from deploys.forms import ApproveForm, NewTicketForm, OverridesForm, RejectForm, TicketForm, initial_request
 from observability.events import current_seq, project_stream
 from opsportal.errors import Conflict
+from opsportal.forms import add_service_errors
 from projects.access import Action, allowed_actions, get_project, is_ops
 
 
@@ -88,7 +89,7 @@ def ticket_edit(request, name: str, pk: int):
                     remote_addr=_client_ip(request),
                 )
             except ValidationError as exc:
-                form.add_error(None, exc)
+                add_service_errors(form, exc)
             except Conflict as exc:
                 form.add_error(None, str(exc))
             else:

@@ -99,6 +99,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "opsportal.context_processors.portal",
             ],
+            "libraries": {"portal": "opsportal.templatetags.portal"},
         },
     },
 ]
@@ -240,6 +241,7 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE = {
     "prune-live-events": {"task": "observability.tasks.prune_live_events", "schedule": 3600.0},
     "fail-stuck-tickets": {"task": "deploys.tasks.fail_stuck_tickets", "schedule": 300.0},
+    "fail-stuck-releases": {"task": "deploys.tasks.fail_stuck_releases", "schedule": 300.0},
     "prune-terminal-recordings": {"task": "clusters.tasks.prune_terminal_recordings", "schedule": 3600.0},
 }
 

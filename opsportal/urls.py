@@ -13,6 +13,8 @@ api_patterns = [
     path("", include("projects.api_urls")),
     path("", include("observability.api_urls")),
     path("", include("clusters.api_urls")),
+    path("", include("clusters.env_api_urls")),
+    path("", include("clusters.terminal_api_urls")),
     path("", include("deploys.api_urls")),
 ]
 
@@ -29,6 +31,8 @@ urlpatterns = [
     path("projects/", include("projects.urls")),
     path("audit/", include("observability.urls")),
     path("clusters/", include("clusters.urls")),
+    path("", include("clusters.env_urls")),
+    path("", include("clusters.terminal_urls")),
     path("", include("deploys.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),

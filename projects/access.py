@@ -27,6 +27,9 @@ class Action(StrEnum):
     EDIT_CONFIG = "edit_config"
     TERMINAL_TEST = "terminal_test"
     TERMINAL_PROD = "terminal_prod"
+    # Restart, scale and delete pods of a running environment: developers and up on test, ops on prod.
+    OPERATE_TEST = "operate_test"
+    OPERATE_PROD = "operate_prod"
 
 
 _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
@@ -39,10 +42,18 @@ _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.RELEASE_TEST,
             Action.RELEASE_PROD,
             Action.TERMINAL_TEST,
+            Action.OPERATE_TEST,
         }
     ),
     Role.DEVELOPER: frozenset(
-        {Action.VIEW, Action.FILE_TICKET, Action.RELEASE_TEST, Action.RELEASE_PROD, Action.TERMINAL_TEST}
+        {
+            Action.VIEW,
+            Action.FILE_TICKET,
+            Action.RELEASE_TEST,
+            Action.RELEASE_PROD,
+            Action.TERMINAL_TEST,
+            Action.OPERATE_TEST,
+        }
     ),
     Role.TESTER: frozenset({Action.VIEW, Action.RELEASE_TEST, Action.CONFIRM_RELEASE}),
     Role.VIEWER: frozenset({Action.VIEW}),

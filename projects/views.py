@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from deploys import selectors as deploy_selectors
 from observability.events import current_seq, project_stream
 from observability.selectors import audit_events_for
+from opsportal.forms import add_service_errors
 from projects import selectors, services
 from projects.access import Action, allowed_actions, get_project, is_ops
 from projects.forms import MemberForm, ProjectForm
@@ -39,8 +40,7 @@ def project_create(request):
                 actor=request.user, remote_addr=request.META.get("REMOTE_ADDR"), **form.cleaned_data
             )
         except ValidationError as exc:
-            for field, errors in getattr(exc, "error_dict", {None: exc.error_list}).items():
-                form.add_error(field if field in form.fields else None, errors)
+            add_service_errors(form, exc)
         else:
             messages.success(request, _("Project %(name)s created.") % {"name": project.name})
             return redirect("project-detail", name=project.name)

@@ -897,3 +897,20 @@ def recipe_update(
         remote_addr=remote_addr,
     )
     return recipe
+
+
+def releases_fail_stuck(*, older_than_seconds: int) -> int:
+    """Fail runs whose worker vanished: active for longer than any step may take, without progress."""
+    from datetime import timedelta
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stuck = Release.objects.filter(status__in=ACTIVE_RELEASE_STATUSES, updated_at__lt=cutoff)
+    count = 0
+    for release_id, token in stuck.values_list("pk", "run_token"):
+        release_fail(
+            release_id=release_id,
+            run_token=str(token),
+            error=_("The release stopped making progress (its worker was lost). Release again."),
+        )
+        count += 1
+    return count

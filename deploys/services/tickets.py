@@ -407,7 +407,7 @@ def _claim(ticket_id: int, run_token: str) -> OnboardingTicket | None:
 def ticket_progress(*, ticket_id: int, message: str) -> None:
     with transaction.atomic():
         ticket = OnboardingTicket.objects.select_for_update().get(pk=ticket_id)
-        entry = {"at": timezone.now().isoformat(timespec="seconds"), "message": message}
+        entry = {"at": timezone.now().isoformat(timespec="milliseconds"), "message": message}
         ticket.progress = [*ticket.progress, entry][-PROGRESS_LIMIT:]
         ticket.save(update_fields=["progress", "updated_at"])
         _publish(ticket, "ticket-progress", message=message)

@@ -15,11 +15,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import urllib3
+import websocket
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from kubernetes.stream.ws_client import WSClient
 
 from integrations.errors import (
     Conflict,
@@ -57,6 +59,7 @@ KINDS: dict[str, Kind] = {
     "ReplicaSet": Kind("apps/v1", "replicasets"),
     "HorizontalPodAutoscaler": Kind("autoscaling/v2", "horizontalpodautoscalers"),
     "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
+    "Event": Kind("v1", "events"),
 }
 
 
@@ -198,6 +201,36 @@ def error_from_transport(exc: Exception) -> IntegrationError:
     if isinstance(reason, urllib3.exceptions.TimeoutError | TimeoutError):
         return Timeout("the apiserver did not answer in time", cause=cause)
     return Unreachable("connection to the apiserver failed", cause=cause)
+
+
+# --- exec sessions ------------------------------------------------------------------------------------
+
+
+class _NoCapture:
+    def write(self, _data) -> None:
+        pass
+
+
+class ExecSession(WSClient):
+    """``kubernetes.stream``'s ``WSClient`` over a socket that was opened with the portal's in-memory TLS
+    context (the library's own ``create_websocket`` only takes certificate *files*). Binary: the
+    channels carry bytes, so a UTF-8 character split across frames is never mangled."""
+
+    def __init__(self, sock: websocket.WebSocket) -> None:
+        self._connected = True
+        self._channels = {}
+        self.binary = True
+        self.newline = b"\n"
+        self._all = _NoCapture()
+        self.sock = sock
+        self._returncode = None
+
+
+def _websocket_error(exc: websocket.WebSocketBadStatusException) -> IntegrationError:
+    body = exc.resp_body.decode(errors="replace") if isinstance(exc.resp_body, bytes) else ""
+    api_exc = ApiException(status=exc.status_code, reason=str(exc))
+    api_exc.body = body
+    return error_from_api_exception(api_exc)
 
 
 # --- the client ---------------------------------------------------------------------------------------
@@ -424,6 +457,51 @@ class KubeClient:
     def apply_dry_run(self, obj: dict, field_manager: str = "opsportal", force: bool = True) -> dict:
         return self.apply(obj, field_manager, force, dry_run=True)
 
+    def set_image(self, namespace: str, name: str, container: str, image: str) -> dict:
+        """Replace one container's image, like ``kubectl set image``; returns the Deployment."""
+        patch = {"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}}
+        return self._request(
+            "PATCH",
+            self._path("Deployment", namespace, name),
+            query=[("fieldManager", "opsportal-release")],
+            body=patch,
+            content_type="application/strategic-merge-patch+json",
+        )
+
+    def exec_stream(
+        self, namespace: str, pod: str, container: str, command: list[str], tty: bool = True
+    ) -> ExecSession:
+        """Open ``pods/exec`` with stdin (contracts.md 3.8) and return the open ``WSClient``.
+
+        Write stdin on channel 0 and resize ``{"Width","Height"}`` on channel 4; read stdout (1),
+        stderr (2, merged into 1 with a TTY) and the final status (3). The caller owns the session:
+        one thread at a time, and ``close()`` it. Errors before the upgrade map to
+        ``integrations.errors`` classes as any other request does.
+        """
+        query = [("command", part) for part in command]
+        query += [("container", container)] if container else []
+        query += [("stdin", "true"), ("stdout", "true"), ("stderr", "false" if tty else "true")]
+        query += [("tty", "true" if tty else "false")]
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/exec"
+        url = "ws" + self.connection.server[len("http") :] + path + "?" + urlencode(query)
+        header = ["sec-websocket-protocol: v4.channel.k8s.io"]
+        if self.connection.token:
+            header.append(f"authorization: Bearer {self.connection.token}")
+        sslopt: dict = {}
+        if url.startswith("wss:"):
+            sslopt["context"] = _ssl_context(self.connection)
+            if self.connection.tls_server_name:
+                sslopt["server_hostname"] = self.connection.tls_server_name
+        sock = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True, enable_multithread=True)
+        try:
+            sock.connect(url, header=header, timeout=self.timeout[0])
+        except websocket.WebSocketBadStatusException as exc:
+            raise _websocket_error(exc) from exc
+        except (websocket.WebSocketException, OSError) as exc:
+            raise error_from_transport(exc) from exc
+        sock.settimeout(self.timeout[1])
+        return ExecSession(sock)
+
     def ensure_namespace(self, name: str, labels: dict[str, str] | None = None) -> dict:
         return self.apply(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}}
@@ -484,7 +562,14 @@ class KubeClient:
                 continue
             return _timed_out(last, timeout)
 
-    def _watch(self, path: str, query: list, version: str, remaining: float) -> Iterator[dict]:
+    def _watch(
+        self,
+        path: str,
+        query: list,
+        version: str,
+        remaining: float,
+        on_response: Callable[[object], None] | None = None,
+    ) -> Iterator[dict]:
         seconds = max(1, int(remaining))
         response = self._request(
             "GET",
@@ -499,6 +584,8 @@ class KubeClient:
             timeout=(self.timeout[0], seconds + 10),
             stream=True,
         )
+        if on_response is not None:
+            on_response(response)
         try:
             buffer = b""
             for chunk in response.stream(4096, decode_content=True):
@@ -511,6 +598,134 @@ class KubeClient:
                     if event.get("type") == "ERROR":
                         raise _status_error(event.get("object") or {})
                     yield event
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise error_from_transport(exc) from exc
+        finally:
+            response.release_conn()
+
+    # -- environment pages: listing, watching, logs, small patches -------------------------------------
+
+    def list_objects(
+        self, kind: str, namespace: str | None, *, label_selector: str = "", field_selector: str = ""
+    ) -> dict:
+        """The raw list answer (``items`` and ``metadata.resourceVersion`` to watch from)."""
+        query = []
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        return self._request("GET", self._path(kind, namespace), query=query)
+
+    def watch(
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        resource_version: str,
+        timeout_seconds: float,
+        label_selector: str = "",
+        field_selector: str = "",
+        on_response: Callable[[object], None] | None = None,
+    ) -> Iterator[dict]:
+        """Watch events (``{"type", "object"}`` dicts, BOOKMARKs included) from ``resource_version``.
+
+        Ends when the server closes the stream after ``timeout_seconds``; an ERROR event raises (410 Gone
+        as ``Conflict`` with status 410: re-list). ``on_response`` gets the streaming response, so another
+        thread can end a blocked read with ``response.shutdown()``."""
+        query = []
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        return self._watch(
+            self._path(kind, namespace), query, resource_version, timeout_seconds, on_response=on_response
+        )
+
+    def delete_pod(self, namespace: str, name: str) -> dict:
+        return self._request("DELETE", self._path("Pod", namespace, name))
+
+    def patch(self, kind: str, namespace: str | None, name: str, patch: dict) -> dict:
+        """A strategic merge patch (containers merge by name), as ``kubectl patch`` sends."""
+        return self._request(
+            "PATCH",
+            self._path(kind, namespace, name),
+            query=[("fieldManager", "opsportal")],
+            body=patch,
+            content_type="application/strategic-merge-patch+json",
+        )
+
+    def scale_deployment(self, namespace: str, name: str, replicas: int) -> dict:
+        """Set ``spec.replicas`` through the scale subresource (what ``kubectl scale`` does)."""
+        return self._request(
+            "PATCH",
+            self._path("Deployment", namespace, name) + "/scale",
+            query=[("fieldManager", "opsportal")],
+            body={"spec": {"replicas": replicas}},
+            content_type="application/merge-patch+json",
+        )
+
+    def _log_query(self, container: str, tail_lines: int | None, previous: bool, follow: bool) -> list:
+        query = []
+        if container:
+            query.append(("container", container))
+        if tail_lines is not None:
+            query.append(("tailLines", str(tail_lines)))
+        if previous:
+            query.append(("previous", "true"))
+        if follow:
+            query.append(("follow", "true"))
+        return query
+
+    def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str = "",
+        tail_lines: int | None = None,
+        previous: bool = False,
+    ) -> str:
+        """A container's log as text; a 400 (e.g. no previous container) raises ``Invalid``."""
+        response = self._request(
+            "GET",
+            self._path("Pod", namespace, name) + "/log",
+            query=self._log_query(container, tail_lines, previous, follow=False),
+            stream=True,
+        )
+        try:
+            return response.data.decode("utf-8", errors="replace")
+        finally:
+            response.release_conn()
+
+    def follow_pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str = "",
+        tail_lines: int | None = None,
+        previous: bool = False,
+        on_response: Callable[[object], None] | None = None,
+    ) -> Iterator[str]:
+        """Yield log lines as they are written, until the container ends or ``response.shutdown()``."""
+        response = self._request(
+            "GET",
+            self._path("Pod", namespace, name) + "/log",
+            query=self._log_query(container, tail_lines, previous, follow=True),
+            timeout=(self.timeout[0], None),
+            stream=True,
+        )
+        if on_response is not None:
+            on_response(response)
+        try:
+            buffer = b""
+            for chunk in response.stream(4096, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    yield line.decode("utf-8", errors="replace")
+            if buffer:
+                yield buffer.decode("utf-8", errors="replace")
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise error_from_transport(exc) from exc
         finally:

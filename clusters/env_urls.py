@@ -1,0 +1,14 @@
+from django.urls import path
+
+from clusters import environment_views as views
+
+_BASE = "projects/<str:name>/env/<str:environment>/"
+
+urlpatterns = [
+    path(_BASE, views.environment_page, name="environment-page"),
+    path(f"{_BASE}restart/", views.environment_restart, name="environment-restart"),
+    path(f"{_BASE}scale/", views.environment_scale, name="environment-scale"),
+    path(f"{_BASE}pods/<str:pod>/delete/", views.environment_delete_pod, name="environment-delete-pod"),
+    path(f"{_BASE}pods/<str:pod>/logs/", views.environment_logs_download, name="environment-logs-download"),
+    path(f"{_BASE}config/", views.environment_config, name="environment-config"),
+]

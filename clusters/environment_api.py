@@ -1,0 +1,197 @@
+"""REST API of a running project environment: the same reads and actions as its page."""
+
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from clusters import environment as selectors
+from clusters import environment_services as services
+from integrations.errors import IntegrationError
+from projects.access import Action
+
+MAX_TAIL = 100_000
+
+
+class ClusterUnavailable(exceptions.APIException):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_detail = "The cluster could not be reached."
+    default_code = "cluster_unavailable"
+
+
+def _call(func, **kwargs):
+    try:
+        return func(**kwargs)
+    except IntegrationError as exc:
+        raise ClusterUnavailable(str(exc)) from exc
+
+
+def _ref(request, kwargs, action: Action = Action.VIEW):
+    return selectors.environment_get(
+        user=request.user, name=kwargs["name"], environment=kwargs["environment"], action=action
+    )
+
+
+def _addr(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+ConfigSerializer = inline_serializer(
+    "EnvironmentConfig", {"request": serializers.DictField(), "overrides": serializers.DictField()}
+)
+
+
+class EnvironmentDetailView(APIView):
+    @extend_schema(
+        tags=["environments"],
+        summary="Pods, Service, Deployment, HPA, recent events and configuration of an environment",
+        responses=inline_serializer(
+            "EnvironmentState",
+            {
+                "project": serializers.CharField(),
+                "environment": serializers.CharField(),
+                "namespace": serializers.CharField(),
+                "cluster": serializers.CharField(),
+                "pods": serializers.ListField(child=serializers.DictField()),
+                "service": serializers.DictField(allow_null=True),
+                "deployment": serializers.DictField(allow_null=True),
+                "hpa": serializers.DictField(allow_null=True),
+                "events": serializers.ListField(child=serializers.DictField()),
+                "config": ConfigSerializer,
+                "error": serializers.CharField(help_text="Why the cluster could not be read, or empty."),
+            },
+        ),
+    )
+    def get(self, request, name: str, environment: str):
+        return Response(selectors.environment_state(_ref(request, self.kwargs)))
+
+
+class RestartView(APIView):
+    @extend_schema(
+        tags=["environments"],
+        summary="Rolling restart of every pod (developers on test, ops on prod)",
+        request=None,
+        responses=inline_serializer("RestartDone", {"restarted_at": serializers.CharField()}),
+    )
+    def post(self, request, name: str, environment: str):
+        ref = _ref(request, self.kwargs, selectors.operate_action(environment))
+        stamp = _call(services.environment_restart, actor=request.user, ref=ref, remote_addr=_addr(request))
+        return Response({"restarted_at": stamp})
+
+
+class ScaleView(APIView):
+    class Input(serializers.Serializer):
+        replicas = serializers.IntegerField(min_value=0)
+
+    @extend_schema(
+        tags=["environments"],
+        summary="Set the replica count, within the autoscaler's range",
+        request=Input,
+        responses=inline_serializer("ScaleDone", {"replicas": serializers.IntegerField()}),
+    )
+    def post(self, request, name: str, environment: str):
+        ref = _ref(request, self.kwargs, selectors.operate_action(environment))
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        replicas = _call(
+            services.environment_scale,
+            actor=request.user,
+            ref=ref,
+            replicas=data.validated_data["replicas"],
+            remote_addr=_addr(request),
+        )
+        return Response({"replicas": replicas})
+
+
+class PodView(APIView):
+    @extend_schema(
+        tags=["environments"], summary="Delete one pod; its ReplicaSet replaces it", responses={204: None}
+    )
+    def delete(self, request, name: str, environment: str, pod: str):
+        ref = _ref(request, self.kwargs, selectors.operate_action(environment))
+        _call(
+            services.environment_delete_pod, actor=request.user, ref=ref, pod=pod, remote_addr=_addr(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PodLogsView(APIView):
+    class Query(serializers.Serializer):
+        container = serializers.CharField(required=False, allow_blank=True, default="")
+        tail = serializers.IntegerField(required=False, min_value=0, max_value=MAX_TAIL, default=1000)
+        previous = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(
+        tags=["environments"],
+        summary="The last lines of a container's log as plain text (previous=true: the crashed one)",
+        parameters=[
+            OpenApiParameter("container", str),
+            OpenApiParameter("tail", int),
+            OpenApiParameter("previous", bool),
+        ],
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+    )
+    def get(self, request, name: str, environment: str, pod: str):
+        ref = _ref(request, self.kwargs)
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        try:
+            text = _call(services.pod_logs, actor=request.user, ref=ref, pod=pod, **query.validated_data)
+        except ValidationError as exc:
+            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
+        return HttpResponse(text, content_type="text/plain; charset=utf-8")
+
+
+class ConfigView(APIView):
+    class Input(serializers.Serializer):
+        request = serializers.DictField(help_text="Request fields to change (merged over the current ones).")
+        overrides = serializers.DictField(
+            required=False, allow_null=True, help_text="Guardrail overrides; when given, replaces them all."
+        )
+        dry_run = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(
+        tags=["environments"], summary="The configuration last applied", responses=ConfigSerializer
+    )
+    def get(self, request, name: str, environment: str):
+        return Response(selectors.config_summary(_ref(request, self.kwargs)))
+
+    @extend_schema(
+        tags=["environments"],
+        summary="Change the configuration (ops); dry_run returns the diff against the live objects",
+        request=Input,
+        responses=inline_serializer(
+            "ConfigChange",
+            {
+                "applied": serializers.BooleanField(),
+                "changes": serializers.DictField(),
+                "diff": serializers.CharField(),
+                "config": ConfigSerializer,
+            },
+        ),
+    )
+    def put(self, request, name: str, environment: str):
+        ref = _ref(request, self.kwargs, Action.EDIT_CONFIG)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        args = {
+            "actor": request.user,
+            "ref": ref,
+            "request": data.validated_data["request"],
+            "overrides": data.validated_data.get("overrides"),
+        }
+        if data.validated_data["dry_run"]:
+            plan = _call(services.config_plan, **args)
+        else:
+            plan = _call(services.environment_config_apply, remote_addr=_addr(request), **args)
+        return Response(
+            {
+                "applied": not data.validated_data["dry_run"] and plan.changed,
+                "changes": plan.changes,
+                "diff": plan.diff,
+                "config": {"request": plan.request, "overrides": plan.overrides},
+            }
+        )

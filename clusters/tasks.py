@@ -1,0 +1,8 @@
+from celery import shared_task
+
+from clusters import terminal
+
+
+@shared_task(time_limit=600, soft_time_limit=570)
+def prune_terminal_recordings() -> None:
+    terminal.recordings_prune()

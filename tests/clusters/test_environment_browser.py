@@ -1,0 +1,44 @@
+"""The environment page in a real browser, over real Daphne, kept live by watches on the real cluster."""
+
+import time
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.browser import sign_in
+from tests.clusters.test_environment_page import provision
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.browser,
+    pytest.mark.services,
+    pytest.mark.kube,
+]
+
+
+def test_page_reflects_a_pod_deleted_in_the_cluster_within_two_seconds(
+    people, local_clusters, kube_cluster, chromium, daphne_server
+):
+    env = provision(people, local_clusters["test"])
+    page = sign_in(chromium, daphne_server, people.developer.username)
+    page.goto(f"{daphne_server}/projects/orders/?tab=environments")
+    page.click("#environment-table a")
+    page.wait_for_selector("#env-live[data-state=open]")
+    rows = page.locator("#pod-rows tr[data-pod]")
+    assert rows.count() == 2
+    victim = rows.first.get_attribute("data-pod")
+    page.wait_for_selector('#hpa [data-field="range"]:has-text("2–5")')
+
+    started = time.monotonic()
+    k8s.CoreV1Api(kube_cluster.api_client).delete_namespaced_pod(victim, env.namespace)
+    page.wait_for_selector(f'#pod-rows tr[data-pod="{victim}"]', state="detached", timeout=2_000)
+    assert time.monotonic() - started < 2.5
+    # The ReplicaSet's replacement appears without a reload.
+    page.wait_for_function("document.querySelectorAll('#pod-rows tr[data-pod]').length === 2", timeout=10_000)
+
+    # Scaling outside the autoscaler's range is refused on the page, with the message.
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.fill("#scale-replicas", "9")
+    page.evaluate("document.getElementById('scale-replicas').removeAttribute('max')")
+    page.click("#scale-form button")
+    page.wait_for_selector('#action-result [data-ok="false"]:has-text("range 2–5")')

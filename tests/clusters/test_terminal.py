@@ -1,0 +1,390 @@
+"""The web terminal over a real WebSocket, real Daphne and the real control plane (kwok exec runs a
+real local shell in a real pty): permissions, pod scoping, limits, idle timeout, recording, cleanup."""
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from kubernetes import client as k8s
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from clusters.models import TerminalSession
+from deploys.models import ProjectEnvironment
+from observability.models import AuditEvent
+from projects.models import ProjectMember
+from sandbox.procs import free_port, port_open, spawn, stop, wait_for
+from tests.browser import sign_in
+from tests.fixtures.services import BASE_DIR, _server_env
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kube, pytest.mark.services]
+
+POD = "orders-7d9f-abcde"
+
+
+def until(what: str, check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def _daphne(tmp_path_factory, name: str, **env):
+    recordings = tmp_path_factory.mktemp(f"{name}-recordings")
+    log = tmp_path_factory.mktemp(name) / "daphne.log"
+    port = free_port()
+    server_env = {**_server_env(), "TERMINAL_RECORDINGS_DIR": str(recordings), **env}
+    proc = spawn(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "opsportal.asgi:application"],
+        log=log,
+        env=server_env,
+        cwd=BASE_DIR,
+    )
+    wait_for(lambda: port_open(port), timeout=60, what="Daphne", proc=proc, log=log)
+    return proc, f"http://127.0.0.1:{port}", recordings
+
+
+class Server:
+    def __init__(self, url: str, recordings: Path, pid: int):
+        self.url, self.recordings, self.pid = url, recordings, pid
+
+
+@pytest.fixture(scope="module")
+def terminal_server(django_db_setup, tmp_path_factory):
+    """Daphne with its recordings in a temporary directory and at most 3 sessions per user."""
+    proc, url, recordings = _daphne(tmp_path_factory, "terminal", TERMINAL_MAX_SESSIONS_PER_USER="3")
+    yield Server(url, recordings, proc.pid)
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def idle_server(django_db_setup, tmp_path_factory):
+    """Daphne that closes a terminal after 2 s without input."""
+    proc, url, recordings = _daphne(tmp_path_factory, "terminal-idle", TERMINAL_IDLE_SECONDS="2")
+    yield Server(url, recordings, proc.pid)
+    stop(proc)
+
+
+def _running_pod(core: k8s.CoreV1Api, namespace: str, name: str, labels: dict) -> None:
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"containers": [{"name": "app", "image": "registry.local/orders:1"}]},
+        },
+    )
+
+    def running():
+        pod = core.read_namespaced_pod(name, namespace)
+        return pod.status.phase == "Running"
+
+    until(f"pod {namespace}/{name} running", running, 60)
+
+
+@pytest.fixture
+def environments(people, local_clusters, kube_cluster):
+    """orders in test and prod: a namespace each with one project pod and one foreign pod."""
+    core = k8s.CoreV1Api(kube_cluster.api_client)
+    envs = {}
+    for environment, cluster in local_clusters.items():
+        namespace = cluster.namespace_for("orders")
+        core.create_namespace({"metadata": {"name": namespace}})
+        until(
+            "the default ServiceAccount",
+            lambda ns=namespace: any(
+                sa.metadata.name == "default" for sa in core.list_namespaced_service_account(ns).items
+            ),
+        )
+        _running_pod(core, namespace, POD, {"app.kubernetes.io/name": "orders"})
+        _running_pod(core, namespace, "stranger", {"app.kubernetes.io/name": "payments"})
+        envs[environment] = ProjectEnvironment.objects.create(
+            project=people.project, environment=environment, cluster=cluster, namespace=namespace
+        )
+    return envs
+
+
+def session_cookie(user: User) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+class Term:
+    """The terminal WebSocket as the page uses it."""
+
+    def __init__(self, server: Server, user: User, environment="test", pod=POD, container="", size=(80, 24)):
+        host = server.url.split("//", 1)[1]
+        query = f"pod={pod}&container={container}&cols={size[0]}&rows={size[1]}"
+        self.ws = connect(
+            f"ws://{host}/ws/terminal/orders/{environment}/?{query}",
+            additional_headers={"Origin": server.url, "Cookie": f"sessionid={session_cookie(user)}"},
+            open_timeout=15,
+        )
+        self.output = ""
+        self.notices: list[dict] = []
+
+    def next_notice(self, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+            if isinstance(message, bytes):
+                self.output += message.decode(errors="replace")
+                continue
+            notice = json.loads(message)
+            self.notices.append(notice)
+            return notice
+
+    def type(self, text: str) -> None:
+        self.ws.send(json.dumps({"type": "input", "data": text}))
+
+    def resize(self, cols: int, rows: int) -> None:
+        self.ws.send(json.dumps({"type": "resize", "cols": cols, "rows": rows}))
+
+    def wait_output(self, pattern: str, timeout: float = 30) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while not (match := re.search(pattern, self.output)):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {pattern!r} in terminal output: {self.output[-2000:]!r}")
+            try:
+                message = self.ws.recv(timeout=remaining)
+            except TimeoutError:
+                continue
+            if isinstance(message, bytes):
+                self.output += message.decode(errors="replace")
+            else:
+                self.notices.append(json.loads(message))
+        return match
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def read_cast(path: Path) -> tuple[dict, list]:
+    lines = path.read_text().splitlines()
+    return json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
+
+
+def test_terminal_runs_a_shell_resizes_records_and_closes(people, environments, terminal_server):
+    term = Term(terminal_server, people.developer)
+    ready = term.next_notice()
+    assert ready["type"] == "ready" and ready["container"] == "app"
+    session = TerminalSession.objects.get(pk=ready["session"])
+    assert (session.username, session.pod, session.container) == ("dora-dev", POD, "app")
+
+    # The echoed command line shows hel''lo; only the command's output shows hello.
+    term.type("echo hel''lo; echo pid-$$\r")
+    shell_pid = int(term.wait_output(r"pid-(\d+)").group(1))
+    assert re.search(r"[\r\n]hello\r\n", term.output)
+    term.resize(91, 37)
+    term.type("stty size\r")
+    term.wait_output(r"37 91")
+
+    term.close()
+    session = until(
+        "the session row to end",
+        lambda: TerminalSession.objects.filter(pk=session.pk, ended_at__isnull=False).first(),
+    )
+    assert session.end_reason == "browser closed"
+    until("the exec shell to be gone", lambda: process_gone(shell_pid))
+    assert session.bytes_in == len("echo hel''lo; echo pid-$$\r") + len("stty size\r")
+    assert session.bytes_out > 0
+
+    header, events = read_cast(terminal_server.recordings / session.recording)
+    assert header["version"] == 2 and (header["width"], header["height"]) == (80, 24)
+    assert "timestamp" in header and "env" in header
+    output = "".join(data for _, kind, data in events if kind == "o")
+    assert re.search(r"[\r\n]hello\r\n", output) and "37 91" in output
+    typed = "".join(data for _, kind, data in events if kind == "i")
+    assert typed == "echo hel''lo; echo pid-$$\rstty size\r"
+    assert ["r", "91x37"] in [[kind, data] for _, kind, data in events]
+    times = [t for t, _, _ in events]
+    assert times == sorted(times)
+
+    verbs = list(
+        AuditEvent.objects.filter(target_type="clusters.terminalsession", target_id=str(session.pk))
+        .order_by("id")
+        .values_list("verb", "actor_name")
+    )
+    assert verbs == [("terminal.open", "dora-dev"), ("terminal.close", "dora-dev")]
+    for event in AuditEvent.objects.filter(target_type="clusters.terminalsession"):
+        assert "hel''lo" not in json.dumps(event.changes) and "stty" not in json.dumps(event.changes)
+
+
+def test_shell_exit_ends_the_session(people, environments, terminal_server):
+    term = Term(terminal_server, people.developer)
+    session_id = term.next_notice()["session"]
+    term.type("exit 3\r")
+    notice = term.next_notice()
+    assert notice == {"type": "exit", "reason": "exited (3)"}
+    session = until(
+        "the session row to end",
+        lambda: TerminalSession.objects.filter(pk=session_id, ended_at__isnull=False).first(),
+    )
+    assert session.end_reason == "exited (3)"
+
+
+def test_non_member_is_refused_before_the_handshake(people, environments, terminal_server):
+    with pytest.raises(InvalidStatus) as refused:
+        Term(terminal_server, people.outsider)
+    assert refused.value.response.status_code == 403
+    client = Client()
+    client.force_login(people.outsider)
+    assert client.get(f"/projects/orders/env/test/terminal/?pod={POD}").status_code == 404
+    assert not TerminalSession.objects.exists()
+
+
+def _refused(term: Term) -> tuple[str, int]:
+    notice = term.next_notice()
+    assert notice["type"] == "error"
+    with pytest.raises(ConnectionClosed):
+        term.next_notice()
+    return notice["message"], term.ws.close_code
+
+
+def test_viewer_and_tester_cannot_open_a_terminal(people, environments, terminal_server):
+    for user in (people.viewer, people.tester):
+        message, code = _refused(Term(terminal_server, user))
+        assert code == 4403 and "terminal test" in message
+        client = Client()
+        client.force_login(user)
+        assert client.get(f"/projects/orders/env/test/terminal/?pod={POD}").status_code == 403
+    assert not TerminalSession.objects.exists()
+
+
+def test_prod_needs_ops_or_the_prod_grant(people, environments, terminal_server):
+    message, code = _refused(Term(terminal_server, people.developer, environment="prod"))
+    assert code == 4403 and "terminal prod" in message
+    client = Client()
+    client.force_login(people.developer)
+    assert client.get("/projects/orders/env/prod/terminal/").status_code == 403
+
+    ProjectMember.objects.filter(project=people.project, user=people.developer).update(prod_terminal=True)
+    term = Term(terminal_server, people.developer, environment="prod")
+    assert term.next_notice()["type"] == "ready"
+    term.close()
+    assert client.get("/projects/orders/env/prod/terminal/").status_code == 200
+
+    ops = Term(terminal_server, people.ops, environment="prod")
+    assert ops.next_notice()["type"] == "ready"
+    ops.close()
+
+
+def test_only_the_projects_own_pods_can_be_opened(people, environments, terminal_server):
+    message, code = _refused(Term(terminal_server, people.ops, pod="stranger"))
+    assert code == 4404 and "No pod stranger of project orders" in message
+    message, code = _refused(Term(terminal_server, people.ops, pod="no-such-pod"))
+    assert code == 4404
+    message, code = _refused(Term(terminal_server, people.ops, container="sidecar"))
+    assert code == 4404 and "no container sidecar" in message
+    assert not TerminalSession.objects.exists()
+
+
+def test_a_fourth_session_is_refused(people, environments, terminal_server):
+    terms = [Term(terminal_server, people.developer) for _ in range(3)]
+    for term in terms:
+        assert term.next_notice()["type"] == "ready"
+    message, code = _refused(Term(terminal_server, people.developer))
+    assert code == 4429 and "at most 3" in message
+    terms[0].close()
+    until("the first session to end", lambda: TerminalSession.objects.filter(ended_at__isnull=False).exists())
+    again = Term(terminal_server, people.developer)
+    assert again.next_notice()["type"] == "ready"
+    for term in [*terms[1:], again]:
+        term.close()
+    until("every session to end", lambda: not TerminalSession.objects.filter(ended_at__isnull=True).exists())
+
+
+def test_idle_terminal_is_closed(people, environments, idle_server):
+    term = Term(idle_server, people.developer)
+    session_id = term.next_notice()["session"]
+    term.type("echo still-here\r")
+    term.wait_output("still-here\r\n")
+    notice = term.next_notice(timeout=30)
+    assert notice == {"type": "exit", "reason": "idle timeout"}
+    assert "without input" in term.output
+    session = until(
+        "the session row to end",
+        lambda: TerminalSession.objects.filter(pk=session_id, ended_at__isnull=False).first(),
+    )
+    assert session.end_reason == "idle timeout"
+    assert session.duration.total_seconds() >= 2
+
+
+# --- in a real browser ----------------------------------------------------------------------------
+
+
+def _wait_text(page, pattern: str, timeout: float = 30_000) -> str:
+    page.wait_for_function(
+        'pattern => new RegExp(pattern, "m").test(window.opsTerminal.text())', arg=pattern, timeout=timeout
+    )
+    return page.evaluate("window.opsTerminal.text()")
+
+
+@pytest.mark.browser
+def test_browser_terminal_echo_resize_close_and_replay(people, environments, terminal_server, chromium):
+    base = terminal_server.url
+    page = sign_in(chromium, base, people.developer.username)
+    page.set_viewport_size({"width": 1200, "height": 800})
+    page.goto(f"{base}/projects/orders/env/test/terminal/?pod={POD}")
+    page.wait_for_selector("#terminal-status[data-state=open]")
+    session = TerminalSession.objects.get(pk=int(page.get_attribute("#terminal", "data-session")))
+
+    page.click("#terminal")
+    page.keyboard.type("echo hel''lo; echo pid-$$")
+    page.keyboard.press("Enter")
+    text = _wait_text(page, r"pid-\d+")
+    assert re.search(r"(?m)^hello\s*$", text)
+    shell_pid = int(re.search(r"pid-(\d+)", text).group(1))
+
+    page.set_viewport_size({"width": 800, "height": 500})
+    page.wait_for_function("window.opsTerminal.term.cols < 90")
+    cols, rows = page.evaluate("[window.opsTerminal.term.cols, window.opsTerminal.term.rows]")
+    page.keyboard.type("stty size")
+    page.keyboard.press("Enter")
+    _wait_text(page, rf"^{rows} {cols}\s*$")
+
+    page.context.close()  # closing the tab closes the exec stream
+    session = until(
+        "the session to end",
+        lambda: TerminalSession.objects.filter(pk=session.pk, ended_at__isnull=False).first(),
+    )
+    until("the exec shell to be gone", lambda: process_gone(shell_pid))
+
+    header, events = read_cast(terminal_server.recordings / session.recording)
+    output = "".join(data for _, kind, data in events if kind == "o")
+    assert re.search(r"[\r\n]hello\r\n", output)
+    assert f"{cols}x{rows}" in [data for _, kind, data in events if kind == "r"]
+
+    ops = sign_in(chromium, base, people.ops.username)
+    ops.goto(f"{base}/terminal-sessions/?project=orders&user=dora-dev")
+    row = ops.locator(f"#session-table tr[data-session='{session.pk}']").inner_text()
+    assert "dora-dev" in row and POD in row
+    ops.click(f"#session-table tr[data-session='{session.pk}'] a")
+    ops.select_option("#replay-speed", "0")
+    ops.click("#replay-play")
+    ops.wait_for_selector("#replay-status[data-state=done]")
+    replayed = ops.evaluate("window.opsReplay.text()")
+    assert re.search(r"(?m)^hello\s*$", replayed)
+    assert json.dumps(header)  # the header is plain JSON
