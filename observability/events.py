@@ -4,9 +4,11 @@ Each stream (``user.3``, ``project.12``) has an increasing sequence number. Even
 browser that reconnects with the last number it saw gets what it missed replayed in order.
 """
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -71,13 +73,26 @@ def _push(message: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    send = async_to_sync(layer.group_send)
+    args = (group_name(message["stream"]), {"type": "live.event", "event": message})
     try:
-        async_to_sync(layer.group_send)(
-            group_name(message["stream"]), {"type": "live.event", "event": message}
-        )
+        if _loop_running():
+            # Called from synchronous code inside a running event loop: send from a helper thread.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pool.submit(send, *args).result()
+        else:
+            send(*args)
     except Exception:
         # The event is stored: a connected page still gets it from replay or polling.
         logger.exception("Could not push live event %s#%s", message["stream"], message["seq"])
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def current_seq(stream: str) -> int:

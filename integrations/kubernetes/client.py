@@ -260,6 +260,9 @@ def _ssl_context(connection: Connection) -> ssl.SSLContext:
 
 
 class KubeClient:
+    # Requests sent by every client in this process (watches count once); read by the benchmarks.
+    requests_sent = 0
+
     def __init__(self, connection: Connection, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
         self.connection = connection
         self.timeout = timeout
@@ -341,6 +344,7 @@ class KubeClient:
         timeout: tuple[float, float] | None = None,
         stream: bool = False,
     ):
+        KubeClient.requests_sent += 1
         try:
             return self._api.call_api(
                 path,

@@ -20,7 +20,7 @@ from tests.fixtures.services import _server_env
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kube, pytest.mark.standins]
 
 
-def test_killed_build_step_is_retried_without_a_second_build(people, onboarded):
+def test_killed_build_step_is_retried_without_a_second_build(people, onboarded, celery_worker_process):
     project = onboarded.project
     version = release_version(user=people.developer)
     gitlab = GitLabClient(settings.GITLAB_URL, settings.GITLAB_TOKEN)
@@ -67,3 +67,10 @@ def test_killed_build_step_is_retried_without_a_second_build(people, onboarded):
     assert len(jobs[project.name].builds) == builds_before + 1
     assert release.jenkins_build == max(jobs[project.name].builds)
     assert release.image_digest.startswith("sha256:")
+    # The finished step queued the next one; the real worker deploys the image.
+    deadline = time.monotonic() + 60
+    while release.status != ReleaseStatus.DEPLOYED:
+        assert release.status not in (ReleaseStatus.FAILED, ReleaseStatus.CANCELLED), release.error
+        assert time.monotonic() < deadline, f"the worker did not deploy the release ({release.status})"
+        time.sleep(0.2)
+        release.refresh_from_db()
