@@ -12,10 +12,13 @@ REDACTED = "[redacted]"
 
 
 def redact(value):
-    """Blank out anything under a secret-looking key, at any depth."""
+    """Blank out anything under a secret-looking key, at any depth — including NAME=value pairs such as
+    environment variables ([["DB_PASSWORD", "…"]])."""
     if isinstance(value, dict):
         return {k: (REDACTED if _SECRET_KEY_RE.search(str(k)) else redact(v)) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
+        if len(value) == 2 and isinstance(value[0], str) and _SECRET_KEY_RE.search(value[0]):
+            return [value[0], REDACTED]
         return [redact(v) for v in value]
     return value
 

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from deploys import recipes
 from deploys.choices import ACTIVE_RELEASE_STATUSES, DeploymentKind, DeploymentOutcome, ReleaseStatus
 from deploys.models import BuildRecipe, DeploymentRecord, ProjectEnvironment, Release
+from deploys.services.common import locked, move_status
 from integrations.errors import IntegrationError
 from observability import events
 from observability.services import audit_record
@@ -48,11 +49,7 @@ def _publish(release: Release, event_type: str, **payload) -> None:
 
 
 def _locked(release_id: int) -> Release:
-    release = Release.objects.select_for_update().filter(pk=release_id).first()
-    if release is None:
-        raise Release.DoesNotExist(f"No release {release_id}.")
-    release.project = Project.objects.get(pk=release.project_id)
-    return release
+    return locked(Release, release_id)
 
 
 def _move(
@@ -64,29 +61,18 @@ def _move(
     changes: dict | None = None,
     remote_addr: str | None = None,
 ) -> None:
-    if not release.can_move_to(to):
-        raise Conflict(
-            _("Release %(version)s is %(status)s; it cannot become %(to)s.")
-            % {
-                "version": release.version,
-                "status": release.get_status_display(),
-                "to": ReleaseStatus(to).label,
-            }
-        )
-    before = release.status
-    release.status = to
     if to in (ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED):
         release.finished_at = timezone.now()
-    release.save()
-    audit_record(
+    move_status(
+        release,
+        to,
+        name=_("Release %(version)s") % {"version": release.version},
         actor=actor,
         verb=verb,
-        target=release,
-        project=release.project,
-        changes={"status": [before, to], **(changes or {})},
+        changes=changes,
         remote_addr=remote_addr,
+        publish=lambda: _publish(release, "release-changed"),
     )
-    _publish(release, "release-changed")
 
 
 def _refuse(*, actor, verb: str, target, project: Project, reason: str, remote_addr: str | None) -> None:

@@ -18,6 +18,7 @@ from clusters.models import Cluster
 from deploys import manifests
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
 from deploys.models import OnboardingTicket, ProjectEnvironment
+from deploys.services.common import locked, move_status
 from integrations.errors import IntegrationError
 from observability import events
 from observability.services import audit_record, changes_between
@@ -137,12 +138,7 @@ def _publish(ticket: OnboardingTicket, event_type: str, **payload) -> None:
 
 
 def _locked(ticket_id: int) -> OnboardingTicket:
-    ticket = OnboardingTicket.objects.select_for_update().filter(pk=ticket_id).first()
-    if ticket is None:
-        raise OnboardingTicket.DoesNotExist(f"No ticket {ticket_id}.")
-    # Related rows are read after the lock, without joining them into FOR UPDATE.
-    ticket.project = Project.objects.get(pk=ticket.project_id)
-    return ticket
+    return locked(OnboardingTicket, ticket_id)
 
 
 def _move(
@@ -154,23 +150,16 @@ def _move(
     changes: dict | None = None,
     remote_addr: str | None = None,
 ) -> None:
-    if not ticket.can_move_to(to):
-        raise Conflict(
-            _("Ticket #%(id)s is %(status)s; it cannot become %(to)s.")
-            % {"id": ticket.pk, "status": ticket.get_status_display(), "to": TicketStatus(to).label}
-        )
-    before = ticket.status
-    ticket.status = to
-    ticket.save()
-    audit_record(
+    move_status(
+        ticket,
+        to,
+        name=_("Ticket #%(id)s") % {"id": ticket.pk},
         actor=actor,
         verb=verb,
-        target=ticket,
-        project=ticket.project,
-        changes={"status": [before, to], **(changes or {})},
+        changes=changes,
         remote_addr=remote_addr,
+        publish=lambda: _publish(ticket, "ticket-changed"),
     )
-    _publish(ticket, "ticket-changed")
 
 
 # --- filing and review -----------------------------------------------------------------------

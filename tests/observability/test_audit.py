@@ -46,9 +46,16 @@ def test_secrets_never_reach_the_audit_record(people):
             actor=people.ops,
             verb="cluster.update",
             target=people.project,
-            changes={"token": "s3cr3t", "nested": {"kubeconfig": "apiVersion: v1"}, "name": "x"},
+            changes={
+                "token": "s3cr3t",
+                "nested": {"kubeconfig": "apiVersion: v1"},
+                "name": "x",
+                "env_vars": [[["DB_PASSWORD", "hunter2"], ["LOG_LEVEL", "info"]], [["API_TOKEN", "t0k"]]],
+            },
         )
     assert "s3cr3t" not in str(event.changes)
+    assert "hunter2" not in str(event.changes) and "t0k" not in str(event.changes)
+    assert ["LOG_LEVEL", "info"] in event.changes["env_vars"][0]
     assert "apiVersion" not in str(event.changes)
     assert event.changes["name"] == "x"
 
