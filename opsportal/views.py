@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseNotAllowed
+from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
@@ -30,7 +30,7 @@ def dashboard(request):
 @require_POST
 def worker_ping(request):
     observability_services.worker_ping(user=request.user)
-    return render(request, "partials/worker_ping_sent.html")
+    return HttpResponse(status=204)
 
 
 def set_language(request):

@@ -116,3 +116,23 @@ def test_recipes_are_ops_only_and_keep_history(client, people):
     assert saved.json()["version"] == current["version"] + 1
     assert len(client.get("/api/recipes/go/").json()) == 2
     assert AuditEvent.objects.filter(verb="recipe.update", actor=people.ops).exists()
+
+
+def test_cancel_before_the_rollout_frees_the_environment(client, people, onboarded):
+    base = f"/api/projects/{onboarded.project.name}"
+    client.force_login(people.developer)
+    first = client.post(f"{base}/releases/", {"branch": "main"}, content_type="application/json").json()
+    cancelled = client.post(f"{base}/releases/{first['id']}/cancel/")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    assert client.post(f"{base}/releases/{first['id']}/cancel/").json()["status"] == "cancelled"  # no-op
+    # A queued step of the cancelled run does nothing.
+    release = Release.objects.get(pk=first["id"])
+    release_tag.apply(kwargs={"release_id": release.pk, "run_token": str(release.run_token)})
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.CANCELLED and not release.commit_sha
+    assert (
+        client.post(f"{base}/releases/", {"branch": "main"}, content_type="application/json").status_code
+        == 201
+    )
+    assert AuditEvent.objects.filter(verb="release.cancel", actor=people.developer).exists()

@@ -70,7 +70,7 @@ def test_embedded_run_serves_login_dashboard_and_live_worker(embedded_portal):
     queued = browser.post(
         f"{base}/worker-ping/", headers={"X-CSRFToken": browser.cookies["csrftoken"]}, timeout=10
     )
-    assert queued.status_code == 200
+    assert queued.status_code == 204
     pong = live.next_event("worker-pong", timeout=60)
     assert pong["seq"] == 1
     live.close()
