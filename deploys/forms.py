@@ -193,7 +193,11 @@ class RejectForm(forms.Form):
 
 class ApproveForm(forms.Form):
     cluster = forms.ModelChoiceField(
-        label=_("Cluster"), queryset=None, required=False, widget=forms.Select(attrs={"class": "form-select"})
+        label=_("Cluster"),
+        queryset=None,
+        required=False,
+        empty_label=_("Choose a cluster"),
+        widget=forms.Select(attrs={"class": "form-select"}),
     )
 
     def __init__(self, *args, environment: str, **kwargs):

@@ -52,7 +52,8 @@ def _dump(obj: dict) -> str:
     return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
-def _target_cluster(ticket: OnboardingTicket) -> Cluster | None:
+def target_cluster(ticket: OnboardingTicket) -> Cluster | None:
+    """The cluster approval would use: the ticket's, the environment's, or the only one there is."""
     if ticket.cluster_id:
         return ticket.cluster
     environment = ProjectEnvironment.objects.filter(
@@ -67,7 +68,7 @@ def _target_cluster(ticket: OnboardingTicket) -> Cluster | None:
 def ticket_preview(*, ticket: OnboardingTicket) -> TicketPreview:
     from integrations.kubernetes.client import KubeClient
 
-    preview = TicketPreview(cluster=_target_cluster(ticket))
+    preview = TicketPreview(cluster=target_cluster(ticket))
     if preview.cluster is not None and ticket.cluster_id is None:
         ticket.cluster = preview.cluster  # for the namespace template; not saved
     try:

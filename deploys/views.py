@@ -126,7 +126,10 @@ def _detail_context(request, project, ticket) -> dict:
         and (ops or Action.FILE_TICKET in actions),
         "can_file": Action.FILE_TICKET in actions,
         "can_approve": Action.APPROVE_TICKET in actions,
-        "approve_form": ApproveForm(environment=ticket.environment, initial={"cluster": ticket.cluster_id}),
+        "approve_form": ApproveForm(
+            environment=ticket.environment,
+            initial={"cluster": getattr(preview.target_cluster(ticket), "pk", None)},
+        ),
         "reject_form": RejectForm(),
         "stream": project_stream(project.pk),
         "stream_seq": current_seq(project_stream(project.pk)),
