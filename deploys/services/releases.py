@@ -8,6 +8,8 @@ release on. Production never builds: it deploys the digest of a test release a t
 
 import logging
 import re
+import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -50,6 +52,17 @@ def _publish(release: Release, event_type: str, **payload) -> None:
 
 def _locked(release_id: int) -> Release:
     return locked(Release, release_id)
+
+
+def _locked_run(release_id: int, run_token: str, status: str | None = None) -> Release | None:
+    """The release, locked, if this run still owns it (and it is in ``status``, or active); else None.
+    A step that finds None stops: the release was cancelled, failed, or belongs to a newer run."""
+    release = _locked(release_id)
+    if str(release.run_token) != str(run_token):
+        return None
+    if (status is not None and release.status != status) or (status is None and not release.is_active):
+        return None
+    return release
 
 
 def _move(
@@ -249,7 +262,7 @@ def release_confirm(*, actor, release_id: int, remote_addr: str | None = None) -
     with transaction.atomic():
         release = _locked(release_id)
         check(actor, Action.VIEW, release.project)
-        problem = ""
+        problem, not_allowed = "", False
         tester_required = release.project.require_tester_confirmation
         if tester_required and actor.pk == release.created_by_id:
             problem = _("You released %(v)s yourself; a tester must confirm it.") % {"v": release.version}
@@ -257,7 +270,7 @@ def release_confirm(*, actor, release_id: int, remote_addr: str | None = None) -
             can(actor, Action.CONFIRM_RELEASE, release.project)
             or (not tester_required and can(actor, Action.RELEASE_TEST, release.project))
         ):
-            problem = _("Only the project's testers or QA can confirm a release.")
+            problem, not_allowed = _("Only the project's testers or QA can confirm a release."), True
         elif release.environment != "test" or release.status != ReleaseStatus.DEPLOYED:
             problem = _("Only a deployed test release can be confirmed.")
         if not problem:
@@ -283,7 +296,7 @@ def release_confirm(*, actor, release_id: int, remote_addr: str | None = None) -
         reason=problem,
         remote_addr=remote_addr,
     )
-    if "testers or QA" in problem:
+    if not_allowed:
         raise PermissionDenied(problem)
     raise Conflict(problem)
 
@@ -401,8 +414,8 @@ def _claim(release_id: int, run_token: str, *, start: str, working: str, verb: s
 
 def release_fail(*, release_id: int, run_token: str, error: str) -> None:
     with transaction.atomic():
-        release = _locked(release_id)
-        if str(release.run_token) != str(run_token) or not release.is_active:
+        release = _locked_run(release_id, run_token)
+        if release is None:
             return
         release.error = error[:8000]
         _move(release, ReleaseStatus.FAILED, actor=None, verb="release.fail", changes={"error": error[:500]})
@@ -461,8 +474,8 @@ def release_tag(*, release_id: int, run_token: str) -> None:
         expected_sha=sha,
     )
     with transaction.atomic():
-        release = _locked(release_id)
-        if str(release.run_token) != run_token or release.status != ReleaseStatus.TAGGING:
+        release = _locked_run(release_id, run_token, ReleaseStatus.TAGGING)
+        if release is None:
             return
         release.commit_sha = tag.commit_sha
         _move(
@@ -518,8 +531,6 @@ def _append_console(release_id: int, text: str, next_start: int) -> None:
 
 
 def release_build(*, release_id: int, run_token: str) -> None:
-    import time
-
     release = _claim(
         release_id,
         run_token,
@@ -599,8 +610,8 @@ def release_build(*, release_id: int, run_token: str) -> None:
         return
     digest = _registry().resolve(release.project.name, release.version)
     with transaction.atomic():
-        release = _locked(release_id)
-        if str(release.run_token) != run_token or release.status != ReleaseStatus.BUILDING:
+        release = _locked_run(release_id, run_token, ReleaseStatus.BUILDING)
+        if release is None:
             return
         release.image_digest = digest.digest
         _move(
@@ -717,8 +728,8 @@ def release_deploy(*, release_id: int, run_token: str) -> None:
         record.outcome = DeploymentOutcome.SUCCEEDED if ok else DeploymentOutcome.FAILED
         record.message, record.finished_at = message, timezone.now()
         record.save()
-        release = _locked(release_id)
-        if str(release.run_token) != run_token or release.status != ReleaseStatus.DEPLOYING:
+        release = _locked_run(release_id, run_token, ReleaseStatus.DEPLOYING)
+        if release is None:
             return
         if ok:
             _move(
@@ -887,8 +898,6 @@ def recipe_update(
 
 def releases_fail_stuck(*, older_than_seconds: int) -> int:
     """Fail runs whose worker vanished: active for longer than any step may take, without progress."""
-    from datetime import timedelta
-
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     stuck = Release.objects.filter(status__in=ACTIVE_RELEASE_STATUSES, updated_at__lt=cutoff)
     count = 0

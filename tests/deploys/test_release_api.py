@@ -52,6 +52,10 @@ def test_release_api_flow_and_permissions(client, people, onboarded):
     assert client.post(f"{base}/releases/{release.pk}/confirm/").status_code == 409  # own release
     client.force_login(people.viewer)
     assert client.post(f"{base}/releases/{release.pk}/confirm/").status_code == 403
+    # The same answer whatever the language of the message.
+    assert (
+        client.post(f"{base}/releases/{release.pk}/confirm/", HTTP_ACCEPT_LANGUAGE="zh-CN").status_code == 403
+    )
     client.force_login(people.tester)
     assert client.post(f"{base}/releases/{release.pk}/confirm/").status_code == 200
     client.force_login(people.developer)
