@@ -87,4 +87,6 @@ def wait_for(
     tail = ""
     if log and log.exists():
         tail = "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    if proc is not None and proc.poll() is not None:
+        raise RuntimeError(f"{what} exited with code {proc.returncode} before it was ready.{tail}")
     raise RuntimeError(f"{what} did not become ready within {timeout:.0f}s.{tail}")
