@@ -7,6 +7,7 @@ from cryptography import x509
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE, AuthType, Environment
@@ -132,6 +133,9 @@ class TerminalSession(models.Model):
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     started_at = models.DateTimeField(_("started"), auto_now_add=True)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    # Written by the relay every TERMINAL_HEARTBEAT_SECONDS; a stale one means the server holding the
+    # session died without closing it (see terminal.sessions_reap_stale).
+    last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
     end_reason = models.CharField(_("end reason"), max_length=255, blank=True)
     bytes_in = models.BigIntegerField(_("bytes typed"), default=0)
     bytes_out = models.BigIntegerField(_("bytes shown"), default=0)

@@ -158,6 +158,8 @@ def session_open(
 ) -> TerminalSession:
     """Create the session row (and its audit event), unless the user has too many open already."""
     limit = settings.TERMINAL_MAX_SESSIONS_PER_USER
+    # Rows a crashed server left open must not hold the user's slots until the next beat task.
+    sessions_reap_stale(user=user)
     with transaction.atomic():
         # Serialise one user's opens so that concurrent tabs cannot all pass the count.
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
@@ -197,7 +199,9 @@ def session_open(
     return session
 
 
-def session_close(*, session_id: int, reason: str, bytes_in: int, bytes_out: int) -> TerminalSession:
+def session_close(
+    *, session_id: int, reason: str, bytes_in: int, bytes_out: int, by_system: bool = False
+) -> TerminalSession:
     """End the session once; a second call changes nothing. Keystrokes never reach the audit."""
     with transaction.atomic():
         session = TerminalSession.objects.select_for_update().select_related("user").get(pk=session_id)
@@ -209,7 +213,7 @@ def session_close(*, session_id: int, reason: str, bytes_in: int, bytes_out: int
         session.bytes_out = bytes_out
         session.save(update_fields=["ended_at", "end_reason", "bytes_in", "bytes_out"])
         audit_record(
-            actor=session.user,
+            actor=None if by_system else session.user,
             verb="terminal.close",
             target=session,
             project=session.project,
@@ -222,6 +226,38 @@ def session_close(*, session_id: int, reason: str, bytes_in: int, bytes_out: int
             remote_addr=session.remote_addr,
         )
     return session
+
+
+def session_heartbeat(*, session_id: int) -> bool:
+    """Mark the session alive; False when it has been ended elsewhere (the relay should then stop)."""
+    still_open = TerminalSession.objects.filter(pk=session_id, ended_at__isnull=True)
+    return bool(still_open.update(last_seen_at=timezone.now()))
+
+
+LOST_REASON = "lost: the server holding the session stopped without closing it"
+
+
+def sessions_reap_stale(*, user=None, now=None) -> int:
+    """End open sessions whose relay has missed three heartbeats: the process that held them is gone
+    (a crashed or killed Daphne), so nothing else will ever close them."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=3 * settings.TERMINAL_HEARTBEAT_SECONDS)
+    stale = TerminalSession.objects.filter(ended_at__isnull=True, last_seen_at__lt=cutoff)
+    if user is not None:
+        stale = stale.filter(user=user)
+    reaped = 0
+    for session in stale.only("pk", "bytes_in", "bytes_out"):
+        closed = session_close(
+            session_id=session.pk,
+            reason=LOST_REASON,
+            bytes_in=session.bytes_in,
+            bytes_out=session.bytes_out,
+            by_system=True,
+        )
+        reaped += closed.end_reason == LOST_REASON
+    if reaped:
+        logger.warning("Ended %d terminal session(s) whose server stopped without closing them", reaped)
+    return reaped
 
 
 def sessions_visible_to(user, *, project: str = "", username: str = "") -> QuerySet[TerminalSession]:
@@ -447,7 +483,15 @@ class TerminalBridge:
         poller.register(sock.sock, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
         last_input = time.monotonic()
+        heartbeat = settings.TERMINAL_HEARTBEAT_SECONDS
+        next_beat = time.monotonic() + heartbeat
         while True:
+            if time.monotonic() >= next_beat:
+                if not session_heartbeat(session_id=self.session_id):
+                    self._notify("\r\n[this session was ended by the server]\r\n", recorder)
+                    self._hang_up(exec_session, recorder)
+                    return "ended elsewhere"
+                next_beat = time.monotonic() + heartbeat
             raw = sock.sock
             # TLS may hold decrypted bytes that poll() cannot see.
             pending = isinstance(raw, ssl.SSLSocket) and raw.pending() > 0
@@ -455,7 +499,8 @@ class TerminalBridge:
             if idle_left <= 0:
                 self._notify(f"\r\n[closed after {int(self.idle_seconds)} s without input]\r\n", recorder)
                 return "idle timeout"
-            ready = {fd for fd, _ in poller.poll(0 if pending else min(idle_left, 60) * 1000)}
+            wait = min(idle_left, max(0.0, next_beat - time.monotonic()))
+            ready = {fd for fd, _ in poller.poll(0 if pending else wait * 1000)}
             if self._wake_r in ready:
                 os.read(self._wake_r, 4096)
                 while True:

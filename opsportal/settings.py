@@ -243,6 +243,7 @@ CELERY_BEAT_SCHEDULE = {
     "fail-stuck-tickets": {"task": "deploys.tasks.fail_stuck_tickets", "schedule": 300.0},
     "fail-stuck-releases": {"task": "deploys.tasks.fail_stuck_releases", "schedule": 300.0},
     "prune-terminal-recordings": {"task": "clusters.tasks.prune_terminal_recordings", "schedule": 3600.0},
+    "reap-terminal-sessions": {"task": "clusters.tasks.reap_stale_terminal_sessions", "schedule": 120.0},
 }
 
 # --- Provisioning and integrations ----------------------------------------------------------
@@ -279,6 +280,9 @@ RELEASE_BUILD_TIMEOUT = env_int("RELEASE_BUILD_TIMEOUT", 1800)
 TERMINAL_IDLE_SECONDS = env_int("TERMINAL_IDLE_SECONDS", 900)
 # Open terminals per user; one more is refused with a message.
 TERMINAL_MAX_SESSIONS_PER_USER = env_int("TERMINAL_MAX_SESSIONS_PER_USER", 3)
+# An open session proves it is alive this often, in seconds; one silent for 3 beats is ended as lost
+# (its server crashed), so it no longer counts against the per-user limit.
+TERMINAL_HEARTBEAT_SECONDS = env_int("TERMINAL_HEARTBEAT_SECONDS", 60)
 # Session recordings (asciicast v2), append-only; deleted after the retention period.
 TERMINAL_RECORDINGS_DIR = Path(env_str("TERMINAL_RECORDINGS_DIR", str(VAR_DIR / "recordings")))
 TERMINAL_RECORDING_RETENTION_DAYS = env_int("TERMINAL_RECORDING_RETENTION_DAYS", 180)

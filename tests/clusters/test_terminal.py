@@ -5,15 +5,18 @@ import json
 import re
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 from kubernetes import client as k8s
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from clusters import terminal
 from clusters.models import TerminalSession
 from deploys.models import ProjectEnvironment
 from observability.models import AuditEvent
@@ -330,6 +333,81 @@ def test_idle_terminal_is_closed(people, environments, idle_server):
     )
     assert session.end_reason == "idle timeout"
     assert session.duration.total_seconds() >= 2
+
+
+def test_relay_heartbeats_and_stops_when_ended_elsewhere(people, environments, tmp_path_factory):
+    proc, url, recordings = _daphne(tmp_path_factory, "terminal-beat", TERMINAL_HEARTBEAT_SECONDS="1")
+    try:
+        term = Term(Server(url, recordings, proc.pid), people.developer)
+        session_id = term.next_notice()["session"]
+        started = TerminalSession.objects.get(pk=session_id).started_at
+        beat = started + timedelta(seconds=0.9)
+        until("a heartbeat", lambda: TerminalSession.objects.get(pk=session_id).last_seen_at > beat, 10)
+        terminal.session_close(session_id=session_id, reason="ended by ops", bytes_in=0, bytes_out=0)
+        assert term.next_notice(timeout=10) == {"type": "exit", "reason": "ended elsewhere"}
+        assert "ended by the server" in term.output
+        assert TerminalSession.objects.get(pk=session_id).end_reason == "ended by ops"
+    finally:
+        stop(proc)
+
+
+def test_sessions_of_a_killed_server_are_reaped_and_free_the_slot(people, environments, tmp_path_factory):
+    env = {"TERMINAL_HEARTBEAT_SECONDS": "1", "TERMINAL_MAX_SESSIONS_PER_USER": "1"}
+    first, url, recordings = _daphne(tmp_path_factory, "terminal-doomed", **env)
+    term = Term(Server(url, recordings, first.pid), people.developer)
+    lost_id = term.next_notice()["session"]
+    first.kill()  # no chance to close anything: the row stays open
+    first.wait(10)
+    assert TerminalSession.objects.get(pk=lost_id).ended_at is None
+
+    second, url, recordings = _daphne(tmp_path_factory, "terminal-after", **env)
+    try:
+        server = Server(url, recordings, second.pid)
+        last_beat = TerminalSession.objects.get(pk=lost_id).last_seen_at
+        time.sleep(max(0.0, (last_beat + timedelta(seconds=3.3) - timezone.now()).total_seconds()))
+        fresh = Term(server, people.developer)
+        assert fresh.next_notice()["type"] == "ready"
+        lost = TerminalSession.objects.get(pk=lost_id)
+        assert lost.ended_at is not None and lost.end_reason == terminal.LOST_REASON
+        close = AuditEvent.objects.get(
+            verb="terminal.close", target_type="clusters.terminalsession", target_id=str(lost_id)
+        )
+        assert close.actor is None and close.actor_name == "system"
+        fresh.close()
+        until("the fresh session to end", lambda: not TerminalSession.objects.filter(ended_at__isnull=True))
+    finally:
+        stop(second)
+
+
+def test_reaper_leaves_live_and_other_users_sessions_alone(people, environments, settings):
+    settings.TERMINAL_HEARTBEAT_SECONDS = 60
+    now = timezone.now()
+
+    def row(user, last_seen):
+        return TerminalSession.objects.create(
+            user=user,
+            username=user.get_username(),
+            project=people.project,
+            environment="test",
+            cluster_name="c",
+            namespace="ns",
+            pod=POD,
+            container="app",
+            last_seen_at=last_seen,
+        )
+
+    stale_dev = row(people.developer, now - timedelta(minutes=4))
+    live_dev = row(people.developer, now - timedelta(minutes=2))
+    stale_other = row(people.owner, now - timedelta(minutes=10))
+    assert terminal.sessions_reap_stale(user=people.developer, now=now) == 1
+    assert TerminalSession.objects.get(pk=stale_dev.pk).end_reason == terminal.LOST_REASON
+    assert TerminalSession.objects.get(pk=live_dev.pk).ended_at is None
+    assert TerminalSession.objects.get(pk=stale_other.pk).ended_at is None
+    # The beat task's call takes everyone, and a second run changes nothing.
+    assert terminal.sessions_reap_stale(now=now) == 1
+    assert terminal.sessions_reap_stale(now=now) == 0
+    assert not terminal.session_heartbeat(session_id=stale_other.pk)
+    assert terminal.session_heartbeat(session_id=live_dev.pk)
 
 
 # --- in a real browser ----------------------------------------------------------------------------
