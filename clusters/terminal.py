@@ -46,16 +46,37 @@ from projects.models import Project
 logger = logging.getLogger(__name__)
 
 PROJECT_LABEL = "app.kubernetes.io/name"
+MARKER_VARIABLE = "OPSPORTAL_TERMINAL"
 # bash when the image has it, sh otherwise; a terminal type for line editing if the image sets none.
-SHELL_COMMAND = [
-    "/bin/sh",
-    "-c",
-    '[ -n "$TERM" ] || export TERM=xterm-256color; command -v bash >/dev/null && exec bash || exec sh',
-]
+# Every process started from the shell inherits the session's marker, which is how hang_up finds them.
+SHELL_SCRIPT = (
+    f'export {MARKER_VARIABLE}="$1"; [ -n "$TERM" ] || export TERM=xterm-256color; '
+    "command -v bash >/dev/null && exec bash || exec sh"
+)
+# What a closing terminal does on a VM: SIGHUP to what the session started (vim, less, top end; a job
+# started with nohup survives, as it would there). A separate exec sends it, because an exec'd process
+# outlives its stream (kubelet and kwok alike) and keys cannot stop a full-screen program. Shells are
+# spared the HUP: one without job control forwards it to its own process group, which under kwok is
+# kwok's. They are ended with keys once back at their prompt, or with "KILL" as the last resort.
+HANG_UP_SCRIPT = (
+    "for d in /proc/[0-9]*; do "
+    'if tr "\\000" "\\n" < "$d/environ" 2>/dev/null | grep -qxF "$1"; then '
+    'case "$2:$(cat "$d/comm")" in HUP:bash|HUP:sh|HUP:dash|HUP:ash|HUP:zsh|HUP:ksh|HUP:mksh) ;; '
+    '*) kill -"$2" "${d#/proc/}";; esac; fi; '
+    "done 2>/dev/null; exit 0"
+)
+HANG_UP_EXEC_TIMEOUT = 5.0
+
+
+def shell_command(marker: str) -> list[str]:
+    return ["/bin/sh", "-c", SHELL_SCRIPT, "sh", marker]
+
+
 STDIN, STDOUT, STDERR, STATUS, RESIZE = 0, 1, 2, 3, 4
 OUTPUT_CHUNK = 64 * 1024
 MAX_COLS, MAX_ROWS = 1000, 500
-# Sent in turn until the shell exits: interrupt, end-of-input, and once more for a nested shell.
+# The fallback when the hang-up exec cannot run (no /proc, tr or grep in the image): sent in turn until
+# the shell exits: interrupt, end-of-input, and once more for a nested shell.
 HANG_UP_KEYS = (b"\x03", b"\x04", b"\x04", b"exit\r")
 HANG_UP_WAIT = 3.0
 
@@ -383,6 +404,7 @@ class TerminalBridge:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         self._stop_reason = ""
+        self.marker = f"{MARKER_VARIABLE}={session.pk}-{uuid.uuid4().hex}"
         self.thread = threading.Thread(target=self._run, name=f"terminal-session-{session.pk}", daemon=True)
 
     # -- called from the consumer ----------------------------------------------------------------
@@ -427,7 +449,9 @@ class TerminalBridge:
                 title=f"{s.username} {s.namespace}/{s.pod}/{s.container}",
             )
             kube = KubeClient.from_cluster(self.cluster)  # a dedicated ApiClient for this session
-            exec_session = kube.exec_stream(s.namespace, s.pod, s.container, SHELL_COMMAND, tty=True)
+            exec_session = kube.exec_stream(
+                s.namespace, s.pod, s.container, shell_command(self.marker.split("=", 1)[1]), tty=True
+            )
             exec_session.write_channel(RESIZE, json.dumps({"Width": s.width, "Height": s.height}))
             reason = self._pump(exec_session, recorder)
         except IntegrationError as exc:
@@ -498,6 +522,7 @@ class TerminalBridge:
             idle_left = self.idle_seconds - (time.monotonic() - last_input)
             if idle_left <= 0:
                 self._notify(f"\r\n[closed after {int(self.idle_seconds)} s without input]\r\n", recorder)
+                self._hang_up(exec_session, recorder)
                 return "idle timeout"
             wait = min(idle_left, max(0.0, next_beat - time.monotonic()))
             ready = {fd for fd, _ in poller.poll(0 if pending else wait * 1000)}
@@ -530,10 +555,12 @@ class TerminalBridge:
                     return self._exit_reason(status)
 
     def _hang_up(self, exec_session, recorder: Recorder) -> None:
-        """Ask the shell to end before the stream closes: an apiserver (kwok, and often the container
-        runtime too) keeps an exec'd process running after its client goes away. Ctrl-C ends a
-        foreground command and Ctrl-D the shell. They go one at a time: the terminal discards pending
-        input when Ctrl-C arrives, so a Ctrl-D sent along with it could be lost."""
+        """End what the session runs before its stream closes: an apiserver (kwok, and the container
+        runtime too) keeps an exec'd process running after its client goes away. SIGHUP to what the
+        session started, then keys for the shell, back at its prompt: Ctrl-C ends a foreground command
+        and Ctrl-D the shell, one at a time, because the terminal discards pending input when Ctrl-C
+        arrives. SIGKILL to everything of the session if the stream is still open after that."""
+        self._signal_session("HUP")
         try:
             for keys in HANG_UP_KEYS:
                 exec_session.write_channel(STDIN, keys)
@@ -541,6 +568,29 @@ class TerminalBridge:
                     return
         except (websocket.WebSocketException, OSError):
             pass
+        self._signal_session("KILL")
+
+    def _signal_session(self, signal: str) -> bool:
+        s = self.session
+        hang_up = None
+        kube = KubeClient.from_cluster(self.cluster)
+        try:
+            hang_up = kube.exec_stream(
+                s.namespace,
+                s.pod,
+                s.container,
+                ["/bin/sh", "-c", HANG_UP_SCRIPT, "sh", self.marker, signal],
+                tty=False,
+            )
+            hang_up.run_forever(timeout=HANG_UP_EXEC_TIMEOUT)
+            return True
+        except (IntegrationError, websocket.WebSocketException, OSError) as exc:
+            logger.warning("SIG%s exec for terminal session %s failed: %s", signal, self.session_id, exc)
+            return False
+        finally:
+            if hang_up is not None:
+                hang_up.close()
+            kube.close()
 
     def _drain_until_closed(self, exec_session, recorder: Recorder, wait: float) -> bool:
         deadline = time.monotonic() + wait

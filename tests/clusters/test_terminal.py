@@ -235,6 +235,35 @@ def test_terminal_runs_a_shell_resizes_records_and_closes(people, environments, 
         assert "hel''lo" not in json.dumps(event.changes) and "stty" not in json.dumps(event.changes)
 
 
+def children_named(parent: int, name: str) -> int | None:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            comm, rest = stat.read_text().split("(", 1)[1].rsplit(")", 1)
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if comm == name and int(rest.split()[1]) == parent:
+            return int(stat.parent.name)
+    return None
+
+
+def test_closing_the_terminal_hangs_up_a_full_screen_program(people, environments, terminal_server):
+    """vim ignores the keys a hang-up could type; closing the tab must still end it and the shell."""
+    term = Term(terminal_server, people.developer)
+    session_id = term.next_notice()["session"]
+    term.type("echo pid-$$\r")
+    shell_pid = int(term.wait_output(r"pid-(\d+)").group(1))
+    term.type("vim -u NONE -n\r")
+    vim_pid = until("vim to start", lambda: children_named(shell_pid, "vim"))
+    term.close()
+    until("vim to end", lambda: process_gone(vim_pid), 15)
+    until("the shell to end", lambda: process_gone(shell_pid), 15)
+    session = until(
+        "the session row to end",
+        lambda: TerminalSession.objects.filter(pk=session_id, ended_at__isnull=False).first(),
+    )
+    assert session.end_reason == "browser closed"
+
+
 def test_shell_exit_ends_the_session(people, environments, terminal_server):
     term = Term(terminal_server, people.developer)
     session_id = term.next_notice()["session"]
@@ -322,11 +351,12 @@ def test_a_fourth_session_is_refused(people, environments, terminal_server):
 def test_idle_terminal_is_closed(people, environments, idle_server):
     term = Term(idle_server, people.developer)
     session_id = term.next_notice()["session"]
-    term.type("echo still-here\r")
-    term.wait_output("still-here\r\n")
+    term.type("echo still-here pid-$$\r")
+    shell_pid = int(term.wait_output(r"still-here pid-(\d+)\r\n").group(1))
     notice = term.next_notice(timeout=30)
     assert notice == {"type": "exit", "reason": "idle timeout"}
     assert "without input" in term.output
+    until("the idle shell to end", lambda: process_gone(shell_pid), 15)
     session = until(
         "the session row to end",
         lambda: TerminalSession.objects.filter(pk=session_id, ended_at__isnull=False).first(),
