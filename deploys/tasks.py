@@ -1,5 +1,6 @@
 """Celery tasks: thin wrappers that take ids, call one service, and retry transient integration errors
-(timeouts, 5xx, 429, unreachable) with exponential backoff — never permanent ones."""
+(timeouts, 5xx, 429, unreachable) with exponential backoff, or after the wait the other side asked for
+(Retry-After) when that is longer — never permanent ones."""
 
 from celery import shared_task
 from django.conf import settings
@@ -12,6 +13,18 @@ def backoff(retries: int) -> int:
     return settings.INTEGRATION_RETRY_BACKOFF_SECONDS * (2**retries)
 
 
+def retry_countdown(retries: int, retry_after: float | None) -> float:
+    """Seconds before retry number ``retries + 1``: the backoff, or the server's Retry-After if longer.
+
+    Only the Retry-After part is capped (INTEGRATION_MAX_RETRY_AFTER_SECONDS): the backoff is ours and
+    already bounded by INTEGRATION_MAX_RETRIES.
+    """
+    countdown = backoff(retries)
+    if retry_after is not None and retry_after > 0:
+        countdown = max(countdown, min(retry_after, settings.INTEGRATION_MAX_RETRY_AFTER_SECONDS))
+    return countdown
+
+
 def _run_step(task, step, give_up, **ids) -> None:
     try:
         step(**ids)
@@ -20,7 +33,8 @@ def _run_step(task, step, give_up, **ids) -> None:
             suffix = "" if exc.permanent else f" (gave up after {task.request.retries} retries)"
             give_up(**ids, error=f"{exc}{suffix}")
             return
-        raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from exc
+        countdown = retry_countdown(task.request.retries, exc.retry_after)
+        raise task.retry(exc=exc, countdown=countdown) from exc
     except Exception as exc:
         # A bug must not leave the work stuck in a running state: end it visibly, then let Celery log it.
         give_up(**ids, error=f"Internal error ({exc.__class__.__name__}): {exc}. Tell the ops team.")

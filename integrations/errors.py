@@ -3,6 +3,7 @@
 ``permanent`` tells a task whether retrying can help: transient errors (unreachable, timeouts,
 5xx/429) are retried with backoff, permanent ones (bad credentials, invalid input, missing objects)
 never are. ``message`` is a sentence for people; ``cause`` is the technical reason underneath.
+``retry_after`` is how many seconds the other side asked us to wait (its ``Retry-After`` header).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class IntegrationError(Exception):
         cause: str = "",
         status: int | None = None,
         details: dict | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -27,9 +29,20 @@ class IntegrationError(Exception):
         self.cause = cause
         self.status = status
         self.details = details or {}
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return f"{self.message} ({self.cause})" if self.cause and self.cause != self.message else self.message
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header; None when absent or not in the delay-seconds form.
+
+    The HTTP-date form is ignored on purpose: it depends on both clocks agreeing, and plain backoff is a
+    safe fallback.
+    """
+    value = (value or "").strip()
+    return float(value) if value.isascii() and value.isdigit() else None
 
 
 class Unauthorized(IntegrationError):

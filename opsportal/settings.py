@@ -254,6 +254,9 @@ OPSPORTAL_ROLLOUT_TIMEOUT = env_int("OPSPORTAL_ROLLOUT_TIMEOUT", 660)
 # Transient integration errors (timeouts, 5xx, 429) are retried this often, with exponential backoff.
 INTEGRATION_MAX_RETRIES = env_int("INTEGRATION_MAX_RETRIES", 5)
 INTEGRATION_RETRY_BACKOFF_SECONDS = env_int("INTEGRATION_RETRY_BACKOFF_SECONDS", 5)
+# A 429/503 may ask for a longer wait (Retry-After); it is obeyed up to this many seconds, so a wild value
+# cannot park a release for hours (and a Redis ETA longer than its visibility timeout is delivered twice).
+INTEGRATION_MAX_RETRY_AFTER_SECONDS = env_int("INTEGRATION_MAX_RETRY_AFTER_SECONDS", 300)
 
 # --- Release pipeline (GitLab → Jenkins → registry). An unset URL turns that integration off. ---
 GITLAB_URL = env_str("GITLAB_URL", "")

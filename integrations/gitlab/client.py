@@ -3,7 +3,8 @@
 Every request has a timeout; python-gitlab's own retries are off (``retry_transient_errors=False`` and
 ``obey_rate_limit=False``) because the Celery tasks that call us retry transient errors with backoff. Each
 failure becomes an ``integrations.errors`` class. Projects are addressed by their full path and fetched
-lazily, so each call below is one HTTP request (contract 2.3).
+lazily, so each call below is one HTTP request (contract 2.3). A 429 or 503 carries GitLab's
+``Retry-After`` (seconds) on the error as ``retry_after``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from integrations.errors import (
     Timeout,
     Unauthorized,
     Unreachable,
+    parse_retry_after,
 )
 
 DEFAULT_TIMEOUT = 15.0  # seconds, connect and read
@@ -72,22 +74,9 @@ class Tag:
 # --- error mapping ------------------------------------------------------------------------------------
 
 
-def error_from_gitlab(exc: Exception) -> IntegrationError:
-    """Map a python-gitlab or requests exception to the portal's error classes."""
-    if isinstance(exc, requests.exceptions.Timeout):  # before ConnectionError: ConnectTimeout is both
-        return Timeout("GitLab did not answer in time", cause=str(exc))
-    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError):
-        return Unreachable("cannot connect to GitLab", cause=str(exc))
-    if isinstance(exc, RedirectError):
-        return Invalid("GitLab redirected the request: check the configured URL and scheme", cause=str(exc))
-    if isinstance(exc, GitlabParsingError):
-        return ServerError("GitLab sent an answer that is not JSON", cause=str(exc))
-    if not isinstance(exc, GitlabError):
-        return IntegrationError("GitLab request failed", cause=str(exc), permanent=False)
-    code = exc.response_code or 0
-    message = str(exc.error_message or "") or f"HTTP {code}"
-    kwargs: dict[str, Any] = {"cause": message, "status": code or None}
-    if isinstance(exc, GitlabAuthenticationError) or code == 401:
+def _status_error(code: int, message: str, retry_after: float | None = None) -> IntegrationError:
+    kwargs: dict[str, Any] = {"cause": message, "status": code or None, "retry_after": retry_after}
+    if code == 401:
         return Unauthorized("GitLab rejected the token", **kwargs)
     if code == 403:
         return Unauthorized("the GitLab token lacks the permission for this", **kwargs)
@@ -100,6 +89,51 @@ def error_from_gitlab(exc: Exception) -> IntegrationError:
     if code == 429 or code >= 500:
         return ServerError(f"GitLab answered {code}", **kwargs)
     return IntegrationError(message, **kwargs)
+
+
+def _response_message(response: requests.Response) -> str:
+    # The same fields python-gitlab reads from an error body.
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("message", "error"):
+            if body.get(key):
+                return str(body[key])
+    return response.reason or f"HTTP {response.status_code}"
+
+
+def error_from_gitlab(exc: Exception) -> IntegrationError:
+    """Map a python-gitlab or requests exception to the portal's error classes."""
+    if isinstance(exc, requests.exceptions.Timeout):  # before ConnectionError: ConnectTimeout is both
+        return Timeout("GitLab did not answer in time", cause=str(exc))
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError):
+        return Unreachable("cannot connect to GitLab", cause=str(exc))
+    if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
+        response = exc.response
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return _status_error(response.status_code, _response_message(response), retry_after)
+    if isinstance(exc, RedirectError):
+        return Invalid("GitLab redirected the request: check the configured URL and scheme", cause=str(exc))
+    if isinstance(exc, GitlabParsingError):
+        return ServerError("GitLab sent an answer that is not JSON", cause=str(exc))
+    if not isinstance(exc, GitlabError):
+        return IntegrationError("GitLab request failed", cause=str(exc), permanent=False)
+    code = exc.response_code or 0
+    if isinstance(exc, GitlabAuthenticationError):
+        code = 401
+    return _status_error(code, str(exc.error_message or "") or f"HTTP {code}")
+
+
+def _raise_for_retry_later(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """requests response hook: raise 429 and 503 as ``HTTPError`` before python-gitlab sees them.
+
+    python-gitlab's exceptions keep the status and body but drop the headers, and ``Retry-After`` is a
+    header; with its own retries off nothing else in python-gitlab looks at these answers.
+    """
+    if response.status_code in (429, 503):
+        raise requests.exceptions.HTTPError(f"{response.status_code} {response.reason}", response=response)
 
 
 def _call(fn: Callable[[], T]) -> T:
@@ -143,6 +177,7 @@ class GitLabClient:
             retry_transient_errors=False,
             user_agent="opsportal",
         )
+        self._gl.session.hooks["response"].append(_raise_for_retry_later)
 
     def _project(self, path: str) -> Any:
         # lazy: no GET; sub-resources are requested as /projects/<url-encoded path>/...

@@ -32,6 +32,7 @@ from integrations.errors import (
     Timeout,
     Unauthorized,
     Unreachable,
+    parse_retry_after,
 )
 
 DEFAULT_TIMEOUT = 15.0  # seconds per request
@@ -77,8 +78,8 @@ class ConsoleChunk:
 _CODE_IN_MESSAGE = re.compile(r"\[(\d{3})\]")
 
 
-def _status_error(code: int, message: str, cause: str) -> IntegrationError:
-    kwargs: dict[str, Any] = {"cause": cause, "status": code}
+def _status_error(code: int, message: str, cause: str, retry_after: float | None = None) -> IntegrationError:
+    kwargs: dict[str, Any] = {"cause": cause, "status": code, "retry_after": retry_after}
     if code in (401, 403):
         return Unauthorized("Jenkins rejected the user or API token", **kwargs)
     if code == 404:
@@ -101,7 +102,11 @@ def error_from_jenkins(exc: Exception, what: str = "") -> IntegrationError:
     if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
         response = exc.response
         detail = response.headers.get("X-Error") or response.reason or ""
-        return _status_error(response.status_code, detail and f"{what}: {detail}".strip(": "), detail)
+        # python-jenkins re-raises 429 and 503 as HTTPError with the response, so Retry-After survives;
+        # 401/403/500 become JenkinsException text and lose their headers.
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        message = detail and f"{what}: {detail}".strip(": ")
+        return _status_error(response.status_code, message, detail, retry_after)
     if isinstance(exc, jenkins.NotFoundException):
         return NotFound(f"{what or 'item'} does not exist in Jenkins", cause=str(exc), status=404)
     if isinstance(exc, jenkins.JenkinsException):

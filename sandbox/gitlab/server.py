@@ -13,6 +13,7 @@ import math
 import re
 import subprocess
 import threading
+from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,7 @@ from sandbox.gitlab import git
 API_PREFIX = "/api/v4"
 _MAX_PER_PAGE = 100
 _DEFAULT_PER_PAGE = 20
+_REQUEST_LOG_SIZE = 10_000  # `make run` serves for days: keep only the recent requests tests count
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,25 @@ class Project:
     @property
     def path(self) -> str:
         return self.path_with_namespace.rsplit("/", 1)[1]
+
+
+@dataclass
+class Fault:
+    pattern: re.Pattern[str]
+    status: int
+    remaining: int
+    method: str | None
+    after: bool
+    retry_after: int | str | None
+
+    def response(self) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Status, GitLab-shaped JSON body and headers of the injected answer."""
+        try:
+            phrase = HTTPStatus(self.status).phrase
+        except ValueError:
+            phrase = "Error"
+        headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        return self.status, {"message": f"{self.status} {phrase}"}, headers
 
 
 class ApiError(Exception):
@@ -72,6 +93,8 @@ class GitLabStandin:
         self._port = port
         self.lock = threading.RLock()  # serialises ref writes and project registration
         self._projects: dict[int, Project] = {}
+        self._faults: list[Fault] = []
+        self._requests: deque[tuple[str, str]] = deque(maxlen=_REQUEST_LOG_SIZE)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._scan()
@@ -104,6 +127,51 @@ class GitLabStandin:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+
+    # -- fault injection and request log -----------------------------------------------------------------
+
+    def inject_fault(
+        self,
+        pattern: str,
+        status: int = 500,
+        count: int = 1,
+        method: str | None = None,
+        *,
+        after: bool = False,
+        retry_after: int | str | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests whose path+query matches regex ``pattern`` with ``status``.
+
+        ``after=False`` answers before anything happens (before auth, too). ``after=True`` serves the request
+        for real (a tag is really created) and only then replaces the answer: the response is lost.
+        ``retry_after`` is sent as the ``Retry-After`` header, as given (seconds, or an HTTP date).
+        """
+        verb = method.upper() if method else None
+        fault = Fault(re.compile(pattern), status, count, verb, after, retry_after)
+        with self.lock:
+            self._faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._faults.clear()
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self._faults:
+                if fault.remaining > 0 and fault.method in (None, method) and fault.pattern.search(path):
+                    fault.remaining -= 1
+                    return fault
+        return None
+
+    def log_request(self, method: str, path: str) -> None:
+        with self.lock:
+            self._requests.append((method, path))
+
+    def request_count(self, pattern: str, method: str | None = None) -> int:
+        """How many of the recent requests (faulted ones included) match regex ``pattern`` and ``method``."""
+        regex, method = re.compile(pattern), method.upper() if method else None
+        with self.lock:
+            return sum(1 for m, path in self._requests if method in (None, m) and regex.search(path))
 
     # -- projects ----------------------------------------------------------------------------------------
 
@@ -231,6 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
     standin: GitLabStandin
     protocol_version = "HTTP/1.1"
     server_version = "gitlab-standin"
+    _lost: Fault | None = None  # an after=True fault: the real answer is replaced by this one
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature fixed by the base class
         return  # tests start many servers; request logs would drown their output
@@ -268,6 +337,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
+        if self._lost is not None:
+            # The work is done; only the answer is swapped, as when a proxy or the network drops it.
+            status, payload, headers = self._lost.response()
+            body, content_type, self._lost = json.dumps(payload).encode(), "application/json", None
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -284,6 +357,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         split = urlsplit(self.path)
         body = self._read_body()
+        self._lost = None  # keep-alive: the handler serves several requests
+        if split.path == f"{API_PREFIX}/_standin/faults":
+            self._fault_admin(method, body)
+            return
+        self.standin.log_request(method, self.path)
+        fault = self.standin.take_fault(method, self.path)
+        if fault is not None and not fault.after:
+            status, payload, headers = fault.response()
+            self._send_json(status, payload, headers)
+            return
+        self._lost = fault
         if not split.path.startswith(API_PREFIX + "/"):
             if ".git/" in split.path and method in ("GET", "POST"):
                 self._git_http_backend(method, split.path, split.query, body)
@@ -310,6 +394,32 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(exc.status, exc.body)
         except git.GitError as exc:
             self._send_json(500, {"message": f"500 Internal Server Error: {exc}"})
+
+    def _fault_admin(self, method: str, body: bytes) -> None:
+        """``POST {"pattern", "status", "count", "method", "after", "retry_after"}`` / ``DELETE``: for
+        `make run`, where the stand-in runs in another process."""
+        if self._token() != self.standin.token:
+            self._send_json(401, {"message": "401 Unauthorized"})
+        elif method == "DELETE":
+            self.standin.clear_faults()
+            self._send_json(204, None)
+        elif method == "POST":
+            try:
+                spec = json.loads(body or b"{}")
+                self.standin.inject_fault(
+                    str(spec["pattern"]),
+                    int(spec.get("status", 500)),
+                    int(spec.get("count", 1)),
+                    spec.get("method"),
+                    after=bool(spec.get("after", False)),
+                    retry_after=spec.get("retry_after"),
+                )
+            except (ValueError, KeyError, TypeError, re.error) as exc:
+                self._send_json(400, {"message": f"400 Bad request - {exc}"})
+                return
+            self._send_json(201, {"message": "fault injected"})
+        else:
+            self._send_json(405, {"message": "405 Method Not Allowed"})
 
     def _token(self) -> str | None:
         if token := self.headers.get("PRIVATE-TOKEN"):

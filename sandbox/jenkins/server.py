@@ -51,6 +51,7 @@ class Fault:
     status: int
     remaining: int
     method: str | None
+    retry_after: int | str | None = None
 
 
 @dataclass
@@ -189,22 +190,30 @@ class JenkinsStandin:
     # -- fault injection ---------------------------------------------------------------------------------
 
     def inject_fault(
-        self, pattern: str, status: int = 500, count: int = 1, method: str | None = None
+        self,
+        pattern: str,
+        status: int = 500,
+        count: int = 1,
+        method: str | None = None,
+        *,
+        retry_after: int | str | None = None,
     ) -> None:
-        """Answer the next ``count`` requests whose path+query matches regex ``pattern`` with ``status``."""
+        """Answer the next ``count`` requests whose path+query matches regex ``pattern`` with ``status``
+        (and a ``Retry-After`` header when ``retry_after`` is given)."""
+        verb = method.upper() if method else None
         with self.lock:
-            self._faults.append(Fault(re.compile(pattern), status, count, method.upper() if method else None))
+            self._faults.append(Fault(re.compile(pattern), status, count, verb, retry_after))
 
     def clear_faults(self) -> None:
         with self.lock:
             self._faults.clear()
 
-    def take_fault(self, method: str, path: str) -> int | None:
+    def take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
             for fault in self._faults:
                 if fault.remaining > 0 and fault.method in (None, method) and fault.pattern.search(path):
                     fault.remaining -= 1
-                    return fault.status
+                    return fault
         return None
 
     # -- jobs --------------------------------------------------------------------------------------------
@@ -653,7 +662,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         fault = self.standin.take_fault(method, self.path)
         if fault is not None:
-            self._send_html(fault, f"Injected fault {fault} for {split.path}")
+            headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+            self._send_html(fault.status, f"Injected fault {fault.status} for {split.path}", headers)
             return
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         segments = [unquote(s) for s in split.path.strip("/").split("/") if s]
@@ -734,7 +744,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "POST":
             spec = json.loads(body or b"{}")
             self.standin.inject_fault(
-                spec["pattern"], int(spec.get("status", 500)), int(spec.get("count", 1)), spec.get("method")
+                spec["pattern"],
+                int(spec.get("status", 500)),
+                int(spec.get("count", 1)),
+                spec.get("method"),
+                retry_after=spec.get("retry_after"),
             )
         else:
             raise HttpError(405, "Method Not Allowed")

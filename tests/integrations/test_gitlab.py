@@ -6,7 +6,16 @@ import socket
 
 import pytest
 
-from integrations.errors import Conflict, Invalid, NotFound, Timeout, Unauthorized, Unreachable
+from integrations.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    ServerError,
+    Timeout,
+    Unauthorized,
+    Unreachable,
+    parse_retry_after,
+)
 from integrations.gitlab import Branch, GitLabClient, Tag
 from sandbox.gitlab import GitLabStandin, Project
 from sandbox.gitlab.git import run_git
@@ -153,3 +162,83 @@ def test_silent_server_is_timeout() -> None:
         with pytest.raises(Timeout) as excinfo:
             client.branch("demo/go-hello", "main")
     assert excinfo.value.permanent is False
+
+
+# --- injected faults ----------------------------------------------------------------------------------
+
+TAGS_POST = r"/repository/tags$"
+
+
+def test_429_with_retry_after_is_transient_and_carries_the_wait(
+    gitlab_standin: GitLabStandin, client: GitLabClient, project: Project
+) -> None:
+    gitlab_standin.inject_fault(r"/repository/branches/main", status=429, retry_after=7)
+    with pytest.raises(ServerError) as excinfo:
+        client.branch("demo/go-hello", "main")
+    assert excinfo.value.permanent is False
+    assert excinfo.value.status == 429 and excinfo.value.retry_after == 7
+    assert excinfo.value.cause == "429 Too Many Requests"  # GitLab's {"message": ...} body was read
+    assert client.branch("demo/go-hello", "main").commit_sha == _sha(project, "main")  # fault used up
+
+    gitlab_standin.inject_fault(r"/repository/branches/main", status=503, retry_after=2)
+    with pytest.raises(ServerError) as excinfo:
+        client.branch("demo/go-hello", "main")
+    assert excinfo.value.status == 503 and excinfo.value.retry_after == 2
+
+    # The HTTP-date form (and rubbish) is ignored: still transient, the caller's own backoff applies.
+    gitlab_standin.inject_fault(
+        r"/repository/branches/main", status=429, retry_after="Wed, 21 Oct 2015 07:28:00 GMT"
+    )
+    gitlab_standin.inject_fault(r"/repository/branches/main", status=429, retry_after="soon")
+    for _ in range(2):
+        with pytest.raises(ServerError) as excinfo:
+            client.branch("demo/go-hello", "main")
+        assert excinfo.value.status == 429 and excinfo.value.retry_after is None
+    gitlab_standin.inject_fault(r"/repository/branches/main", status=429)
+    with pytest.raises(ServerError) as excinfo:
+        client.branch("demo/go-hello", "main")
+    assert excinfo.value.retry_after is None
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"), [("5", 5.0), (" 0 ", 0.0), ("", None), (None, None), ("-1", None), ("1.5", None)]
+)
+def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
+    assert parse_retry_after(header) == seconds
+
+
+def test_502_is_a_transient_server_error(
+    gitlab_standin: GitLabStandin, client: GitLabClient, project: Project
+) -> None:
+    gitlab_standin.inject_fault(TAGS_POST, status=502, method="POST")
+    with pytest.raises(ServerError) as excinfo:
+        client.ensure_tag("demo/go-hello", "v1.0.0", "main")
+    assert excinfo.value.permanent is False and excinfo.value.status == 502
+    assert excinfo.value.retry_after is None
+    assert run_git(project.bare, "tag", "--list").split() == []  # answered before doing anything
+    assert client.ensure_tag("demo/go-hello", "v1.0.0", "main").created is True
+
+
+def test_injected_401_is_unauthorized_and_permanent(
+    gitlab_standin: GitLabStandin, client: GitLabClient, project: Project
+) -> None:
+    gitlab_standin.inject_fault(TAGS_POST, status=401, method="POST")
+    with pytest.raises(Unauthorized) as excinfo:
+        client.ensure_tag("demo/go-hello", "v1.0.0", "main")
+    assert excinfo.value.permanent and excinfo.value.status == 401
+    assert run_git(project.bare, "tag", "--list").split() == []
+
+
+def test_lost_response_on_tag_create_then_ensure_tag_finds_the_tag(
+    gitlab_standin: GitLabStandin, client: GitLabClient, project: Project
+) -> None:
+    gitlab_standin.inject_fault(TAGS_POST, status=502, method="POST", after=True)
+    with pytest.raises(ServerError) as excinfo:
+        client.ensure_tag("demo/go-hello", "v1.0.0", "main", "release 1.0.0")
+    assert excinfo.value.permanent is False and excinfo.value.status == 502
+    # GitLab did the work; only its answer was lost.
+    assert run_git(project.bare, "tag", "--list").split() == ["v1.0.0"]
+    again = client.ensure_tag("demo/go-hello", "v1.0.0", "main", "release 1.0.0")
+    assert again == Tag("v1.0.0", _sha(project, "main"), created=False, message="release 1.0.0")
+    assert run_git(project.bare, "tag", "--list").split() == ["v1.0.0"]
+    assert gitlab_standin.request_count(TAGS_POST, "POST") == 2

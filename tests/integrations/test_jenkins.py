@@ -245,8 +245,19 @@ def test_injected_500s_are_transient_and_a_retry_recovers(
     assert client.wait_for_queue(queue_id, timeout=30, poll=0.05) == number + 1
 
     jenkins_standin.inject_fault(r"^/queue/api/json", status=429, count=1)
-    with pytest.raises(ServerError):
+    with pytest.raises(ServerError) as excinfo:
         client.find_queued_by_marker("svc-build", MARKER, "f-2")
+    assert excinfo.value.retry_after is None
+
+    # python-jenkins keeps the response of a 429/503, so the wait Jenkins (or its proxy) asks for reaches us.
+    jenkins_standin.inject_fault(r"^/queue/api/json", status=429, count=1, retry_after=7)
+    with pytest.raises(ServerError) as excinfo:
+        client.find_queued_by_marker("svc-build", MARKER, "f-2")
+    assert excinfo.value.status == 429 and excinfo.value.retry_after == 7
+    jenkins_standin.inject_fault(r"^/job/svc-build/buildWithParameters", status=503, retry_after=3)
+    with pytest.raises(ServerError) as excinfo:
+        client.trigger("svc-build", {MARKER: "f-3"})
+    assert excinfo.value.status == 503 and excinfo.value.retry_after == 3
 
 
 def test_bad_token_is_unauthorized_and_permanent(jenkins_standin: JenkinsStandin) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gitlab
 import pytest
+import requests
 
 from sandbox.gitlab import GitLabStandin, Project
 from tests.fixtures.standins import DEMO_REPOS, GITLAB_TOKEN
@@ -143,3 +144,24 @@ def test_projects_survive_restart(tmp_path: Path) -> None:
     second = GitLabStandin(tmp_path / "gl", GITLAB_TOKEN)
     found = second.find_project("team/svc")
     assert found is not None and found.id == created.id
+
+
+def test_fault_admin_endpoint_and_clear(
+    gitlab_standin: GitLabStandin, client: gitlab.Gitlab, project: Project
+) -> None:
+    # `make run` runs the stand-in in another process: faults go in over HTTP, with the token.
+    admin = f"{gitlab_standin.url}/api/v4/_standin/faults"
+    headers = {"PRIVATE-TOKEN": GITLAB_TOKEN}
+    assert requests.post(admin, json={"pattern": "/repository/branches"}, timeout=5).status_code == 401
+    spec = {"pattern": "/repository/branches/main", "status": 429, "count": 5, "retry_after": 3}
+    assert requests.post(admin, json=spec, headers=headers, timeout=5).status_code == 201
+    answer = requests.get(
+        f"{gitlab_standin.url}/api/v4/projects/demo%2Fgo-hello/repository/branches/main",
+        headers=headers,
+        timeout=5,
+    )
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "3"
+    assert answer.json() == {"message": "429 Too Many Requests"}
+    assert requests.delete(admin, headers=headers, timeout=5).status_code == 204
+    assert client.projects.get("demo/go-hello").branches.get("main").name == "main"
+    assert gitlab_standin.request_count(r"/repository/branches/main$", "GET") == 2
