@@ -197,6 +197,13 @@ def test_config_editor_changes_and_removes_secrets(client, people, local_cluster
         (deployment.metadata.resource_version, secret.metadata.resource_version),
     )
 
+    for other in (
+        reverse("environment-page", args=["orders", "test"]),
+        "/api/projects/orders/environments/test/",
+    ):
+        response = client.get(other)
+        assert response.status_code == 200, other
+        _assert_nowhere(response.content.decode())
     page = client.get(url)
     assert page.status_code == 200
     assert 'id="secret-env-names"' in page.content.decode() and "DB_PASSWORD" in page.content.decode()
