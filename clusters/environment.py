@@ -247,7 +247,12 @@ def events_summary(ref: EnvironmentRef, events: list[dict]) -> list[dict]:
 
 def config_summary(ref: EnvironmentRef) -> dict:
     spec = ref.environment.spec or {}
-    return {"request": spec.get("request") or {}, "overrides": spec.get("overrides") or {}}
+    request = spec.get("request") or {}
+    return {
+        "request": request,
+        "overrides": spec.get("overrides") or {},
+        "secret_env_names": request.get("secret_env_names") or [],
+    }
 
 
 def environment_state(ref: EnvironmentRef) -> dict:

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from clusters import environment as selectors
 from clusters import environment_services as services
+from deploys.api import secret_env_vars_field
 from integrations.errors import IntegrationError
 from projects.access import Action
 
@@ -40,7 +41,12 @@ def _addr(request) -> str | None:
 
 
 ConfigSerializer = inline_serializer(
-    "EnvironmentConfig", {"request": serializers.DictField(), "overrides": serializers.DictField()}
+    "EnvironmentConfig",
+    {
+        "request": serializers.DictField(),
+        "overrides": serializers.DictField(),
+        "secret_env_names": serializers.ListField(child=serializers.CharField()),
+    },
 )
 
 
@@ -151,6 +157,7 @@ class ConfigView(APIView):
         overrides = serializers.DictField(
             required=False, allow_null=True, help_text="Guardrail overrides; when given, replaces them all."
         )
+        secret_env_vars = secret_env_vars_field()
         dry_run = serializers.BooleanField(required=False, default=False)
 
     @extend_schema(
@@ -182,6 +189,7 @@ class ConfigView(APIView):
             "ref": ref,
             "request": data.validated_data["request"],
             "overrides": data.validated_data.get("overrides"),
+            "secret_env_vars": data.validated_data.get("secret_env_vars"),
         }
         if data.validated_data["dry_run"]:
             plan = _call(services.config_plan, **args)
@@ -192,6 +200,10 @@ class ConfigView(APIView):
                 "applied": not data.validated_data["dry_run"] and plan.changed,
                 "changes": plan.changes,
                 "diff": plan.diff,
-                "config": {"request": plan.request, "overrides": plan.overrides},
+                "config": {
+                    "request": plan.request,
+                    "overrides": plan.overrides,
+                    "secret_env_names": plan.request.get("secret_env_names") or [],
+                },
             }
         )

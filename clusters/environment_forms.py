@@ -2,7 +2,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from deploys.forms import ENV_LINE
+from deploys.forms import ENV_LINE, parse_secret_env, secret_env_field
 
 # The request fields an environment's configuration page edits (the rest stay as provisioned).
 CONFIG_FIELDS = (
@@ -44,6 +44,7 @@ class EnvironmentConfigForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text=_("One NAME=value per line."),
     )
+    secret_env_vars = secret_env_field()
 
     def __init__(self, *args, read_only: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -62,6 +63,12 @@ class EnvironmentConfigForm(forms.Form):
                 raise ValidationError(_("Line %(n)s is not NAME=value.") % {"n": number})
             pairs.append([match[1], match[2]])
         return pairs
+
+    def clean_secret_env_vars(self) -> dict[str, str]:
+        return parse_secret_env(self.cleaned_data["secret_env_vars"])
+
+    def secret_env_changes(self) -> dict[str, str]:
+        return self.cleaned_data.get("secret_env_vars") or {}
 
     def request_data(self) -> dict:
         data = {key: self.cleaned_data.get(key) for key in CONFIG_FIELDS}

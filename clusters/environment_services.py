@@ -17,10 +17,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.environment import EnvironmentRef, is_own_pod, operate_action
-from deploys import manifests
+from deploys import manifests, secret_env
 from deploys.models import ProjectEnvironment
 from deploys.preview import _comparable, _dump
-from deploys.services import build_spec, keep_live_fields
+from deploys.services import build_spec, keep_live_fields, objects_to_apply
 from integrations.errors import IntegrationError, Invalid, NotFound
 from observability import events
 from observability.services import audit_record, changes_between
@@ -179,6 +179,8 @@ class ConfigPlan:
     diffs: list[ObjectDiff] = field(default_factory=list)
     guardrails: list = field(default_factory=list)
     changes: dict = field(default_factory=dict)
+    # The secret environment variables after the edit; only filled into the Secret when applying.
+    secret_values: dict = field(default_factory=dict, repr=False)
 
     @property
     def diff(self) -> str:
@@ -193,11 +195,24 @@ def _flat(request: dict, overrides: dict) -> dict:
     return {**request, **{f"overrides.{key}": value for key, value in (overrides or {}).items()}}
 
 
-def config_plan(*, actor, ref: EnvironmentRef, request: dict, overrides: dict | None = None) -> ConfigPlan:
+def _with_values(obj: dict, values: dict) -> dict:
+    return manifests.secret_with_values(obj, values) if obj["kind"] == "Secret" else obj
+
+
+def config_plan(
+    *,
+    actor,
+    ref: EnvironmentRef,
+    request: dict,
+    overrides: dict | None = None,
+    secret_env_vars: dict | None = None,
+) -> ConfigPlan:
     """Validate an edit and compare it with the live objects (server-side dry run); changes nothing.
 
     ``request`` holds the fields to change (merged over the current request); ``overrides``, when given,
-    replaces the guardrail overrides. Raises ValidationError with field errors for an invalid edit."""
+    replaces the guardrail overrides; ``secret_env_vars`` are changes to the secret environment variables
+    (see secret_env.merge). Raises ValidationError with field errors for an invalid edit. The diff shows
+    secret values only as fingerprints."""
     check(actor, Action.EDIT_CONFIG, ref.project)
     if not isinstance(request, dict):
         raise ValidationError({"request": _("Expected an object of fields.")})
@@ -205,7 +220,9 @@ def config_plan(*, actor, ref: EnvironmentRef, request: dict, overrides: dict | 
         raise ValidationError({"overrides": _("Expected an object of knob values.")})
     current = ref.environment.spec or {}
     old_request, old_overrides = dict(current.get("request") or {}), dict(current.get("overrides") or {})
-    new_request = {**old_request, **request}
+    old_secrets = secret_env.load(ref.environment.secret_env)
+    new_secrets = secret_env.merge(old_secrets, secret_env_vars)
+    new_request = secret_env.with_names({**old_request, **request}, new_secrets)
     new_overrides = old_overrides if overrides is None else dict(overrides)
     spec = build_spec(
         project=ref.project,
@@ -213,6 +230,7 @@ def config_plan(*, actor, ref: EnvironmentRef, request: dict, overrides: dict | 
         cluster=ref.environment.cluster,
         request=new_request,
         overrides=new_overrides,
+        secret_env_digest=secret_env.digest(new_secrets),
     )
     rendered = manifests.render(spec)
     plan = ConfigPlan(
@@ -220,14 +238,18 @@ def config_plan(*, actor, ref: EnvironmentRef, request: dict, overrides: dict | 
         overrides=new_overrides,
         guardrails=rendered.guardrails,
         changes=changes_between(_flat(old_request, old_overrides), _flat(new_request, new_overrides)),
+        secret_values=new_secrets,
     )
+    secret_diff = secret_env.changes(old_secrets, new_secrets)
+    if secret_diff:
+        plan.changes["secret_env_changes"] = secret_diff
     try:
         with ref.client() as client:
-            for obj in rendered.objects:
+            for obj in objects_to_apply(spec, rendered, had_secrets=bool(old_secrets)):
                 kind, name = obj["kind"], obj["metadata"]["name"]
                 desired = keep_live_fields(client, obj)
                 live = client.get(kind, ref.namespace, name)
-                after = client.apply_dry_run(desired)
+                after = client.apply_dry_run(_with_values(desired, new_secrets))
                 plan.objects.append(desired)
                 diff = ""
                 if live is not None:
@@ -251,18 +273,21 @@ def environment_config_apply(
     ref: EnvironmentRef,
     request: dict,
     overrides: dict | None = None,
+    secret_env_vars: dict | None = None,
     remote_addr: str | None = None,
 ) -> ConfigPlan:
     """Apply an edit: dry-run every object first (a rejected one changes nothing), then apply them,
-    record the change with its diff, and store the new request and overrides on the environment."""
-    plan = config_plan(actor=actor, ref=ref, request=request, overrides=overrides)
+    record the change with its diff, and store the new request, overrides and secrets on the environment."""
+    plan = config_plan(
+        actor=actor, ref=ref, request=request, overrides=overrides, secret_env_vars=secret_env_vars
+    )
     if not plan.changed:
         return plan
     live_objects = []
     try:
         with ref.client() as client:
             for obj in plan.objects:
-                client.apply(keep_live_fields(client, obj))
+                client.apply(_with_values(keep_live_fields(client, obj), plan.secret_values))
                 live_objects.append(
                     {"kind": obj["kind"], "name": obj["metadata"]["name"], "namespace": ref.namespace}
                 )
@@ -271,9 +296,10 @@ def environment_config_apply(
     with transaction.atomic():
         env = ProjectEnvironment.objects.select_for_update().get(pk=ref.environment.pk)
         env.spec = {"request": plan.request, "overrides": plan.overrides}
+        env.secret_env = secret_env.dump(plan.secret_values)
         env.live_objects = live_objects
-        env.save(update_fields=["spec", "live_objects"])
-        ref.environment.spec = env.spec
+        env.save(update_fields=["spec", "secret_env", "live_objects"])
+        ref.environment.spec, ref.environment.secret_env = env.spec, env.secret_env
         _record(
             actor=actor,
             ref=ref,

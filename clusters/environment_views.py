@@ -142,6 +142,7 @@ def environment_config(request, name: str, environment: str):
         for field in overrides_form.fields.values():
             field.disabled = True
     context = {"ref": ref, "project": ref.project, "form": form, "overrides_form": overrides_form}
+    context["secret_env_names"] = config["request"].get("secret_env_names") or []
     context.update(can_edit=can_edit, plan=None, error="")
     status = 200
     if request.method == "POST":
@@ -154,6 +155,7 @@ def environment_config(request, name: str, environment: str):
                         ref=ref,
                         request=form.request_data(),
                         overrides=overrides_form.overrides(),
+                        secret_env_vars=form.secret_env_changes(),
                         remote_addr=_addr(request),
                     )
                     if plan.changed:
@@ -168,6 +170,7 @@ def environment_config(request, name: str, environment: str):
                     ref=ref,
                     request=form.request_data(),
                     overrides=overrides_form.overrides(),
+                    secret_env_vars=form.secret_env_changes(),
                 )
             except ValidationError as exc:
                 if hasattr(exc, "error_dict"):

@@ -11,8 +11,21 @@ from deploys.models import OnboardingTicket
 from projects.access import Action, get_project
 
 
+def secret_env_vars_field() -> serializers.DictField:
+    return serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=20000),
+        required=False,
+        write_only=True,
+        help_text="Secret environment variables {NAME: value}, stored encrypted and never returned; names "
+        'not given keep their value, an empty value ("") removes the name.',
+    )
+
+
 class TicketSerializer(serializers.ModelSerializer):
     project = serializers.CharField(source="project.name", read_only=True)
+    secret_env_names = serializers.ListField(
+        child=serializers.CharField(), source="request.secret_env_names", default=list, read_only=True
+    )
     cluster = serializers.CharField(source="cluster.name", default=None, read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True)
     reviewed_by = serializers.CharField(source="reviewed_by.username", default=None, read_only=True)
@@ -25,6 +38,7 @@ class TicketSerializer(serializers.ModelSerializer):
             "environment",
             "status",
             "request",
+            "secret_env_names",
             "overrides",
             "cluster",
             "created_by",
@@ -49,12 +63,14 @@ class TicketCreateSerializer(serializers.Serializer):
     request = serializers.DictField(
         help_text="WorkloadSpec fields: replicas, hpa_min, hpa_max, cpu_request, …"
     )
+    secret_env_vars = secret_env_vars_field()
     submit = serializers.BooleanField(default=False, help_text="Submit for approval right away.")
 
 
 class TicketUpdateSerializer(serializers.Serializer):
     request = serializers.DictField(required=False)
     overrides = serializers.DictField(required=False, help_text="Ops only: guardrail knobs and their values.")
+    secret_env_vars = secret_env_vars_field()
 
 
 class ApproveSerializer(serializers.Serializer):

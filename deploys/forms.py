@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from clusters.choices import Environment
-from deploys import services
+from deploys import secret_env, services
 from deploys.choices import ServiceType
 
 # Sensible starting values by language; Java services start slowly and need more memory.
@@ -39,6 +39,51 @@ COMMON_DEFAULTS = {
     "eureka_deregister_path": "/actuator/service-registry",
 }
 ENV_LINE = re.compile(r"^([^=\s]+)=(.*)$")
+SECRET_ENV_HELP = _(
+    "One NAME=value per line, e.g. DB_PASSWORD=…. Stored encrypted and never shown again. Leave empty to "
+    "keep the stored ones; a line NAME= with nothing after the = removes NAME."
+)
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """Never renders a value, not even the one just submitted when the form comes back with errors."""
+
+    def format_value(self, value):
+        return None
+
+
+def secret_env_field() -> forms.CharField:
+    return forms.CharField(
+        label=_("Secret environment variables"),
+        required=False,
+        max_length=20000,
+        strip=False,
+        widget=WriteOnlyTextarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
+        help_text=SECRET_ENV_HELP,
+    )
+
+
+def parse_secret_env(text: str) -> dict[str, str]:
+    """NAME=value lines as changes for secret_env.merge ("" removes NAME); raises ValidationError."""
+    changes: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = ENV_LINE.match(line.strip())
+        if match is None:
+            # Not the line itself: it may hold a secret.
+            raise ValidationError(_("Line %(n)s is not NAME=value.") % {"n": number})
+        if match[1] in changes:
+            raise ValidationError(_("%(name)s appears twice.") % {"name": match[1]})
+        changes[match[1]] = match[2]
+    return changes
+
+
+def secret_names_after(current: list[str], changes: dict[str, str]) -> list[str]:
+    names = set(current)
+    for name, value in changes.items():
+        (names.add if value else names.discard)(name)
+    return sorted(names)
 
 
 def initial_request(language: str) -> dict:
@@ -86,6 +131,7 @@ class TicketForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4, "placeholder": "SPRING_PROFILES_ACTIVE=prod"}),
         help_text=_("One NAME=value per line."),
     )
+    secret_env_vars = secret_env_field()
     eureka_enabled = forms.BooleanField(label=_("Registered in Eureka"), required=False)
     eureka_deregister_path = forms.CharField(
         label=_("De-registration endpoint"), max_length=200, required=False
@@ -98,10 +144,14 @@ class TicketForm(forms.Form):
         help_text=_("Optional; the first release replaces it."),
     )
 
-    def __init__(self, *args, project, environment: str, cluster=None, overrides=None, **kwargs):
+    def __init__(
+        self, *args, project, environment: str, cluster=None, overrides=None, secret_names=(), **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.project, self.environment, self.cluster = project, environment, cluster
         self.overrides = overrides or {}
+        # The names already stored (the values are never read back into the form).
+        self.secret_names = sorted(secret_names)
         for field in self.fields.values():
             css = "form-check-input" if isinstance(field, forms.BooleanField) else "form-control"
             if isinstance(field, forms.ChoiceField):
@@ -119,11 +169,16 @@ class TicketForm(forms.Form):
             pairs.append([match[1], match[2]])
         return pairs
 
+    def clean_secret_env_vars(self) -> dict[str, str]:
+        return parse_secret_env(self.cleaned_data["secret_env_vars"])
+
     def clean(self):
         cleaned = super().clean()
         if self.errors:
             return cleaned
         self.request_data = {key: cleaned.get(key) for key in services.REQUEST_FIELDS if key in cleaned}
+        self.secret_env_changes = cleaned.get("secret_env_vars") or {}
+        names = secret_names_after(self.secret_names, self.secret_env_changes)
         for optional in ("cpu_limit", "memory_limit", "runtime_options", "image"):
             self.request_data[optional] = (self.request_data.get(optional) or "").strip()
         if self.request_data.get("registry_refresh_seconds") is None:
@@ -135,7 +190,7 @@ class TicketForm(forms.Form):
                 project=self.project,
                 environment=self.environment,
                 cluster=self.cluster,
-                request=self.request_data,
+                request=secret_env.with_names(self.request_data, dict.fromkeys(names, "")),
                 overrides=self.overrides,
             )
         except ValidationError as exc:

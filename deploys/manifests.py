@@ -11,6 +11,7 @@ callers that store them should also store the stable ``Guardrail.code``.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 import shlex
@@ -59,6 +60,9 @@ _JVM_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _JVM_OVERRIDING_ENV = ("_JAVA_OPTIONS", "JDK_JAVA_OPTIONS")
 JAVA_OPTIONS_ENV = "JAVA_TOOL_OPTIONS"
 MAX_LABEL_VALUE = 63
+# An HMAC of the secret values (computed by the caller, never the values): a changed secret changes the pod
+# template, so the pods roll and pick the new value up; environment variables are only read at start.
+SECRET_ENV_DIGEST_ANNOTATION = "opsportal.io/secret-env-hmac"  # noqa: S105 (an annotation key)
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,10 @@ class WorkloadSpec:
     startup_seconds: int = 60
     runtime_options: str = ""
     env_vars: tuple[tuple[str, str], ...] = ()
+    # Names only: the values live encrypted in the database and reach the cluster in the Secret that
+    # ``secret_with_values`` fills at apply time.
+    secret_env_names: tuple[str, ...] = ()
+    secret_env_digest: str = ""
     hpa_cpu_target: int = 70
     hpa_memory_target: int | None = None
     eureka_enabled: bool = False
@@ -227,6 +235,7 @@ _STR_FIELDS = (
     "health_path",
     "runtime_options",
     "eureka_deregister_path",
+    "secret_env_digest",
 )
 
 
@@ -445,6 +454,37 @@ def _check_runtime(spec: WorkloadSpec, add: Add) -> None:
         if "\0" in value:
             add("env_vars", _("the value of '%(name)s' must not contain NUL.") % {"name": name})
         seen.add(name)
+    _check_secret_env(spec, add, plain=seen, reserved=reserved)
+
+
+def _check_secret_env(spec: WorkloadSpec, add: Add, *, plain: set[str], reserved: dict[str, str]) -> None:
+    # Errors go to "secret_env_vars", the field people type secrets into (the spec only holds names).
+    if not isinstance(spec.secret_env_names, tuple | list) or not all(
+        isinstance(name, str) for name in spec.secret_env_names
+    ):
+        add("secret_env_vars", _("secret_env_names must be a list of names."))
+        return
+    seen: set[str] = set()
+    for name in spec.secret_env_names:
+        if not _ENV_NAME.fullmatch(name):
+            add(
+                "secret_env_vars",
+                _("environment variable name '%(name)s' must match [A-Za-z_][A-Za-z0-9_]*.") % {"name": name},
+            )
+        elif name in seen:
+            add("secret_env_vars", _("environment variable '%(name)s' is set twice.") % {"name": name})
+        elif name in plain:
+            add(
+                "secret_env_vars",
+                _("'%(name)s' is both a plain and a secret environment variable; keep one.") % {"name": name},
+            )
+        elif name in reserved:
+            add(
+                "secret_env_vars",
+                _("environment variable '%(name)s' is set by the platform; use %(instead)s instead.")
+                % {"name": name, "instead": reserved[name]},
+            )
+        seen.add(name)
 
 
 def _reserved_env(spec: WorkloadSpec) -> dict[str, str]:
@@ -540,11 +580,11 @@ def render(spec: WorkloadSpec) -> Rendered:
     rails = _Guardrails(spec)
     labels = _labels(spec)
     selector = _selector(spec)
-    objects = [
-        _service(spec, labels, selector),
-        _deployment(spec, labels, selector, rails),
-        _hpa(spec, labels, rails),
-    ]
+    objects = [_service(spec, labels, selector)]
+    if spec.secret_env_names:
+        # Before the Deployment, so new pods never start referring to keys that do not exist yet.
+        objects.append(env_secret(spec))
+    objects += [_deployment(spec, labels, selector, rails), _hpa(spec, labels, rails)]
     if spec.hpa_min >= 2:
         objects.append(_pdb(spec, labels, selector))
         rails.info(
@@ -583,6 +623,31 @@ def _selector(spec: WorkloadSpec) -> dict[str, str]:
 
 def _metadata(spec: WorkloadSpec, labels: dict[str, str]) -> dict[str, Any]:
     return {"name": spec.project, "namespace": spec.namespace, "labels": dict(labels)}
+
+
+def secret_name(spec: WorkloadSpec) -> str:
+    return f"{spec.project}-env"
+
+
+def env_secret(spec: WorkloadSpec) -> dict[str, Any]:
+    """The Secret holding the secret environment variables, without any data: previews and diffs show
+    this; only ``secret_with_values`` (at apply time) adds the values."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {**_metadata(spec, _labels(spec)), "name": secret_name(spec)},
+        "type": "Opaque",
+    }
+
+
+def secret_with_values(secret: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """``secret`` with ``values`` as its data. ``data``, not ``stringData``: under server-side apply a key
+    dropped from stringData stays in the Secret, while a key dropped from data is removed."""
+    data = {name: base64.b64encode(value.encode()).decode() for name, value in sorted(values.items())}
+    result = {**secret}
+    if data:
+        result["data"] = data
+    return result
 
 
 def _service(spec: WorkloadSpec, labels: dict[str, str], selector: dict[str, str]) -> dict[str, Any]:
@@ -766,7 +831,7 @@ def _java_env(spec: WorkloadSpec, rails: _Guardrails, memory_limit: str) -> list
                     "follow later changes of the memory limit; prefer the percentage."
                 ),
             )
-    for name, _value in spec.env_vars:
+    for name in [name for name, _value in spec.env_vars] + list(spec.secret_env_names):
         if name in _JVM_OVERRIDING_ENV:
             rails.warning(
                 "jvm_env_override",
@@ -783,10 +848,14 @@ def _deployment(
     probes = _probes(spec, rails)
     lifecycle, grace = _lifecycle(spec, rails)
 
-    env: list[dict[str, str]] = []
+    env: list[dict[str, Any]] = []
     if spec.language == "java":
         env.extend(_java_env(spec, rails, memory_limit))
     env.extend({"name": name, "value": value} for name, value in spec.env_vars)
+    env.extend(
+        {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name(spec), "key": name}}}
+        for name in spec.secret_env_names
+    )
 
     limits = {"memory": memory_limit}
     if spec.cpu_limit:
@@ -826,6 +895,9 @@ def _deployment(
         )
         % {"deadline": progress_deadline},
     )
+    template_metadata: dict[str, Any] = {"labels": dict(labels)}
+    if spec.secret_env_names:
+        template_metadata["annotations"] = {SECRET_ENV_DIGEST_ANNOTATION: spec.secret_env_digest}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -837,7 +909,7 @@ def _deployment(
             "progressDeadlineSeconds": progress_deadline,
             "revisionHistoryLimit": 10,
             "template": {
-                "metadata": {"labels": dict(labels)},
+                "metadata": template_metadata,
                 "spec": {"terminationGracePeriodSeconds": grace, "containers": [container]},
             },
         },
@@ -932,6 +1004,7 @@ def spec_to_dict(spec: WorkloadSpec) -> dict[str, Any]:
     data = asdict(spec)
     data["env_vars"] = [list(pair) for pair in spec.env_vars]
     data["overrides"] = [list(pair) for pair in spec.overrides]
+    data["secret_env_names"] = list(spec.secret_env_names)
     return data
 
 
@@ -945,6 +1018,8 @@ def spec_from_dict(data: dict[str, Any]) -> WorkloadSpec:
     for name in ("env_vars", "overrides"):
         if name in values:
             values[name] = tuple(tuple(pair) for pair in values[name])
+    if isinstance(values.get("secret_env_names"), list):
+        values["secret_env_names"] = tuple(values["secret_env_names"])
     try:
         return WorkloadSpec(**values)
     except TypeError as exc:  # missing required keys

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from clusters.models import Cluster
-from deploys import manifests, services
+from deploys import manifests, secret_env, services
 from deploys.models import OnboardingTicket, ProjectEnvironment
 from integrations.errors import IntegrationError
 
@@ -43,7 +43,7 @@ class TicketPreview:
 
 
 def _comparable(obj: dict) -> dict:
-    obj = {key: value for key, value in obj.items() if key != "status"}
+    obj = {key: value for key, value in secret_env.redact_secret_object(obj).items() if key != "status"}
     metadata = {k: v for k, v in obj.get("metadata", {}).items() if k not in _VOLATILE_METADATA}
     return {**obj, "metadata": metadata}
 
@@ -77,16 +77,24 @@ def ticket_preview(*, ticket: OnboardingTicket) -> TicketPreview:
         preview.error = "; ".join(exc.messages)
         return preview
     preview.guardrails = rendered.guardrails
-    preview.objects = [
-        ObjectPreview(kind=obj["kind"], name=obj["metadata"]["name"], yaml=_dump(obj))
+    secrets = secret_env.load(ticket.secret_env)
+    # Filled so the dry run compares the real values; every object is shown through the redaction.
+    objects = [
+        manifests.secret_with_values(obj, secrets) if obj["kind"] == "Secret" else obj
         for obj in rendered.objects
+    ]
+    preview.objects = [
+        ObjectPreview(
+            kind=obj["kind"], name=obj["metadata"]["name"], yaml=_dump(secret_env.redact_secret_object(obj))
+        )
+        for obj in objects
     ]
     if preview.cluster is None:
         preview.compare_error = _("No cluster is chosen yet, so there is nothing live to compare with.")
         return preview
     try:
         with KubeClient.from_cluster(preview.cluster) as client:
-            _compare(client, rendered.objects, preview.objects)
+            _compare(client, objects, preview.objects)
     except IntegrationError as exc:
         preview.compare_error = _("Could not compare with the live objects on %(cluster)s: %(error)s") % {
             "cluster": preview.cluster.name,

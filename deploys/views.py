@@ -40,9 +40,12 @@ def ticket_new(request, name: str):
                     project=project,
                     environment=environment,
                     request=form.request_data,
+                    secret_env_vars=form.secret_env_changes,
                     submit="submit" in request.POST,
                     remote_addr=_client_ip(request),
                 )
+            except ValidationError as exc:
+                add_service_errors(form, exc)
             except Conflict as exc:
                 form.add_error(None, str(exc))
             else:
@@ -78,6 +81,7 @@ def ticket_edit(request, name: str, pk: int):
             environment=ticket.environment,
             cluster=ticket.cluster,
             overrides=overrides,
+            secret_names=ticket.request.get("secret_env_names") or [],
         )
         if form.is_valid() and (not ops or overrides_form.is_valid()):
             try:
@@ -86,6 +90,7 @@ def ticket_edit(request, name: str, pk: int):
                     ticket_id=ticket.pk,
                     request=form.request_data,
                     overrides=overrides if ops else None,
+                    secret_env_vars=form.secret_env_changes,
                     remote_addr=_client_ip(request),
                 )
             except ValidationError as exc:
@@ -100,6 +105,7 @@ def ticket_edit(request, name: str, pk: int):
             initial=TicketForm.initial_from_request(ticket.request),
             project=project,
             environment=ticket.environment,
+            secret_names=ticket.request.get("secret_env_names") or [],
         )
         overrides_form = OverridesForm(initial=ticket.overrides, knobs=knobs, spec=spec, prefix="ovr")
     return render(

@@ -9,13 +9,19 @@ from observability.models import AuditEvent
 
 _SECRET_KEY_RE = re.compile(r"(password|passwd|secret|token|credential|kubeconfig|private|api_key)", re.I)
 REDACTED = "[redacted]"
+# Keys that by construction hold only the names of secret environment variables, never values: the
+# audit trail must say which secrets changed, and their keys would otherwise match the pattern above.
+_NAME_ONLY_KEYS = frozenset({"secret_env_names", "secret_env_changes"})
 
 
 def redact(value):
     """Blank out anything under a secret-looking key, at any depth — including NAME=value pairs such as
     environment variables ([["DB_PASSWORD", "…"]])."""
     if isinstance(value, dict):
-        return {k: (REDACTED if _SECRET_KEY_RE.search(str(k)) else redact(v)) for k, v in value.items()}
+        return {
+            k: v if k in _NAME_ONLY_KEYS else REDACTED if _SECRET_KEY_RE.search(str(k)) else redact(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         if len(value) == 2 and isinstance(value[0], str) and _SECRET_KEY_RE.search(value[0]):
             return [value[0], REDACTED]

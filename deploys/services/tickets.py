@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.models import Cluster
-from deploys import manifests
+from deploys import manifests, secret_env
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
 from deploys.models import OnboardingTicket, ProjectEnvironment
 from deploys.services.common import locked, move_status
@@ -46,6 +46,8 @@ REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "startup_seconds": _INT,
     "runtime_options": _STR,
     "env_vars": (list,),
+    # Set by the services from the encrypted values, never taken from the caller (see secret_env).
+    "secret_env_names": (list,),
     "hpa_cpu_target": _INT,
     "hpa_memory_target": _INT,
     "eureka_enabled": _BOOL,
@@ -74,14 +76,22 @@ def ticket_spec(ticket: OnboardingTicket) -> manifests.WorkloadSpec:
         cluster=ticket.cluster,
         request=ticket.request,
         overrides=ticket.overrides,
+        secret_env_digest=secret_env.digest(secret_env.load(ticket.secret_env)),
     )
 
 
 def build_spec(
-    *, project: Project, environment: str, cluster: Cluster | None, request: dict, overrides: dict
+    *,
+    project: Project,
+    environment: str,
+    cluster: Cluster | None,
+    request: dict,
+    overrides: dict,
+    secret_env_digest: str = "",
 ) -> manifests.WorkloadSpec:
     _check_request_types(request)
     data = {key: value for key, value in request.items() if value is not None}
+    data["secret_env_digest"] = secret_env_digest
     data.setdefault("image", settings.OPSPORTAL_BOOTSTRAP_IMAGE)
     if not data.get("image"):
         data["image"] = settings.OPSPORTAL_BOOTSTRAP_IMAGE
@@ -122,6 +132,9 @@ def _check_request_types(request) -> None:
             ):
                 errors["env_vars"] = _("Expected a list of [name, value] pairs of strings.")
                 break
+    names = request.get(secret_env.NAMES_KEY)
+    if isinstance(names, list) and not all(isinstance(name, str) for name in names):
+        errors[secret_env.NAMES_KEY] = _("Expected a list of names.")
     for key in REQUIRED_REQUEST_FIELDS:
         if request.get(key) is None:
             errors.setdefault(key, _("This field is required."))
@@ -172,10 +185,17 @@ def ticket_create(
     project: Project,
     environment: str,
     request: dict,
+    secret_env_vars: dict | None = None,
     submit: bool = False,
     remote_addr: str | None = None,
 ) -> OnboardingTicket:
+    """File a ticket. ``secret_env_vars`` ({NAME: value}) are stored encrypted; the request gets their
+    names."""
     check(actor, Action.FILE_TICKET, project)
+    if not isinstance(request, dict):
+        raise ValidationError({"request": _("Expected an object of fields.")})
+    secrets = secret_env.merge({}, secret_env_vars)
+    request = secret_env.with_names(request, secrets)
     build_spec(project=project, environment=environment, cluster=None, request=request, overrides={})
     # Lock the project so two people filing at once cannot both pass the "one open ticket" check.
     Project.objects.select_for_update().get(pk=project.pk)
@@ -188,7 +208,11 @@ def ticket_create(
             % {"id": open_ticket.pk, "env": environment}
         )
     ticket = OnboardingTicket.objects.create(
-        project=project, environment=environment, created_by=actor, request=request
+        project=project,
+        environment=environment,
+        created_by=actor,
+        request=request,
+        secret_env=secret_env.dump(secrets),
     )
     audit_record(
         actor=actor,
@@ -212,10 +236,12 @@ def ticket_update(
     ticket_id: int,
     request: dict | None = None,
     overrides: dict | None = None,
+    secret_env_vars: dict | None = None,
     remote_addr: str | None = None,
 ) -> OnboardingTicket:
     """Change a ticket before approval: its requester while it is a draft, ops until approval.
-    Only ops may override guardrail defaults. The diff is audited."""
+    Only ops may override guardrail defaults. ``secret_env_vars`` are changes (see secret_env.merge).
+    The diff is audited, with the names of changed secrets and never their values."""
     ticket = _locked(ticket_id)
     check(actor, Action.VIEW, ticket.project)
     if is_ops(actor):
@@ -230,7 +256,11 @@ def ticket_update(
             _("Ticket #%(id)s is %(status)s and can no longer be edited.")
             % {"id": ticket.pk, "status": ticket.get_status_display()}
         )
-    new_request = ticket.request if request is None else request
+    if request is not None and not isinstance(request, dict):
+        raise ValidationError({"request": _("Expected an object of fields.")})
+    old_secrets = secret_env.load(ticket.secret_env)
+    new_secrets = secret_env.merge(old_secrets, secret_env_vars)
+    new_request = secret_env.with_names(ticket.request if request is None else request, new_secrets)
     new_overrides = ticket.overrides if overrides is None else overrides
     build_spec(
         project=ticket.project,
@@ -241,11 +271,15 @@ def ticket_update(
     )
     diff = changes_between(ticket.request, new_request)
     override_diff = changes_between(ticket.overrides, new_overrides)
-    if not diff and not override_diff:
+    secret_diff = secret_env.changes(old_secrets, new_secrets)
+    if not diff and not override_diff and not secret_diff:
         return ticket
     ticket.request, ticket.overrides = new_request, new_overrides
+    ticket.secret_env = secret_env.dump(new_secrets)
     ticket.save()
     changes = {**diff, **{f"override:{k}": v for k, v in override_diff.items()}}
+    if secret_diff:
+        changes["secret_env_changes"] = secret_diff
     audit_record(
         actor=actor,
         verb="ticket.edit",
@@ -419,6 +453,7 @@ def _finish(ticket_id: int, run_token: str, outcome: ProvisionOutcome, live_obje
                 project=ticket.project, environment=ticket.environment, cluster=ticket.cluster
             )
             environment.spec = {"request": ticket.request, "overrides": ticket.overrides}
+            environment.secret_env = ticket.secret_env
             environment.live_objects = live_objects
             environment.provisioned_at = ticket.finished_at
             environment.save()
@@ -469,13 +504,26 @@ def keep_live_fields(client, obj: dict) -> dict:
     return {**obj, "spec": spec}
 
 
-def _apply_and_wait(ticket_id: int, client, spec, rendered, live_objects: list) -> ProvisionOutcome:
+def objects_to_apply(spec: manifests.WorkloadSpec, rendered, *, had_secrets: bool) -> list[dict]:
+    """The rendered objects, plus a Secret without data when the last secret was just removed: applying it
+    releases the keys opsportal owned, which removes them (an object left out of the apply is untouched)."""
+    objects = list(rendered.objects)
+    if had_secrets and not spec.secret_env_names:
+        objects.insert(1, manifests.env_secret(spec))
+    return objects
+
+
+def _apply_and_wait(
+    ticket_id: int, client, spec, objects: list[dict], live_objects: list, secrets: dict[str, str]
+) -> ProvisionOutcome:
     progress = ticket_progress
     progress(ticket_id=ticket_id, message=_("Ensuring namespace %(ns)s") % {"ns": spec.namespace})
     client.ensure_namespace(spec.namespace, labels={"app.kubernetes.io/managed-by": "opsportal"})
-    for obj in rendered.objects:
+    for obj in objects:
         kind, name = obj["kind"], obj["metadata"]["name"]
         progress(ticket_id=ticket_id, message=_("Applying %(kind)s %(name)s") % {"kind": kind, "name": name})
+        if kind == "Secret":
+            obj = manifests.secret_with_values(obj, secrets)
         client.apply(keep_live_fields(client, obj))
         live_objects.append({"kind": kind, "name": name, "namespace": spec.namespace})
     progress(ticket_id=ticket_id, message=_("Waiting for the Deployment to become available"))
@@ -515,7 +563,12 @@ def ticket_provision(*, ticket_id: int, run_token: str) -> None:
         spec = ticket_spec(ticket)
         rendered = manifests.render(spec)
         with KubeClient.from_cluster(cluster) as client:
-            outcome = _apply_and_wait(ticket_id, client, spec, rendered, live_objects)
+            secrets = secret_env.load(ticket.secret_env)
+            current = ProjectEnvironment.objects.filter(
+                project=ticket.project, environment=ticket.environment
+            ).first()
+            objects = objects_to_apply(spec, rendered, had_secrets=bool(current and current.secret_env))
+            outcome = _apply_and_wait(ticket_id, client, spec, objects, live_objects, secrets)
     except ValidationError as exc:
         outcome = ProvisionOutcome(ok=False, message="; ".join(exc.messages))
     except IntegrationError as exc:

@@ -55,6 +55,7 @@ KINDS: dict[str, Kind] = {
     "Namespace": Kind("v1", "namespaces", namespaced=False),
     "Service": Kind("v1", "services"),
     "Pod": Kind("v1", "pods"),
+    "Secret": Kind("v1", "secrets"),
     "Deployment": Kind("apps/v1", "deployments"),
     "ReplicaSet": Kind("apps/v1", "replicasets"),
     "HorizontalPodAutoscaler": Kind("autoscaling/v2", "horizontalpodautoscalers"),
