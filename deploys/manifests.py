@@ -438,19 +438,8 @@ def _check_runtime(spec: WorkloadSpec, add: Add) -> None:
             add("env_vars", _("env_vars must be a list of name/value pairs."))
             continue
         name, value = pair
-        if not _ENV_NAME.fullmatch(name):
-            add(
-                "env_vars",
-                _("environment variable name '%(name)s' must match [A-Za-z_][A-Za-z0-9_]*.") % {"name": name},
-            )
-        elif name in seen:
-            add("env_vars", _("environment variable '%(name)s' is set twice.") % {"name": name})
-        elif name in reserved:
-            add(
-                "env_vars",
-                _("environment variable '%(name)s' is set by the platform; use %(instead)s instead.")
-                % {"name": name, "instead": reserved[name]},
-            )
+        if problem := _env_name_problem(name, seen=seen, reserved=reserved):
+            add("env_vars", problem)
         if "\0" in value:
             add("env_vars", _("the value of '%(name)s' must not contain NUL.") % {"name": name})
         seen.add(name)
@@ -466,25 +455,26 @@ def _check_secret_env(spec: WorkloadSpec, add: Add, *, plain: set[str], reserved
         return
     seen: set[str] = set()
     for name in spec.secret_env_names:
-        if not _ENV_NAME.fullmatch(name):
-            add(
-                "secret_env_vars",
-                _("environment variable name '%(name)s' must match [A-Za-z_][A-Za-z0-9_]*.") % {"name": name},
-            )
-        elif name in seen:
-            add("secret_env_vars", _("environment variable '%(name)s' is set twice.") % {"name": name})
-        elif name in plain:
-            add(
-                "secret_env_vars",
-                _("'%(name)s' is both a plain and a secret environment variable; keep one.") % {"name": name},
-            )
-        elif name in reserved:
-            add(
-                "secret_env_vars",
-                _("environment variable '%(name)s' is set by the platform; use %(instead)s instead.")
-                % {"name": name, "instead": reserved[name]},
-            )
+        if problem := _env_name_problem(name, seen=seen, reserved=reserved, plain=plain):
+            add("secret_env_vars", problem)
         seen.add(name)
+
+
+def _env_name_problem(
+    name: str, *, seen: set[str], reserved: dict[str, str], plain: set[str] | None = None
+) -> str | None:
+    if not _ENV_NAME.fullmatch(name):
+        return _("environment variable name '%(name)s' must match [A-Za-z_][A-Za-z0-9_]*.") % {"name": name}
+    if name in seen:
+        return _("environment variable '%(name)s' is set twice.") % {"name": name}
+    if plain and name in plain:
+        return _("'%(name)s' is both a plain and a secret environment variable; keep one.") % {"name": name}
+    if name in reserved:
+        return _("environment variable '%(name)s' is set by the platform; use %(instead)s instead.") % {
+            "name": name,
+            "instead": reserved[name],
+        }
+    return None
 
 
 def _reserved_env(spec: WorkloadSpec) -> dict[str, str]:

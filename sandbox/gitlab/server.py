@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+from sandbox.faults import Fault, Faults
 from sandbox.gitlab import git
 
 API_PREFIX = "/api/v4"
@@ -44,23 +45,13 @@ class Project:
         return self.path_with_namespace.rsplit("/", 1)[1]
 
 
-@dataclass
-class Fault:
-    pattern: re.Pattern[str]
-    status: int
-    remaining: int
-    method: str | None
-    after: bool
-    retry_after: int | str | None
-
-    def response(self) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """Status, GitLab-shaped JSON body and headers of the injected answer."""
-        try:
-            phrase = HTTPStatus(self.status).phrase
-        except ValueError:
-            phrase = "Error"
-        headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
-        return self.status, {"message": f"{self.status} {phrase}"}, headers
+def _fault_response(fault: Fault) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status, GitLab-shaped JSON body and headers of an injected answer."""
+    try:
+        phrase = HTTPStatus(fault.status).phrase
+    except ValueError:
+        phrase = "Error"
+    return fault.status, {"message": f"{fault.status} {phrase}"}, fault.headers()
 
 
 class ApiError(Exception):
@@ -93,7 +84,7 @@ class GitLabStandin:
         self._port = port
         self.lock = threading.RLock()  # serialises ref writes and project registration
         self._projects: dict[int, Project] = {}
-        self._faults: list[Fault] = []
+        self.faults = Faults()
         self._requests: deque[tuple[str, str]] = deque(maxlen=_REQUEST_LOG_SIZE)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -130,38 +121,16 @@ class GitLabStandin:
 
     # -- fault injection and request log -----------------------------------------------------------------
 
-    def inject_fault(
-        self,
-        pattern: str,
-        status: int = 500,
-        count: int = 1,
-        method: str | None = None,
-        *,
-        after: bool = False,
-        retry_after: int | str | None = None,
-    ) -> None:
-        """Answer the next ``count`` requests whose path+query matches regex ``pattern`` with ``status``.
-
-        ``after=False`` answers before anything happens (before auth, too). ``after=True`` serves the request
-        for real (a tag is really created) and only then replaces the answer: the response is lost.
-        ``retry_after`` is sent as the ``Retry-After`` header, as given (seconds, or an HTTP date).
-        """
-        verb = method.upper() if method else None
-        fault = Fault(re.compile(pattern), status, count, verb, after, retry_after)
-        with self.lock:
-            self._faults.append(fault)
+    def inject_fault(self, pattern: str, status: int = 500, count: int = 1, method: str | None = None, **kw):
+        """See ``Faults.inject``. ``after=False`` answers before anything happens (before auth, too);
+        ``after=True`` serves the request for real (a tag is really created) and then loses the answer."""
+        self.faults.inject(pattern, status, count, method, **kw)
 
     def clear_faults(self) -> None:
-        with self.lock:
-            self._faults.clear()
+        self.faults.clear()
 
     def take_fault(self, method: str, path: str) -> Fault | None:
-        with self.lock:
-            for fault in self._faults:
-                if fault.remaining > 0 and fault.method in (None, method) and fault.pattern.search(path):
-                    fault.remaining -= 1
-                    return fault
-        return None
+        return self.faults.take(method, path)
 
     def log_request(self, method: str, path: str) -> None:
         with self.lock:
@@ -339,7 +308,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         if self._lost is not None:
             # The work is done; only the answer is swapped, as when a proxy or the network drops it.
-            status, payload, headers = self._lost.response()
+            status, payload, headers = _fault_response(self._lost)
             body, content_type, self._lost = json.dumps(payload).encode(), "application/json", None
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -364,7 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.standin.log_request(method, self.path)
         fault = self.standin.take_fault(method, self.path)
         if fault is not None and not fault.after:
-            status, payload, headers = fault.response()
+            status, payload, headers = _fault_response(fault)
             self._send_json(status, payload, headers)
             return
         self._lost = fault

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from sandbox.faults import Fault, Faults
 from sandbox.jenkins.config import ConfigError, JobConfig, apply_tree, parse_config, parse_tree, set_disabled
 
 JENKINS_VERSION = "2.462.3"
@@ -43,15 +44,6 @@ class HttpError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-@dataclass
-class Fault:
-    pattern: re.Pattern[str]
-    status: int
-    remaining: int
-    method: str | None
-    retry_after: int | str | None = None
 
 
 @dataclass
@@ -131,7 +123,7 @@ class JenkinsStandin:
         self.jobs: dict[str, Job] = {}
         self.queue: dict[int, QueueItem] = {}
         self._next_queue_id = 1
-        self._faults: list[Fault] = []
+        self.faults = Faults()
         self._host = host
         self._port = port
         self._httpd: ThreadingHTTPServer | None = None
@@ -190,31 +182,16 @@ class JenkinsStandin:
     # -- fault injection ---------------------------------------------------------------------------------
 
     def inject_fault(
-        self,
-        pattern: str,
-        status: int = 500,
-        count: int = 1,
-        method: str | None = None,
-        *,
-        retry_after: int | str | None = None,
+        self, pattern: str, status: int = 500, count: int = 1, method: str | None = None, *, retry_after=None
     ) -> None:
-        """Answer the next ``count`` requests whose path+query matches regex ``pattern`` with ``status``
-        (and a ``Retry-After`` header when ``retry_after`` is given)."""
-        verb = method.upper() if method else None
-        with self.lock:
-            self._faults.append(Fault(re.compile(pattern), status, count, verb, retry_after))
+        """See ``Faults.inject``: answers before anything happens."""
+        self.faults.inject(pattern, status, count, method, retry_after=retry_after)
 
     def clear_faults(self) -> None:
-        with self.lock:
-            self._faults.clear()
+        self.faults.clear()
 
     def take_fault(self, method: str, path: str) -> Fault | None:
-        with self.lock:
-            for fault in self._faults:
-                if fault.remaining > 0 and fault.method in (None, method) and fault.pattern.search(path):
-                    fault.remaining -= 1
-                    return fault
-        return None
+        return self.faults.take(method, path)
 
     # -- jobs --------------------------------------------------------------------------------------------
 
@@ -662,8 +639,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         fault = self.standin.take_fault(method, self.path)
         if fault is not None:
-            headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
-            self._send_html(fault.status, f"Injected fault {fault.status} for {split.path}", headers)
+            self._send_html(fault.status, f"Injected fault {fault.status} for {split.path}", fault.headers())
             return
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         segments = [unquote(s) for s in split.path.strip("/").split("/") if s]
