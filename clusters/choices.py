@@ -13,3 +13,23 @@ class AuthType(models.TextChoices):
 
 
 DEFAULT_NAMESPACE_TEMPLATE = "{project}-{environment}"
+
+
+class ConfigChangeStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    APPLYING = "applying", _("Applying")
+    APPLIED = "applied", _("Applied")
+    FAILED = "failed", _("Failed")
+
+
+CONFIG_CHANGE_TRANSITIONS: dict[str, frozenset[str]] = {
+    ConfigChangeStatus.QUEUED: frozenset({ConfigChangeStatus.APPLYING, ConfigChangeStatus.FAILED}),
+    # Back to queued only when a transient cluster error hands the change to the task's next retry.
+    ConfigChangeStatus.APPLYING: frozenset(
+        {ConfigChangeStatus.APPLIED, ConfigChangeStatus.FAILED, ConfigChangeStatus.QUEUED}
+    ),
+    ConfigChangeStatus.APPLIED: frozenset(),
+    ConfigChangeStatus.FAILED: frozenset(),
+}
+# An environment has at most one change in these states at a time.
+ACTIVE_CONFIG_CHANGE_STATUSES = frozenset({ConfigChangeStatus.QUEUED, ConfigChangeStatus.APPLYING})

@@ -11,4 +11,12 @@ urlpatterns = [
     path(f"{_BASE}pods/<str:pod>/", api.PodView.as_view(), name="api-environment-pod"),
     path(f"{_BASE}pods/<str:pod>/logs/", api.PodLogsView.as_view(), name="api-environment-pod-logs"),
     path(f"{_BASE}config/", api.ConfigView.as_view(), name="api-environment-config"),
+    path(
+        f"{_BASE}config/changes/", api.ConfigChangeListView.as_view(), name="api-environment-config-changes"
+    ),
+    path(
+        f"{_BASE}config/changes/<int:pk>/",
+        api.ConfigChangeDetailView.as_view(),
+        name="api-environment-config-change",
+    ),
 ]

@@ -11,4 +11,6 @@ urlpatterns = [
     path(f"{_BASE}pods/<str:pod>/delete/", views.environment_delete_pod, name="environment-delete-pod"),
     path(f"{_BASE}pods/<str:pod>/logs/", views.environment_logs_download, name="environment-logs-download"),
     path(f"{_BASE}config/", views.environment_config, name="environment-config"),
+    path(f"{_BASE}config/changes/", views.config_change_list, name="environment-config-changes"),
+    path(f"{_BASE}config/changes/<int:pk>/", views.config_change_detail, name="environment-config-change"),
 ]

@@ -309,3 +309,34 @@ def log_search_url(ref: EnvironmentRef, pod: str) -> str:
     for key, value in values.items():
         url = url.replace("{" + key + "}", quote(value, safe=""))
     return url
+
+
+# --- configuration changes ------------------------------------------------------------------------------
+
+
+def config_changes_list(ref: EnvironmentRef, *, limit: int = 50):
+    """The environment's latest configuration changes, newest first (ref is already access-checked)."""
+    from clusters.models import ConfigChange
+
+    return ConfigChange.objects.filter(environment=ref.environment).select_related("actor")[:limit]
+
+
+def config_change_get(ref: EnvironmentRef, pk: int):
+    """One change of this environment; 404 for another environment's (ref is already access-checked)."""
+    from clusters.models import ConfigChange
+
+    change = ConfigChange.objects.filter(environment=ref.environment, pk=pk).select_related("actor").first()
+    if change is None:
+        raise Http404("No such configuration change.")
+    return change
+
+
+def config_change_active(ref: EnvironmentRef):
+    from clusters.choices import ACTIVE_CONFIG_CHANGE_STATUSES
+    from clusters.models import ConfigChange
+
+    return (
+        ConfigChange.objects.filter(environment=ref.environment, status__in=ACTIVE_CONFIG_CHANGE_STATUSES)
+        .order_by("-id")
+        .first()
+    )

@@ -2,14 +2,17 @@
 
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from clusters import config_changes
 from clusters import environment as selectors
 from clusters import environment_services as services
+from clusters.choices import ConfigChangeStatus
 from deploys.api import secret_env_vars_field
 from integrations.errors import IntegrationError
 from projects.access import Action
@@ -48,6 +51,45 @@ ConfigSerializer = inline_serializer(
         "secret_env_names": serializers.ListField(child=serializers.CharField()),
     },
 )
+
+
+_CHANGE_FIELDS = {
+    "id": serializers.IntegerField(),
+    # Not a ChoiceField: its enum would collide by name with the other "status" enums of the schema.
+    "status": serializers.CharField(help_text="One of: " + ", ".join(ConfigChangeStatus.values)),
+    "url": serializers.URLField(help_text="This change in the API."),
+    "page_url": serializers.URLField(help_text="This change's page, which follows it live."),
+    "actor": serializers.CharField(),
+    "created_at": serializers.DateTimeField(),
+    "started_at": serializers.DateTimeField(allow_null=True),
+    "finished_at": serializers.DateTimeField(allow_null=True),
+    "error": serializers.CharField(help_text="Why the change failed, and what to do; empty otherwise."),
+}
+_PLAN_FIELDS = {
+    "changes": serializers.DictField(),
+    "diff": serializers.CharField(),
+    "config": ConfigSerializer,
+}
+ConfigPlanSerializer = inline_serializer(
+    "ConfigPlan",
+    {
+        "applied": serializers.BooleanField(
+            help_text="Always false: a dry run, or an edit that changes nothing."
+        ),
+        **_PLAN_FIELDS,
+    },
+)
+ConfigChangeQueuedSerializer = inline_serializer("ConfigChangeQueued", {**_CHANGE_FIELDS, **_PLAN_FIELDS})
+ConfigChangeDetailSerializer = inline_serializer(
+    "ConfigChangeDetail",
+    {
+        **_CHANGE_FIELDS,
+        "changes": serializers.DictField(),
+        "diff": serializers.CharField(),
+        "progress": serializers.ListField(child=serializers.DictField()),
+    },
+)
+ErrorSerializer = inline_serializer("ConfigChangeConflict", {"detail": serializers.CharField()})
 
 
 class EnvironmentDetailView(APIView):
@@ -168,17 +210,12 @@ class ConfigView(APIView):
 
     @extend_schema(
         tags=["environments"],
-        summary="Change the configuration (ops); dry_run returns the diff against the live objects",
-        request=Input,
-        responses=inline_serializer(
-            "ConfigChange",
-            {
-                "applied": serializers.BooleanField(),
-                "changes": serializers.DictField(),
-                "diff": serializers.CharField(),
-                "config": ConfigSerializer,
-            },
+        summary=(
+            "Change the configuration (ops): validated and dry-run at once, then applied by the worker "
+            "(202 with the change to follow); dry_run returns the diff against the live objects"
         ),
+        request=Input,
+        responses={200: ConfigPlanSerializer, 202: ConfigChangeQueuedSerializer, 409: ErrorSerializer},
     )
     def put(self, request, name: str, environment: str):
         ref = _ref(request, self.kwargs, Action.EDIT_CONFIG)
@@ -191,19 +228,65 @@ class ConfigView(APIView):
             "overrides": data.validated_data.get("overrides"),
             "secret_env_vars": data.validated_data.get("secret_env_vars"),
         }
+        change = None
         if data.validated_data["dry_run"]:
             plan = _call(services.config_plan, **args)
         else:
-            plan = _call(services.environment_config_apply, remote_addr=_addr(request), **args)
+            plan, change = _call(config_changes.config_change_create, remote_addr=_addr(request), **args)
+        body = {
+            "changes": plan.changes,
+            "diff": plan.diff,
+            "config": {
+                "request": plan.request,
+                "overrides": plan.overrides,
+                "secret_env_names": plan.request.get("secret_env_names") or [],
+            },
+        }
+        if change is None:
+            return Response({"applied": False, **body})
+        return Response({**_change_summary(request, ref, change), **body}, status=status.HTTP_202_ACCEPTED)
+
+
+def _change_summary(request, ref, change) -> dict:
+    args = [ref.project.name, ref.environment.environment, change.pk]
+    return {
+        "id": change.pk,
+        "status": change.status,
+        "url": request.build_absolute_uri(reverse("api-environment-config-change", args=args)),
+        "page_url": request.build_absolute_uri(reverse("environment-config-change", args=args)),
+        "actor": change.actor.get_username(),
+        "created_at": change.created_at,
+        "started_at": change.started_at,
+        "finished_at": change.finished_at,
+        "error": change.error,
+    }
+
+
+class ConfigChangeListView(APIView):
+    @extend_schema(
+        tags=["environments"],
+        summary="The environment's latest configuration changes, newest first",
+        responses=inline_serializer("ConfigChangeList", _CHANGE_FIELDS, many=True),
+    )
+    def get(self, request, name: str, environment: str):
+        ref = _ref(request, self.kwargs)
+        return Response([_change_summary(request, ref, c) for c in selectors.config_changes_list(ref)])
+
+
+class ConfigChangeDetailView(APIView):
+    @extend_schema(
+        tags=["environments"],
+        summary="One configuration change: status, progress log, outcome and the diff it applies",
+        responses=ConfigChangeDetailSerializer,
+    )
+    def get(self, request, name: str, environment: str, pk: int):
+        ref = _ref(request, self.kwargs)
+        change = selectors.config_change_get(ref, pk)
         return Response(
             {
-                "applied": not data.validated_data["dry_run"] and plan.changed,
-                "changes": plan.changes,
-                "diff": plan.diff,
-                "config": {
-                    "request": plan.request,
-                    "overrides": plan.overrides,
-                    "secret_env_names": plan.request.get("secret_env_names") or [],
-                },
+                **_change_summary(request, ref, change),
+                "changes": change.changes,
+                "diff": change.diff,
+                "progress": change.progress,
             }
         )

@@ -2,8 +2,9 @@
 
 Each checks the caller's right with projects.access, talks to the cluster, and records an AuditEvent.
 Configuration edits go through the same guarded rendering as onboarding (build_spec → render →
-keep_live_fields → server-side apply as "opsportal"), are dry-run first so an object the apiserver
-rejects changes nothing, and only then update ProjectEnvironment.spec.
+keep_live_fields → server-side apply as "opsportal") and are dry-run here (config_plan), so an object the
+apiserver rejects is refused before anything is recorded; clusters.config_changes records the edit and
+its task applies it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from django.utils.translation import gettext as _
 
 from clusters.environment import EnvironmentRef, is_own_pod, operate_action
 from deploys import manifests, secret_env
-from deploys.models import ProjectEnvironment
 from deploys.preview import _comparable, _dump
 from deploys.services import build_spec, keep_live_fields, objects_to_apply
 from integrations.errors import IntegrationError, Invalid, NotFound
@@ -264,47 +264,4 @@ def config_plan(
                 plan.diffs.append(ObjectDiff(kind=kind, name=name, exists=live is not None, diff=diff))
     except Invalid as exc:
         raise _kube_error(exc) from exc
-    return plan
-
-
-def environment_config_apply(
-    *,
-    actor,
-    ref: EnvironmentRef,
-    request: dict,
-    overrides: dict | None = None,
-    secret_env_vars: dict | None = None,
-    remote_addr: str | None = None,
-) -> ConfigPlan:
-    """Apply an edit: dry-run every object first (a rejected one changes nothing), then apply them,
-    record the change with its diff, and store the new request, overrides and secrets on the environment."""
-    plan = config_plan(
-        actor=actor, ref=ref, request=request, overrides=overrides, secret_env_vars=secret_env_vars
-    )
-    if not plan.changed:
-        return plan
-    live_objects = []
-    try:
-        with ref.client() as client:
-            for obj in plan.objects:
-                client.apply(_with_values(keep_live_fields(client, obj), plan.secret_values))
-                live_objects.append(
-                    {"kind": obj["kind"], "name": obj["metadata"]["name"], "namespace": ref.namespace}
-                )
-    except Invalid as exc:
-        raise _kube_error(exc) from exc
-    with transaction.atomic():
-        env = ProjectEnvironment.objects.select_for_update().get(pk=ref.environment.pk)
-        env.spec = {"request": plan.request, "overrides": plan.overrides}
-        env.secret_env = secret_env.dump(plan.secret_values)
-        env.live_objects = live_objects
-        env.save(update_fields=["spec", "secret_env", "live_objects"])
-        ref.environment.spec, ref.environment.secret_env = env.spec, env.secret_env
-        _record(
-            actor=actor,
-            ref=ref,
-            verb="environment.config.update",
-            changes={**plan.changes, "diff": plan.diff[:20000]},
-            remote_addr=remote_addr,
-        )
     return plan

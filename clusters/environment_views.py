@@ -7,13 +7,17 @@ from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
+from clusters import config_changes
 from clusters import environment as selectors
 from clusters import environment_services as services
+from clusters.choices import ConfigChangeStatus
 from clusters.environment_forms import EnvironmentConfigForm
 from clusters.terminal import terminal_action
 from deploys import manifests
 from deploys.forms import OverridesForm
 from integrations.errors import IntegrationError
+from observability.events import current_seq, project_stream
+from opsportal.errors import Conflict
 from projects.access import Action, allowed_actions
 
 DOWNLOAD_TAIL = 1000
@@ -144,13 +148,15 @@ def environment_config(request, name: str, environment: str):
     context = {"ref": ref, "project": ref.project, "form": form, "overrides_form": overrides_form}
     context["secret_env_names"] = config["request"].get("secret_env_names") or []
     context.update(can_edit=can_edit, plan=None, error="")
+    context["active_change"] = selectors.config_change_active(ref)
+    context["recent_changes"] = selectors.config_changes_list(ref, limit=5)
     status = 200
     if request.method == "POST":
         if form.is_valid() and overrides_form.is_valid():
             apply = request.POST.get("step") == "apply"
             try:
                 if apply:
-                    plan = services.environment_config_apply(
+                    _plan, change = config_changes.config_change_create(
                         actor=request.user,
                         ref=ref,
                         request=form.request_data(),
@@ -158,13 +164,17 @@ def environment_config(request, name: str, environment: str):
                         secret_env_vars=form.secret_env_changes(),
                         remote_addr=_addr(request),
                     )
-                    if plan.changed:
-                        messages.success(
-                            request, _("Configuration applied; the rollout is shown live below.")
-                        )
-                    else:
+                    if change is None:
                         messages.info(request, _("Nothing changed."))
-                    return redirect("environment-page", name=name, environment=environment)
+                        return redirect("environment-page", name=name, environment=environment)
+                    messages.success(
+                        request,
+                        _("Configuration change #%(id)s queued; its progress is shown live below.")
+                        % {"id": change.pk},
+                    )
+                    return redirect(
+                        "environment-config-change", name=name, environment=environment, pk=change.pk
+                    )
                 context["plan"] = services.config_plan(
                     actor=request.user,
                     ref=ref,
@@ -179,6 +189,9 @@ def environment_config(request, name: str, environment: str):
                 else:
                     form.add_error(None, exc)
                 status = 400
+            except Conflict as exc:
+                form.add_error(None, str(exc))
+                status = 409
             except IntegrationError as exc:
                 context["error"] = _("The cluster could not be reached: %(e)s") % {"e": exc}
                 status = 502
@@ -220,3 +233,31 @@ def environment_logs_download(request, name: str, environment: str, pod: str):
     response = HttpResponse(text, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{pod}.log"'
     return response
+
+
+@login_required
+def config_change_list(request, name: str, environment: str):
+    ref = selectors.environment_get(user=request.user, name=name, environment=environment)
+    return render(
+        request,
+        "clusters/environment/config_changes.html",
+        {"ref": ref, "project": ref.project, "changes": selectors.config_changes_list(ref)},
+    )
+
+
+@login_required
+def config_change_detail(request, name: str, environment: str, pk: int):
+    ref = selectors.environment_get(user=request.user, name=name, environment=environment)
+    change = selectors.config_change_get(ref, pk)
+    stream = project_stream(ref.project.pk)
+    context = {
+        "ref": ref,
+        "project": ref.project,
+        "change": change,
+        "Status": ConfigChangeStatus,
+        "stream": stream,
+        "stream_seq": current_seq(stream),
+    }
+    # The live panel re-fetches only its status part when an event of this change arrives.
+    template = "clusters/environment/_config_change_status.html" if request.htmx else None
+    return render(request, template or "clusters/environment/config_change.html", context)

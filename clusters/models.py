@@ -1,5 +1,6 @@
 import re
 import string
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -7,10 +8,18 @@ from cryptography import x509
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE, AuthType, Environment
+from clusters.choices import (
+    ACTIVE_CONFIG_CHANGE_STATUSES,
+    CONFIG_CHANGE_TRANSITIONS,
+    DEFAULT_NAMESPACE_TEMPLATE,
+    AuthType,
+    ConfigChangeStatus,
+    Environment,
+)
 from integrations.kubernetes.config import KubeconfigError, check_server_url, parse_kubeconfig
 from opsportal.secrets import EncryptedTextField
 from projects.models import dns1123_label
@@ -165,3 +174,58 @@ class TerminalSession(models.Model):
         if not self.recording or self.recording_deleted_at:
             return None
         return Path(settings.TERMINAL_RECORDINGS_DIR) / self.recording
+
+
+class ConfigChange(models.Model):
+    """One ops edit of a running environment's configuration, applied by a task (see config_changes).
+
+    It keeps what it will apply (the validated request and overrides, and the secret environment
+    variables while it runs), the diff the user saw, and the log of the apply and the rollout.
+    """
+
+    environment = models.ForeignKey(
+        "deploys.ProjectEnvironment", on_delete=models.CASCADE, related_name="config_changes"
+    )
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(
+        _("status"), max_length=16, choices=ConfigChangeStatus.choices, default=ConfigChangeStatus.QUEUED
+    )
+    request = models.JSONField(_("request"), default=dict)
+    overrides = models.JSONField(_("overrides"), default=dict, blank=True)
+    changes = models.JSONField(_("changes"), default=dict, blank=True)
+    diff = models.TextField(_("diff"), blank=True)
+    # JSON {NAME: value} of every secret environment variable after the change; the task needs the
+    # values to fill the Secret, so they are kept (encrypted) only until the change ends.
+    secret_env = EncryptedTextField(_("secret environment variables"), blank=True, default="")
+    progress = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    # Ties task messages to this change; a message whose token differs gets nothing.
+    run_token = models.UUIDField(default=uuid.uuid4, editable=False)
+    attempts = models.PositiveIntegerField(default=0)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment"],
+                condition=Q(status__in=sorted(ACTIVE_CONFIG_CHANGE_STATUSES)),
+                name="one_active_config_change_per_environment",
+            )
+        ]
+        verbose_name = _("configuration change")
+        verbose_name_plural = _("configuration changes")
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.environment}"
+
+    def can_move_to(self, status: str) -> bool:
+        return status in CONFIG_CHANGE_TRANSITIONS[self.status]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_CONFIG_CHANGE_STATUSES

@@ -242,6 +242,7 @@ CELERY_BEAT_SCHEDULE = {
     "prune-live-events": {"task": "observability.tasks.prune_live_events", "schedule": 3600.0},
     "fail-stuck-tickets": {"task": "deploys.tasks.fail_stuck_tickets", "schedule": 300.0},
     "fail-stuck-releases": {"task": "deploys.tasks.fail_stuck_releases", "schedule": 300.0},
+    "fail-stuck-config-changes": {"task": "clusters.tasks.fail_stuck_config_changes", "schedule": 300.0},
     "prune-terminal-recordings": {"task": "clusters.tasks.prune_terminal_recordings", "schedule": 3600.0},
     "reap-terminal-sessions": {"task": "clusters.tasks.reap_stale_terminal_sessions", "schedule": 120.0},
 }

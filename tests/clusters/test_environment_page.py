@@ -7,6 +7,8 @@ from django.urls import reverse
 from django.utils import timezone
 from kubernetes import client as k8s
 
+from clusters.choices import ConfigChangeStatus
+from clusters.models import ConfigChange
 from deploys import manifests
 from deploys.models import ProjectEnvironment
 from deploys.services import build_spec
@@ -249,6 +251,7 @@ def test_invalid_config_edits_change_nothing(client, people, env, kube_cluster, 
     assert env_after.spec == env.spec
     assert _resource_versions(kube_cluster, env.namespace) == before
     assert not AuditEvent.objects.filter(verb="environment.config.update").exists()
+    assert not ConfigChange.objects.exists()
     api = client.put(
         api_url(env, "config/"),
         {"request": {k: v for k, v in changes.items() if k != "memory_limit"} or {"memory_limit": "256Mi"}},
@@ -257,7 +260,9 @@ def test_invalid_config_edits_change_nothing(client, people, env, kube_cluster, 
     assert api.status_code == 400
 
 
-def test_config_edit_previews_the_diff_then_applies_and_audits(client, people, env, kube_cluster):
+def test_config_edit_previews_the_diff_then_applies_and_audits(
+    client, people, env, kube_cluster, django_capture_on_commit_callbacks
+):
     client.force_login(people.ops)
     url = reverse("environment-config", args=["orders", "test"])
     assert client.get(url).status_code == 200
@@ -271,8 +276,12 @@ def test_config_edit_previews_the_diff_then_applies_and_audits(client, people, e
     assert _resource_versions(kube_cluster, env.namespace) == before  # a preview applies nothing
     assert ProjectEnvironment.objects.get(pk=env.pk).spec == env.spec
 
-    response = client.post(url, {**edit, "knob-probe_timeout_seconds": "5", "step": "apply"})
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(url, {**edit, "knob-probe_timeout_seconds": "5", "step": "apply"})
     assert response.status_code == 302
+    # The request records the change; the worker applies it.
+    assert ConfigChange.objects.get().status == ConfigChangeStatus.QUEUED
+    assert run_change(ConfigChange.objects.get()).status == ConfigChangeStatus.APPLIED
     api = kube_cluster.api_client
     hpa = k8s.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler("orders", env.namespace)
     assert hpa.spec.max_replicas == 8
@@ -308,7 +317,9 @@ def test_config_is_read_only_for_non_ops(client, people, env):
     )
 
 
-def test_config_api_dry_run_returns_the_diff_and_put_applies(client, people, env, kube_cluster):
+def test_config_api_dry_run_returns_the_diff_and_put_applies(
+    client, people, env, kube_cluster, django_capture_on_commit_callbacks
+):
     client.force_login(people.ops)
     before = _resource_versions(kube_cluster, env.namespace)
     dry = client.put(
@@ -333,10 +344,15 @@ def test_config_api_dry_run_returns_the_diff_and_put_applies(client, people, env
         api_url(env, "config/"), {"request": {"hpa_min": 3}}, content_type="application/json"
     )
     assert refused.status_code == 400 and "autoscaling range" in str(refused.json())
-    done = client.put(
-        api_url(env, "config/"), {"request": {"hpa_min": 3, "replicas": 3}}, content_type="application/json"
-    )
-    assert done.status_code == 200 and done.json()["applied"] is True
+    assert not ConfigChange.objects.exists()  # neither a dry run nor a refused edit records a change
+    with django_capture_on_commit_callbacks(execute=False):
+        done = client.put(
+            api_url(env, "config/"),
+            {"request": {"hpa_min": 3, "replicas": 3}},
+            content_type="application/json",
+        )
+    assert done.status_code == 202 and done.json()["status"] == "queued"
+    assert run_change(done.json()["id"]).status == ConfigChangeStatus.APPLIED
     hpa = k8s.AutoscalingV2Api(kube_cluster.api_client).read_namespaced_horizontal_pod_autoscaler(
         "orders", env.namespace
     )
@@ -390,3 +406,10 @@ def test_api_read_returns_the_whole_state(client, people, env):
     schema = client.get("/api/schema/")
     assert schema.status_code == 200
     assert "/api/projects/{name}/environments/{environment}/config/" in schema.content.decode()
+    assert "/api/projects/{name}/environments/{environment}/config/changes/{id}/" in schema.content.decode()
+
+
+def run_change(change):
+    from tests.clusters.test_config_changes import run_change as run
+
+    return run(change)

@@ -9,11 +9,13 @@ from django.db import connection
 from django.urls import reverse
 from kubernetes import client as k8s
 
+from clusters.models import ConfigChange
 from deploys import manifests, secret_env, services
 from deploys.choices import TicketStatus
 from deploys.models import ProjectEnvironment
 from integrations.kubernetes.client import KubeClient
 from observability.models import AuditEvent
+from tests.clusters.test_config_changes import run_change
 from tests.deploys.test_provisioning import _provision
 from tests.fixtures.clusters import VALID_REQUEST
 
@@ -185,7 +187,23 @@ def _config_form(environment, **changes) -> dict:
     return data
 
 
-def test_config_editor_changes_and_removes_secrets(client, people, local_clusters, kube_cluster, onboarded):
+def _stored_secret(change_id: int) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret_env FROM clusters_configchange WHERE id = %s", [change_id])
+        return cursor.fetchone()[0]
+
+
+def _queued(client, django_capture_on_commit_callbacks, method, *args, **kwargs):
+    """Send an apply; the change is queued on commit, and run here as the worker would run it."""
+    with django_capture_on_commit_callbacks(execute=False):
+        response = getattr(client, method)(*args, **kwargs)
+    change = ConfigChange.objects.order_by("-id").first()
+    return response, change
+
+
+def test_config_editor_changes_and_removes_secrets(
+    client, people, local_clusters, kube_cluster, onboarded, django_capture_on_commit_callbacks
+):
     namespace = local_clusters["test"].namespace_for("orders")
     environment = ProjectEnvironment.objects.get(project=people.project, environment="test")
     url = reverse("environment-config", args=["orders", "test"])
@@ -222,7 +240,21 @@ def test_config_editor_changes_and_removes_secrets(client, people, local_cluster
     assert (deployment.metadata.resource_version, secret.metadata.resource_version) == versions
 
     # Apply: the Secret holds the new value and the pod template's annotation changed, so pods roll.
-    assert client.post(url, {**edit, "step": "apply"}).status_code == 302
+    response, change = _queued(
+        client, django_capture_on_commit_callbacks, "post", url, {**edit, "step": "apply"}
+    )
+    assert response.status_code == 302
+    # The pending values wait for the worker encrypted, and are gone once the change ends.
+    stored = _stored_secret(change.pk)
+    assert stored
+    _assert_nowhere(stored)
+    assert secret_env.load(change.secret_env)["DB_PASSWORD"] == NEW_DB_PASSWORD
+    change = run_change(change)
+    assert change.status == "applied", change.error
+    assert _stored_secret(change.pk) == "" and change.secret_env == ""
+    _assert_nowhere(json.dumps(change.progress) + change.diff + json.dumps(change.changes))
+    detail = client.get(reverse("environment-config-change", args=["orders", "test", change.pk]))
+    _assert_nowhere(detail.content.decode())
     deployment, secret = _live(kube_cluster, namespace)
     assert _secret_data(secret) == {"DB_PASSWORD": NEW_DB_PASSWORD, "API_TOKEN": API_TOKEN}
     assert _annotation(deployment) not in (None, annotation)
@@ -232,12 +264,17 @@ def test_config_editor_changes_and_removes_secrets(client, people, local_cluster
     assert event.changes["secret_env_changes"] == {"changed": ["DB_PASSWORD"]}
 
     # Remove one through the API: the key leaves the Secret and the env entry leaves the Deployment.
-    response = client.put(
-        api, {"request": {}, "secret_env_vars": {"API_TOKEN": ""}}, content_type="application/json"
+    response, change = _queued(
+        client,
+        django_capture_on_commit_callbacks,
+        "put",
+        api,
+        {"request": {}, "secret_env_vars": {"API_TOKEN": ""}},
+        content_type="application/json",
     )
-    assert response.status_code == 200, response.content
-    assert response.json()["applied"] is True
+    assert response.status_code == 202, response.content
     assert response.json()["config"]["secret_env_names"] == ["DB_PASSWORD"]
+    assert run_change(change).status == "applied"
     deployment, secret = _live(kube_cluster, namespace)
     assert _secret_data(secret) == {"DB_PASSWORD": NEW_DB_PASSWORD}
     assert set(_secret_refs(deployment)) == {"DB_PASSWORD"}
@@ -255,10 +292,16 @@ def test_config_editor_changes_and_removes_secrets(client, people, local_cluster
     assert (deployment.metadata.resource_version, secret.metadata.resource_version) == versions
 
     # Removing the last one empties the Secret and drops the reference and the annotation.
-    response = client.put(
-        api, {"request": {}, "secret_env_vars": {"DB_PASSWORD": ""}}, content_type="application/json"
+    response, change = _queued(
+        client,
+        django_capture_on_commit_callbacks,
+        "put",
+        api,
+        {"request": {}, "secret_env_vars": {"DB_PASSWORD": ""}},
+        content_type="application/json",
     )
-    assert response.status_code == 200, response.content
+    assert response.status_code == 202, response.content
+    assert run_change(change).status == "applied"
     deployment, secret = _live(kube_cluster, namespace)
     assert _secret_data(secret) == {}
     assert _secret_refs(deployment) == {} and _annotation(deployment) is None
@@ -301,3 +344,4 @@ def test_bad_secret_edits_change_nothing(
     assert secret_env.load(environment.secret_env) == secret_env.load(stored)
     assert [obj.metadata.resource_version for obj in _live(kube_cluster, namespace)] == versions
     assert not AuditEvent.objects.filter(verb="environment.config.update").exists()
+    assert not ConfigChange.objects.exists()

@@ -1,0 +1,324 @@
+"""Configuration changes of a running environment: checked in the request, applied by a task.
+
+The request validates the edit and dry-runs it (config_plan), then records a ConfigChange (queued) with
+the audit event in one transaction and queues clusters.tasks.apply_config_change on commit. The task
+claims the change (queued → applying), applies the objects with server-side apply, stores the new
+configuration on the environment, follows the rollout, and ends the change applied or failed. Every step
+is logged on the change and announced on the project's live stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from clusters.choices import ACTIVE_CONFIG_CHANGE_STATUSES, ConfigChangeStatus
+from clusters.environment import EnvironmentRef
+from clusters.environment_services import ConfigPlan, config_plan
+from clusters.models import ConfigChange
+from deploys import manifests, secret_env
+from deploys.models import ProjectEnvironment
+from deploys.services import build_spec, keep_live_fields, objects_to_apply
+from deploys.services.common import move_status
+from integrations.errors import IntegrationError, Invalid
+from observability import events
+from observability.services import audit_record
+from opsportal.errors import Conflict
+from projects.models import Project
+
+PROGRESS_LIMIT = 200
+DIFF_LIMIT = 200_000
+
+
+def _publish(change: ConfigChange, event_type: str, project_id: int, **payload) -> None:
+    events.publish(
+        stream=events.project_stream(project_id),
+        type=event_type,
+        payload={"change": change.pk, "status": change.status, **payload},
+    )
+
+
+def _locked(change_id: int) -> ConfigChange:
+    change = ConfigChange.objects.select_for_update().get(pk=change_id)
+    env = ProjectEnvironment.objects.get(pk=change.environment_id)
+    change.project = Project.objects.get(pk=env.project_id)  # move_status audits against it
+    return change
+
+
+# --- in the request ------------------------------------------------------------------------------------
+
+
+def config_change_create(
+    *,
+    actor,
+    ref: EnvironmentRef,
+    request: dict,
+    overrides: dict | None = None,
+    secret_env_vars: dict | None = None,
+    remote_addr: str | None = None,
+) -> tuple[ConfigPlan, ConfigChange | None]:
+    """Validate and dry-run an edit, then record it as a queued change for the worker to apply.
+
+    Returns the plan and the change, or no change when the edit changes nothing. Raises ValidationError
+    for an invalid edit (nothing is written) and Conflict while another change of the environment is
+    queued or applying."""
+    plan = config_plan(
+        actor=actor, ref=ref, request=request, overrides=overrides, secret_env_vars=secret_env_vars
+    )
+    if not plan.changed:
+        return plan, None
+    from clusters.tasks import apply_config_change
+
+    with transaction.atomic():
+        # The environment's row lock serialises two edits racing past the check below.
+        env = ProjectEnvironment.objects.select_for_update().get(pk=ref.environment.pk)
+        active = (
+            ConfigChange.objects.filter(environment=env, status__in=ACTIVE_CONFIG_CHANGE_STATUSES)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if active is not None:
+            raise Conflict(
+                _("Configuration change #%(id)s is in progress; wait until it ends, then apply again.")
+                % {"id": active}
+            )
+        change = ConfigChange.objects.create(
+            environment=env,
+            actor=actor,
+            request=plan.request,
+            overrides=plan.overrides,
+            changes=plan.changes,
+            diff=plan.diff[:DIFF_LIMIT],
+            secret_env=secret_env.dump(plan.secret_values),
+            remote_addr=remote_addr,
+        )
+        audit_record(
+            actor=actor,
+            verb="environment.config.update",
+            target=env,
+            project=ref.project,
+            changes={**plan.changes, "diff": plan.diff[:20000], "config_change": change.pk},
+            remote_addr=remote_addr,
+        )
+        _publish(change, "config-change-changed", ref.project.pk)
+        token = str(change.run_token)
+        transaction.on_commit(lambda: apply_config_change.delay(change_id=change.pk, run_token=token))
+    return plan, change
+
+
+# --- in the worker -------------------------------------------------------------------------------------
+
+
+@dataclass
+class ApplyOutcome:
+    ok: bool
+    message: str = ""
+
+
+def _claim(change_id: int, run_token: str) -> ConfigChange | None:
+    """Take a queued change for this run (queued → applying). A duplicate message, a message of another
+    run, or one for a change already applying or ended, gets nothing."""
+    with transaction.atomic():
+        claimed = ConfigChange.objects.filter(
+            pk=change_id, run_token=run_token, status=ConfigChangeStatus.QUEUED
+        ).update(status=ConfigChangeStatus.APPLYING, attempts=F("attempts") + 1, updated_at=timezone.now())
+        if not claimed:
+            return None
+        change = _locked(change_id)
+        if change.started_at is None:
+            change.started_at = timezone.now()
+            change.save(update_fields=["started_at"])
+            audit_record(
+                actor=None,
+                verb="environment.config.apply.start",
+                target=change,
+                project=change.project,
+                changes={"status": [ConfigChangeStatus.QUEUED, ConfigChangeStatus.APPLYING]},
+            )
+        _publish(change, "config-change-changed", change.project.pk)
+        return change
+
+
+def config_change_progress(*, change_id: int, run_token: str, message: str) -> None:
+    """Append a line to the change's log and announce it (only while this run applies it)."""
+    with transaction.atomic():
+        change = _locked(change_id)
+        if str(change.run_token) != str(run_token) or change.status != ConfigChangeStatus.APPLYING:
+            return
+        entry = {"at": timezone.now().isoformat(timespec="milliseconds"), "message": message}
+        change.progress = [*change.progress, entry][-PROGRESS_LIMIT:]
+        change.save(update_fields=["progress", "updated_at"])
+        _publish(change, "config-change-progress", change.project.pk, message=message)
+
+
+def _requeue(change_id: int, run_token: str) -> None:
+    # Hands the change to the task's retry, whose claim needs it queued again.
+    with transaction.atomic():
+        change = _locked(change_id)
+        if str(change.run_token) != str(run_token) or change.status != ConfigChangeStatus.APPLYING:
+            return
+        move_status(
+            change,
+            ConfigChangeStatus.QUEUED,
+            name=_("Configuration change #%(id)s") % {"id": change.pk},
+            actor=None,
+            verb="environment.config.apply.retry",
+            publish=lambda: _publish(change, "config-change-changed", change.project.pk),
+        )
+
+
+def _finish(change_id: int, run_token: str, outcome: ApplyOutcome) -> None:
+    with transaction.atomic():
+        change = _locked(change_id)
+        if str(change.run_token) != str(run_token) or not change.is_active:
+            return  # ended already: a late or duplicate message never flips the outcome
+        change.finished_at = timezone.now()
+        change.error = "" if outcome.ok else outcome.message[:4000]
+        change.secret_env = ""  # the values now live on the environment (or were never applied)
+        move_status(
+            change,
+            ConfigChangeStatus.APPLIED if outcome.ok else ConfigChangeStatus.FAILED,
+            name=_("Configuration change #%(id)s") % {"id": change.pk},
+            actor=None,
+            verb="environment.config.apply.succeed" if outcome.ok else "environment.config.apply.fail",
+            changes={} if outcome.ok else {"error": outcome.message[:500]},
+            publish=lambda: _publish(change, "config-change-changed", change.project.pk),
+        )
+
+
+def config_change_fail(*, change_id: int, run_token: str, error: str) -> None:
+    """Give up on a change (transient errors outlasted the retries, a bug, or a lost worker)."""
+    message = _("%(error)s. Check the cluster on the Clusters page, then apply the change again.") % {
+        "error": error.rstrip(".")
+    }
+    _finish(change_id, run_token, ApplyOutcome(ok=False, message=message))
+
+
+def _kube_message(exc: IntegrationError) -> str:
+    causes = getattr(exc, "causes", None) or []
+    detail = "; ".join(f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes)
+    return detail or str(exc)
+
+
+def _apply_and_wait(change: ConfigChange, run_token: str) -> ApplyOutcome:
+    def progress(message: str) -> None:
+        config_change_progress(change_id=change.pk, run_token=run_token, message=message)
+
+    env = ProjectEnvironment.objects.select_related("cluster", "project").get(pk=change.environment_id)
+    ref = EnvironmentRef(project=env.project, environment=env)
+    secrets = secret_env.load(change.secret_env)
+    spec = build_spec(
+        project=env.project,
+        environment=env.environment,
+        cluster=env.cluster,
+        request=change.request,
+        overrides=change.overrides,
+        secret_env_digest=secret_env.digest(secrets),
+    )
+    objects = objects_to_apply(spec, manifests.render(spec), had_secrets=bool(env.secret_env))
+    live_objects = []
+    with ref.client() as client:
+        for obj in objects:
+            kind, name = obj["kind"], obj["metadata"]["name"]
+            progress(_("Applying %(kind)s %(name)s") % {"kind": kind, "name": name})
+            desired = keep_live_fields(client, obj)
+            if kind == "Secret":
+                desired = manifests.secret_with_values(desired, secrets)
+            client.apply(desired)
+            live_objects.append({"kind": kind, "name": name, "namespace": ref.namespace})
+        with transaction.atomic():
+            locked_env = ProjectEnvironment.objects.select_for_update().get(pk=env.pk)
+            locked_env.spec = {"request": change.request, "overrides": change.overrides}
+            locked_env.secret_env = secret_env.dump(secrets)
+            locked_env.live_objects = live_objects
+            locked_env.save(update_fields=["spec", "secret_env", "live_objects"])
+        progress(_("Saved the new configuration of the environment"))
+        progress(_("Waiting for the Deployment rollout"))
+        last = {"text": ""}
+
+        def on_progress(rollout) -> None:
+            text = _("Rollout: %(message)s (%(ready)s/%(desired)s ready)") % {
+                "message": rollout.message,
+                "ready": rollout.ready,
+                "desired": rollout.desired,
+            }
+            if text != last["text"]:
+                last["text"] = text
+                progress(text)
+
+        result = client.wait_for_deployment(
+            ref.namespace, ref.name, timeout=settings.OPSPORTAL_ROLLOUT_TIMEOUT, on_progress=on_progress
+        )
+    if result.succeeded:
+        progress(_("The Deployment rolled out"))
+        return ApplyOutcome(ok=True)
+    return ApplyOutcome(
+        ok=False,
+        message=_(
+            "The rollout did not complete (%(cause)s: %(message)s). The objects are applied; look at the "
+            "pods and events on the environment page, fix the configuration and apply again."
+        )
+        % {"cause": result.reason or result.state, "message": result.message},
+    )
+
+
+def config_change_apply(*, change_id: int, run_token: str) -> None:
+    """The task's work: apply a queued change and follow its rollout.
+
+    Raises a transient IntegrationError for the task to retry (the change is queued again for it);
+    permanent failures end the change with the cause."""
+    change = _claim(change_id, run_token)
+    if change is None:
+        return
+    try:
+        outcome = _apply_and_wait(change, run_token)
+    except ValidationError as exc:
+        outcome = ApplyOutcome(ok=False, message="; ".join(exc.messages))
+    except IntegrationError as exc:
+        if not exc.permanent:
+            config_change_progress(
+                change_id=change_id,
+                run_token=run_token,
+                message=_("Temporary failure, will retry: %(e)s") % {"e": exc},
+            )
+            _requeue(change_id, run_token)
+            raise
+        hint = (
+            _("Fix the configuration and apply again.")
+            if isinstance(exc, Invalid)
+            else _("Check the cluster's credentials and permissions on the Clusters page, then apply again.")
+        )
+        outcome = ApplyOutcome(
+            ok=False,
+            message=_("The cluster refused the change: %(e)s. %(hint)s")
+            % {"e": _kube_message(exc), "hint": hint},
+        )
+    _finish(change_id, run_token, outcome)
+
+
+def config_changes_fail_stuck(*, older_than_seconds: int) -> int:
+    """Fail changes whose worker vanished: no progress for longer than any run may take."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stuck = ConfigChange.objects.filter(status__in=ACTIVE_CONFIG_CHANGE_STATUSES, updated_at__lt=cutoff)
+    count = 0
+    for change_id, token in stuck.values_list("pk", "run_token"):
+        _finish(
+            change_id,
+            str(token),
+            ApplyOutcome(
+                ok=False,
+                message=_(
+                    "The worker applying this change stopped responding. Check the environment page, "
+                    "then apply the change again."
+                ),
+            ),
+        )
+        count += 1
+    return count
