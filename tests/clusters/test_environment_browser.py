@@ -42,3 +42,28 @@ def test_page_reflects_a_pod_deleted_in_the_cluster_within_two_seconds(
     page.evaluate("document.getElementById('scale-replicas').removeAttribute('max')")
     page.click("#scale-form button")
     page.wait_for_selector('#action-result [data-ok="false"]:has-text("range 2–5")')
+
+
+def test_config_change_is_applied_by_the_worker_and_followed_live(
+    people, local_clusters, kube_cluster, chromium, daphne_server, celery_worker_process
+):
+    env = provision(people, local_clusters["test"])
+    page = sign_in(chromium, daphne_server, people.ops.username)
+    page.goto(f"{daphne_server}/projects/orders/env/test/config/")
+    page.fill("#id_hpa_max", "6")
+    page.click("#config-preview")
+    page.wait_for_selector("#config-diff")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("#config-apply")
+    # The change's page, opened before the worker is done, follows it to the end without a reload.
+    page.wait_for_selector("#change-progress")
+    assert "/config/changes/" in page.url
+    page.evaluate("window.__sameDocument = true")
+    page.wait_for_selector("#change-state[data-status=applied]", timeout=60_000)
+    assert page.evaluate("window.__sameDocument === true")  # HTMX swaps on live events, no reload
+    log = page.locator("#change-progress").inner_text()
+    assert "Applying HorizontalPodAutoscaler orders" in log and "The Deployment rolled out" in log
+    hpa = k8s.AutoscalingV2Api(kube_cluster.api_client).read_namespaced_horizontal_pod_autoscaler(
+        "orders", env.namespace
+    )
+    assert hpa.spec.max_replicas == 6
