@@ -194,7 +194,7 @@ def _stored_secret(change_id: int) -> str:
 
 
 def _queued(client, django_capture_on_commit_callbacks, method, *args, **kwargs):
-    """Send an apply; the change is queued on commit, and run here as the worker would run it."""
+    """Send an apply and return the response with the change it queued (its task message is held back)."""
     with django_capture_on_commit_callbacks(execute=False):
         response = getattr(client, method)(*args, **kwargs)
     change = ConfigChange.objects.order_by("-id").first()
