@@ -57,6 +57,24 @@ def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
         proc.wait(5)
 
 
+def stop_all(procs: list[subprocess.Popen], timeout: float = 15) -> None:
+    """Stop several children at once: SIGTERM to all, one shared deadline, then SIGKILL. One by one,
+    slow warm shutdowns (a Celery worker takes seconds) add up, and a parent that is itself killed
+    while waiting leaves the rest orphaned."""
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in running:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox.procs import port_open, spawn, stop, wait_for
+from sandbox.procs import port_open, spawn, stop_all, wait_for
 
 HOST = os.environ.get("OPSPORTAL_HOST", "127.0.0.1")
 PORT = int(os.environ.get("OPSPORTAL_PORT", "8000"))
@@ -122,8 +122,7 @@ def main() -> int:
             time.sleep(0.5)
         return 0
     finally:
-        for proc in reversed(procs):
-            stop(proc)
+        stop_all(procs)
         if pipeline is not None:
             pipeline.stop()
 

@@ -42,7 +42,8 @@ def embedded_portal(tmp_path):
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.2)
     yield f"http://127.0.0.1:{port}", log.read_text()
-    stop(proc)
+    # Longer than the launcher's own shutdown of its children, so it is never killed halfway.
+    stop(proc, timeout=60)
 
 
 def test_embedded_run_serves_login_dashboard_and_live_worker(embedded_portal):
