@@ -35,12 +35,14 @@ def _exit_with(pid: int) -> None:
     threading.Thread(target=watch, name="exit-with", daemon=True).start()
 
 
-def _up(workdir: Path | None, port: int | None, exit_with: int | None) -> int:
+def _up(workdir: Path | None, port: int | None, exit_with: int | None, keep_data: bool = False) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     if exit_with:
         _exit_with(exit_with)
-    cluster = LocalCluster(workdir=workdir, api_port=port or free_port(DEFAULT_API_PORT), progress=_print)
+    cluster = LocalCluster(
+        workdir=workdir, api_port=port or free_port(DEFAULT_API_PORT), progress=_print, keep_data=keep_data
+    )
     code = 0
     try:
         with cluster:
@@ -74,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--dir", type=Path, help="work directory (default: a new temporary directory)")
     up.add_argument("--port", type=int, help="apiserver port (default: 16443 if free, else any free port)")
     up.add_argument("--exit-with", type=int, metavar="PID", help="tear down when process PID exits")
+    up.add_argument(
+        "--keep-data", action="store_true", help="resume what an earlier start left in --dir (certs, etcd)"
+    )
     status = sub.add_parser("status", help="binary cache state, and cluster state of --dir if given")
     status.add_argument("--dir", type=Path)
     args = parser.parse_args(argv)
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         return build.main()
     if args.command == "up":
-        return _up(args.dir, args.port, args.exit_with)
+        return _up(args.dir, args.port, args.exit_with, args.keep_data)
     report = {
         "cache": str(build.bin_dir()),
         "binaries_ready": build.binaries_ready(),

@@ -238,6 +238,15 @@ class Ports:
         )
 
 
+# Client certificates: user -> (common name, groups...).
+_USERS = {
+    "admin": ("admin", "system:masters"),
+    "controller-manager": ("system:kube-controller-manager",),
+    "scheduler": ("system:kube-scheduler",),
+    "kwok": ("kwok-controller", "system:masters"),
+}
+
+
 @dataclass
 class ClusterState:
     phase: str  # building | starting | ready | failed | stopped
@@ -273,9 +282,14 @@ class LocalCluster:
         nodes: tuple[str, ...] = NODE_NAMES,
         progress: Progress | None = None,
         per_pod_exec: bool = True,
+        keep_data: bool = False,
     ) -> None:
-        """``per_pod_exec``: watch pods and give each its own exec work directory (see pod_workdir)."""
+        """``per_pod_exec``: watch pods and give each its own exec work directory (see pod_workdir).
+        ``keep_data``: resume the certificates and etcd data a previous start left in ``workdir``, so
+        what was deployed survives a restart (``make run``); otherwise every start is a fresh cluster."""
         self.per_pod_exec = per_pod_exec
+        self.keep_data = keep_data
+        self.resumed = False
         self._stopping = threading.Event()
         self._owns_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="opsportal-kube-"))
@@ -358,15 +372,15 @@ class LocalCluster:
             self.bins = build.ensure_binaries(progress=lambda m: self._building(m))
             self._state("starting", "starting control plane")
             deadline = time.monotonic() + timeout
-            self._prepare()
-            self._start_etcd(deadline)
-            self._start_apiserver(deadline)
-            self._start_controller_manager(deadline)
-            self._start_scheduler(deadline)
-            self._install_kwok_crds(deadline)
-            self._start_kwok(deadline)
-            self._create_nodes(deadline)
-            self._wait_default_service_account(deadline)
+            try:
+                self._start_components(deadline, resume=self._resumable())
+            except ClusterError as exc:
+                if not self.resumed or self._stopping.is_set():
+                    raise
+                # Kept data that no longer starts (e.g. etcd killed mid-write) must not block the sandbox.
+                self._progress(f"the kept cluster did not start ({exc}); starting a fresh one")
+                self._stop_components()
+                self._start_components(time.monotonic() + timeout, resume=False)
         except BaseException as exc:
             self._state("failed", f"{type(exc).__name__}: {exc}")
             self.stop(final_phase=None)
@@ -376,19 +390,43 @@ class LocalCluster:
         self._state("ready", f"apiserver {self.server}")
         return self
 
+    def _start_components(self, deadline: float, *, resume: bool) -> None:
+        self._prepare(resume=resume)
+        self._start_etcd(deadline)
+        self._start_apiserver(deadline)
+        self._start_controller_manager(deadline)
+        self._start_scheduler(deadline)
+        self._install_kwok_crds(deadline)
+        self._start_kwok(deadline)
+        self._create_nodes(deadline)
+        self._wait_default_service_account(deadline)
+
+    def _resumable(self) -> bool:
+        needed = ["ca.crt", "ca.key", "sa.key", "sa.pub", "apiserver.crt", "kwok-serving.crt"]
+        needed += [f"{user}.crt" for user in _USERS] + [f"{user}.key" for user in _USERS]
+        return (
+            self.keep_data
+            and all((self.pki / name).is_file() for name in needed)
+            and (self.workdir / "etcd" / "member").is_dir()
+        )
+
     def _building(self, message: str) -> None:
         if message.startswith("==>"):
             self._state("building", message.removeprefix("==> "))
         else:
             self._progress(message)
 
-    def stop(self, final_phase: str | None = "stopped") -> None:
-        """Terminate components in reverse start order; safe to call repeatedly and from handlers."""
-        self._stopping.set()
+    def _stop_components(self) -> list[_Proc]:
         with self._lock:
             procs, self._procs = self._procs, []
         for proc in reversed(procs):
             _terminate(proc.popen)
+        return procs
+
+    def stop(self, final_phase: str | None = "stopped") -> None:
+        """Terminate components in reverse start order; safe to call repeatedly and from handlers."""
+        self._stopping.set()
+        procs = self._stop_components()
         with _live_lock:
             _live.discard(self)
         if final_phase and procs:
@@ -482,25 +520,32 @@ class LocalCluster:
 
     # -- start steps -----------------------------------------------------------------------------------
 
-    def _prepare(self) -> None:
-        for sub in ("pki", "etcd", "logs", "exec", "pods", "config"):
+    def _prepare(self, *, resume: bool) -> None:
+        self.resumed = resume
+        fresh = ("logs", "exec", "config") if resume else ("pki", "etcd", "logs", "exec", "pods", "config")
+        for sub in fresh:
             shutil.rmtree(self.workdir / sub, ignore_errors=True)
             (self.workdir / sub).mkdir(parents=True, mode=0o700)
         self.ports = Ports.pick(self._requested_api_port)
+        if resume:
+            self._progress(f"resuming the cluster kept in {self.workdir}")
+            # Same certificates, new ports: only the kubeconfigs name the apiserver's address.
+            for user in _USERS:
+                config = self.workdir / "config" / f"{user}.kubeconfig"
+                self._write_kubeconfig(config, user, self.pki / f"{user}.crt", self.pki / f"{user}.key")
+        else:
+            self._create_pki()
+        (self.logs_dir / "default.log").write_text(_cri_log_line("kwok fake container: no logs configured"))
+
+    def _create_pki(self) -> None:
         ca = _CA.create(self.pki)
         ca.issue(self.pki, "apiserver", _name("kube-apiserver"), server=True)
         ca.issue(self.pki, "kwok-serving", _name("kwok"), server=True)
         ca.issue(
             self.pki, "apiserver-kubelet-client", _name("kube-apiserver-kubelet-client", "system:masters")
         )
-        users = {
-            "admin": _name("admin", "system:masters"),
-            "controller-manager": _name("system:kube-controller-manager"),
-            "scheduler": _name("system:kube-scheduler"),
-            "kwok": _name("kwok-controller", "system:masters"),
-        }
-        for user, subject in users.items():
-            cert, key = ca.issue(self.pki, user, subject)
+        for user, (common_name, *groups) in _USERS.items():
+            cert, key = ca.issue(self.pki, user, _name(common_name, *groups))
             self._write_kubeconfig(self.workdir / "config" / f"{user}.kubeconfig", user, cert, key)
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         _write_key(self.pki / "sa.key", sa_key)
@@ -509,7 +554,6 @@ class LocalCluster:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
-        (self.logs_dir / "default.log").write_text(_cri_log_line("kwok fake container: no logs configured"))
 
     def _write_kubeconfig(self, path: Path, user: str, cert: Path, key: Path) -> None:
         # Embedded data, not file paths: the portal accepts only self-contained kubeconfigs.
@@ -608,9 +652,9 @@ class LocalCluster:
                 f"--listen-peer-urls={peer_url}",
                 f"--initial-advertise-peer-urls={peer_url}",
                 f"--initial-cluster=opsportal={peer_url}",
-                # Test data is disposable: skipping fsync makes etcd (and thus every write) much faster.
-                "--unsafe-no-fsync",
                 "--log-level=warn",
+                # Test data is disposable: skipping fsync makes etcd (and thus every write) much faster.
+                *([] if self.keep_data else ["--unsafe-no-fsync"]),
             ],
         )
 
@@ -710,8 +754,11 @@ class LocalCluster:
 
         docs = [d for d in yaml.safe_load_all(self.bins["kwok-crds.yaml"].read_text()) if d]
         with self.api_client() as api:
-            utils.create_from_yaml(api, yaml_objects=docs)
             ext = client.ApiextensionsV1Api(api)
+            existing = {crd.metadata.name for crd in ext.list_custom_resource_definition().items}
+            missing = [doc for doc in docs if doc["metadata"]["name"] not in existing]  # a resumed cluster
+            if missing:
+                utils.create_from_yaml(api, yaml_objects=missing)
 
             def established() -> bool:
                 for doc in docs:
@@ -775,7 +822,10 @@ class LocalCluster:
 
         with self.api_client() as api:
             core = client.CoreV1Api(api)
+            existing = {node.metadata.name for node in core.list_node().items}  # a resumed cluster
             for name in self.node_names:
+                if name in existing:
+                    continue
                 core.create_node(
                     {
                         "apiVersion": "v1",
@@ -874,6 +924,7 @@ def start_in_background(workdir: Path, *, api_port: int | None = None) -> subpro
         str(workdir),
         "--exit-with",
         str(os.getpid()),
+        "--keep-data",
     ]
     # Any free port: the fixed default is for `make cluster`, and two clusters may start at once here.
     args += ["--port", str(api_port or free_port())]

@@ -1,0 +1,74 @@
+"""`make run` keeps its control plane's data: a restart resumes what was deployed, and kept data that
+no longer starts is replaced by a fresh cluster instead of blocking the sandbox."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from kubernetes import client
+
+from sandbox.kube.cluster import LocalCluster
+from tests.fixtures.kube import KubeCluster
+
+
+def _cluster(workdir: Path) -> LocalCluster:
+    return LocalCluster(workdir=workdir, keep_data=True, per_pod_exec=False).start(timeout=180)
+
+
+def _configmap(cluster: LocalCluster) -> client.V1ConfigMap | None:
+    with cluster.api_client() as api:
+        core = client.CoreV1Api(api)
+        maps = core.list_namespaced_config_map("default", field_selector="metadata.name=kept")
+        return maps.items[0] if maps.items else None
+
+
+def _pod_runs(cluster: LocalCluster, name: str) -> None:
+    with cluster.api_client() as api:
+        core = client.CoreV1Api(api)
+        core.create_namespaced_pod(
+            "default",
+            {"metadata": {"name": name}, "spec": {"containers": [{"name": "app", "image": "example/x:1"}]}},
+        )
+        deadline = time.monotonic() + 60
+        while core.read_namespaced_pod(name, "default").status.phase != "Running":
+            assert time.monotonic() < deadline, f"pod {name} never ran on the resumed cluster"
+            time.sleep(0.2)
+
+
+def test_a_kept_cluster_resumes_with_its_objects(kube_cluster: KubeCluster, tmp_path: Path):
+    first = _cluster(tmp_path)
+    try:
+        assert not first.resumed
+        with first.api_client() as api:
+            client.CoreV1Api(api).create_namespaced_config_map(
+                "default", {"metadata": {"name": "kept"}, "data": {"answer": "42"}}
+            )
+    finally:
+        first.stop()
+
+    second = _cluster(tmp_path)
+    try:
+        assert second.resumed
+        assert _configmap(second).data == {"answer": "42"}
+        _pod_runs(second, "after-restart")
+    finally:
+        second.stop()
+
+
+def test_kept_data_that_cannot_start_is_replaced(kube_cluster: KubeCluster, tmp_path: Path):
+    first = _cluster(tmp_path)
+    try:
+        with first.api_client() as api:
+            client.CoreV1Api(api).create_namespaced_config_map("default", {"metadata": {"name": "kept"}})
+    finally:
+        first.stop()
+    (tmp_path / "etcd" / "member" / "snap" / "db").write_bytes(b"not a bolt database" * 512)
+
+    second = _cluster(tmp_path)
+    try:
+        assert not second.resumed
+        assert _configmap(second) is None
+        _pod_runs(second, "fresh")
+    finally:
+        second.stop()
