@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from clusters import config_changes
 from clusters import environment as selectors
@@ -67,6 +68,12 @@ def environment_page(request, name: str, environment: str):
                 "connecting": _("connecting…"),
                 "closed": _("disconnected, retrying…"),
                 "ready": _("{ready}/{replicas} ready · rollout {state}"),
+                "rolloutStates": {
+                    "complete": pgettext("rollout state", "complete"),
+                    "progressing": pgettext("rollout state", "in progress"),
+                    "failed": pgettext("rollout state", "failed"),
+                    "timed_out": pgettext("rollout state", "timed out"),
+                },
                 "noDeployment": _("No Deployment."),
                 "following": _("Following {pod}…"),
                 "paused": _("Paused; new lines are kept until you resume."),

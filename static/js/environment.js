@@ -87,8 +87,8 @@
   function renderDeployment(d) {
     const target = document.getElementById("deployment-summary");
     if (!d) { target.textContent = t.noDeployment; return; }
-    target.textContent = fmt(t.ready, { ready: d.ready_replicas, replicas: d.replicas, state: d.rollout.state }) +
-      (d.rollout.message ? " (" + d.rollout.message + ")" : "");
+    target.textContent = fmt(t.ready, { ready: d.ready_replicas, replicas: d.replicas, state: (t.rolloutStates || {})[d.rollout.state] || d.rollout.state }) +
+      (d.rollout.message && d.rollout.state !== "complete" ? " (" + d.rollout.message + ")" : "");
     target.dataset.rollout = d.rollout.state;
   }
 
@@ -125,12 +125,20 @@
     setField(scope, "ports", s && s.ports.length ? s.ports.map((p) => p.port + "→" + p.target_port + "/" + p.protocol +
       (p.node_port ? " (" + t.nodePort + " " + p.node_port + ")" : "")).join(", ") : "—");
   }
+  // "2026-01-02T01:02:03.5Z" → "2026-01-02 09:02:03" in the browser's time zone, as the page renders it.
+  function localStamp(iso) {
+    const d = new Date(iso);
+    if (!iso || isNaN(d)) return iso || "";
+    const two = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ` +
+      `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  }
   function renderEvents(items) {
     const body = document.getElementById("event-rows");
     body.replaceChildren();
     if (!items.length) body.appendChild(el("tr", {}, [el("td", { colspan: "5", class: "text-muted", text: t.noEvents })]));
     items.forEach((e) => body.appendChild(el("tr", {}, [
-      el("td", { class: "text-nowrap", text: e.last_seen }), el("td", { text: e.type }), el("td", { text: e.reason }),
+      el("td", { class: "text-nowrap", text: localStamp(e.last_seen) }), el("td", { text: e.type }), el("td", { text: e.reason }),
       el("td", { text: e.object }), el("td", { text: e.message + (e.count > 1 ? " (×" + e.count + ")" : "") }),
     ])));
   }
