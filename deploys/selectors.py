@@ -64,10 +64,13 @@ def release_steps(release) -> list[dict]:
     reached = release.status if release.status in order else None
     if release.status == ReleaseStatus.ROLLED_BACK:
         reached = ReleaseStatus.DEPLOYED
+    stopped_at = order.index(_step_that_ended(release, order)) if ended_early else None
     steps = []
     current_index = order.index(reached) if reached else None
     for index, status in enumerate(order):
-        if current_index is not None:
+        if stopped_at is not None:
+            state = "done" if index < stopped_at else "failed" if index == stopped_at else "pending"
+        elif current_index is not None:
             state = "done" if index < current_index or status == ReleaseStatus.DEPLOYED else "current"
             if index > current_index:
                 state = "pending"
@@ -77,3 +80,16 @@ def release_steps(release) -> list[dict]:
     if ended_early:
         steps.append({"status": release.status, "label": release.get_status_display(), "state": "failed"})
     return steps
+
+
+def _step_that_ended(release, order: list[str]) -> str:
+    """The step a failed or cancelled release stopped in, from what it had produced by then."""
+    from deploys.choices import ReleaseStatus
+
+    if release.image_digest and ReleaseStatus.DEPLOYING in order:
+        return ReleaseStatus.DEPLOYING
+    if release.jenkins_queue_id or release.jenkins_build:
+        return ReleaseStatus.BUILDING
+    if ReleaseStatus.TAGGING in order and release.attempts:
+        return ReleaseStatus.TAGGING
+    return ReleaseStatus.SUBMITTED

@@ -40,6 +40,7 @@ class MemberForm(forms.Form):
     role = forms.ChoiceField(
         label=_("Role"),
         choices=Role.choices,
+        initial=Role.DEVELOPER,  # the common case; owner is a deliberate choice
         widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
     )
     prod_terminal = forms.BooleanField(label=_("May open production terminals"), required=False)

@@ -53,3 +53,10 @@ def test_inactive_user_has_no_rights(people):
     people.developer.is_active = False
     people.developer.save()
     assert not can(people.developer, Action.VIEW, people.project)
+
+
+def test_add_member_form_proposes_developer_not_owner(client, people):
+    client.force_login(people.owner)
+    page = client.get("/projects/orders/?tab=members")
+    assert page.status_code == 200
+    assert '<option value="developer" selected>' in page.content.decode()
