@@ -191,8 +191,13 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 CSRF_FAILURE_VIEW = "opsportal.views.csrf_failure"
 
 # --- i18n -----------------------------------------------------------------------------------
-LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
+# For people whose browser asks for neither language, and for what the worker writes into progress
+# logs and error messages (a team that works in Chinese sets zh-hans).
+LANGUAGE_CODE = env_str("LANGUAGE_CODE", "en")
+if LANGUAGE_CODE not in dict(LANGUAGES):
+    choices = ", ".join(dict(LANGUAGES))
+    raise ImproperlyConfigured(f"LANGUAGE_CODE must be one of {choices}, not {LANGUAGE_CODE!r}.")
 LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
 TIME_ZONE = env_str("TIME_ZONE", "Asia/Shanghai")
