@@ -26,7 +26,7 @@ from clusters.models import ConfigChange
 from deploys import manifests, secret_env
 from deploys.models import ProjectEnvironment
 from deploys.services import build_spec, keep_live_fields, objects_to_apply
-from deploys.services.common import move_status
+from deploys.services.common import move_status, rollout_reporter
 from integrations.errors import IntegrationError, Invalid
 from observability import events
 from observability.services import audit_record
@@ -241,20 +241,11 @@ def _apply_and_wait(change: ConfigChange, run_token: str) -> ApplyOutcome:
             locked_env.save(update_fields=["spec", "secret_env", "live_objects"])
         progress(_("Saved the new configuration of the environment"))
         progress(_("Waiting for the Deployment rollout"))
-        last = {"text": ""}
-
-        def on_progress(rollout) -> None:
-            text = _("Rollout: %(message)s (%(ready)s/%(desired)s ready)") % {
-                "message": rollout.message,
-                "ready": rollout.ready,
-                "desired": rollout.desired,
-            }
-            if text != last["text"]:
-                last["text"] = text
-                progress(text)
-
         result = client.wait_for_deployment(
-            ref.namespace, ref.name, timeout=settings.OPSPORTAL_ROLLOUT_TIMEOUT, on_progress=on_progress
+            ref.namespace,
+            ref.name,
+            timeout=settings.OPSPORTAL_ROLLOUT_TIMEOUT,
+            on_progress=rollout_reporter(progress),
         )
     if result.succeeded:
         progress(_("The Deployment rolled out"))

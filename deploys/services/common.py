@@ -48,3 +48,20 @@ def move_status(
         remote_addr=remote_addr,
     )
     publish()
+
+
+def rollout_reporter(progress: Callable[[str], None]) -> Callable:
+    """An ``on_progress`` for ``KubeClient.wait_for_deployment`` that logs each new rollout state once."""
+    last = {"text": ""}
+
+    def report(rollout) -> None:
+        text = _("Rollout: %(message)s (%(ready)s/%(desired)s ready)") % {
+            "message": rollout.message,
+            "ready": rollout.ready,
+            "desired": rollout.desired,
+        }
+        if text != last["text"]:
+            last["text"] = text
+            progress(text)
+
+    return report

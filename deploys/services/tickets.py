@@ -18,7 +18,7 @@ from clusters.models import Cluster
 from deploys import manifests, secret_env
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
 from deploys.models import OnboardingTicket, ProjectEnvironment
-from deploys.services.common import locked, move_status
+from deploys.services.common import locked, move_status, rollout_reporter
 from integrations.errors import IntegrationError
 from observability import events
 from observability.services import audit_record, changes_between
@@ -527,18 +527,7 @@ def _apply_and_wait(
         client.apply(keep_live_fields(client, obj))
         live_objects.append({"kind": kind, "name": name, "namespace": spec.namespace})
     progress(ticket_id=ticket_id, message=_("Waiting for the Deployment to become available"))
-    last = {"text": ""}
-
-    def on_progress(rollout) -> None:
-        text = _("Rollout: %(message)s (%(ready)s/%(desired)s ready)") % {
-            "message": rollout.message,
-            "ready": rollout.ready,
-            "desired": rollout.desired,
-        }
-        if text != last["text"]:
-            last["text"] = text
-            progress(ticket_id=ticket_id, message=text)
-
+    on_progress = rollout_reporter(lambda text: progress(ticket_id=ticket_id, message=text))
     result = client.wait_for_deployment(
         spec.namespace, spec.project, timeout=settings.OPSPORTAL_ROLLOUT_TIMEOUT, on_progress=on_progress
     )
