@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 from pathlib import Path
-from types import FrameType
 
 from sandbox.gitlab.server import GitLabStandin
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM (from `make run`, systemd or a test) must run the same cleanup as Ctrl-C.
-    raise KeyboardInterrupt
+from sandbox.standin_http import serve_until_interrupted
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,13 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         path, _, source = spec.partition("=")
         if standin.find_project(path) is None:
             standin.create_project(path, Path(source))
-    url = standin.start()
-    print(f"gitlab stand-in listening on {url} (root {standin.root})", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        standin.serve_forever()
-    except KeyboardInterrupt:
-        standin.stop()
+    serve_until_interrupted(standin, "gitlab")
 
 
 if __name__ == "__main__":

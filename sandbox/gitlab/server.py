@@ -16,13 +16,14 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from sandbox.faults import Fault, Faults
 from sandbox.gitlab import git
+from sandbox.standin_http import DispatchingHandler
 
 API_PREFIX = "/api/v4"
 _MAX_PER_PAGE = 100
@@ -264,31 +265,16 @@ def _version_key(name: str) -> tuple[Any, ...]:
     )
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(DispatchingHandler):
     standin: GitLabStandin
     protocol_version = "HTTP/1.1"
     server_version = "gitlab-standin"
     _lost: Fault | None = None  # an after=True fault: the real answer is replaced by this one
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature fixed by the base class
-        return  # tests start many servers; request logs would drown their output
-
     # -- plumbing ----------------------------------------------------------------------------------------
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
 
     def do_PUT(self) -> None:
         self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

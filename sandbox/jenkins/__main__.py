@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 from pathlib import Path
-from types import FrameType
 
 from sandbox.jenkins.server import JenkinsStandin
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM (from `make run`, systemd or a test) must run the same cleanup as Ctrl-C.
-    raise KeyboardInterrupt
+from sandbox.standin_http import serve_until_interrupted
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,13 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         quiet_period=args.quiet_period,
         extra_env=extra_env,
     )
-    url = standin.start()
-    print(f"jenkins stand-in listening on {url} (root {standin.root})", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        standin.serve_forever()
-    except KeyboardInterrupt:
-        standin.stop()
+    serve_until_interrupted(standin, "jenkins")
 
 
 if __name__ == "__main__":

@@ -18,13 +18,14 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from sandbox.faults import Fault, Faults
 from sandbox.jenkins.config import ConfigError, JobConfig, apply_tree, parse_config, parse_tree, set_disabled
+from sandbox.standin_http import DispatchingHandler
 
 JENKINS_VERSION = "2.462.3"
 _STOP_GRACE_SECONDS = 5.0
@@ -574,25 +575,10 @@ class JenkinsStandin:
         return payload
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(DispatchingHandler):
     standin: JenkinsStandin
     protocol_version = "HTTP/1.1"
     server_version = "Jetty(10.0.20)"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature fixed by the base class
-        return  # tests start many servers; request logs would drown their output
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
 
     # -- plumbing ----------------------------------------------------------------------------------------
 
