@@ -1,8 +1,7 @@
 from django import forms
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from deploys.forms import ENV_LINE, parse_secret_env, secret_env_field
+from deploys.forms import parse_env_lines, parse_secret_env, secret_env_field
 
 # The request fields an environment's configuration page edits (the rest stay as provisioned).
 CONFIG_FIELDS = (
@@ -54,15 +53,7 @@ class EnvironmentConfigForm(forms.Form):
                 field.disabled = True
 
     def clean_env_vars(self) -> list[list[str]]:
-        pairs = []
-        for number, line in enumerate(self.cleaned_data["env_vars"].splitlines(), start=1):
-            if not line.strip():
-                continue
-            match = ENV_LINE.match(line.strip())
-            if match is None:
-                raise ValidationError(_("Line %(n)s is not NAME=value.") % {"n": number})
-            pairs.append([match[1], match[2]])
-        return pairs
+        return parse_env_lines(self.cleaned_data["env_vars"])
 
     def clean_secret_env_vars(self) -> dict[str, str]:
         return parse_secret_env(self.cleaned_data["secret_env_vars"])

@@ -63,6 +63,19 @@ def secret_env_field() -> forms.CharField:
     )
 
 
+def parse_env_lines(text: str) -> list[list[str]]:
+    """NAME=value lines as [name, value] pairs, blank lines skipped; raises ValidationError."""
+    pairs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = ENV_LINE.match(line.strip())
+        if match is None:
+            raise ValidationError(_("Line %(n)s is not NAME=value.") % {"n": number})
+        pairs.append([match[1], match[2]])
+    return pairs
+
+
 def parse_secret_env(text: str) -> dict[str, str]:
     """NAME=value lines as changes for secret_env.merge ("" removes NAME); raises ValidationError."""
     changes: dict[str, str] = {}
@@ -159,15 +172,7 @@ class TicketForm(forms.Form):
             field.widget.attrs.setdefault("class", css)
 
     def clean_env_vars(self) -> list[list[str]]:
-        pairs = []
-        for number, line in enumerate(self.cleaned_data["env_vars"].splitlines(), start=1):
-            if not line.strip():
-                continue
-            match = ENV_LINE.match(line.strip())
-            if match is None:
-                raise ValidationError(_("Line %(n)s is not NAME=value.") % {"n": number})
-            pairs.append([match[1], match[2]])
-        return pairs
+        return parse_env_lines(self.cleaned_data["env_vars"])
 
     def clean_secret_env_vars(self) -> dict[str, str]:
         return parse_secret_env(self.cleaned_data["secret_env_vars"])

@@ -591,22 +591,13 @@ class KubeClient:
         )
         if on_response is not None:
             on_response(response)
-        try:
-            buffer = b""
-            for chunk in response.stream(4096, decode_content=True):
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    if event.get("type") == "ERROR":
-                        raise _status_error(event.get("object") or {})
-                    yield event
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise error_from_transport(exc) from exc
-        finally:
-            response.release_conn()
+        for line in _response_lines(response, with_tail=False):
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            if event.get("type") == "ERROR":
+                raise _status_error(event.get("object") or {})
+            yield event
 
     # -- environment pages: listing, watching, logs, small patches -------------------------------------
 
@@ -722,19 +713,26 @@ class KubeClient:
         )
         if on_response is not None:
             on_response(response)
-        try:
-            buffer = b""
-            for chunk in response.stream(4096, decode_content=True):
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    yield line.decode("utf-8", errors="replace")
-            if buffer:
-                yield buffer.decode("utf-8", errors="replace")
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise error_from_transport(exc) from exc
-        finally:
-            response.release_conn()
+        for line in _response_lines(response, with_tail=True):
+            yield line.decode("utf-8", errors="replace")
+
+
+def _response_lines(response, *, with_tail: bool) -> Iterator[bytes]:
+    """The lines of a streamed answer as they arrive (a watch's events, a followed log); ``with_tail``
+    also yields a last line without a newline. Transport failures become integration errors."""
+    try:
+        buffer = b""
+        for chunk in response.stream(4096, decode_content=True):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                yield line
+        if buffer and with_tail:
+            yield buffer
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise error_from_transport(exc) from exc
+    finally:
+        response.release_conn()
 
 
 def _status_error(status: dict) -> IntegrationError:
