@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 
 from clusters import selectors, services
 from clusters.models import Cluster
+from opsportal.http import client_address
 
 
 class OpsOnly:
@@ -85,7 +86,7 @@ class ClusterListCreateView(OpsOnly, generics.ListCreateAPIView):
         serializer.instance = _service_call(
             services.cluster_create,
             actor=self.request.user,
-            remote_addr=self.request.META.get("REMOTE_ADDR"),
+            remote_addr=client_address(self.request),
             **serializer.validated_data,
         )
 
@@ -102,7 +103,7 @@ class ClusterDetailView(OpsOnly, generics.RetrieveUpdateAPIView):
             services.cluster_update,
             actor=self.request.user,
             cluster=serializer.instance,
-            remote_addr=self.request.META.get("REMOTE_ADDR"),
+            remote_addr=client_address(self.request),
             **serializer.validated_data,
         )
 
@@ -126,6 +127,6 @@ class ClusterTestConnectionView(OpsOnly, APIView):
     def post(self, request, pk: int):
         cluster = selectors.cluster_get(user=request.user, pk=pk)
         result = services.cluster_test_connection(
-            actor=request.user, cluster=cluster, remote_addr=request.META.get("REMOTE_ADDR")
+            actor=request.user, cluster=cluster, remote_addr=client_address(request)
         )
         return Response(ConnectionCheckSerializer(result).data)

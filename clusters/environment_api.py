@@ -15,6 +15,7 @@ from clusters import environment_services as services
 from clusters.choices import ConfigChangeStatus
 from deploys.api import secret_env_vars_field
 from integrations.errors import IntegrationError
+from opsportal.http import client_address
 from projects.access import Action
 
 MAX_TAIL = 100_000
@@ -37,10 +38,6 @@ def _ref(request, kwargs, action: Action = Action.VIEW):
     return selectors.environment_get(
         user=request.user, name=kwargs["name"], environment=kwargs["environment"], action=action
     )
-
-
-def _addr(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 ConfigSerializer = inline_serializer(
@@ -126,7 +123,9 @@ class RestartView(APIView):
     )
     def post(self, request, name: str, environment: str):
         ref = _ref(request, self.kwargs, selectors.operate_action(environment))
-        stamp = _call(services.environment_restart, actor=request.user, ref=ref, remote_addr=_addr(request))
+        stamp = _call(
+            services.environment_restart, actor=request.user, ref=ref, remote_addr=client_address(request)
+        )
         return Response({"restarted_at": stamp})
 
 
@@ -149,7 +148,7 @@ class ScaleView(APIView):
             actor=request.user,
             ref=ref,
             replicas=data.validated_data["replicas"],
-            remote_addr=_addr(request),
+            remote_addr=client_address(request),
         )
         return Response({"replicas": replicas})
 
@@ -161,7 +160,11 @@ class PodView(APIView):
     def delete(self, request, name: str, environment: str, pod: str):
         ref = _ref(request, self.kwargs, selectors.operate_action(environment))
         _call(
-            services.environment_delete_pod, actor=request.user, ref=ref, pod=pod, remote_addr=_addr(request)
+            services.environment_delete_pod,
+            actor=request.user,
+            ref=ref,
+            pod=pod,
+            remote_addr=client_address(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -232,7 +235,9 @@ class ConfigView(APIView):
         if data.validated_data["dry_run"]:
             plan = _call(services.config_plan, **args)
         else:
-            plan, change = _call(config_changes.config_change_create, remote_addr=_addr(request), **args)
+            plan, change = _call(
+                config_changes.config_change_create, remote_addr=client_address(request), **args
+            )
         body = {
             "changes": plan.changes,
             "diff": plan.diff,

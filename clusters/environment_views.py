@@ -19,14 +19,11 @@ from deploys.forms import OverridesForm
 from integrations.errors import IntegrationError
 from observability.events import current_seq, project_stream
 from opsportal.errors import Conflict
+from opsportal.http import client_address
 from projects.access import Action, allowed_actions
 
 DOWNLOAD_TAIL = 1000
 MAX_TAIL = 100_000
-
-
-def _addr(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 def _result(request, text: str, *, ok: bool, status: int = 200):
@@ -105,7 +102,7 @@ def _operate(request, name: str, environment: str, run):
 @login_required
 def environment_restart(request, name: str, environment: str):
     def run(ref):
-        stamp = services.environment_restart(actor=request.user, ref=ref, remote_addr=_addr(request))
+        stamp = services.environment_restart(actor=request.user, ref=ref, remote_addr=client_address(request))
         return _("Restart requested at %(at)s; pods are replaced one by one.") % {"at": stamp}
 
     return _operate(request, name, environment, run)
@@ -119,7 +116,9 @@ def environment_scale(request, name: str, environment: str):
             replicas = int(raw)
         except ValueError:
             raise ValidationError(_("Enter a whole number of replicas.")) from None
-        services.environment_scale(actor=request.user, ref=ref, replicas=replicas, remote_addr=_addr(request))
+        services.environment_scale(
+            actor=request.user, ref=ref, replicas=replicas, remote_addr=client_address(request)
+        )
         return _("Scaled to %(n)s replicas.") % {"n": replicas}
 
     return _operate(request, name, environment, run)
@@ -128,7 +127,9 @@ def environment_scale(request, name: str, environment: str):
 @login_required
 def environment_delete_pod(request, name: str, environment: str, pod: str):
     def run(ref):
-        services.environment_delete_pod(actor=request.user, ref=ref, pod=pod, remote_addr=_addr(request))
+        services.environment_delete_pod(
+            actor=request.user, ref=ref, pod=pod, remote_addr=client_address(request)
+        )
         return _("Pod %(pod)s deleted; its ReplicaSet starts a replacement.") % {"pod": pod}
 
     return _operate(request, name, environment, run)
@@ -169,7 +170,7 @@ def environment_config(request, name: str, environment: str):
                         request=form.request_data(),
                         overrides=overrides_form.overrides(),
                         secret_env_vars=form.secret_env_changes(),
-                        remote_addr=_addr(request),
+                        remote_addr=client_address(request),
                     )
                     if change is None:
                         messages.info(request, _("Nothing changed."))

@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from clusters import selectors, services
 from clusters.forms import ClusterForm
 from clusters.services import AUDITED_FIELDS
+from opsportal.http import client_address
 
 
 def _save(form: ClusterForm, save) -> bool:
@@ -41,7 +42,7 @@ def cluster_create(request):
 
         def save(data):
             created["cluster"] = services.cluster_create(
-                actor=request.user, remote_addr=request.META.get("REMOTE_ADDR"), **data
+                actor=request.user, remote_addr=client_address(request), **data
             )
 
         if _save(form, save):
@@ -61,7 +62,7 @@ def cluster_edit(request, pk: int):
 
         def save(data):
             services.cluster_update(
-                actor=request.user, cluster=cluster, remote_addr=request.META.get("REMOTE_ADDR"), **data
+                actor=request.user, cluster=cluster, remote_addr=client_address(request), **data
             )
 
         if _save(form, save):
@@ -77,7 +78,7 @@ def cluster_test_connection(request, pk: int):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     result = services.cluster_test_connection(
-        actor=request.user, cluster=cluster, remote_addr=request.META.get("REMOTE_ADDR")
+        actor=request.user, cluster=cluster, remote_addr=client_address(request)
     )
     cluster.refresh_from_db()
     return render(request, "clusters/_check_result.html", {"result": result, "cluster": cluster})

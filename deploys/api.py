@@ -8,6 +8,7 @@ from clusters.choices import Environment
 from deploys import preview, selectors, services
 from deploys.choices import TicketStatus
 from deploys.models import OnboardingTicket
+from opsportal.http import client_address
 from projects.access import Action, get_project
 
 
@@ -81,10 +82,6 @@ class RejectSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
-def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
-
-
 def _ticket(request, name: str, pk: int) -> OnboardingTicket:
     project = get_project(request.user, name=name, action=Action.VIEW)
     return get_object_or_404(selectors.tickets_for_project(project=project), pk=pk)
@@ -104,7 +101,7 @@ class ProjectTicketsView(APIView):
         data = TicketCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         ticket = services.ticket_create(
-            actor=request.user, project=project, remote_addr=_client_ip(request), **data.validated_data
+            actor=request.user, project=project, remote_addr=client_address(request), **data.validated_data
         )
         return Response(TicketSerializer(ticket).data, status=status.HTTP_201_CREATED)
 
@@ -124,7 +121,10 @@ class TicketDetailView(APIView):
         data = TicketUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         ticket = services.ticket_update(
-            actor=request.user, ticket_id=ticket.pk, remote_addr=_client_ip(request), **data.validated_data
+            actor=request.user,
+            ticket_id=ticket.pk,
+            remote_addr=client_address(request),
+            **data.validated_data,
         )
         return Response(TicketSerializer(ticket).data)
 
@@ -150,7 +150,7 @@ class _TicketActionView(APIView):
 class TicketSubmitView(_TicketActionView):
     def perform(self, request, ticket, data):
         return services.ticket_submit(
-            actor=request.user, ticket_id=ticket.pk, remote_addr=_client_ip(request)
+            actor=request.user, ticket_id=ticket.pk, remote_addr=client_address(request)
         )
 
 
@@ -158,7 +158,7 @@ class TicketSubmitView(_TicketActionView):
 class TicketWithdrawView(_TicketActionView):
     def perform(self, request, ticket, data):
         return services.ticket_withdraw(
-            actor=request.user, ticket_id=ticket.pk, remote_addr=_client_ip(request)
+            actor=request.user, ticket_id=ticket.pk, remote_addr=client_address(request)
         )
 
 
@@ -175,7 +175,7 @@ class TicketApproveView(_TicketActionView):
             actor=request.user,
             ticket_id=ticket.pk,
             cluster_id=data.get("cluster"),
-            remote_addr=_client_ip(request),
+            remote_addr=client_address(request),
         )
 
 
@@ -187,7 +187,10 @@ class TicketRejectView(_TicketActionView):
 
     def perform(self, request, ticket, data):
         return services.ticket_reject(
-            actor=request.user, ticket_id=ticket.pk, reason=data["reason"], remote_addr=_client_ip(request)
+            actor=request.user,
+            ticket_id=ticket.pk,
+            reason=data["reason"],
+            remote_addr=client_address(request),
         )
 
 

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from deploys import selectors, services
 from deploys.choices import ReleaseStatus
 from deploys.models import BuildRecipe, DeploymentRecord, Release
+from opsportal.http import client_address
 from projects.access import Action, get_project, is_ops
 from projects.choices import Language
 
@@ -97,10 +98,6 @@ class RecipeSerializer(serializers.ModelSerializer):
         read_only_fields = ["language", "version", "created_by", "created_at"]
 
 
-def _ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
-
-
 def _release(request, name: str, pk: int) -> Release:
     project = get_project(request.user, name=name, action=Action.VIEW)
     return get_object_or_404(selectors.releases_for_project(project=project), pk=pk)
@@ -124,7 +121,7 @@ class ProjectReleasesView(APIView):
         data = ReleaseSubmitSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         release = services.release_submit(
-            actor=request.user, project=project, remote_addr=_ip(request), **data.validated_data
+            actor=request.user, project=project, remote_addr=client_address(request), **data.validated_data
         )
         return Response(ReleaseSerializer(release).data, status=status.HTTP_201_CREATED)
 
@@ -147,7 +144,7 @@ class ReleaseConsoleView(APIView):
 class ReleaseConfirmView(APIView):
     def post(self, request, name: str, pk: int):
         release = services.release_confirm(
-            actor=request.user, release_id=_release(request, name, pk).pk, remote_addr=_ip(request)
+            actor=request.user, release_id=_release(request, name, pk).pk, remote_addr=client_address(request)
         )
         return Response(ReleaseSerializer(release).data)
 
@@ -160,7 +157,7 @@ class ReleaseConfirmView(APIView):
 class ReleasePromoteView(APIView):
     def post(self, request, name: str, pk: int):
         release = services.release_promote(
-            actor=request.user, release_id=_release(request, name, pk).pk, remote_addr=_ip(request)
+            actor=request.user, release_id=_release(request, name, pk).pk, remote_addr=client_address(request)
         )
         return Response(ReleaseSerializer(release).data, status=status.HTTP_201_CREATED)
 
@@ -169,7 +166,7 @@ class ReleasePromoteView(APIView):
 class ReleaseCancelView(APIView):
     def post(self, request, name: str, pk: int):
         release = services.release_cancel(
-            actor=request.user, release_id=_release(request, name, pk).pk, remote_addr=_ip(request)
+            actor=request.user, release_id=_release(request, name, pk).pk, remote_addr=client_address(request)
         )
         return Response(ReleaseSerializer(release).data)
 
@@ -202,7 +199,7 @@ class RollbackView(APIView):
         record = services.release_rollback(
             actor=request.user,
             project=project,
-            remote_addr=_ip(request),
+            remote_addr=client_address(request),
             environment=data.validated_data["environment"],
             record_id=data.validated_data["record"],
         )
@@ -246,7 +243,7 @@ class RecipeView(APIView):
         recipe = services.recipe_update(
             actor=request.user,
             language=language,
-            remote_addr=_ip(request),
+            remote_addr=client_address(request),
             dockerfile=data.validated_data["dockerfile"],
             build_shell=data.validated_data["build_shell"],
             comment=data.validated_data.get("comment", ""),

@@ -16,12 +16,9 @@ from deploys.release_forms import RecipeForm, ReleaseForm
 from observability.events import current_seq, project_stream
 from opsportal.errors import Conflict
 from opsportal.forms import add_service_errors
+from opsportal.http import client_address
 from projects.access import Action, allowed_actions, get_project, is_ops
 from projects.choices import Language
-
-
-def _ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 @login_required
@@ -35,7 +32,10 @@ def release_list(request, name: str):
         if form.is_valid():
             try:
                 release = services.release_submit(
-                    actor=request.user, project=project, remote_addr=_ip(request), **form.cleaned_data
+                    actor=request.user,
+                    project=project,
+                    remote_addr=client_address(request),
+                    **form.cleaned_data,
                 )
             except ValidationError as exc:
                 add_service_errors(form, exc)
@@ -102,13 +102,17 @@ def release_action(request, name: str, pk: int, action: str):
     target = release
     try:
         if action == "confirm":
-            services.release_confirm(actor=request.user, release_id=release.pk, remote_addr=_ip(request))
+            services.release_confirm(
+                actor=request.user, release_id=release.pk, remote_addr=client_address(request)
+            )
         elif action == "promote":
             target = services.release_promote(
-                actor=request.user, release_id=release.pk, remote_addr=_ip(request)
+                actor=request.user, release_id=release.pk, remote_addr=client_address(request)
             )
         elif action == "cancel":
-            services.release_cancel(actor=request.user, release_id=release.pk, remote_addr=_ip(request))
+            services.release_cancel(
+                actor=request.user, release_id=release.pk, remote_addr=client_address(request)
+            )
         else:
             raise Http404("No such action.")
     except (ValidationError, Conflict) as exc:
@@ -133,7 +137,7 @@ def rollback(request, name: str, environment: str):
             project=project,
             environment=environment,
             record_id=record_id,
-            remote_addr=_ip(request),
+            remote_addr=client_address(request),
         )
         messages.success(request, _("Rolling back %(env)s…") % {"env": environment})
     except (ValidationError, Conflict) as exc:
@@ -183,7 +187,7 @@ def recipe_edit(request, language: str):
     )
     if request.method == "POST" and form.is_valid():
         services.recipe_update(
-            actor=request.user, language=language, remote_addr=_ip(request), **form.cleaned_data
+            actor=request.user, language=language, remote_addr=client_address(request), **form.cleaned_data
         )
         messages.success(request, _("Recipe saved."))
         return redirect("recipe-edit", language=language)

@@ -13,11 +13,8 @@ from deploys.forms import ApproveForm, NewTicketForm, OverridesForm, RejectForm,
 from observability.events import current_seq, project_stream
 from opsportal.errors import Conflict
 from opsportal.forms import add_service_errors
+from opsportal.http import client_address
 from projects.access import Action, allowed_actions, get_project, is_ops
-
-
-def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 def _ticket(request, name: str, pk: int, action: Action = Action.VIEW):
@@ -42,7 +39,7 @@ def ticket_new(request, name: str):
                     request=form.request_data,
                     secret_env_vars=form.secret_env_changes,
                     submit="submit" in request.POST,
-                    remote_addr=_client_ip(request),
+                    remote_addr=client_address(request),
                 )
             except ValidationError as exc:
                 add_service_errors(form, exc)
@@ -91,7 +88,7 @@ def ticket_edit(request, name: str, pk: int):
                     request=form.request_data,
                     overrides=overrides if ops else None,
                     secret_env_vars=form.secret_env_changes,
-                    remote_addr=_client_ip(request),
+                    remote_addr=client_address(request),
                 )
             except ValidationError as exc:
                 add_service_errors(form, exc)
@@ -160,7 +157,7 @@ def ticket_preview(request, name: str, pk: int):
 @require_POST
 def ticket_action(request, name: str, pk: int, action: str):
     project, ticket = _ticket(request, name, pk)
-    actor, ip = request.user, _client_ip(request)
+    actor, ip = request.user, client_address(request)
     try:
         if action == "submit":
             services.ticket_submit(actor=actor, ticket_id=ticket.pk, remote_addr=ip)

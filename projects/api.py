@@ -5,6 +5,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from opsportal.http import client_address
 from projects import selectors, services
 from projects.access import Action, get_project, is_ops
 from projects.choices import Language, Role
@@ -64,7 +65,7 @@ class ProjectListView(generics.ListAPIView):
         data = ProjectCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         project = services.project_create(
-            actor=request.user, remote_addr=request.META.get("REMOTE_ADDR"), **data.validated_data
+            actor=request.user, remote_addr=client_address(request), **data.validated_data
         )
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
@@ -102,7 +103,7 @@ class MemberListView(generics.ListAPIView):
             user=data.validated_data["username"],
             role=data.validated_data["role"],
             prod_terminal=data.validated_data["prod_terminal"],
-            remote_addr=request.META.get("REMOTE_ADDR"),
+            remote_addr=client_address(request),
         )
         return Response(MemberSerializer(member).data)
 
@@ -118,6 +119,6 @@ class MemberDetailView(APIView):
                 actor=request.user,
                 project=project,
                 user=member.user,
-                remote_addr=request.META.get("REMOTE_ADDR"),
+                remote_addr=client_address(request),
             )
         return Response(status=status.HTTP_204_NO_CONTENT)

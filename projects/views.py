@@ -10,6 +10,7 @@ from deploys import selectors as deploy_selectors
 from observability.events import current_seq, project_stream
 from observability.selectors import audit_events_for
 from opsportal.forms import add_service_errors
+from opsportal.http import client_address
 from projects import selectors, services
 from projects.access import Action, allowed_actions, get_project, is_ops
 from projects.forms import MemberForm, ProjectForm
@@ -37,7 +38,7 @@ def project_create(request):
     if request.method == "POST" and form.is_valid():
         try:
             project = services.project_create(
-                actor=request.user, remote_addr=request.META.get("REMOTE_ADDR"), **form.cleaned_data
+                actor=request.user, remote_addr=client_address(request), **form.cleaned_data
             )
         except ValidationError as exc:
             add_service_errors(form, exc)
@@ -87,7 +88,7 @@ def member_set(request, name: str):
             user=form.cleaned_data["username"],
             role=form.cleaned_data["role"],
             prod_terminal=form.cleaned_data["prod_terminal"],
-            remote_addr=request.META.get("REMOTE_ADDR"),
+            remote_addr=client_address(request),
         )
         messages.success(request, _("Membership saved."))
     else:
@@ -106,7 +107,7 @@ def member_remove(request, name: str, username: str):
                 actor=request.user,
                 project=project,
                 user=member.user,
-                remote_addr=request.META.get("REMOTE_ADDR"),
+                remote_addr=client_address(request),
             )
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
