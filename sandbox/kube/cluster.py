@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sandbox.kube import build
+from sandbox.procs import stop
 
 DEFAULT_API_PORT = 16443
 NODE_NAMES = ("kwok-node-0", "kwok-node-1")
@@ -889,14 +890,7 @@ def _tail(path: Path, lines: int = 20) -> str:
 def _terminate(popen: subprocess.Popen, grace: float = 10.0) -> None:
     if popen.poll() is not None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(popen.pid, signal.SIGTERM)
-    try:
-        popen.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(popen.pid, signal.SIGKILL)
-        popen.wait()
+    stop(popen, timeout=grace)
     # Anything the component left in its group (kwok exec sessions) goes too.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(popen.pid, signal.SIGKILL)
