@@ -1,7 +1,5 @@
 """The environment page, its actions, configuration edits, logs and API, against the real control plane."""
 
-import time
-
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -15,6 +13,7 @@ from deploys.services import build_spec
 from integrations.kubernetes.client import KubeClient
 from observability.models import AuditEvent
 from tests.fixtures.clusters import VALID_REQUEST
+from tests.polling import until
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
 
@@ -45,17 +44,6 @@ def provision(people, cluster, **changes) -> ProjectEnvironment:
         live_objects=[{"kind": o["kind"], "name": o["metadata"]["name"]} for o in rendered.objects],
         provisioned_at=timezone.now(),
     )
-
-
-def wait_until(predicate, timeout: float = 30, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def pod_names(kube_cluster, namespace: str) -> list[str]:
@@ -185,7 +173,7 @@ def test_delete_one_pod(client, people, env, kube_cluster):
     victim = pod_names(kube_cluster, env.namespace)[0]
     response = client.post(reverse("environment-delete-pod", args=["orders", "test", victim]))
     assert response.status_code == 200, response.content
-    wait_until(lambda: victim not in pod_names(kube_cluster, env.namespace), what="the pod to go")
+    until("the pod to go", lambda: victim not in pod_names(kube_cluster, env.namespace))
     assert AuditEvent.objects.get(verb="environment.pod.delete").changes == {"pod": [victim, None]}
     # A pod that is not the environment's is refused, through the page and the API.
     assert (
@@ -375,7 +363,7 @@ def test_log_download_tail_previous_and_search_link(client, people, env, kube_cl
         response = client.get(url, {"tail": "3"})
         return response if response.content.decode() == "line 8\nline 9\nline 10\n" else None
 
-    response = wait_until(tail_of_three, what="kwok to serve the pod's log")
+    response = until("kwok to serve the pod's log", tail_of_three)
     assert response["Content-Type"].startswith("text/plain")
     assert f'filename="{pod}.log"' in response["Content-Disposition"]
     api = client.get(api_url(env, f"pods/{pod}/logs/"), {"tail": "2", "container": "app"})

@@ -24,23 +24,11 @@ from projects.models import ProjectMember
 from sandbox.procs import free_port, port_open, spawn, stop, wait_for
 from tests.browser import sign_in
 from tests.fixtures.services import BASE_DIR, _server_env
+from tests.polling import until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kube, pytest.mark.services]
 
 POD = "orders-7d9f-abcde"
-
-
-def until(what: str, check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
 
 
 def _daphne(tmp_path_factory, name: str, **env):

@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 from kubernetes import client, watch
 from kubernetes.stream import stream
 
 from tests.fixtures.kube import KubeCluster
+from tests.polling import until
 
 pytestmark = pytest.mark.kube
 
 REVISION = "deployment.kubernetes.io/revision"
 RESIZE_CHANNEL = 4
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 1.0)
 
 
 def watch_deployment(apps: client.AppsV1Api, namespace: str, name: str, done, timeout: int = 90):
@@ -99,7 +84,7 @@ def running_pod(core: client.CoreV1Api, namespace: str, name: str) -> client.V1P
         conditions = {c.type: c.status for c in (pod.status.conditions or [])}
         return pod if pod.status.phase == "Running" and conditions.get("Ready") == "True" else None
 
-    return wait_for(f"pod {namespace}/{name} Running and Ready", ready)
+    return until(f"pod {namespace}/{name} Running and Ready", ready, 60)
 
 
 def test_deployment_rollout_keeps_old_replicaset_revision(kube_cluster: KubeCluster, kube_namespace: str):
@@ -186,9 +171,10 @@ def test_exec_runs_local_command_in_pod_workdir(kube_cluster: KubeCluster, kube_
 
     # The cluster's pod agent gives each pod its own directory shortly after the pod appears.
     workdir = kube_cluster.cluster.workdir / "pods" / kube_namespace / "shell"
-    wait_for(
+    until(
         "exec to run in the per-pod work directory",
         lambda: exec_output(core, kube_namespace, "shell", ["pwd"]) == f"{workdir}\n",
+        60,
     )
     (workdir / "marker.txt").write_text("per-pod\n")
     assert exec_output(core, kube_namespace, "shell", ["cat", "marker.txt"]) == "per-pod\n"
@@ -220,7 +206,7 @@ def test_interactive_tty_accepts_input_and_resize(kube_cluster: KubeCluster, kub
         assert "done-42" in output, output
         assert "37 91" in output, output
         session.write_stdin("exit\n")
-        wait_for("tty session to end", lambda: (session.update(timeout=1), not session.is_open())[1], 30)
+        until("tty session to end", lambda: (session.update(timeout=1), not session.is_open())[1], 30)
     finally:
         session.close()
 
@@ -230,9 +216,10 @@ def test_pod_logs_return_configured_content(kube_cluster: KubeCluster, kube_name
     running_pod(core, kube_namespace, "logger")
     kube_cluster.cluster.set_pod_logs(kube_namespace, "logger", ["starting app", "listening on :8080"])
 
-    logs = wait_for(
+    logs = until(
         "configured pod logs",
         lambda: (r if "listening" in (r := core.read_namespaced_pod_log("logger", kube_namespace)) else None),
+        60,
     )
     assert logs == "starting app\nlistening on :8080\n"
     tail = core.read_namespaced_pod_log("logger", kube_namespace, tail_lines=1)
