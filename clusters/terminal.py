@@ -403,8 +403,8 @@ class TerminalBridge:
         self.bytes_out = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
-        self._stop_reason = ""
-        self.marker = f"{MARKER_VARIABLE}={session.pk}-{uuid.uuid4().hex}"
+        self._kube: KubeClient | None = None
+        self.marker = f"{session.pk}-{uuid.uuid4().hex}"  # unique even across databases sharing a host
         self.thread = threading.Thread(target=self._run, name=f"terminal-session-{session.pk}", daemon=True)
 
     # -- called from the consumer ----------------------------------------------------------------
@@ -448,9 +448,10 @@ class TerminalBridge:
                 started=s.started_at.timestamp(),
                 title=f"{s.username} {s.namespace}/{s.pod}/{s.container}",
             )
-            kube = KubeClient.from_cluster(self.cluster)  # a dedicated ApiClient for this session
+            # A dedicated ApiClient for this session; the hang-up execs reuse it.
+            kube = self._kube = KubeClient.from_cluster(self.cluster)
             exec_session = kube.exec_stream(
-                s.namespace, s.pod, s.container, shell_command(self.marker.split("=", 1)[1]), tty=True
+                s.namespace, s.pod, s.container, shell_command(self.marker), tty=True
             )
             exec_session.write_channel(RESIZE, json.dumps({"Width": s.width, "Height": s.height}))
             reason = self._pump(exec_session, recorder)
@@ -570,27 +571,23 @@ class TerminalBridge:
             pass
         self._signal_session("KILL")
 
-    def _signal_session(self, signal: str) -> bool:
+    def _signal_session(self, signal: str) -> None:
         s = self.session
         hang_up = None
-        kube = KubeClient.from_cluster(self.cluster)
         try:
-            hang_up = kube.exec_stream(
+            hang_up = self._kube.exec_stream(
                 s.namespace,
                 s.pod,
                 s.container,
-                ["/bin/sh", "-c", HANG_UP_SCRIPT, "sh", self.marker, signal],
+                ["/bin/sh", "-c", HANG_UP_SCRIPT, "sh", f"{MARKER_VARIABLE}={self.marker}", signal],
                 tty=False,
             )
             hang_up.run_forever(timeout=HANG_UP_EXEC_TIMEOUT)
-            return True
         except (IntegrationError, websocket.WebSocketException, OSError) as exc:
             logger.warning("SIG%s exec for terminal session %s failed: %s", signal, self.session_id, exc)
-            return False
         finally:
             if hang_up is not None:
                 hang_up.close()
-            kube.close()
 
     def _drain_until_closed(self, exec_session, recorder: Recorder, wait: float) -> bool:
         deadline = time.monotonic() + wait
