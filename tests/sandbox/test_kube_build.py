@@ -158,3 +158,30 @@ def test_the_suite_never_builds_a_cluster_whose_binaries_are_missing(tmp_path, m
 def test_ci_is_read_one_way(monkeypatch, value, expected):
     monkeypatch.setenv("CI", value)
     assert in_ci() is expected
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "1 error"), ("", "1 skipped")])
+def test_kube_tests_without_binaries_fail_under_ci_and_skip_elsewhere(tmp_path, ci, outcome):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            "tests/kube/test_resume.py",
+            "-k",
+            "resumes",
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "CI": ci, "OPSPORTAL_CACHE": str(tmp_path / "empty-cache")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert outcome in result.stdout, result.stdout
+    assert "control-plane binaries are not built" in result.stdout
+    assert "make cluster-binaries" in result.stdout
+    assert not (tmp_path / "empty-cache" / "src").exists()
