@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.models import Cluster
-from deploys import manifests, secret_env
+from deploys import manifests, secret_env, workload_fields
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
 from deploys.models import OnboardingTicket, ProjectEnvironment
 from deploys.services.common import locked, move_status, rollout_reporter
@@ -28,35 +28,11 @@ from projects.models import Project
 
 logger = logging.getLogger(__name__)
 
-# The fields of a WorkloadSpec that a ticket's requester chooses; the rest come from the project,
-# the environment and the cluster.
-_INT, _STR, _BOOL = (int,), (str,), (bool,)
-REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "replicas": _INT,
-    "hpa_min": _INT,
-    "hpa_max": _INT,
-    "cpu_request": _STR,
-    "memory_request": _STR,
-    "cpu_limit": _STR,
-    "memory_limit": _STR,
-    "container_port": _INT,
-    "service_port": _INT,
-    "service_type": _STR,
-    "health_path": _STR,
-    "startup_seconds": _INT,
-    "runtime_options": _STR,
-    "env_vars": (list,),
-    # Set by the services from the encrypted values, never taken from the caller (see secret_env).
-    "secret_env_names": (list,),
-    "hpa_cpu_target": _INT,
-    "hpa_memory_target": _INT,
-    "eureka_enabled": _BOOL,
-    "eureka_deregister_path": _STR,
-    "registry_refresh_seconds": _INT,
-    "image": _STR,
-}
+# The fields of a WorkloadSpec that a ticket's requester chooses (see workload_fields); the rest come from
+# the project, the environment and the cluster.
+REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = workload_fields.request_field_types()
 REQUEST_FIELDS = tuple(REQUEST_FIELD_TYPES)
-REQUIRED_REQUEST_FIELDS = ("replicas", "hpa_min", "hpa_max", "cpu_request", "memory_request")
+REQUIRED_REQUEST_FIELDS = workload_fields.required_names()
 PROGRESS_LIMIT = 200
 
 
