@@ -171,6 +171,7 @@ class TicketForm(WorkloadRequestForm):
         self.secret_env_changes = cleaned.get("secret_env_vars") or {}
         names = secret_names_after(self.secret_names, self.secret_env_changes)
         try:
+            services.refuse_prod_image(environment=self.environment, request=self.request_data)
             services.build_spec(
                 project=self.project,
                 environment=self.environment,

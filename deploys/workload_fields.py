@@ -231,7 +231,7 @@ CATALOGUE: tuple[RequestField, ...] = (
         "image",
         Kind.TEXT,
         _("Initial image"),
-        _("Optional; the first release replaces it."),
+        _("Optional, test only; the first release replaces it. Production gets its image only by promotion."),
         blank=Blank.EMPTY,
         max_length=500,
     ),

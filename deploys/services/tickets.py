@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clusters.choices import Environment
 from clusters.models import Cluster
 from deploys import manifests, secret_env, workload_fields
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
@@ -44,8 +45,22 @@ def namespace_for(*, project: Project, environment: str, cluster: Cluster | None
     return template.format(project=project.name, environment=environment)
 
 
+def refuse_prod_image(*, environment: str, request, current: dict | None = None) -> None:
+    """Production runs only an image confirmed in test, and it gets there by promotion: a prod ticket may
+    not bring an image of its own (the bootstrap placeholder stands in until the first promotion), and a
+    configuration edit may not change it. Raises ValidationError on the ``image`` field."""
+    if environment != Environment.PROD or not isinstance(request, dict):
+        return
+    image = request.get("image")
+    if image in (None, "") or image == (current or {}).get("image"):
+        return
+    message = _("Production gets its image only by promoting a release confirmed in test; leave it empty.")
+    raise ValidationError({"image": message})
+
+
 def ticket_spec(ticket: OnboardingTicket) -> manifests.WorkloadSpec:
     """The full WorkloadSpec of a ticket; raises ValidationError with field errors when it is invalid."""
+    refuse_prod_image(environment=ticket.environment, request=ticket.request)
     return build_spec(
         project=ticket.project,
         environment=ticket.environment,
@@ -170,6 +185,7 @@ def ticket_create(
     check(actor, Action.FILE_TICKET, project)
     if not isinstance(request, dict):
         raise ValidationError({"request": _("Expected an object of fields.")})
+    refuse_prod_image(environment=environment, request=request)
     secrets = secret_env.merge({}, secret_env_vars)
     request = secret_env.with_names(request, secrets)
     build_spec(project=project, environment=environment, cluster=None, request=request, overrides={})
@@ -238,6 +254,7 @@ def ticket_update(
     new_secrets = secret_env.merge(old_secrets, secret_env_vars)
     new_request = secret_env.with_names(ticket.request if request is None else request, new_secrets)
     new_overrides = ticket.overrides if overrides is None else overrides
+    refuse_prod_image(environment=ticket.environment, request=new_request)
     build_spec(
         project=ticket.project,
         environment=ticket.environment,
