@@ -68,8 +68,16 @@ def secret_names_after(current: list[str], changes: dict[str, str]) -> list[str]
     return sorted(names)
 
 
-def initial_request(language: str) -> dict:
-    return workload_fields.initial_request(language)
+initial_request = workload_fields.initial_request
+# Kinds whose empty value is "" in the request (numbers and booleans keep None or False).
+_TEXT_KINDS = frozenset(
+    {
+        workload_fields.Kind.TEXT,
+        workload_fields.Kind.QUANTITY,
+        workload_fields.Kind.PATH,
+        workload_fields.Kind.CHOICE,
+    }
+)
 
 
 def request_form_field(entry: workload_fields.RequestField) -> forms.Field:
@@ -134,16 +142,6 @@ class WorkloadRequestForm(forms.Form):
         initial = {entry.name: request.get(entry.name) for entry in workload_fields.entries(cls.use)}
         initial["env_vars"] = "\n".join(f"{k}={v}" for k, v in request.get("env_vars") or [])
         return initial
-
-
-_TEXT_KINDS = frozenset(
-    {
-        workload_fields.Kind.TEXT,
-        workload_fields.Kind.QUANTITY,
-        workload_fields.Kind.PATH,
-        workload_fields.Kind.CHOICE,
-    }
-)
 
 
 class TicketForm(WorkloadRequestForm):
