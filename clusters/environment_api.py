@@ -13,7 +13,7 @@ from clusters import config_changes
 from clusters import environment as selectors
 from clusters import environment_services as services
 from clusters.choices import ConfigChangeStatus
-from deploys.api import secret_env_vars_field
+from deploys.api import secret_env_vars_field, workload_request_field
 from integrations.errors import IntegrationError
 from opsportal.http import client_address
 from projects.access import Action
@@ -198,7 +198,9 @@ class PodLogsView(APIView):
 
 class ConfigView(APIView):
     class Input(serializers.Serializer):
-        request = serializers.DictField(help_text="Request fields to change (merged over the current ones).")
+        request = workload_request_field(
+            partial=True, help_text="Request fields to change (merged over the current ones)."
+        )
         overrides = serializers.DictField(
             required=False, allow_null=True, help_text="Guardrail overrides; when given, replaces them all."
         )

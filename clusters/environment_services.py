@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from clusters.environment import EnvironmentRef, is_own_pod, operate_action
 from deploys import manifests, secret_env
 from deploys.preview import _comparable, _dump
-from deploys.services import build_spec, keep_live_fields, objects_to_apply
+from deploys.services import build_spec, keep_live_fields, objects_to_apply, refuse_prod_image
 from integrations.errors import IntegrationError, Invalid, NotFound
 from observability import events
 from observability.services import audit_record, changes_between
@@ -220,6 +220,7 @@ def config_plan(
         raise ValidationError({"overrides": _("Expected an object of knob values.")})
     current = ref.environment.spec or {}
     old_request, old_overrides = dict(current.get("request") or {}), dict(current.get("overrides") or {})
+    refuse_prod_image(environment=ref.environment.environment, request=request, current=old_request)
     old_secrets = secret_env.load(ref.environment.secret_env)
     new_secrets = secret_env.merge(old_secrets, secret_env_vars)
     new_request = secret_env.with_names({**old_request, **request}, new_secrets)

@@ -14,8 +14,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clusters.choices import Environment
 from clusters.models import Cluster
-from deploys import manifests, secret_env
+from deploys import manifests, secret_env, workload_fields
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
 from deploys.models import OnboardingTicket, ProjectEnvironment
 from deploys.services.common import locked, move_status, rollout_reporter
@@ -28,35 +29,11 @@ from projects.models import Project
 
 logger = logging.getLogger(__name__)
 
-# The fields of a WorkloadSpec that a ticket's requester chooses; the rest come from the project,
-# the environment and the cluster.
-_INT, _STR, _BOOL = (int,), (str,), (bool,)
-REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "replicas": _INT,
-    "hpa_min": _INT,
-    "hpa_max": _INT,
-    "cpu_request": _STR,
-    "memory_request": _STR,
-    "cpu_limit": _STR,
-    "memory_limit": _STR,
-    "container_port": _INT,
-    "service_port": _INT,
-    "service_type": _STR,
-    "health_path": _STR,
-    "startup_seconds": _INT,
-    "runtime_options": _STR,
-    "env_vars": (list,),
-    # Set by the services from the encrypted values, never taken from the caller (see secret_env).
-    "secret_env_names": (list,),
-    "hpa_cpu_target": _INT,
-    "hpa_memory_target": _INT,
-    "eureka_enabled": _BOOL,
-    "eureka_deregister_path": _STR,
-    "registry_refresh_seconds": _INT,
-    "image": _STR,
-}
+# The fields of a WorkloadSpec that a ticket's requester chooses (see workload_fields); the rest come from
+# the project, the environment and the cluster.
+REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = workload_fields.request_field_types()
 REQUEST_FIELDS = tuple(REQUEST_FIELD_TYPES)
-REQUIRED_REQUEST_FIELDS = ("replicas", "hpa_min", "hpa_max", "cpu_request", "memory_request")
+REQUIRED_REQUEST_FIELDS = workload_fields.required_names()
 PROGRESS_LIMIT = 200
 
 
@@ -68,8 +45,22 @@ def namespace_for(*, project: Project, environment: str, cluster: Cluster | None
     return template.format(project=project.name, environment=environment)
 
 
+def refuse_prod_image(*, environment: str, request, current: dict | None = None) -> None:
+    """Production runs only an image confirmed in test, and it gets there by promotion: a prod ticket may
+    not bring an image of its own (the bootstrap placeholder stands in until the first promotion), and a
+    configuration edit may not change it. Raises ValidationError on the ``image`` field."""
+    if environment != Environment.PROD or not isinstance(request, dict):
+        return
+    image = request.get("image")
+    if image in (None, "") or image == (current or {}).get("image"):
+        return
+    message = _("Production gets its image only by promoting a release confirmed in test; leave it empty.")
+    raise ValidationError({"image": message})
+
+
 def ticket_spec(ticket: OnboardingTicket) -> manifests.WorkloadSpec:
     """The full WorkloadSpec of a ticket; raises ValidationError with field errors when it is invalid."""
+    refuse_prod_image(environment=ticket.environment, request=ticket.request)
     return build_spec(
         project=ticket.project,
         environment=ticket.environment,
@@ -194,6 +185,7 @@ def ticket_create(
     check(actor, Action.FILE_TICKET, project)
     if not isinstance(request, dict):
         raise ValidationError({"request": _("Expected an object of fields.")})
+    refuse_prod_image(environment=environment, request=request)
     secrets = secret_env.merge({}, secret_env_vars)
     request = secret_env.with_names(request, secrets)
     build_spec(project=project, environment=environment, cluster=None, request=request, overrides={})
@@ -262,6 +254,7 @@ def ticket_update(
     new_secrets = secret_env.merge(old_secrets, secret_env_vars)
     new_request = secret_env.with_names(ticket.request if request is None else request, new_secrets)
     new_overrides = ticket.overrides if overrides is None else overrides
+    refuse_prod_image(environment=ticket.environment, request=new_request)
     build_spec(
         project=ticket.project,
         environment=ticket.environment,
