@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -24,7 +24,7 @@ from integrations.errors import IntegrationError
 from observability import events
 from observability.services import audit_record, changes_between
 from opsportal.errors import Conflict
-from projects.access import Action, check, is_ops
+from projects.access import Action, can, check, is_ops
 from projects.models import Project
 
 logger = logging.getLogger(__name__)
@@ -145,6 +145,16 @@ def _locked(ticket_id: int) -> OnboardingTicket:
     return locked(OnboardingTicket, ticket_id)
 
 
+def check_ticket_change(actor, ticket: OnboardingTicket) -> None:
+    """Filing is per member; changing a filed ticket is for its requester, the project's owner and ops."""
+    check(actor, Action.FILE_TICKET, ticket.project)
+    if ticket.created_by_id != actor.pk and not can(actor, Action.EDIT_PROJECT, ticket.project):
+        raise PermissionDenied(
+            _("Only the ticket's requester, the project's owner or ops may change ticket #%(id)s.")
+            % {"id": ticket.pk}
+        )
+
+
 def _move(
     ticket: OnboardingTicket,
     to: str,
@@ -239,7 +249,7 @@ def ticket_update(
     if is_ops(actor):
         allowed = ticket.status in EDITABLE_BY_OPS
     else:
-        check(actor, Action.FILE_TICKET, ticket.project)
+        check_ticket_change(actor, ticket)
         allowed = ticket.status in EDITABLE_BY_FILER
         if overrides is not None and overrides != ticket.overrides:
             raise ValidationError({"overrides": _("Only ops can override guardrail defaults.")})
@@ -288,7 +298,7 @@ def ticket_update(
 @transaction.atomic
 def ticket_submit(*, actor, ticket_id: int, remote_addr: str | None = None) -> OnboardingTicket:
     ticket = _locked(ticket_id)
-    check(actor, Action.FILE_TICKET, ticket.project)
+    check_ticket_change(actor, ticket)
     if ticket.status == TicketStatus.SUBMITTED:
         return ticket
     ticket_spec(ticket)
@@ -299,7 +309,7 @@ def ticket_submit(*, actor, ticket_id: int, remote_addr: str | None = None) -> O
 @transaction.atomic
 def ticket_withdraw(*, actor, ticket_id: int, remote_addr: str | None = None) -> OnboardingTicket:
     ticket = _locked(ticket_id)
-    check(actor, Action.FILE_TICKET, ticket.project)
+    check_ticket_change(actor, ticket)
     if ticket.status == TicketStatus.DRAFT:
         return ticket
     _move(ticket, TicketStatus.DRAFT, actor=actor, verb="ticket.withdraw", remote_addr=remote_addr)
