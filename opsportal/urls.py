@@ -2,14 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
-from opsportal import api, views
+from opsportal import api, tokens, views
 
 api_patterns = [
     path("me/", api.MeView.as_view(), name="api-me"),
     path("worker-ping/", api.WorkerPingView.as_view(), name="api-worker-ping"),
-    path("token/", obtain_auth_token, name="api-token"),
+    path("token/", tokens.ObtainTokenView.as_view(), name="api-token"),
     path("", include("projects.api_urls")),
     path("", include("observability.api_urls")),
     path("", include("clusters.api_urls")),
