@@ -12,7 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from opsportal.env import env_bool, env_int, env_list, env_str
+from opsportal.env import check_secret_key, env_bool, env_int, env_list, env_str, proxy_ssl_header
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("OPSPORTAL_VAR_DIR", str(BASE_DIR / "var")))
@@ -39,6 +39,7 @@ def _fernet_key() -> str:
 
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or _dev_key("secret_key", lambda: secrets.token_urlsafe(50))
+check_secret_key(SECRET_KEY, debug=DEBUG)
 # Fernet keys for credentials at rest; the first encrypts, all decrypt (comma-separated, for rotation).
 SECRETS_ENCRYPTION_KEYS = env_list("OPSPORTAL_SECRETS_KEYS") or [_dev_key("secrets_key", _fernet_key)]
 
@@ -154,6 +155,9 @@ else:
 # The in-memory channel layer cannot cross from the worker process to the web process, so in
 # embedded mode each WebSocket consumer also polls the event table at this interval (seconds).
 LIVE_EVENTS_POLL_SECONDS = float(env_str("LIVE_EVENTS_POLL_SECONDS", "0.5" if EMBEDDED else "0"))
+# An open socket re-checks its subscriptions' access (membership, session) before delivering, at most this
+# often per stream; removal from a project and logout also trigger an immediate re-check.
+LIVE_EVENTS_ACCESS_RECHECK_SECONDS = float(env_str("LIVE_EVENTS_ACCESS_RECHECK_SECONDS", "5"))
 
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -191,6 +195,19 @@ SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 CSRF_FAILURE_VIEW = "opsportal.views.csrf_failure"
 
+# --- HTTPS ----------------------------------------------------------------------------------
+# Behind a TLS-terminating proxy, the header it sets to say "this came in over https", e.g.
+# DJANGO_SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto=https. Only set it when the proxy always overwrites it.
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env_str("DJANGO_SECURE_PROXY_SSL_HEADER", ""))
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# HSTS is sent on https responses only. Served over https (secure cookies), browsers are told to stay on
+# https for a year by default; subdomains and preload stay opt-in, since they bind other hosts too.
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if SESSION_COOKIE_SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
 # --- i18n -----------------------------------------------------------------------------------
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
 # For people whose browser asks for neither language, and for what the worker writes into progress
@@ -223,7 +240,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "opsportal.api.exception_handler",
 }
+# The schema and its Swagger page describe every endpoint: signed-in users only unless this opens them.
+OPSPORTAL_API_DOCS_PUBLIC = env_bool("OPSPORTAL_API_DOCS_PUBLIC", False)
 SPECTACULAR_SETTINGS = {
+    "SERVE_PERMISSIONS": ["opsportal.security.ApiDocsAccess"],
     "TITLE": "OpsPortal API",
     "DESCRIPTION": "Every action the OpsPortal pages offer. Authenticate with a session or `Token <key>`.",
     "VERSION": "1",
