@@ -6,14 +6,13 @@ instead of after that interval."""
 
 import logging
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from observability import events
 from projects.models import ProjectMember
 
 logger = logging.getLogger(__name__)
@@ -31,9 +30,7 @@ def access_changed(user_id: int | None) -> None:
 
     def notify() -> None:
         try:
-            async_to_sync(get_channel_layer().group_send)(
-                user_sockets_group(user_id), {"type": ACCESS_CHANGED}
-            )
+            events.send_to_group(user_sockets_group(user_id), {"type": ACCESS_CHANGED})
         except Exception:
             # The periodic re-check still catches it; a channel layer outage must not fail the removal.
             logger.exception("Could not tell user %s's sockets that their access changed", user_id)

@@ -455,7 +455,7 @@ def test_browser_terminal_echo_resize_close_and_replay(people, environments, ter
     shell_pid = int(re.search(r"pid-(\d+)", text).group(1))
 
     page.set_viewport_size({"width": 800, "height": 500})
-    page.wait_for_function("window.opsTerminal.term.cols < 90")
+    page.wait_for_function("() => window.opsTerminal.term.cols < 90")
     cols, rows = page.evaluate("[window.opsTerminal.term.cols, window.opsTerminal.term.rows]")
     page.keyboard.type("stty size")
     page.keyboard.press("Enter")
