@@ -6,10 +6,11 @@ from importlib import import_module
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.utils.crypto import constant_time_compare
 
 from observability import events
-from observability.revocation import user_sockets_group
+from observability.revocation import session_fingerprint, user_sockets_group
 
 logger = logging.getLogger(__name__)
 MAX_STREAMS = 20
@@ -83,6 +84,11 @@ class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def access_changed(self, message):
         """The user's membership, account or session changed: re-check every stream now."""
+        session = self.scope.get("session")
+        ended = message.get("ended_session")
+        if ended and session is not None and ended == session_fingerprint(session.session_key):
+            await self._close_signed_out()
+            return
         self.confirmed_at.clear()
         for stream in list(self.seen):
             if not await self._may_receive(stream):
@@ -163,7 +169,10 @@ class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
         if stored is None or str(stored.get(SESSION_KEY)) != str(self.user.pk):
             return False, False
         user = get_user_model().objects.filter(pk=self.user.pk, is_active=True).first()
-        if user is None:
+        # A password change invalidates the user's other sessions, as Django's own middleware does.
+        if user is None or not constant_time_compare(
+            str(stored.get(HASH_SESSION_KEY, "")), user.get_session_auth_hash()
+        ):
             return False, False
         return True, events.stream_allowed(user, stream)
 

@@ -4,6 +4,7 @@ A socket checks a stream's access when it subscribes and again before delivering
 LIVE_EVENTS_ACCESS_RECHECK_SECONDS; these signals make removal and logout take effect immediately
 instead of after that interval."""
 
+import hashlib
 import logging
 
 from django.contrib.auth import get_user_model
@@ -23,14 +24,23 @@ def user_sockets_group(user_id: int) -> str:
     return f"sockets.user.{user_id}"
 
 
-def access_changed(user_id: int | None) -> None:
-    """After the current transaction commits, make the user's sockets re-check their access."""
+def session_fingerprint(session_key: str | None) -> str:
+    """Names a session on the channel layer without putting the session key (a credential) there."""
+    return hashlib.sha256((session_key or "").encode()).hexdigest()
+
+
+def access_changed(user_id: int | None, *, ended_session: str | None = None) -> None:
+    """After the current transaction commits, make the user's sockets re-check their access; the sockets
+    of ``ended_session`` (a session key being logged out) close at once."""
     if user_id is None:
         return
+    message = {"type": ACCESS_CHANGED}
+    if ended_session:
+        message["ended_session"] = session_fingerprint(ended_session)
 
     def notify() -> None:
         try:
-            events.send_to_group(user_sockets_group(user_id), {"type": ACCESS_CHANGED})
+            events.send_to_group(user_sockets_group(user_id), message)
         except Exception:
             # The periodic re-check still catches it; a channel layer outage must not fail the removal.
             logger.exception("Could not tell user %s's sockets that their access changed", user_id)
@@ -53,4 +63,5 @@ def _user_saved(sender, instance, created, update_fields=None, **kwargs):
 @receiver(user_logged_out, dispatch_uid="observability.user_logged_out")
 def _logged_out(sender, request, user, **kwargs):
     if user is not None:
-        access_changed(user.pk)
+        # Sent before Django flushes the session, so a re-check alone could still find it signed in.
+        access_changed(user.pk, ended_session=getattr(request.session, "session_key", None))

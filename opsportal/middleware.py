@@ -51,7 +51,12 @@ class RejectNulBytesMiddleware:
         found = [_printable(name) for name, values in request.GET.lists() if "\x00" in name + "".join(values)]
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return found
-        if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        # A page's multipart form is left to its form: Django's CharField refuses NUL with a message next
+        # to the field. Browsers post ordinary forms urlencoded, and the API has no form to show.
+        form_checked = request.content_type == "application/x-www-form-urlencoded" or (
+            request.content_type == "multipart/form-data" and request.path.startswith("/api/")
+        )
+        if form_checked:
             found += [
                 _printable(name) for name, values in request.POST.lists() if "\x00" in name + "".join(values)
             ]
@@ -68,7 +73,11 @@ class RejectNulBytesMiddleware:
     def _refuse(request, fields: list[str]):
         message = _("Input must not contain NUL (\\0) characters.")
         if request.path.startswith("/api/"):
-            errors = {field: [message] for field in fields}
+            # Keyed by the top-level field, like every other API error; the message names the nested path.
+            errors: dict[str, list[str]] = {}
+            for field in fields:
+                top = field.split(".", 1)[0]
+                errors.setdefault(top, []).append(message if field == top else f"{message} ({field})")
             return JsonResponse({"detail": message, "errors": errors}, status=400)
         body = render_to_string("400.html", {"message": message, "fields": fields}, request=request)
         return HttpResponseBadRequest(body)

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -14,6 +15,7 @@ from tests.fixtures.clusters import VALID_REQUEST
 
 pytestmark = pytest.mark.django_db
 
+FORM = "application/x-www-form-urlencoded"
 NUL_MESSAGE = "Input must not contain NUL (\\0) characters."
 
 
@@ -25,14 +27,17 @@ def test_api_json_with_nul_gets_400_in_the_one_error_shape(client, people):
         content_type="application/json",
     )
     assert response.status_code == 400
-    assert response.json() == {"detail": NUL_MESSAGE, "errors": {"request.image": [NUL_MESSAGE]}}
+    assert response.json() == {
+        "detail": NUL_MESSAGE,
+        "errors": {"request": [f"{NUL_MESSAGE} (request.image)"]},
+    }
     nested = client.post(
         "/api/projects/orders/tickets/",
         {"environment": "test", "request": {**VALID_REQUEST, "env_vars": [["A", "x\x00"]]}},
         content_type="application/json",
     )
     assert nested.status_code == 400
-    assert nested.json()["errors"] == {"request.env_vars.0.1": [NUL_MESSAGE]}
+    assert nested.json()["errors"] == {"request": [f"{NUL_MESSAGE} (request.env_vars.0.1)"]}
     assert not OnboardingTicket.objects.exists()
 
 
@@ -46,14 +51,19 @@ def test_api_query_string_with_nul_gets_400(client, people):
 def test_page_form_with_nul_gets_400_and_creates_nothing(client, people):
     client.force_login(people.developer)
     data = {**VALID_REQUEST, "environment": "test", "image": "registry.local/orders:1\x00", "env_vars": ""}
-    response = client.post("/projects/orders/tickets/new/", data)
+    # Posted as a browser posts an ordinary form (urlencoded); a multipart form reports it as a field error.
+    response = client.post("/projects/orders/tickets/new/", urlencode(data), content_type=FORM)
     assert response.status_code == 400
     assert "NUL" in response.content.decode()
     assert "image" in response.content.decode()
     assert not OnboardingTicket.objects.exists()
     # The same form without the NUL is answered by the form itself (no 400 from the edge).
+    multipart = client.post("/projects/orders/tickets/new/", data)
+    assert multipart.status_code == 200
+    assert "Null characters" in " ".join(multipart.context["form"].errors["image"])
+    assert not OnboardingTicket.objects.exists()
     data["image"] = "registry.local/orders:1"
-    assert client.post("/projects/orders/tickets/new/", data).status_code in (200, 302)
+    assert client.post("/projects/orders/tickets/new/", urlencode(data), content_type=FORM).status_code == 302
 
 
 # --- production settings ----------------------------------------------------------------------
