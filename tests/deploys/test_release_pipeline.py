@@ -17,14 +17,13 @@ from deploys.tasks import release_build, release_deploy, release_tag, rollback_d
 from integrations.registry import RegistryClient
 from observability.models import AuditEvent
 from opsportal.errors import Conflict
+from tests.fixtures.pipeline import run_release_task
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
 
 
 def run(task, release: Release) -> Release:
-    task.apply(kwargs={"release_id": release.pk, "run_token": str(release.run_token)})
-    release.refresh_from_db()
-    return release
+    return run_release_task(task, release)
 
 
 def release_to_test(people, onboarded, **kwargs) -> Release:
