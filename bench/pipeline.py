@@ -84,7 +84,8 @@ def release_once(*, dev, project, pipeline, api) -> tuple[float, float, int, flo
     for task in (release_tag, release_build, release_deploy):
         task.apply(kwargs=ids)
         release.refresh_from_db()
-        while release.status == "building":  # the polls a worker would take, with a short countdown
+        # After the build step, the polls a worker would take (with a shorter countdown).
+        while task is release_build and release.status == "building":
             time.sleep(0.1)
             release_build_poll.apply(kwargs={**ids, "poll": release.build_polls})
             release.refresh_from_db()

@@ -529,18 +529,17 @@ def _look_at_build(jenkins, release: Release) -> _BuildLook:
             return _BuildLook(number=None, console_offset=release.console_offset, timed_out=timed_out)
     chunk = jenkins.console_chunk(job, number, release.console_offset)
     look = _BuildLook(number=number, console=chunk.text, console_offset=chunk.next_start)
-    if chunk.more:
-        if elapsed > settings.RELEASE_BUILD_TIMEOUT:
-            jenkins.stop(job, number)
-            look.timed_out = _("The build took longer than %(s)s s and was stopped.") % {
-                "s": settings.RELEASE_BUILD_TIMEOUT
-            }
-        return look
-    info = jenkins.build_info(job, number)
-    # The log is complete a moment before the result is recorded: look again at the next poll.
-    look.done, look.result = not info.building, info.result
-    if look.done and info.result == "SUCCESS":
-        look.digest = _registry().resolve(release.project.name, release.version).digest
+    if not chunk.more:
+        info = jenkins.build_info(job, number)
+        # The log is complete a moment before the result is recorded: then look again at the next poll.
+        look.done, look.result = not info.building, info.result
+        if look.done and info.result == "SUCCESS":
+            look.digest = _registry().resolve(release.project.name, release.version).digest
+    if not look.done and elapsed > settings.RELEASE_BUILD_TIMEOUT:
+        jenkins.stop(job, number)
+        look.timed_out = _("The build took longer than %(s)s s and was stopped.") % {
+            "s": settings.RELEASE_BUILD_TIMEOUT
+        }
     return look
 
 
