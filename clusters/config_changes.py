@@ -95,6 +95,11 @@ def config_change_create(
 # --- in the worker -------------------------------------------------------------------------------------
 
 
+APPLY = runs.Step(
+    ConfigChange, ConfigChangeStatus.QUEUED, ConfigChangeStatus.APPLYING, "environment.config.apply.start"
+)
+
+
 @dataclass
 class ApplyOutcome:
     ok: bool
@@ -195,14 +200,7 @@ def config_change_apply(*, change_id: int, run_token: str) -> None:
 
     Raises a transient IntegrationError for the task to retry (the retry takes the applying change again);
     permanent failures end the change with the cause."""
-    change = runs.claim(
-        ConfigChange,
-        change_id,
-        run_token,
-        start=ConfigChangeStatus.QUEUED,
-        working=ConfigChangeStatus.APPLYING,
-        verb="environment.config.apply.start",
-    )
+    change = APPLY.claim(change_id, run_token)
     if change is None:
         return
     try:
@@ -238,6 +236,6 @@ def config_changes_fail_stuck(*, older_than_seconds: int) -> int:
     )
     return runs.fail_stuck(
         ConfigChange,
-        older_than_seconds=older_than_seconds,
-        fail=lambda change_id, token: _finish(change_id, token, ApplyOutcome(ok=False, message=message)),
+        older_than_seconds,
+        lambda pk, token: _finish(pk, token, ApplyOutcome(ok=False, message=message)),
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar, TypeVar
 
@@ -199,6 +200,20 @@ def claim(model: type[R], pk: int, run_token: str, *, start: str, working: str, 
         return run
 
 
+@dataclass(frozen=True)
+class Step:
+    """One step of a kind of run, declared once beside its service: the status it starts from, the
+    status it works in (the same for a step that continues one), and the audit verb of its start."""
+
+    model: type[Run]
+    start: str
+    working: str
+    verb: str
+
+    def claim(self, pk: int, run_token: str) -> Run | None:
+        return claim(self.model, pk, run_token, start=self.start, working=self.working, verb=self.verb)
+
+
 # --- in the worker --------------------------------------------------------------------------------------
 
 
@@ -247,7 +262,7 @@ def stuck_after(*tasks) -> int:
     return max(limits) + STUCK_GRACE_SECONDS
 
 
-def fail_stuck(model: type[Run], *, older_than_seconds: int, fail: Callable[[int, str], object]) -> int:
+def fail_stuck(model: type[Run], older_than_seconds: int, fail: Callable[[int, str], object]) -> int:
     """Call ``fail(pk, run_token)`` for every run in progress whose heartbeat is older than the cutoff."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     stuck = model.objects.filter(status__in=model.RUNNING_STATUSES, updated_at__lt=cutoff)

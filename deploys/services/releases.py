@@ -9,6 +9,7 @@ release on. Production never builds: it deploys the digest of a test release a t
 import logging
 import re
 from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -342,6 +343,15 @@ def release_rollback(
 
 # --- tasks' bodies --------------------------------------------------------------------------------
 
+# The steps of a release's run. A test release is tagged, built and deployed; a production release
+# (a promotion) is deployed straight from submitted.
+TAG = runs.Step(Release, ReleaseStatus.SUBMITTED, ReleaseStatus.TAGGING, "release.tag.start")
+BUILD = runs.Step(Release, ReleaseStatus.BUILDING, ReleaseStatus.BUILDING, "release.build.start")
+DEPLOY = runs.Step(Release, ReleaseStatus.BUILT, ReleaseStatus.DEPLOYING, "release.deploy.start")
+DEPLOY_PROMOTION = runs.Step(
+    Release, ReleaseStatus.SUBMITTED, ReleaseStatus.DEPLOYING, "release.deploy.start"
+)
+
 
 def _queue(task, release: Release, **kwargs) -> None:
     runs.queue(task, release_id=release.pk, run_token=str(release.run_token), **kwargs)
@@ -380,14 +390,7 @@ def _registry():
 
 
 def release_tag(*, release_id: int, run_token: str) -> None:
-    release = runs.claim(
-        Release,
-        release_id,
-        run_token,
-        start=ReleaseStatus.SUBMITTED,
-        working=ReleaseStatus.TAGGING,
-        verb="release.tag.start",
-    )
+    release = TAG.claim(release_id, run_token)
     if release is None:
         return
     gitlab = _gitlab()
@@ -452,14 +455,7 @@ def _build_parameters(release: Release, git_url: str) -> dict[str, str]:
 def release_build(*, release_id: int, run_token: str) -> None:
     """Start the release's Jenkins build (or find the one an earlier attempt started) and hand it to
     the polls. Nothing here waits for the build: each poll is its own short task."""
-    release = runs.claim(
-        Release,
-        release_id,
-        run_token,
-        start=ReleaseStatus.BUILDING,
-        working=ReleaseStatus.BUILDING,
-        verb="release.build.start",
-    )
+    release = BUILD.claim(release_id, run_token)
     if release is None:
         return
     jenkins = _jenkins()
@@ -651,19 +647,8 @@ def _rollout_publisher(project_id: int, **ids):
 
 
 def release_deploy(*, release_id: int, run_token: str) -> None:
-    start = (
-        ReleaseStatus.SUBMITTED
-        if Release.objects.filter(pk=release_id, environment="prod").exists()
-        else ReleaseStatus.BUILT
-    )
-    release = runs.claim(
-        Release,
-        release_id,
-        run_token,
-        start=start,
-        working=ReleaseStatus.DEPLOYING,
-        verb="release.deploy.start",
-    )
+    promotion = Release.objects.filter(pk=release_id, environment="prod").exists()
+    release = (DEPLOY_PROMOTION if promotion else DEPLOY).claim(release_id, run_token)
     if release is None:
         return
     if release.environment == "prod":
@@ -879,12 +864,8 @@ def recipe_update(
 
 def releases_fail_stuck(*, older_than_seconds: int) -> int:
     """Fail runs whose worker vanished: active for longer than any step may take, without progress."""
+    error = _("The release stopped making progress (its worker was lost). Release again.")
+    fail = partial(release_fail, error=error)
     return runs.fail_stuck(
-        Release,
-        older_than_seconds=older_than_seconds,
-        fail=lambda release_id, token: release_fail(
-            release_id=release_id,
-            run_token=token,
-            error=_("The release stopped making progress (its worker was lost). Release again."),
-        ),
+        Release, older_than_seconds, lambda pk, token: fail(release_id=pk, run_token=token)
     )

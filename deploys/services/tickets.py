@@ -6,6 +6,7 @@ transaction and announces itself on the project's live stream after commit.
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -365,6 +366,10 @@ def ticket_approve(
 
 # --- provisioning ----------------------------------------------------------------------------
 
+PROVISION = runs.Step(
+    OnboardingTicket, TicketStatus.APPROVED, TicketStatus.PROVISIONING, "ticket.provision.start"
+)
+
 
 @dataclass
 class ProvisionOutcome:
@@ -484,14 +489,7 @@ def ticket_provision(*, ticket_id: int, run_token: str) -> None:
     from integrations.kubernetes.client import KubeClient
 
     # A redelivered or retried message of this run takes it again: applying is idempotent.
-    ticket = runs.claim(
-        OnboardingTicket,
-        ticket_id,
-        run_token,
-        start=TicketStatus.APPROVED,
-        working=TicketStatus.PROVISIONING,
-        verb="ticket.provision.start",
-    )
+    ticket = PROVISION.claim(ticket_id, run_token)
     if ticket is None:
         return
     cluster = Cluster.objects.get(pk=ticket.cluster_id)
@@ -523,12 +521,8 @@ def ticket_provision(*, ticket_id: int, run_token: str) -> None:
 
 def tickets_fail_stuck(*, older_than_seconds: int) -> int:
     """Fail provisioning runs whose worker vanished (no progress for longer than any run may take)."""
+    error = _("The provisioning worker stopped responding. Retry the ticket.")
+    fail = partial(ticket_provision_failed, error=error)
     return runs.fail_stuck(
-        OnboardingTicket,
-        older_than_seconds=older_than_seconds,
-        fail=lambda ticket_id, token: ticket_provision_failed(
-            ticket_id=ticket_id,
-            run_token=token,
-            error=_("The provisioning worker stopped responding. Retry the ticket."),
-        ),
+        OnboardingTicket, older_than_seconds, lambda pk, token: fail(ticket_id=pk, run_token=token)
     )
