@@ -2,6 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from deploys.forms import parse_env_lines, parse_secret_env, secret_env_field
+from opsportal.forms import check_version, version_field
 
 # The request fields an environment's configuration page edits (the rest stay as provisioned).
 CONFIG_FIELDS = (
@@ -44,6 +45,7 @@ class EnvironmentConfigForm(forms.Form):
         help_text=_("One NAME=value per line."),
     )
     secret_env_vars = secret_env_field()
+    version = version_field()
 
     def __init__(self, *args, read_only: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -51,6 +53,9 @@ class EnvironmentConfigForm(forms.Form):
             field.widget.attrs.setdefault("class", "form-control form-control-sm")
             if read_only:
                 field.disabled = True
+
+    def clean(self):
+        return check_version(self, super().clean())
 
     def clean_env_vars(self) -> list[list[str]]:
         return parse_env_lines(self.cleaned_data["env_vars"])

@@ -18,7 +18,8 @@ from deploys import manifests
 from deploys.forms import OverridesForm
 from integrations.errors import IntegrationError
 from observability.events import current_seq, project_stream
-from opsportal.errors import Conflict
+from opsportal.errors import StateConflict
+from opsportal.forms import add_service_errors
 from opsportal.http import client_address
 from projects.access import Action, allowed_actions
 
@@ -146,9 +147,8 @@ def environment_config(request, name: str, environment: str):
     config = selectors.config_summary(ref)
     knobs = {k: v for k, v in manifests.OVERRIDABLE.items() if ref.project.language in v.languages}
     data = request.POST if request.method == "POST" else None
-    form = EnvironmentConfigForm(
-        data, initial=EnvironmentConfigForm.initial_from_request(config["request"]), read_only=not can_edit
-    )
+    initial = {**EnvironmentConfigForm.initial_from_request(config["request"]), "version": config["version"]}
+    form = EnvironmentConfigForm(data, initial=initial, read_only=not can_edit)
     overrides_form = OverridesForm(data, knobs=knobs, initial=config["overrides"], prefix="knob")
     if not can_edit:
         for field in overrides_form.fields.values():
@@ -170,6 +170,7 @@ def environment_config(request, name: str, environment: str):
                         request=form.request_data(),
                         overrides=overrides_form.overrides(),
                         secret_env_vars=form.secret_env_changes(),
+                        version=form.cleaned_data["version"],
                         remote_addr=client_address(request),
                     )
                     if change is None:
@@ -189,17 +190,11 @@ def environment_config(request, name: str, environment: str):
                     request=form.request_data(),
                     overrides=overrides_form.overrides(),
                     secret_env_vars=form.secret_env_changes(),
+                    version=form.cleaned_data["version"],
                 )
-            except ValidationError as exc:
-                if hasattr(exc, "error_dict"):
-                    for key, errors in exc.error_dict.items():
-                        form.add_error(key if key in form.fields else None, errors)
-                else:
-                    form.add_error(None, exc)
-                status = 400
-            except Conflict as exc:
-                form.add_error(None, str(exc))
-                status = 409
+            except (ValidationError, StateConflict) as exc:
+                add_service_errors(form, exc)
+                status = 409 if isinstance(exc, StateConflict) else 400
             except IntegrationError as exc:
                 context["error"] = _("The cluster could not be reached: %(e)s") % {"e": exc}
                 status = 502

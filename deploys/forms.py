@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from clusters.choices import Environment
 from deploys import secret_env, services
 from deploys.choices import ServiceType
+from opsportal.forms import add_service_errors, check_version, version_field
 
 # Sensible starting values by language; Java services start slowly and need more memory.
 LANGUAGE_DEFAULTS = {
@@ -199,11 +200,7 @@ class TicketForm(forms.Form):
                 overrides=self.overrides,
             )
         except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for key, errors in exc.error_dict.items():
-                    self.add_error(key if key in self.fields else None, errors)
-            else:
-                self.add_error(None, exc)
+            add_service_errors(self, exc)
         return cleaned
 
     @staticmethod
@@ -216,6 +213,15 @@ class TicketForm(forms.Form):
 class NewTicketForm(TicketForm):
     environment = forms.ChoiceField(label=_("Environment"), choices=Environment.choices)
     field_order = ["environment"]
+
+
+class EditTicketForm(TicketForm):
+    """An edit of a filed ticket: it posts every field, so it carries the version it was loaded with."""
+
+    version = version_field()
+
+    def clean(self):
+        return check_version(self, super().clean())
 
 
 class OverridesForm(forms.Form):
