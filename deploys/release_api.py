@@ -6,6 +6,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from clusters.choices import Environment
 from deploys import selectors, services
 from deploys.choices import ReleaseStatus
 from deploys.models import BuildRecipe, DeploymentRecord, Release
@@ -85,7 +86,7 @@ class DeploymentRecordSerializer(serializers.ModelSerializer):
 
 
 class RollbackSerializer(serializers.Serializer):
-    environment = serializers.ChoiceField(choices=["test", "prod"])
+    environment = serializers.ChoiceField(choices=Environment.choices)
     record = serializers.IntegerField(help_text="Id of an earlier successful deployment of that environment.")
 
 
