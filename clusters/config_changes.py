@@ -62,8 +62,8 @@ def config_change_create(
     request: dict,
     overrides: dict | None = None,
     secret_env_vars: dict | None = None,
-    version: str | None = None,
     remote_addr: str | None = None,
+    version: str | None = None,
 ) -> tuple[ConfigPlan, ConfigChange | None]:
     """Validate and dry-run an edit, then record it as a queued change for the worker to apply.
 

@@ -161,17 +161,18 @@ def environment_config(request, name: str, environment: str):
     status = 200
     if request.method == "POST":
         if form.is_valid() and overrides_form.is_valid():
-            apply = request.POST.get("step") == "apply"
+            edit = {
+                "actor": request.user,
+                "ref": ref,
+                "request": form.request_data(),
+                "overrides": overrides_form.overrides(),
+                "secret_env_vars": form.secret_env_changes(),
+                "version": form.cleaned_data["version"],
+            }
             try:
-                if apply:
+                if request.POST.get("step") == "apply":
                     _plan, change = config_changes.config_change_create(
-                        actor=request.user,
-                        ref=ref,
-                        request=form.request_data(),
-                        overrides=overrides_form.overrides(),
-                        secret_env_vars=form.secret_env_changes(),
-                        version=form.cleaned_data["version"],
-                        remote_addr=client_address(request),
+                        remote_addr=client_address(request), **edit
                     )
                     if change is None:
                         messages.info(request, _("Nothing changed."))
@@ -184,14 +185,7 @@ def environment_config(request, name: str, environment: str):
                     return redirect(
                         "environment-config-change", name=name, environment=environment, pk=change.pk
                     )
-                context["plan"] = services.config_plan(
-                    actor=request.user,
-                    ref=ref,
-                    request=form.request_data(),
-                    overrides=overrides_form.overrides(),
-                    secret_env_vars=form.secret_env_changes(),
-                    version=form.cleaned_data["version"],
-                )
+                context["plan"] = services.config_plan(**edit)
             except (ValidationError, StateConflict) as exc:
                 add_service_errors(form, exc)
                 status = 409 if isinstance(exc, StateConflict) else 400

@@ -15,7 +15,7 @@ from deploys.models import BuildRecipe
 from deploys.release_forms import RecipeForm, ReleaseForm
 from observability.events import current_seq, project_stream
 from opsportal.errors import StateConflict
-from opsportal.forms import add_service_errors, service_error_message
+from opsportal.forms import call_service, service_error_message
 from opsportal.http import client_address
 from projects.access import Action, allowed_actions, get_project, is_ops
 from projects.choices import Language
@@ -30,16 +30,9 @@ def release_list(request, name: str):
         if Action.RELEASE_TEST not in actions:
             raise PermissionDenied(_("You may not release this project."))
         if form.is_valid():
-            try:
-                release = services.release_submit(
-                    actor=request.user,
-                    project=project,
-                    remote_addr=client_address(request),
-                    **form.cleaned_data,
-                )
-            except (ValidationError, StateConflict) as exc:
-                add_service_errors(form, exc)
-            else:
+            caller = {"actor": request.user, "project": project, "remote_addr": client_address(request)}
+            release = call_service(form, services.release_submit, **caller, **form.cleaned_data)
+            if release is not None:
                 return redirect("release-detail", name=project.name, pk=release.pk)
     context = {
         "project": project,

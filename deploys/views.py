@@ -20,7 +20,7 @@ from deploys.forms import (
 )
 from observability.events import current_seq, project_stream
 from opsportal.errors import StateConflict
-from opsportal.forms import add_service_errors, service_error_message
+from opsportal.forms import call_service, service_error_message
 from opsportal.http import client_address
 from projects.access import Action, allowed_actions, get_project, is_ops
 
@@ -39,19 +39,18 @@ def ticket_new(request, name: str):
     if request.method == "POST":
         form = NewTicketForm(request.POST, project=project, environment=environment)
         if form.is_valid():
-            try:
-                ticket = services.ticket_create(
-                    actor=request.user,
-                    project=project,
-                    environment=environment,
-                    request=form.request_data,
-                    secret_env_vars=form.secret_env_changes,
-                    submit="submit" in request.POST,
-                    remote_addr=client_address(request),
-                )
-            except (ValidationError, StateConflict) as exc:
-                add_service_errors(form, exc)
-            else:
+            ticket = call_service(
+                form,
+                services.ticket_create,
+                actor=request.user,
+                project=project,
+                environment=environment,
+                request=form.request_data,
+                secret_env_vars=form.secret_env_changes,
+                submit="submit" in request.POST,
+                remote_addr=client_address(request),
+            )
+            if ticket is not None:
                 messages.success(request, _("Ticket #%(id)s saved.") % {"id": ticket.pk})
                 return redirect("ticket-detail", name=project.name, pk=ticket.pk)
     else:
@@ -87,19 +86,18 @@ def ticket_edit(request, name: str, pk: int):
             secret_names=ticket.request.get("secret_env_names") or [],
         )
         if form.is_valid() and (not ops or overrides_form.is_valid()):
-            try:
-                services.ticket_update(
-                    actor=request.user,
-                    ticket_id=ticket.pk,
-                    request=form.request_data,
-                    overrides=overrides if ops else None,
-                    secret_env_vars=form.secret_env_changes,
-                    version=form.cleaned_data["version"],
-                    remote_addr=client_address(request),
-                )
-            except (ValidationError, StateConflict) as exc:
-                add_service_errors(form, exc)
-            else:
+            updated = call_service(
+                form,
+                services.ticket_update,
+                actor=request.user,
+                ticket_id=ticket.pk,
+                request=form.request_data,
+                overrides=overrides if ops else None,
+                secret_env_vars=form.secret_env_changes,
+                version=form.cleaned_data["version"],
+                remote_addr=client_address(request),
+            )
+            if updated is not None:
                 messages.success(request, _("Ticket #%(id)s updated.") % {"id": ticket.pk})
                 return redirect("ticket-detail", name=project.name, pk=ticket.pk)
     else:

@@ -17,6 +17,15 @@ def add_service_errors(form, exc: ValidationError | StateConflict) -> None:
         form.add_error(None, exc)
 
 
+def call_service(form, service, /, **kwargs):
+    """Call a service on a form's behalf: its result, or None with its refusal shown on the form."""
+    try:
+        return service(**kwargs)
+    except (ValidationError, StateConflict) as exc:
+        add_service_errors(form, exc)
+        return None
+
+
 def service_error_message(exc: ValidationError | StateConflict) -> str:
     """A service's refusal as one sentence, for a flash message where there is no form."""
     return "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)

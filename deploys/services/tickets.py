@@ -238,8 +238,8 @@ def ticket_update(
     request: dict | None = None,
     overrides: dict | None = None,
     secret_env_vars: dict | None = None,
-    version: str | None = None,
     remote_addr: str | None = None,
+    version: str | None = None,
 ) -> OnboardingTicket:
     """Change a ticket before approval: its requester while it is a draft, ops until approval.
     Only ops may override guardrail defaults. ``secret_env_vars`` are changes (see secret_env.merge).
