@@ -265,6 +265,7 @@ def config_summary(ref: EnvironmentRef) -> dict:
 
 
 STALE_HISTORY = 50
+AUTHORS_SHOWN = 10
 
 
 def config_stale_message(environment: ProjectEnvironment, version: str) -> str:
@@ -288,7 +289,7 @@ def config_stale_message(environment: ProjectEnvironment, version: str) -> str:
     return stale_message(
         what=_("The configuration of %(env)s") % {"env": environment},
         changes=combine_changes([change.changes for change in missed]),
-        authors=[f"{change.actor.get_username()} (#{change.pk})" for change in missed],
+        authors=[f"{change.actor.get_username()} (#{change.pk})" for change in missed][-AUTHORS_SHOWN:],
     )
 
 
