@@ -33,7 +33,7 @@ from django.utils.translation import gettext_lazy
 
 from observability import events
 from observability.services import audit_record
-from opsportal.errors import Conflict
+from opsportal.errors import StateConflict
 from projects.models import Project
 
 PROGRESS_LIMIT = 200  # log lines kept on a run (the newest)
@@ -139,7 +139,7 @@ def move_status(
     The caller holds the row lock."""
     if not obj.can_move_to(to):
         label = obj._meta.get_field("status").choices
-        raise Conflict(
+        raise StateConflict(
             _("%(name)s is %(status)s; it cannot become %(to)s.")
             % {"name": name, "status": obj.get_status_display(), "to": dict(label).get(to, to)}
         )

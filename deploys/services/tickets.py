@@ -14,50 +14,28 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clusters.choices import Environment
 from clusters.models import Cluster
-from deploys import manifests, secret_env
+from deploys import manifests, secret_env, workload_fields
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
 from deploys.models import OnboardingTicket, ProjectEnvironment
+from deploys.selectors import ticket_stale_message, ticket_version
 from deploys.services.common import rollout_reporter
 from deploys.tasks import provision_ticket as provision_ticket_task
 from integrations.errors import IntegrationError
 from observability.services import audit_record, changes_between
 from opsportal import runs
-from opsportal.errors import Conflict
+from opsportal.errors import StateConflict
 from projects.access import Action, check, is_ops
 from projects.models import Project
 
 logger = logging.getLogger(__name__)
 
-# The fields of a WorkloadSpec that a ticket's requester chooses; the rest come from the project,
-# the environment and the cluster.
-_INT, _STR, _BOOL = (int,), (str,), (bool,)
-REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "replicas": _INT,
-    "hpa_min": _INT,
-    "hpa_max": _INT,
-    "cpu_request": _STR,
-    "memory_request": _STR,
-    "cpu_limit": _STR,
-    "memory_limit": _STR,
-    "container_port": _INT,
-    "service_port": _INT,
-    "service_type": _STR,
-    "health_path": _STR,
-    "startup_seconds": _INT,
-    "runtime_options": _STR,
-    "env_vars": (list,),
-    # Set by the services from the encrypted values, never taken from the caller (see secret_env).
-    "secret_env_names": (list,),
-    "hpa_cpu_target": _INT,
-    "hpa_memory_target": _INT,
-    "eureka_enabled": _BOOL,
-    "eureka_deregister_path": _STR,
-    "registry_refresh_seconds": _INT,
-    "image": _STR,
-}
+# The fields of a WorkloadSpec that a ticket's requester chooses (see workload_fields); the rest come from
+# the project, the environment and the cluster.
+REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = workload_fields.request_field_types()
 REQUEST_FIELDS = tuple(REQUEST_FIELD_TYPES)
-REQUIRED_REQUEST_FIELDS = ("replicas", "hpa_min", "hpa_max", "cpu_request", "memory_request")
+REQUIRED_REQUEST_FIELDS = workload_fields.required_names()
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -68,8 +46,22 @@ def namespace_for(*, project: Project, environment: str, cluster: Cluster | None
     return template.format(project=project.name, environment=environment)
 
 
+def refuse_prod_image(*, environment: str, request, current: dict | None = None) -> None:
+    """Production runs only an image confirmed in test, and it gets there by promotion: a prod ticket may
+    not bring an image of its own (the bootstrap placeholder stands in until the first promotion), and a
+    configuration edit may not change it. Raises ValidationError on the ``image`` field."""
+    if environment != Environment.PROD or not isinstance(request, dict):
+        return
+    image = request.get("image")
+    if image in (None, "") or image == (current or {}).get("image"):
+        return
+    message = _("Production gets its image only by promoting a release confirmed in test; leave it empty.")
+    raise ValidationError({"image": message})
+
+
 def ticket_spec(ticket: OnboardingTicket) -> manifests.WorkloadSpec:
     """The full WorkloadSpec of a ticket; raises ValidationError with field errors when it is invalid."""
+    refuse_prod_image(environment=ticket.environment, request=ticket.request)
     return build_spec(
         project=ticket.project,
         environment=ticket.environment,
@@ -161,6 +153,7 @@ def ticket_create(
     check(actor, Action.FILE_TICKET, project)
     if not isinstance(request, dict):
         raise ValidationError({"request": _("Expected an object of fields.")})
+    refuse_prod_image(environment=environment, request=request)
     secrets = secret_env.merge({}, secret_env_vars)
     request = secret_env.with_names(request, secrets)
     build_spec(project=project, environment=environment, cluster=None, request=request, overrides={})
@@ -170,7 +163,7 @@ def ticket_create(
         project=project, environment=environment, status__in=OPEN_TICKET_STATUSES
     ).first()
     if open_ticket is not None:
-        raise Conflict(
+        raise StateConflict(
             _("Ticket #%(id)s for %(env)s is still open; finish or withdraw it first.")
             % {"id": open_ticket.pk, "env": environment}
         )
@@ -205,10 +198,13 @@ def ticket_update(
     overrides: dict | None = None,
     secret_env_vars: dict | None = None,
     remote_addr: str | None = None,
+    version: str | None = None,
 ) -> OnboardingTicket:
     """Change a ticket before approval: its requester while it is a draft, ops until approval.
     Only ops may override guardrail defaults. ``secret_env_vars`` are changes (see secret_env.merge).
-    The diff is audited, with the names of changed secrets and never their values."""
+    ``version``, when given, is the ticket version the editor loaded: StateConflict, naming what changed,
+    if someone else edited it since. The diff is audited, with the names of changed secrets and never
+    their values."""
     ticket = runs.locked(OnboardingTicket, ticket_id)
     check(actor, Action.VIEW, ticket.project)
     if is_ops(actor):
@@ -219,16 +215,19 @@ def ticket_update(
         if overrides is not None and overrides != ticket.overrides:
             raise ValidationError({"overrides": _("Only ops can override guardrail defaults.")})
     if not allowed:
-        raise Conflict(
+        raise StateConflict(
             _("Ticket #%(id)s is %(status)s and can no longer be edited.")
             % {"id": ticket.pk, "status": ticket.get_status_display()}
         )
+    if version is not None and version != ticket_version(ticket):
+        raise StateConflict(ticket_stale_message(ticket, version))
     if request is not None and not isinstance(request, dict):
         raise ValidationError({"request": _("Expected an object of fields.")})
     old_secrets = secret_env.load(ticket.secret_env)
     new_secrets = secret_env.merge(old_secrets, secret_env_vars)
     new_request = secret_env.with_names(ticket.request if request is None else request, new_secrets)
     new_overrides = ticket.overrides if overrides is None else overrides
+    refuse_prod_image(environment=ticket.environment, request=new_request)
     build_spec(
         project=ticket.project,
         environment=ticket.environment,
@@ -339,7 +338,7 @@ def ticket_approve(
     if ticket.status in (TicketStatus.APPROVED, TicketStatus.PROVISIONING):
         return ticket
     if not ticket.can_move_to(TicketStatus.APPROVED):
-        raise Conflict(
+        raise StateConflict(
             _("Ticket #%(id)s is %(status)s and cannot be approved.")
             % {"id": ticket.pk, "status": ticket.get_status_display()}
         )

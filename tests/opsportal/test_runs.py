@@ -11,7 +11,7 @@ from deploys.models import OnboardingTicket, Release
 from deploys.tasks import fail_stuck_tickets, provision_ticket, release_build_poll, release_deploy
 from observability.models import AuditEvent, LiveEvent
 from opsportal import runs
-from opsportal.errors import Conflict
+from opsportal.errors import StateConflict
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +67,7 @@ def test_claim_refuses_a_move_the_transition_map_forbids(people):
             working=ReleaseStatus.DEPLOYED,
             verb="x",
         )
-    with pytest.raises(Conflict, match="cannot become"):
+    with pytest.raises(StateConflict, match="cannot become"):
         runs.move(runs.locked(Release, release.pk), ReleaseStatus.DEPLOYED, actor=None, verb="x")
 
 
