@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from clusters.choices import Environment
 from deploys import secret_env, services, workload_fields
+from opsportal.forms import add_service_errors, check_version, version_field
 
 ENV_LINE = re.compile(r"^([^=\s]+)=(.*)$")
 SECRET_ENV_HELP = _(
@@ -178,17 +179,22 @@ class TicketForm(WorkloadRequestForm):
                 overrides=self.overrides,
             )
         except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for key, errors in exc.error_dict.items():
-                    self.add_error(key if key in self.fields else None, errors)
-            else:
-                self.add_error(None, exc)
+            add_service_errors(self, exc)
         return cleaned
 
 
 class NewTicketForm(TicketForm):
     environment = forms.ChoiceField(label=_("Environment"), choices=Environment.choices)
     field_order = ["environment"]
+
+
+class EditTicketForm(TicketForm):
+    """An edit of a filed ticket: it posts every field, so it carries the version it was loaded with."""
+
+    version = version_field()
+
+    def clean(self):
+        return check_version(self, super().clean())
 
 
 class OverridesForm(forms.Form):

@@ -9,6 +9,7 @@ from django.db import connection
 from django.urls import reverse
 from kubernetes import client as k8s
 
+from clusters.environment import config_version
 from clusters.models import ConfigChange
 from deploys import manifests, secret_env, services, workload_fields
 from deploys.choices import TicketStatus
@@ -171,6 +172,7 @@ def _config_form(environment, **changes) -> dict:
         if key != "env_vars"
     }
     data["env_vars"] = "LOG_LEVEL=info"
+    data["version"] = config_version(ProjectEnvironment.objects.get(pk=environment.pk).spec)
     data.update(changes)
     return data
 
