@@ -1,0 +1,35 @@
+"""What only ops may see is not there for anyone else: 404, as for a project someone is not a member of."""
+
+import pytest
+from django.http import Http404
+
+from deploys.services import recipe_update
+
+pytestmark = pytest.mark.django_db
+
+
+def test_creating_a_project_is_not_there_for_non_ops(client, people):
+    for user in (people.owner, people.developer, people.qa):
+        client.force_login(user)
+        assert client.get("/projects/new/").status_code == 404
+        response = client.post(
+            "/api/projects/", {"name": "payments", "language": "go"}, content_type="application/json"
+        )
+        assert response.status_code == 404
+    client.force_login(people.ops)
+    assert client.get("/projects/new/").status_code == 200
+
+
+def test_build_recipes_are_not_there_for_non_ops(client, people):
+    with pytest.raises(Http404):
+        recipe_update(
+            actor=people.developer, language="go", dockerfile="FROM scratch", build_shell="", comment=""
+        )
+    client.force_login(people.developer)
+    assert client.get("/recipes/").status_code == 404
+    response = client.post(
+        "/api/recipes/go/",
+        {"dockerfile": "FROM scratch", "build_shell": "true"},
+        content_type="application/json",
+    )
+    assert response.status_code == 404
