@@ -115,6 +115,24 @@ def _join(workers: list[Worker]) -> None:
 
 
 class EnvironmentConsumer(AsyncJsonWebsocketConsumer):
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Whatever ends this socket (disconnect, an exception, Daphne cancelling it), it stops
+            # counting as a viewer and its log follower stops; otherwise they would run until the
+            # process ends.
+            self._leave_hub()
+            if getattr(self, "follower", None) is not None:
+                self.follower.halt()
+            if getattr(self, "sender", None) is not None:
+                self.sender.cancel()
+
+    def _leave_hub(self) -> None:
+        if getattr(self, "joined", False):
+            self.joined = False
+            watch_hub.hub.leave(self.ref, self.channel_name)
+
     async def connect(self):
         self.follower: _LogFollower | None = None
         self.sender: asyncio.Task | None = None
@@ -160,7 +178,10 @@ class EnvironmentConsumer(AsyncJsonWebsocketConsumer):
         if update["seq"] <= self.seen.get(message["type"], 0):
             return
         self.seen[message["type"]] = update["seq"]
-        await self.send_json(message)
+        try:
+            await self.send_json(message)
+        except Exception:  # the browser left while this was on its way; disconnect follows
+            logger.debug("environment update not sent: socket closed", exc_info=True)
 
     async def _send_loop(self) -> None:
         while True:
@@ -215,9 +236,7 @@ class EnvironmentConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         ref = getattr(self, "ref", None)
         if ref is not None:
-            if getattr(self, "joined", False):
-                self.joined = False
-                watch_hub.hub.leave(ref, self.channel_name)
+            self._leave_hub()
             for group in watch_hub.groups_for(ref):
                 await self.channel_layer.group_discard(group, self.channel_name)
         if getattr(self, "follower", None) is not None:

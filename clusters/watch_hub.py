@@ -261,11 +261,10 @@ class WatchHub:
                     entry = self._entries[key] = _Entry(watcher=watcher, loop=loop)
                     started.append(watcher)
                 entry.loop = loop  # tests run each case on its own loop; Daphne has one
-                view = entry.views.get(ref.environment.pk)
-                if view is None:
-                    view = entry.views[ref.environment.pk] = _View(ref=ref)
-                    if entry.watcher.listed:
-                        self._refresh(key, view, entry.watcher.items)
+                view = entry.views.setdefault(ref.environment.pk, _View(ref=ref))
+                if entry.watcher.listed:
+                    view.fingerprint = None  # made afresh: a pod's age in the last message has moved on
+                    self._refresh(key, view, entry.watcher.items)
                 view.channels.add(channel)
                 if view.last is not None:
                     current.append(view.last)

@@ -1,10 +1,12 @@
 """The environment WebSocket: shared watches sent as JSON, access, log following, limits, no thread leaks."""
 
 import asyncio
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from channels.layers import channel_layers
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from kubernetes import client as k8s
@@ -27,6 +29,9 @@ def _communicator(user, environment="test"):
 
 def run_async(coro):
     # The browser tests' Playwright keeps an event loop running in this thread for the whole session.
+    # Each scenario gets a new loop, and so a new channel layer: the Redis layer's locks belong to the
+    # loop that first used them (Daphne has one loop, and one layer).
+    channel_layers.backends.clear()
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
 
@@ -138,7 +143,16 @@ def test_non_members_and_missing_environments_are_refused(people, env):
     run_async(scenario())
 
 
-def test_two_sockets_share_the_watches_and_the_last_one_out_stops_them(people, env, kube_cluster):
+@pytest.mark.parametrize("layer", ["redis", "in-memory"])
+def test_two_sockets_share_the_watches_and_the_last_one_out_stops_them(
+    people, env, kube_cluster, settings, layer
+):
+    if layer == "in-memory":  # what `make run` uses: the fan-out never leaves the process
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    else:
+        assert "Redis" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    baseline = kube_cluster.namespaced_watches()
+
     async def scenario():
         first, second = _communicator(people.viewer), _communicator(people.developer)
         assert (await first.connect(timeout=10))[0]
@@ -165,6 +179,11 @@ def test_two_sockets_share_the_watches_and_the_last_one_out_stops_them(people, e
         await second.disconnect()
         assert hub.watch_count() == 0
         await _threads_gone()
+        # The apiserver sees the watches end too, long before their 50 s timeout.
+        deadline = time.monotonic() + 10
+        while kube_cluster.namespaced_watches().get("pods", 0) > baseline.get("pods", 0):
+            assert time.monotonic() < deadline, kube_cluster.namespaced_watches()
+            await asyncio.sleep(0.1)
 
     run_async(scenario())
 
@@ -220,3 +239,19 @@ async def _next_of(communicator, wanted: tuple[str, ...], timeout=20.0) -> dict:
         message = await communicator.receive_json_from(timeout=max(0.1, deadline - time.monotonic()))
         if message["type"] in wanted:
             return message
+
+
+def test_a_socket_that_dies_without_a_disconnect_still_stops_its_watches(people, env):
+    async def scenario():
+        communicator = _communicator(people.viewer)
+        assert (await communicator.connect(timeout=10))[0]
+        await _until(communicator, lambda m: "pods" in m)
+        assert hub.watch_count() == 5
+        # As when the server cancels the application, or a send to a gone browser raises.
+        communicator.future.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await communicator.future
+        assert hub.watch_count() == 0
+        await _threads_gone()
+
+    run_async(scenario())

@@ -2,6 +2,7 @@
 with Daphne's threads counted in /proc, against real Daphne, Chromium and the local control plane."""
 
 import os
+import time
 
 import pytest
 from django.test import Client
@@ -41,6 +42,25 @@ def _watching(kube_cluster, baseline: dict[str, int], extra: int) -> bool:
     return all(now.get(r, 0) == baseline.get(r, 0) + extra for r in RESOURCES)
 
 
+def _wait_watching(kube_cluster, baseline: dict[str, int], extra: int, what: str, pid: int) -> None:
+    try:
+        until(what, lambda: _watching(kube_cluster, baseline, extra))
+    except AssertionError as exc:
+        now = kube_cluster.namespaced_watches()
+        raise AssertionError(f"{exc}: {baseline=} {now=} daphne threads={_threads(pid)}") from None
+
+
+def _steady_watches(kube_cluster) -> dict[str, int]:
+    """The watches open before the test, read until two readings a second apart agree."""
+
+    def steady():
+        first = kube_cluster.namespaced_watches()
+        time.sleep(1)
+        return first if first == kube_cluster.namespaced_watches() else None
+
+    return until("a steady count of watches", steady)
+
+
 def _complete(pods: int):
     def done(latest: dict) -> bool:
         return {"pods", "deployment", "hpa", "service", "events"} <= set(latest) and (
@@ -54,14 +74,14 @@ def test_thirty_viewers_share_one_watch_per_kind_and_daphne_threads_stay_bounded
     people, local_clusters, kube_cluster, chromium, daphne_server
 ):
     env = provision(people, local_clusters["test"])
-    baseline = kube_cluster.namespaced_watches()
+    baseline = _steady_watches(kube_cluster)
     threads_idle = _threads(daphne_server.pid)
 
     # The first viewer is a real page in Chromium; it opens the watches.
     page = sign_in(chromium, daphne_server, people.developer.username)
     page.goto(f"{daphne_server}/projects/orders/env/test/")
     page.wait_for_selector("#env-live[data-state=open]")
-    until("one watch per kind for one viewer", lambda: _watching(kube_cluster, baseline, 1))
+    _wait_watching(kube_cluster, baseline, 1, "one watch per kind for one viewer", daphne_server.pid)
     threads_one = _threads(daphne_server.pid)
     assert threads_one <= threads_idle + 5 + THREAD_SLACK  # five watch threads, and nothing per viewer
 
@@ -99,7 +119,9 @@ def test_thirty_viewers_share_one_watch_per_kind_and_daphne_threads_stay_bounded
         page.context.close()
 
     # The last viewer gone, the watches end on the apiserver and their threads in Daphne.
-    until("the watches to stop after the last viewer left", lambda: _watching(kube_cluster, baseline, 0))
+    _wait_watching(
+        kube_cluster, baseline, 0, "the watches to stop after the last viewer left", daphne_server.pid
+    )
     until(
         "Daphne's watch threads to end",
         lambda: _threads(daphne_server.pid) <= threads_idle + THREAD_SLACK,
