@@ -1,4 +1,4 @@
-"""Small synchronous WebSocket clients for the live-events and environment sockets, as browsers use them."""
+"""A small synchronous WebSocket client for the live-events endpoint, as a browser would use it."""
 
 import json
 import time
@@ -39,32 +39,6 @@ class LiveClient:
             message = self.recv(timeout=max(0.1, deadline - time.monotonic()))
             if message["type"] == "event" and message["name"] == name:
                 return message
-
-    def close(self) -> None:
-        self.ws.close()
-
-
-class EnvironmentViewer:
-    """One environment page's live socket, as the page's script opens it; keeps the latest message of
-    each type."""
-
-    def __init__(self, base_url: str, session_cookie: str, project: str, environment: str):
-        parsed = urlparse(base_url)
-        headers = {"Origin": base_url, "Cookie": f"sessionid={session_cookie}"}
-        self.ws = connect(
-            f"ws://{parsed.netloc}/ws/environments/{project}/{environment}/",
-            additional_headers=headers,
-            open_timeout=20,
-        )
-        self.latest: dict[str, dict] = {}
-
-    def until(self, done, timeout: float = 30) -> dict:
-        """Read messages until ``done(latest)`` holds; return the latest message of each type."""
-        deadline = time.monotonic() + timeout
-        while not done(self.latest):
-            message = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-            self.latest[message["type"]] = message
-        return self.latest
 
     def close(self) -> None:
         self.ws.close()
