@@ -1,14 +1,16 @@
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.utils.text import format_lazy
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clusters.choices import Environment
-from deploys import preview, selectors, services
+from deploys import preview, selectors, services, workload_fields
 from deploys.choices import TicketStatus
 from deploys.models import OnboardingTicket
 from opsportal.http import client_address
+from opsportal.versions import if_match_version
 from projects.access import Action, get_project
 
 
@@ -22,6 +24,51 @@ def secret_env_vars_field() -> serializers.DictField:
     )
 
 
+def request_serializer_field(entry: workload_fields.RequestField, *, partial: bool) -> serializers.Field:
+    """The schema of a catalogue entry: type, bounds and help text, for the API documentation."""
+    Kind = workload_fields.Kind
+    blank = entry.blank != workload_fields.Blank.NOT_ALLOWED
+    common = {
+        "required": entry.required and not partial,
+        "help_text": format_lazy("{}. {}", entry.label, entry.help_text) if entry.help_text else entry.label,
+    }
+    if entry.kind == Kind.INT:
+        return serializers.IntegerField(
+            min_value=entry.minimum, max_value=entry.maximum, allow_null=blank, **common
+        )
+    if entry.kind == Kind.BOOL:
+        return serializers.BooleanField(**common)
+    if entry.kind == Kind.CHOICE:
+        return serializers.ChoiceField(choices=entry.choices, **common)
+    if entry.kind == Kind.ENV_LINES:
+        pair = serializers.ListField(child=serializers.CharField(), min_length=2, max_length=2)
+        return serializers.ListField(child=pair, **common)
+    return serializers.CharField(max_length=entry.max_length, allow_blank=blank, **common)
+
+
+def workload_request_serializer(
+    name: str, *, partial: bool, catalogue: tuple[workload_fields.RequestField, ...] | None = None
+) -> type[serializers.Serializer]:
+    """A serializer describing the request object, built from the catalogue."""
+    fields = {
+        entry.name: request_serializer_field(entry, partial=partial)
+        for entry in workload_fields.entries(catalogue=catalogue)
+    }
+    return type(name, (serializers.Serializer,), fields)
+
+
+WorkloadRequestSerializer = workload_request_serializer("WorkloadRequestSerializer", partial=False)
+WorkloadRequestChangeSerializer = workload_request_serializer("WorkloadRequestChangeSerializer", partial=True)
+
+
+def workload_request_field(*, partial: bool = False, **kwargs) -> serializers.DictField:
+    """The ``request`` object of an API input. The schema shows its fields (from the catalogue); the
+    services check the values, so the API and the forms report the same messages."""
+    schema = WorkloadRequestChangeSerializer if partial else WorkloadRequestSerializer
+    field_class = extend_schema_field(schema)(type("WorkloadRequestField", (serializers.DictField,), {}))
+    return field_class(**kwargs)
+
+
 class TicketSerializer(serializers.ModelSerializer):
     project = serializers.CharField(source="project.name", read_only=True)
     secret_env_names = serializers.ListField(
@@ -30,6 +77,9 @@ class TicketSerializer(serializers.ModelSerializer):
     cluster = serializers.CharField(source="cluster.name", default=None, read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True)
     reviewed_by = serializers.CharField(source="reviewed_by.username", default=None, read_only=True)
+    version = serializers.SerializerMethodField(
+        help_text="The version of request and overrides (the ETag of GET); send it back with an edit."
+    )
 
     class Meta:
         model = OnboardingTicket
@@ -55,23 +105,34 @@ class TicketSerializer(serializers.ModelSerializer):
             "finished_at",
             "created_at",
             "updated_at",
+            "version",
         ]
         read_only_fields = fields
+
+    def get_version(self, ticket: OnboardingTicket) -> str:
+        return selectors.ticket_version(ticket)
 
 
 class TicketCreateSerializer(serializers.Serializer):
     environment = serializers.ChoiceField(choices=Environment.choices)
-    request = serializers.DictField(
-        help_text="WorkloadSpec fields: replicas, hpa_min, hpa_max, cpu_request, …"
-    )
+    request = workload_request_field(help_text="The workload's settings.")
     secret_env_vars = secret_env_vars_field()
     submit = serializers.BooleanField(default=False, help_text="Submit for approval right away.")
 
 
 class TicketUpdateSerializer(serializers.Serializer):
-    request = serializers.DictField(required=False)
+    request = workload_request_field(required=False, help_text="Replaces the whole request when given.")
     overrides = serializers.DictField(required=False, help_text="Ops only: guardrail knobs and their values.")
     secret_env_vars = secret_env_vars_field()
+    version = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text=(
+            "The ticket version the edit was made on (GET), or send it as If-Match. When given, a stale "
+            "version is refused with 409 naming what changed. Optional because a PATCH that sends only "
+            "some fields cannot revert the others; the page, which posts every field, always sends it."
+        ),
+    )
 
 
 class ApproveSerializer(serializers.Serializer):
@@ -88,6 +149,8 @@ def _ticket(request, name: str, pk: int) -> OnboardingTicket:
 
 
 class ProjectTicketsView(APIView):
+    state_conflicts = True
+
     @extend_schema(responses=TicketSerializer(many=True), summary="A project's onboarding tickets")
     def get(self, request, name: str):
         project = get_project(request.user, name=name, action=Action.VIEW)
@@ -107,9 +170,12 @@ class ProjectTicketsView(APIView):
 
 
 class TicketDetailView(APIView):
+    state_conflicts = True
+
     @extend_schema(responses=TicketSerializer, summary="One onboarding ticket")
     def get(self, request, name: str, pk: int):
-        return Response(TicketSerializer(_ticket(request, name, pk)).data)
+        data = TicketSerializer(_ticket(request, name, pk)).data
+        return Response(data, headers={"ETag": f'"{data["version"]}"'})
 
     @extend_schema(
         request=TicketUpdateSerializer,
@@ -120,16 +186,20 @@ class TicketDetailView(APIView):
         ticket = _ticket(request, name, pk)
         data = TicketUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
         ticket = services.ticket_update(
             actor=request.user,
             ticket_id=ticket.pk,
+            version=fields.pop("version", None) or if_match_version(request),
             remote_addr=client_address(request),
-            **data.validated_data,
+            **fields,
         )
         return Response(TicketSerializer(ticket).data)
 
 
 class _TicketActionView(APIView):
+    state_conflicts = True
+
     serializer_class = None
 
     def perform(self, request, ticket: OnboardingTicket, data: dict) -> OnboardingTicket:

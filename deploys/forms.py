@@ -5,39 +5,9 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from clusters.choices import Environment
-from deploys import secret_env, services
-from deploys.choices import ServiceType
+from deploys import secret_env, services, workload_fields
+from opsportal.forms import add_service_errors, check_version, version_field
 
-# Sensible starting values by language; Java services start slowly and need more memory.
-LANGUAGE_DEFAULTS = {
-    "java": {
-        "cpu_request": "1",
-        "memory_request": "1Gi",
-        "startup_seconds": 60,
-        "health_path": "/actuator/health",
-    },
-    "go": {
-        "cpu_request": "250m",
-        "memory_request": "256Mi",
-        "startup_seconds": 10,
-        "health_path": "/healthz",
-    },
-}
-COMMON_DEFAULTS = {
-    "replicas": 2,
-    "hpa_min": 2,
-    "hpa_max": 6,
-    "cpu_request": "500m",
-    "memory_request": "512Mi",
-    "container_port": 8080,
-    "service_port": 80,
-    "service_type": ServiceType.CLUSTER_IP,
-    "health_path": "/healthz",
-    "startup_seconds": 30,
-    "hpa_cpu_target": 70,
-    "registry_refresh_seconds": 30,
-    "eureka_deregister_path": "/actuator/service-registry",
-}
 ENV_LINE = re.compile(r"^([^=\s]+)=(.*)$")
 SECRET_ENV_HELP = _(
     "One NAME=value per line, e.g. DB_PASSWORD=…. Stored encrypted and never shown again. Leave empty to "
@@ -99,63 +69,84 @@ def secret_names_after(current: list[str], changes: dict[str, str]) -> list[str]
     return sorted(names)
 
 
-def initial_request(language: str) -> dict:
-    return {**COMMON_DEFAULTS, **LANGUAGE_DEFAULTS.get(language, {})}
+initial_request = workload_fields.initial_request
+# Kinds whose empty value is "" in the request (numbers and booleans keep None or False).
+_TEXT_KINDS = frozenset(
+    {
+        workload_fields.Kind.TEXT,
+        workload_fields.Kind.QUANTITY,
+        workload_fields.Kind.PATH,
+        workload_fields.Kind.CHOICE,
+    }
+)
 
 
-class TicketForm(forms.Form):
-    """The developer's side of an onboarding ticket. Validation is the manifests module's, so the form,
+def request_form_field(entry: workload_fields.RequestField) -> forms.Field:
+    """The form field of a catalogue entry. Bounds are only shown: the spec's rules check them, with the
+    same messages as the API."""
+    Kind = workload_fields.Kind
+    common = {
+        "label": entry.label,
+        "help_text": entry.help_text,
+        "required": entry.blank == workload_fields.Blank.NOT_ALLOWED,
+    }
+    if entry.kind == Kind.INT:
+        return forms.IntegerField(**common)
+    if entry.kind == Kind.BOOL:
+        return forms.BooleanField(**common)
+    if entry.kind == Kind.CHOICE:
+        return forms.ChoiceField(choices=entry.choices, **common)
+    if entry.kind == Kind.ENV_LINES:
+        attrs = {"rows": 4, **({"placeholder": entry.placeholder} if entry.placeholder else {})}
+        return forms.CharField(max_length=entry.max_length, widget=forms.Textarea(attrs=attrs), **common)
+    return forms.CharField(max_length=entry.max_length, **common)
+
+
+class WorkloadRequestForm(forms.Form):
+    """The workload request fields of one use (ticket or configuration), built from the catalogue, plus the
+    write-only secret variables after the plain ones. Validation is the manifests module's, so the forms,
     the API and provisioning agree on every rule."""
 
-    replicas = forms.IntegerField(label=_("Replicas"))
-    hpa_min = forms.IntegerField(label=_("Autoscaling minimum"))
-    hpa_max = forms.IntegerField(label=_("Autoscaling maximum"))
-    hpa_cpu_target = forms.IntegerField(label=_("Target CPU utilisation (%)"))
-    hpa_memory_target = forms.IntegerField(
-        label=_("Target memory utilisation (%)"),
-        required=False,
-        help_text=_("Leave empty to scale on CPU only (recommended for Java)."),
-    )
-    cpu_request = forms.CharField(label=_("CPU request"), max_length=20, help_text=_("e.g. 1 or 500m"))
-    memory_request = forms.CharField(
-        label=_("Memory request"), max_length=20, help_text=_("e.g. 1Gi or 512Mi")
-    )
-    cpu_limit = forms.CharField(label=_("CPU limit"), max_length=20, required=False)
-    memory_limit = forms.CharField(
-        label=_("Memory limit"), max_length=20, required=False, help_text=_("Empty = same as the request.")
-    )
-    service_type = forms.ChoiceField(label=_("Access"), choices=ServiceType.choices)
-    service_port = forms.IntegerField(label=_("Service port"))
-    container_port = forms.IntegerField(label=_("Container port"))
-    health_path = forms.CharField(label=_("Health-check path"), max_length=200)
-    startup_seconds = forms.IntegerField(
-        label=_("Expected start-up time (s)"), help_text=_("How long the application needs before it serves.")
-    )
-    runtime_options = forms.CharField(
-        label=_("Runtime options"),
-        required=False,
-        max_length=2000,
-        help_text=_("JVM options for Java (heap and CPU count are derived from the limits)."),
-    )
-    env_vars = forms.CharField(
-        label=_("Environment variables"),
-        required=False,
-        max_length=20000,
-        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "SPRING_PROFILES_ACTIVE=prod"}),
-        help_text=_("One NAME=value per line."),
-    )
-    secret_env_vars = secret_env_field()
-    eureka_enabled = forms.BooleanField(label=_("Registered in Eureka"), required=False)
-    eureka_deregister_path = forms.CharField(
-        label=_("De-registration endpoint"), max_length=200, required=False
-    )
-    registry_refresh_seconds = forms.IntegerField(label=_("Registry refresh interval (s)"), required=False)
-    image = forms.CharField(
-        label=_("Initial image"),
-        required=False,
-        max_length=500,
-        help_text=_("Optional; the first release replaces it."),
-    )
+    use = workload_fields.Use.TICKET
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        generated: dict[str, forms.Field] = {}
+        for entry in workload_fields.entries(self.use):
+            generated[entry.name] = request_form_field(entry)
+            if entry.kind == workload_fields.Kind.ENV_LINES:
+                generated["secret_env_vars"] = secret_env_field()
+        # Fields a subclass declares (e.g. the environment of a new ticket) follow, unless field_order says.
+        self.fields = {**generated, **self.fields}
+        self.order_fields(self.field_order)
+
+    def clean_env_vars(self) -> list[list[str]]:
+        return parse_env_lines(self.cleaned_data["env_vars"])
+
+    def clean_secret_env_vars(self) -> dict[str, str]:
+        return parse_secret_env(self.cleaned_data["secret_env_vars"])
+
+    def request_from_cleaned(self) -> dict:
+        """The request these fields describe; an empty optional field is "not set" or left out."""
+        data = {}
+        for entry in workload_fields.entries(self.use):
+            value = self.cleaned_data.get(entry.name)
+            if entry.blank == workload_fields.Blank.OMIT and value in (None, ""):
+                continue
+            if entry.blank == workload_fields.Blank.EMPTY and entry.kind in _TEXT_KINDS:
+                value = (value or "").strip()
+            data[entry.name] = value
+        return data
+
+    @classmethod
+    def initial_from_request(cls, request: dict) -> dict:
+        initial = {entry.name: request.get(entry.name) for entry in workload_fields.entries(cls.use)}
+        initial["env_vars"] = "\n".join(f"{k}={v}" for k, v in request.get("env_vars") or [])
+        return initial
+
+
+class TicketForm(WorkloadRequestForm):
+    """The developer's side of an onboarding ticket."""
 
     def __init__(
         self, *args, project, environment: str, cluster=None, overrides=None, secret_names=(), **kwargs
@@ -171,26 +162,15 @@ class TicketForm(forms.Form):
                 css = "form-select"
             field.widget.attrs.setdefault("class", css)
 
-    def clean_env_vars(self) -> list[list[str]]:
-        return parse_env_lines(self.cleaned_data["env_vars"])
-
-    def clean_secret_env_vars(self) -> dict[str, str]:
-        return parse_secret_env(self.cleaned_data["secret_env_vars"])
-
     def clean(self):
         cleaned = super().clean()
         if self.errors:
             return cleaned
-        self.request_data = {key: cleaned.get(key) for key in services.REQUEST_FIELDS if key in cleaned}
+        self.request_data = self.request_from_cleaned()
         self.secret_env_changes = cleaned.get("secret_env_vars") or {}
         names = secret_names_after(self.secret_names, self.secret_env_changes)
-        for optional in ("cpu_limit", "memory_limit", "runtime_options", "image"):
-            self.request_data[optional] = (self.request_data.get(optional) or "").strip()
-        if self.request_data.get("registry_refresh_seconds") is None:
-            self.request_data.pop("registry_refresh_seconds")
-        if not self.request_data.get("eureka_deregister_path"):
-            self.request_data.pop("eureka_deregister_path")
         try:
+            services.refuse_prod_image(environment=self.environment, request=self.request_data)
             services.build_spec(
                 project=self.project,
                 environment=self.environment,
@@ -199,23 +179,22 @@ class TicketForm(forms.Form):
                 overrides=self.overrides,
             )
         except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for key, errors in exc.error_dict.items():
-                    self.add_error(key if key in self.fields else None, errors)
-            else:
-                self.add_error(None, exc)
+            add_service_errors(self, exc)
         return cleaned
-
-    @staticmethod
-    def initial_from_request(request: dict) -> dict:
-        initial = dict(request)
-        initial["env_vars"] = "\n".join(f"{k}={v}" for k, v in request.get("env_vars", []))
-        return initial
 
 
 class NewTicketForm(TicketForm):
     environment = forms.ChoiceField(label=_("Environment"), choices=Environment.choices)
     field_order = ["environment"]
+
+
+class EditTicketForm(TicketForm):
+    """An edit of a filed ticket: it posts every field, so it carries the version it was loaded with."""
+
+    version = version_field()
+
+    def clean(self):
+        return check_version(self, super().clean())
 
 
 class OverridesForm(forms.Form):

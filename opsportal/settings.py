@@ -217,7 +217,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "opsportal.api.PortalAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "opsportal.api.exception_handler",
@@ -283,6 +283,8 @@ OPSPORTAL_BASE_IMAGES = json.loads(env_str("OPSPORTAL_BASE_IMAGES", "{}") or "{}
 SANDBOX_KUBE_DIR = env_str("SANDBOX_KUBE_DIR", "")
 # How long a release waits for its Jenkins build, in seconds.
 RELEASE_BUILD_TIMEOUT = env_int("RELEASE_BUILD_TIMEOUT", 1800)
+# A running build is looked at this often, in seconds; between looks it holds no worker.
+RELEASE_BUILD_POLL_SECONDS = env_int("RELEASE_BUILD_POLL_SECONDS", 2)
 
 # --- Environment pages ----------------------------------------------------------------------
 # Each web process runs one watch per (cluster, namespace, kind) however many pages show it; this caps

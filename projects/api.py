@@ -28,12 +28,24 @@ class MemberSerializer(serializers.ModelSerializer):
         fields = ["username", "role", "prod_terminal", "created_at"]
 
 
+class ProjectSettingsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = list(services.SETTINGS_FIELDS)
+        extra_kwargs = {name: {"required": False} for name in services.SETTINGS_FIELDS}
+
+
 class ProjectCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=63)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     language = serializers.ChoiceField(choices=Language.choices)
+    # The empty alternative is in the pattern too, so the documented default ("") matches it.
     gitlab_repository = serializers.RegexField(
-        r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$", required=False, allow_blank=True, default="", max_length=255
+        r"^([A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+)?$",
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=255,
     )
     owner = serializers.SlugRelatedField(
         slug_field="username", queryset=get_user_model().objects.filter(is_active=True)
@@ -57,7 +69,7 @@ class MemberSetSerializer(serializers.Serializer):
 class ProjectListView(generics.ListAPIView):
     serializer_class = ProjectSerializer
 
-    @extend_schema(request=None, responses={201: ProjectSerializer})
+    @extend_schema(request=ProjectCreateSerializer, responses={201: ProjectSerializer})
     def post(self, request):
         """Create a project (ops)."""
         if not is_ops(request.user):
@@ -81,6 +93,27 @@ class ProjectDetailView(generics.RetrieveAPIView):
 
     def get_object(self):
         return get_project(self.request.user, name=self.kwargs["name"], action=Action.VIEW)
+
+
+class ProjectSettingsView(APIView):
+    @extend_schema(responses=ProjectSettingsSerializer, summary="A project's release settings (owner or ops)")
+    def get(self, request, name: str):
+        project = get_project(request.user, name=name, action=Action.EDIT_PROJECT)
+        return Response(ProjectSettingsSerializer(project).data)
+
+    @extend_schema(
+        request=ProjectSettingsSerializer,
+        responses=ProjectSettingsSerializer,
+        summary="Change a project's release settings (owner or ops); recorded in the audit log",
+    )
+    def patch(self, request, name: str):
+        project = get_project(request.user, name=name, action=Action.EDIT_PROJECT)
+        data = ProjectSettingsSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        project = services.project_update_settings(
+            actor=request.user, project=project, remote_addr=client_address(request), **data.validated_data
+        )
+        return Response(ProjectSettingsSerializer(project).data)
 
 
 class MemberListView(generics.ListAPIView):

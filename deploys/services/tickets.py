@@ -6,7 +6,7 @@ transaction and announces itself on the project's live stream after commit.
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,50 +14,28 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clusters.choices import Environment
 from clusters.models import Cluster
-from deploys import manifests, secret_env
+from deploys import manifests, secret_env, workload_fields
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
 from deploys.models import OnboardingTicket, ProjectEnvironment
-from deploys.services.common import locked, move_status, rollout_reporter
+from deploys.selectors import ticket_stale_message, ticket_version
+from deploys.services.common import rollout_reporter
+from deploys.tasks import provision_ticket as provision_ticket_task
 from integrations.errors import IntegrationError
-from observability import events
 from observability.services import audit_record, changes_between
-from opsportal.errors import Conflict
+from opsportal import runs
+from opsportal.errors import StateConflict
 from projects.access import Action, check, is_ops
 from projects.models import Project
 
 logger = logging.getLogger(__name__)
 
-# The fields of a WorkloadSpec that a ticket's requester chooses; the rest come from the project,
-# the environment and the cluster.
-_INT, _STR, _BOOL = (int,), (str,), (bool,)
-REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "replicas": _INT,
-    "hpa_min": _INT,
-    "hpa_max": _INT,
-    "cpu_request": _STR,
-    "memory_request": _STR,
-    "cpu_limit": _STR,
-    "memory_limit": _STR,
-    "container_port": _INT,
-    "service_port": _INT,
-    "service_type": _STR,
-    "health_path": _STR,
-    "startup_seconds": _INT,
-    "runtime_options": _STR,
-    "env_vars": (list,),
-    # Set by the services from the encrypted values, never taken from the caller (see secret_env).
-    "secret_env_names": (list,),
-    "hpa_cpu_target": _INT,
-    "hpa_memory_target": _INT,
-    "eureka_enabled": _BOOL,
-    "eureka_deregister_path": _STR,
-    "registry_refresh_seconds": _INT,
-    "image": _STR,
-}
+# The fields of a WorkloadSpec that a ticket's requester chooses (see workload_fields); the rest come from
+# the project, the environment and the cluster.
+REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = workload_fields.request_field_types()
 REQUEST_FIELDS = tuple(REQUEST_FIELD_TYPES)
-REQUIRED_REQUEST_FIELDS = ("replicas", "hpa_min", "hpa_max", "cpu_request", "memory_request")
-PROGRESS_LIMIT = 200
+REQUIRED_REQUEST_FIELDS = workload_fields.required_names()
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -68,8 +46,22 @@ def namespace_for(*, project: Project, environment: str, cluster: Cluster | None
     return template.format(project=project.name, environment=environment)
 
 
+def refuse_prod_image(*, environment: str, request, current: dict | None = None) -> None:
+    """Production runs only an image confirmed in test, and it gets there by promotion: a prod ticket may
+    not bring an image of its own (the bootstrap placeholder stands in until the first promotion), and a
+    configuration edit may not change it. Raises ValidationError on the ``image`` field."""
+    if environment != Environment.PROD or not isinstance(request, dict):
+        return
+    image = request.get("image")
+    if image in (None, "") or image == (current or {}).get("image"):
+        return
+    message = _("Production gets its image only by promoting a release confirmed in test; leave it empty.")
+    raise ValidationError({"image": message})
+
+
 def ticket_spec(ticket: OnboardingTicket) -> manifests.WorkloadSpec:
     """The full WorkloadSpec of a ticket; raises ValidationError with field errors when it is invalid."""
+    refuse_prod_image(environment=ticket.environment, request=ticket.request)
     return build_spec(
         project=ticket.project,
         environment=ticket.environment,
@@ -142,39 +134,6 @@ def _check_request_types(request) -> None:
         raise ValidationError(errors)
 
 
-def _publish(ticket: OnboardingTicket, event_type: str, **payload) -> None:
-    events.publish(
-        stream=events.project_stream(ticket.project_id),
-        type=event_type,
-        payload={"ticket": ticket.pk, "status": ticket.status, **payload},
-    )
-
-
-def _locked(ticket_id: int) -> OnboardingTicket:
-    return locked(OnboardingTicket, ticket_id)
-
-
-def _move(
-    ticket: OnboardingTicket,
-    to: str,
-    *,
-    actor,
-    verb: str,
-    changes: dict | None = None,
-    remote_addr: str | None = None,
-) -> None:
-    move_status(
-        ticket,
-        to,
-        name=_("Ticket #%(id)s") % {"id": ticket.pk},
-        actor=actor,
-        verb=verb,
-        changes=changes,
-        remote_addr=remote_addr,
-        publish=lambda: _publish(ticket, "ticket-changed"),
-    )
-
-
 # --- filing and review -----------------------------------------------------------------------
 
 
@@ -194,6 +153,7 @@ def ticket_create(
     check(actor, Action.FILE_TICKET, project)
     if not isinstance(request, dict):
         raise ValidationError({"request": _("Expected an object of fields.")})
+    refuse_prod_image(environment=environment, request=request)
     secrets = secret_env.merge({}, secret_env_vars)
     request = secret_env.with_names(request, secrets)
     build_spec(project=project, environment=environment, cluster=None, request=request, overrides={})
@@ -203,7 +163,7 @@ def ticket_create(
         project=project, environment=environment, status__in=OPEN_TICKET_STATUSES
     ).first()
     if open_ticket is not None:
-        raise Conflict(
+        raise StateConflict(
             _("Ticket #%(id)s for %(env)s is still open; finish or withdraw it first.")
             % {"id": open_ticket.pk, "env": environment}
         )
@@ -223,9 +183,9 @@ def ticket_create(
         remote_addr=remote_addr,
     )
     if submit:
-        _move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
+        runs.move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
     else:
-        _publish(ticket, "ticket-changed")
+        runs.publish(ticket)
     return ticket
 
 
@@ -238,11 +198,14 @@ def ticket_update(
     overrides: dict | None = None,
     secret_env_vars: dict | None = None,
     remote_addr: str | None = None,
+    version: str | None = None,
 ) -> OnboardingTicket:
     """Change a ticket before approval: its requester while it is a draft, ops until approval.
     Only ops may override guardrail defaults. ``secret_env_vars`` are changes (see secret_env.merge).
-    The diff is audited, with the names of changed secrets and never their values."""
-    ticket = _locked(ticket_id)
+    ``version``, when given, is the ticket version the editor loaded: StateConflict, naming what changed,
+    if someone else edited it since. The diff is audited, with the names of changed secrets and never
+    their values."""
+    ticket = runs.locked(OnboardingTicket, ticket_id)
     check(actor, Action.VIEW, ticket.project)
     if is_ops(actor):
         allowed = ticket.status in EDITABLE_BY_OPS
@@ -252,16 +215,19 @@ def ticket_update(
         if overrides is not None and overrides != ticket.overrides:
             raise ValidationError({"overrides": _("Only ops can override guardrail defaults.")})
     if not allowed:
-        raise Conflict(
+        raise StateConflict(
             _("Ticket #%(id)s is %(status)s and can no longer be edited.")
             % {"id": ticket.pk, "status": ticket.get_status_display()}
         )
+    if version is not None and version != ticket_version(ticket):
+        raise StateConflict(ticket_stale_message(ticket, version))
     if request is not None and not isinstance(request, dict):
         raise ValidationError({"request": _("Expected an object of fields.")})
     old_secrets = secret_env.load(ticket.secret_env)
     new_secrets = secret_env.merge(old_secrets, secret_env_vars)
     new_request = secret_env.with_names(ticket.request if request is None else request, new_secrets)
     new_overrides = ticket.overrides if overrides is None else overrides
+    refuse_prod_image(environment=ticket.environment, request=new_request)
     build_spec(
         project=ticket.project,
         environment=ticket.environment,
@@ -288,34 +254,34 @@ def ticket_update(
         changes=changes,
         remote_addr=remote_addr,
     )
-    _publish(ticket, "ticket-changed")
+    runs.publish(ticket)
     return ticket
 
 
 @transaction.atomic
 def ticket_submit(*, actor, ticket_id: int, remote_addr: str | None = None) -> OnboardingTicket:
-    ticket = _locked(ticket_id)
+    ticket = runs.locked(OnboardingTicket, ticket_id)
     check(actor, Action.FILE_TICKET, ticket.project)
     if ticket.status == TicketStatus.SUBMITTED:
         return ticket
     ticket_spec(ticket)
-    _move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
+    runs.move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
     return ticket
 
 
 @transaction.atomic
 def ticket_withdraw(*, actor, ticket_id: int, remote_addr: str | None = None) -> OnboardingTicket:
-    ticket = _locked(ticket_id)
+    ticket = runs.locked(OnboardingTicket, ticket_id)
     check(actor, Action.FILE_TICKET, ticket.project)
     if ticket.status == TicketStatus.DRAFT:
         return ticket
-    _move(ticket, TicketStatus.DRAFT, actor=actor, verb="ticket.withdraw", remote_addr=remote_addr)
+    runs.move(ticket, TicketStatus.DRAFT, actor=actor, verb="ticket.withdraw", remote_addr=remote_addr)
     return ticket
 
 
 @transaction.atomic
 def ticket_reject(*, actor, ticket_id: int, reason: str, remote_addr: str | None = None) -> OnboardingTicket:
-    ticket = _locked(ticket_id)
+    ticket = runs.locked(OnboardingTicket, ticket_id)
     check(actor, Action.APPROVE_TICKET, ticket.project)
     reason = (reason or "").strip()
     if not reason:
@@ -324,7 +290,7 @@ def ticket_reject(*, actor, ticket_id: int, reason: str, remote_addr: str | None
         return ticket
     ticket.rejection_reason = reason[:2000]
     ticket.reviewed_by, ticket.reviewed_at = actor, timezone.now()
-    _move(
+    runs.move(
         ticket,
         TicketStatus.REJECTED,
         actor=actor,
@@ -367,14 +333,12 @@ def ticket_approve(
     *, actor, ticket_id: int, cluster_id: int | None = None, remote_addr: str | None = None
 ) -> OnboardingTicket:
     """Approve a submitted ticket, or retry a failed one, and queue its provisioning."""
-    from deploys.tasks import provision_ticket
-
-    ticket = _locked(ticket_id)
+    ticket = runs.locked(OnboardingTicket, ticket_id)
     check(actor, Action.APPROVE_TICKET, ticket.project)
     if ticket.status in (TicketStatus.APPROVED, TicketStatus.PROVISIONING):
         return ticket
     if not ticket.can_move_to(TicketStatus.APPROVED):
-        raise Conflict(
+        raise StateConflict(
             _("Ticket #%(id)s is %(status)s and cannot be approved.")
             % {"id": ticket.pk, "status": ticket.get_status_display()}
         )
@@ -383,9 +347,11 @@ def ticket_approve(
     ticket.cluster = cluster
     ticket_spec(ticket)
     ticket.reviewed_by, ticket.reviewed_at = actor, timezone.now()
-    ticket.error, ticket.error_causes, ticket.finished_at = "", [], None
+    # A new run: its own token, log and times.
+    ticket.error, ticket.error_causes, ticket.progress = "", [], []
+    ticket.started_at = ticket.finished_at = None
     token = ticket.new_run_token()
-    _move(
+    runs.move(
         ticket,
         TicketStatus.APPROVED,
         actor=actor,
@@ -393,11 +359,15 @@ def ticket_approve(
         changes={"cluster": cluster.name},
         remote_addr=remote_addr,
     )
-    transaction.on_commit(lambda: provision_ticket.delay(ticket_id=ticket.pk, run_token=str(token)))
+    runs.queue(provision_ticket_task, ticket_id=ticket.pk, run_token=str(token))
     return ticket
 
 
 # --- provisioning ----------------------------------------------------------------------------
+
+PROVISION = runs.Step(
+    OnboardingTicket, TicketStatus.APPROVED, TicketStatus.PROVISIONING, "ticket.provision.start"
+)
 
 
 @dataclass
@@ -407,44 +377,18 @@ class ProvisionOutcome:
     causes: list = field(default_factory=list)
 
 
-def _claim(ticket_id: int, run_token: str) -> OnboardingTicket | None:
-    """Take the ticket for this run. A redelivered or retried message of the same run may take it again
-    (applying is idempotent); a message of an older run, or a finished ticket, gets nothing."""
-    with transaction.atomic():
-        ticket = (
-            OnboardingTicket.objects.select_for_update().filter(pk=ticket_id, run_token=run_token).first()
-        )
-        if ticket is None or ticket.status not in (TicketStatus.APPROVED, TicketStatus.PROVISIONING):
-            return None
-        ticket.project = Project.objects.get(pk=ticket.project_id)
-        ticket.attempts += 1
-        if ticket.status == TicketStatus.APPROVED:
-            ticket.started_at = timezone.now()
-            ticket.progress = []
-            _move(ticket, TicketStatus.PROVISIONING, actor=None, verb="ticket.provision.start")
-        else:
-            ticket.save(update_fields=["attempts", "updated_at"])
-        return ticket
-
-
-def ticket_progress(*, ticket_id: int, message: str) -> None:
-    with transaction.atomic():
-        ticket = OnboardingTicket.objects.select_for_update().get(pk=ticket_id)
-        entry = {"at": timezone.now().isoformat(timespec="milliseconds"), "message": message}
-        ticket.progress = [*ticket.progress, entry][-PROGRESS_LIMIT:]
-        ticket.save(update_fields=["progress", "updated_at"])
-        _publish(ticket, "ticket-progress", message=message)
+def ticket_progress(*, ticket_id: int, run_token: str, message: str) -> None:
+    runs.progress(OnboardingTicket, ticket_id, run_token, message)
 
 
 def _finish(ticket_id: int, run_token: str, outcome: ProvisionOutcome, live_objects: list) -> None:
     with transaction.atomic():
-        ticket = _locked(ticket_id)
-        if str(ticket.run_token) != str(run_token) or ticket.status != TicketStatus.PROVISIONING:
+        ticket = runs.locked_run(OnboardingTicket, ticket_id, run_token)
+        if ticket is None:
             return
-        ticket.finished_at = timezone.now()
         ticket.live_objects = live_objects
         if outcome.ok:
-            ticket.error, ticket.error_causes = "", []
+            ticket.error_causes = []
             environment, _created = ProjectEnvironment.objects.select_for_update().get_or_create(
                 project=ticket.project, environment=ticket.environment
             )
@@ -455,24 +399,17 @@ def _finish(ticket_id: int, run_token: str, outcome: ProvisionOutcome, live_obje
             environment.spec = {"request": ticket.request, "overrides": ticket.overrides}
             environment.secret_env = ticket.secret_env
             environment.live_objects = live_objects
-            environment.provisioned_at = ticket.finished_at
+            environment.provisioned_at = timezone.now()
             environment.save()
-            _move(
+            runs.finish(
                 ticket,
                 TicketStatus.ACTIVE,
-                actor=None,
                 verb="ticket.provision.succeed",
                 changes={"objects": [f"{o['kind']}/{o['name']}" for o in live_objects]},
             )
         else:
-            ticket.error, ticket.error_causes = outcome.message[:4000], outcome.causes
-            _move(
-                ticket,
-                TicketStatus.FAILED,
-                actor=None,
-                verb="ticket.provision.fail",
-                changes={"error": outcome.message[:500]},
-            )
+            ticket.error_causes = outcome.causes
+            runs.finish(ticket, TicketStatus.FAILED, verb="ticket.provision.fail", error=outcome.message)
 
 
 def ticket_provision_failed(*, ticket_id: int, run_token: str, error: str) -> None:
@@ -514,20 +451,28 @@ def objects_to_apply(spec: manifests.WorkloadSpec, rendered, *, had_secrets: boo
 
 
 def _apply_and_wait(
-    ticket_id: int, client, spec, objects: list[dict], live_objects: list, secrets: dict[str, str]
+    ticket_id: int,
+    run_token: str,
+    client,
+    spec,
+    objects: list[dict],
+    live_objects: list,
+    secrets: dict[str, str],
 ) -> ProvisionOutcome:
-    progress = ticket_progress
-    progress(ticket_id=ticket_id, message=_("Ensuring namespace %(ns)s") % {"ns": spec.namespace})
+    def progress(message: str) -> None:
+        ticket_progress(ticket_id=ticket_id, run_token=run_token, message=message)
+
+    progress(_("Ensuring namespace %(ns)s") % {"ns": spec.namespace})
     client.ensure_namespace(spec.namespace, labels={"app.kubernetes.io/managed-by": "opsportal"})
     for obj in objects:
         kind, name = obj["kind"], obj["metadata"]["name"]
-        progress(ticket_id=ticket_id, message=_("Applying %(kind)s %(name)s") % {"kind": kind, "name": name})
+        progress(_("Applying %(kind)s %(name)s") % {"kind": kind, "name": name})
         if kind == "Secret":
             obj = manifests.secret_with_values(obj, secrets)
         client.apply(keep_live_fields(client, obj))
         live_objects.append({"kind": kind, "name": name, "namespace": spec.namespace})
-    progress(ticket_id=ticket_id, message=_("Waiting for the Deployment to become available"))
-    on_progress = rollout_reporter(lambda text: progress(ticket_id=ticket_id, message=text))
+    progress(_("Waiting for the Deployment to become available"))
+    on_progress = rollout_reporter(progress)
     result = client.wait_for_deployment(
         spec.namespace, spec.project, timeout=settings.OPSPORTAL_ROLLOUT_TIMEOUT, on_progress=on_progress
     )
@@ -542,7 +487,8 @@ def ticket_provision(*, ticket_id: int, run_token: str) -> None:
     Raises a transient IntegrationError for the task to retry; permanent failures end the ticket."""
     from integrations.kubernetes.client import KubeClient
 
-    ticket = _claim(ticket_id, run_token)
+    # A redelivered or retried message of this run takes it again: applying is idempotent.
+    ticket = PROVISION.claim(ticket_id, run_token)
     if ticket is None:
         return
     cluster = Cluster.objects.get(pk=ticket.cluster_id)
@@ -557,13 +503,15 @@ def ticket_provision(*, ticket_id: int, run_token: str) -> None:
                 project=ticket.project, environment=ticket.environment
             ).first()
             objects = objects_to_apply(spec, rendered, had_secrets=bool(current and current.secret_env))
-            outcome = _apply_and_wait(ticket_id, client, spec, objects, live_objects, secrets)
+            outcome = _apply_and_wait(ticket_id, run_token, client, spec, objects, live_objects, secrets)
     except ValidationError as exc:
         outcome = ProvisionOutcome(ok=False, message="; ".join(exc.messages))
     except IntegrationError as exc:
         if not exc.permanent:
             ticket_progress(
-                ticket_id=ticket_id, message=_("Temporary failure, will retry: %(e)s") % {"e": exc}
+                ticket_id=ticket_id,
+                run_token=run_token,
+                message=_("Temporary failure, will retry: %(e)s") % {"e": exc},
             )
             raise
         outcome = ProvisionOutcome(ok=False, message=str(exc), causes=list(getattr(exc, "causes", []) or []))
@@ -572,14 +520,8 @@ def ticket_provision(*, ticket_id: int, run_token: str) -> None:
 
 def tickets_fail_stuck(*, older_than_seconds: int) -> int:
     """Fail provisioning runs whose worker vanished (no progress for longer than any run may take)."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stuck = OnboardingTicket.objects.filter(status=TicketStatus.PROVISIONING, updated_at__lt=cutoff)
-    count = 0
-    for ticket_id, token in stuck.values_list("pk", "run_token"):
-        ticket_provision_failed(
-            ticket_id=ticket_id,
-            run_token=str(token),
-            error=_("The provisioning worker stopped responding. Retry the ticket."),
-        )
-        count += 1
-    return count
+    error = _("The provisioning worker stopped responding. Retry the ticket.")
+    fail = partial(ticket_provision_failed, error=error)
+    return runs.fail_stuck(
+        OnboardingTicket, older_than_seconds, lambda pk, token: fail(ticket_id=pk, run_token=token)
+    )

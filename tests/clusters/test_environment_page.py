@@ -6,6 +6,7 @@ from django.utils import timezone
 from kubernetes import client as k8s
 
 from clusters.choices import ConfigChangeStatus
+from clusters.environment import config_version
 from clusters.models import ConfigChange
 from deploys import manifests
 from deploys.models import ProjectEnvironment
@@ -204,6 +205,8 @@ def _config_post(env, **changes) -> dict:
         "startup_seconds": request["startup_seconds"],
         "runtime_options": request["runtime_options"],
         "env_vars": "LOG_LEVEL=info",
+        # The version of the configuration as it is now: the form of someone who just loaded the page.
+        "version": config_version(ProjectEnvironment.objects.get(pk=env.pk).spec),
     }
     data.update(changes)
     return data

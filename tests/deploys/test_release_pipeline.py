@@ -16,15 +16,14 @@ from deploys.models import DeploymentRecord, Release
 from deploys.tasks import release_build, release_deploy, release_tag, rollback_deploy
 from integrations.registry import RegistryClient
 from observability.models import AuditEvent
-from opsportal.errors import Conflict
+from opsportal.errors import StateConflict
+from tests.fixtures.pipeline import run_release_task
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
 
 
 def run(task, release: Release) -> Release:
-    task.apply(kwargs={"release_id": release.pk, "run_token": str(release.run_token)})
-    release.refresh_from_db()
-    return release
+    return run_release_task(task, release)
 
 
 def release_to_test(people, onboarded, **kwargs) -> Release:
@@ -111,11 +110,11 @@ def test_refusals(people, onboarded, kube_cluster):
     before = deployment_image(kube_cluster, onboarded, "prod")
 
     # Production without a tester's confirmation.
-    with pytest.raises(Conflict, match="not been confirmed"):
+    with pytest.raises(StateConflict, match="not been confirmed"):
         services.release_promote(actor=people.developer, release_id=release.pk)
     assert AuditEvent.objects.filter(verb="release.promote.refused", actor=people.developer).exists()
     # The releaser cannot confirm their own release when the project requires a tester.
-    with pytest.raises(Conflict, match="yourself"):
+    with pytest.raises(StateConflict, match="yourself"):
         services.release_confirm(actor=people.developer, release_id=release.pk)
     assert AuditEvent.objects.filter(verb="release.confirm.refused").exists()
     # A digest that never ran in test, sent straight to the deploy task.
@@ -135,7 +134,7 @@ def test_refusals(people, onboarded, kube_cluster):
 
     # A second release to the same environment while one is in progress.
     services.release_submit(actor=people.developer, project=onboarded.project, branch="main")
-    with pytest.raises(Conflict, match="in progress"):
+    with pytest.raises(StateConflict, match="in progress"):
         services.release_submit(actor=people.developer, project=onboarded.project, branch="main")
 
 

@@ -9,8 +9,9 @@ from django.db import connection
 from django.urls import reverse
 from kubernetes import client as k8s
 
+from clusters.environment import config_version
 from clusters.models import ConfigChange
-from deploys import manifests, secret_env, services
+from deploys import manifests, secret_env, services, workload_fields
 from deploys.choices import TicketStatus
 from deploys.models import ProjectEnvironment
 from integrations.kubernetes.client import KubeClient
@@ -167,22 +168,11 @@ def _config_form(environment, **changes) -> dict:
     request = environment.spec["request"]
     data = {
         key: request.get(key) if request.get(key) is not None else ""
-        for key in (
-            "replicas",
-            "hpa_min",
-            "hpa_max",
-            "hpa_cpu_target",
-            "hpa_memory_target",
-            "cpu_request",
-            "memory_request",
-            "cpu_limit",
-            "memory_limit",
-            "health_path",
-            "startup_seconds",
-            "runtime_options",
-        )
+        for key in workload_fields.names(workload_fields.Use.CONFIG)
+        if key != "env_vars"
     }
     data["env_vars"] = "LOG_LEVEL=info"
+    data["version"] = config_version(ProjectEnvironment.objects.get(pk=environment.pk).spec)
     data.update(changes)
     return data
 
