@@ -1,5 +1,5 @@
 from django.contrib.auth import get_user_model
-from django.http import Http404
+from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
@@ -73,7 +73,7 @@ class ProjectListView(generics.ListAPIView):
     def post(self, request):
         """Create a project (ops)."""
         if not is_ops(request.user):
-            raise Http404("Not found.")  # ops-only, so not there for anyone else
+            raise PermissionDenied("Only ops create projects.")
         data = ProjectCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         project = services.project_create(

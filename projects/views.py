@@ -1,8 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -34,7 +33,7 @@ def project_list(request):
 @login_required
 def project_create(request):
     if not is_ops(request.user):
-        raise Http404("No such page.")  # ops-only pages are not there for anyone else
+        raise PermissionDenied(_("Only ops create projects."))
     form = ProjectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
