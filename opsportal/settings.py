@@ -310,6 +310,13 @@ RELEASE_BUILD_TIMEOUT = env_int("RELEASE_BUILD_TIMEOUT", 1800)
 # A running build is looked at this often, in seconds; between looks it holds no worker.
 RELEASE_BUILD_POLL_SECONDS = env_int("RELEASE_BUILD_POLL_SECONDS", 2)
 
+# --- Environment pages ----------------------------------------------------------------------
+# Each web process runs one watch per (cluster, namespace, kind) however many pages show it; this caps
+# how many it runs (five per environment being looked at). A page past it loads without live updates.
+ENVIRONMENT_WATCH_MAX_KEYS = env_int("ENVIRONMENT_WATCH_MAX_KEYS", 250)
+# Container logs followed at once per web process (one thread each); one more is refused with a message.
+ENVIRONMENT_LOG_FOLLOWERS_MAX = env_int("ENVIRONMENT_LOG_FOLLOWERS_MAX", 20)
+
 # --- Web terminal ---------------------------------------------------------------------------
 # A terminal with no keystroke for this long is closed, in seconds.
 TERMINAL_IDLE_SECONDS = env_int("TERMINAL_IDLE_SECONDS", 900)

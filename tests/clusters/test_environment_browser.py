@@ -44,6 +44,7 @@ def test_page_reflects_a_pod_deleted_in_the_cluster_within_two_seconds(
     page.evaluate("document.getElementById('scale-replicas').removeAttribute('max')")
     page.click("#scale-form button")
     page.wait_for_selector('#action-result [data-ok="false"]:has-text("range 2–5")')
+    page.context.close()  # its live socket would keep watching for the rest of the session
 
 
 def test_config_change_is_applied_by_the_worker_and_followed_live(
