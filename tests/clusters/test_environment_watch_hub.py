@@ -55,7 +55,9 @@ def _steady_watches(kube_cluster) -> dict[str, int]:
 
 def _pod_rows(page, count: int) -> None:
     page.wait_for_function(
-        f"document.querySelectorAll('#pod-rows tr[data-pod]').length === {count}", timeout=30_000
+        # A function, not an expression string: Playwright evaluates strings with eval, which the CSP forbids.
+        f"() => document.querySelectorAll('#pod-rows tr[data-pod]').length === {count}",
+        timeout=30_000,
     )
 
 

@@ -197,13 +197,22 @@ def test_interactive_tty_accepts_input_and_resize(kube_cluster: KubeCluster, kub
     )
     try:
         session.write_channel(RESIZE_CHANNEL, json.dumps({"Width": 91, "Height": 37}))
-        session.write_stdin("stty size; echo done-$((6*7))\n")
+        # The resize travels on its own channel and is applied asynchronously (as by a kubelet), so a
+        # command typed at once may still see the old size: ask again until the new size shows.
         output = ""
         deadline = time.monotonic() + 30
-        while "done-42" not in output.replace("done-$((6*7))", "") and time.monotonic() < deadline:
-            session.update(timeout=1)
-            output += session.read_stdout() if session.peek_stdout() else ""
-        assert "done-42" in output, output
+        for attempt in range(1, 31):
+            session.write_stdin(f"stty size; echo done-$((6*{attempt}+1))\n")
+            answered = f"done-{6 * attempt + 1}"
+            while (
+                answered not in output.replace(f"done-$((6*{attempt}+1))", "") and time.monotonic() < deadline
+            ):
+                session.update(timeout=1)
+                output += session.read_stdout() if session.peek_stdout() else ""
+            assert answered in output, output  # the shell took the input and answered
+            if "37 91" in output or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert "37 91" in output, output
         session.write_stdin("exit\n")
         until("tty session to end", lambda: (session.update(timeout=1), not session.is_open())[1], 30)
