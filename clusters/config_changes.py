@@ -23,7 +23,7 @@ from clusters.choices import ACTIVE_CONFIG_CHANGE_STATUSES, ConfigChangeStatus
 from clusters.environment import EnvironmentRef
 from clusters.environment_services import ConfigPlan, config_plan
 from clusters.models import ConfigChange
-from deploys import manifests, secret_env
+from clusters.workload import manifests, secret_env
 from deploys.models import ProjectEnvironment
 from deploys.services import build_spec, keep_live_fields, objects_to_apply
 from deploys.services.common import move_status, rollout_reporter

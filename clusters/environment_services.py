@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.environment import EnvironmentRef, is_own_pod, operate_action
-from deploys import manifests, secret_env
+from clusters.workload import manifests, secret_env
 from deploys.preview import _comparable, _dump
 from deploys.services import build_spec, keep_live_fields, objects_to_apply
 from integrations.errors import IntegrationError, Invalid, NotFound

@@ -14,7 +14,7 @@ from clusters import environment_services as services
 from clusters.choices import ConfigChangeStatus
 from clusters.environment_forms import EnvironmentConfigForm
 from clusters.terminal import terminal_action
-from deploys import manifests
+from clusters.workload import manifests
 from deploys.forms import OverridesForm
 from integrations.errors import IntegrationError
 from observability.events import current_seq, project_stream

@@ -5,7 +5,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from clusters.choices import Environment
-from deploys import secret_env, services
+from clusters.workload import secret_env
+from deploys import services
 from deploys.choices import ServiceType
 
 # Sensible starting values by language; Java services start slowly and need more memory.

@@ -31,8 +31,8 @@ class ProjectEnvironment(models.Model):
     namespace = models.CharField(_("namespace"), max_length=63, blank=True)
     # The request (WorkloadSpec fields) and ops overrides last applied; {} until first provisioned.
     spec = models.JSONField(default=dict, blank=True)
-    # The secret environment variables last applied, JSON {NAME: value} (see deploys.secret_env); the
-    # spec holds only their names.
+    # The secret environment variables last applied, JSON {NAME: value} (see
+    # clusters.workload.secret_env); the spec holds only their names.
     secret_env = EncryptedTextField(_("secret environment variables"), blank=True, default="")
     live_objects = models.JSONField(default=list, blank=True)
     provisioned_at = models.DateTimeField(null=True, blank=True)
@@ -58,7 +58,7 @@ class OnboardingTicket(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     # What the developer asked for: the WorkloadSpec fields that are theirs to choose.
     request = models.JSONField(_("request"), default=dict)
-    # The requested secret environment variables, JSON {NAME: value} (see deploys.secret_env); the
+    # The requested secret environment variables, JSON {NAME: value} (see clusters.workload.secret_env); the
     # request holds only their names.
     secret_env = EncryptedTextField(_("secret environment variables"), blank=True, default="")
     # Guardrail defaults that ops changed for this ticket, by knob name.

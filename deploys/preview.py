@@ -9,7 +9,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from clusters.models import Cluster
-from deploys import manifests, secret_env, services
+from clusters.workload import manifests, secret_env
+from deploys import services
 from deploys.models import OnboardingTicket, ProjectEnvironment
 from integrations.errors import IntegrationError
 

@@ -7,7 +7,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from clusters.choices import Environment
-from deploys import manifests, preview, selectors, services
+from clusters.workload import manifests
+from deploys import preview, selectors, services
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, TicketStatus
 from deploys.forms import ApproveForm, NewTicketForm, OverridesForm, RejectForm, TicketForm, initial_request
 from observability.events import current_seq, project_stream

@@ -7,7 +7,7 @@ from kubernetes import client as k8s
 
 from clusters.choices import ConfigChangeStatus
 from clusters.models import ConfigChange
-from deploys import manifests
+from clusters.workload import manifests
 from deploys.models import ProjectEnvironment
 from deploys.services import build_spec
 from integrations.kubernetes.client import KubeClient

@@ -10,7 +10,8 @@ from django.urls import reverse
 from kubernetes import client as k8s
 
 from clusters.models import ConfigChange
-from deploys import manifests, secret_env, services
+from clusters.workload import manifests, secret_env
+from deploys import services
 from deploys.choices import TicketStatus
 from deploys.models import ProjectEnvironment
 from integrations.kubernetes.client import KubeClient

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from deploys.manifests import WorkloadSpec, render
+from clusters.workload.manifests import WorkloadSpec, render
 from tests.fixtures.kube import KubeCluster
 
 pytestmark = pytest.mark.kube

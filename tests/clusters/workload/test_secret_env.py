@@ -8,11 +8,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from deploys import manifests, secret_env, services
+from clusters.workload import manifests, secret_env
+from deploys import services
 from deploys.models import OnboardingTicket
 from observability.models import AuditEvent
 from observability.services import redact
-from tests.deploys.test_manifests import make
+from tests.clusters.workload.test_manifests import make
 from tests.fixtures.clusters import VALID_REQUEST
 
 SECRET = "s3cr3t-hunter2-value"

@@ -1,4 +1,4 @@
-"""Unit tests for deploys.manifests: spec validation, rendered objects and the guardrails. No database."""
+"""Unit tests for clusters.workload.manifests: spec validation, rendered objects, guardrails. No database."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from deploys.manifests import (
+from clusters.workload.manifests import (
     OVERRIDABLE,
     Guardrail,
     WorkloadSpec,

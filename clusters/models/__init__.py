@@ -1,0 +1,19 @@
+"""The runtime's models, one module per sub-domain; import them from here."""
+
+from clusters.models.clusters import (
+    Cluster,
+    ConfigChange,
+    TerminalSession,
+    validate_api_url,
+    validate_ca_certificate,
+    validate_namespace_template,
+)
+
+__all__ = [
+    "Cluster",
+    "ConfigChange",
+    "TerminalSession",
+    "validate_api_url",
+    "validate_ca_certificate",
+    "validate_namespace_template",
+]
