@@ -22,9 +22,8 @@ from django.utils.translation import gettext as _
 from clusters.choices import ACTIVE_CONFIG_CHANGE_STATUSES, ConfigChangeStatus
 from clusters.environment import EnvironmentRef
 from clusters.environment_services import ConfigPlan, config_plan
-from clusters.models import ConfigChange
+from clusters.models import ConfigChange, ProjectEnvironment
 from clusters.workload import manifests, secret_env
-from deploys.models import ProjectEnvironment
 from deploys.services import build_spec, keep_live_fields, objects_to_apply
 from deploys.services.common import move_status, rollout_reporter
 from integrations.errors import IntegrationError, Invalid

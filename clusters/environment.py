@@ -15,10 +15,10 @@ from django.conf import settings
 from django.http import Http404
 from django.utils import timezone
 
-from clusters.choices import Environment
-from deploys.models import ProjectEnvironment
+from clusters.models import ProjectEnvironment
 from integrations.errors import IntegrationError
 from projects.access import Action, get_project
+from projects.choices import Environment
 from projects.models import Project
 
 EVENT_LIMIT = 50

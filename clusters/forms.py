@@ -1,7 +1,8 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE, AuthType, Environment
+from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE, AuthType
+from projects.choices import Environment
 
 
 class WriteOnlyTextarea(forms.Textarea):

@@ -33,14 +33,13 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from clusters.choices import Environment
-from clusters.models import TerminalSession
-from deploys.models import ProjectEnvironment
+from clusters.models import ProjectEnvironment, TerminalSession
 from integrations.errors import IntegrationError
 from integrations.kubernetes.client import KubeClient
 from observability.services import audit_record
 from projects import access
 from projects.access import Action
+from projects.choices import Environment
 from projects.models import Project
 
 logger = logging.getLogger(__name__)

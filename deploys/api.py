@@ -4,12 +4,12 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clusters.choices import Environment
 from deploys import preview, selectors, services
 from deploys.choices import TicketStatus
 from deploys.models import OnboardingTicket
 from opsportal.http import client_address
 from projects.access import Action, get_project
+from projects.choices import Environment
 
 
 def secret_env_vars_field() -> serializers.DictField:

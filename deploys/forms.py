@@ -4,10 +4,10 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from clusters.choices import Environment
 from clusters.workload import secret_env
 from deploys import services
 from deploys.choices import ServiceType
+from projects.choices import Environment
 
 # Sensible starting values by language; Java services start slowly and need more memory.
 LANGUAGE_DEFAULTS = {

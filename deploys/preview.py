@@ -8,10 +8,10 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from clusters.models import Cluster
+from clusters.models import Cluster, ProjectEnvironment
 from clusters.workload import manifests, secret_env
 from deploys import services
-from deploys.models import OnboardingTicket, ProjectEnvironment
+from deploys.models import OnboardingTicket
 from integrations.errors import IntegrationError
 
 # Fields the apiserver owns; they differ on every read and would drown the real changes.

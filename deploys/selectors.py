@@ -1,6 +1,7 @@
 from django.db.models import QuerySet
 
-from deploys.models import OnboardingTicket, ProjectEnvironment
+from clusters.models import ProjectEnvironment
+from deploys.models import OnboardingTicket
 from projects.access import visible_projects
 from projects.models import Project
 

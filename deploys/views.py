@@ -6,7 +6,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from clusters.choices import Environment
 from clusters.workload import manifests
 from deploys import preview, selectors, services
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, TicketStatus
@@ -16,6 +15,7 @@ from opsportal.errors import Conflict
 from opsportal.forms import add_service_errors
 from opsportal.http import client_address
 from projects.access import Action, allowed_actions, get_project, is_ops
+from projects.choices import Environment
 
 
 def _ticket(request, name: str, pk: int, action: Action = Action.VIEW):

@@ -8,10 +8,12 @@ from clusters.models.clusters import (
     validate_ca_certificate,
     validate_namespace_template,
 )
+from clusters.models.environments import ProjectEnvironment
 
 __all__ = [
     "Cluster",
     "ConfigChange",
+    "ProjectEnvironment",
     "TerminalSession",
     "validate_api_url",
     "validate_ca_certificate",

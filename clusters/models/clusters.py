@@ -18,10 +18,10 @@ from clusters.choices import (
     DEFAULT_NAMESPACE_TEMPLATE,
     AuthType,
     ConfigChangeStatus,
-    Environment,
 )
 from integrations.kubernetes.config import KubeconfigError, check_server_url, parse_kubeconfig
 from opsportal.secrets import EncryptedTextField
+from projects.choices import Environment
 from projects.models import dns1123_label
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -184,7 +184,7 @@ class ConfigChange(models.Model):
     """
 
     environment = models.ForeignKey(
-        "deploys.ProjectEnvironment", on_delete=models.CASCADE, related_name="config_changes"
+        "clusters.ProjectEnvironment", on_delete=models.CASCADE, related_name="config_changes"
     )
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(

@@ -17,9 +17,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clusters.models import ProjectEnvironment
 from deploys import recipes
 from deploys.choices import ACTIVE_RELEASE_STATUSES, DeploymentKind, DeploymentOutcome, ReleaseStatus
-from deploys.models import BuildRecipe, DeploymentRecord, ProjectEnvironment, Release
+from deploys.models import BuildRecipe, DeploymentRecord, Release
 from deploys.services.common import locked, move_status
 from integrations.errors import IntegrationError
 from observability import events

@@ -14,10 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters.models import Cluster
+from clusters.models import Cluster, ProjectEnvironment
 from clusters.workload import manifests, secret_env
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
-from deploys.models import OnboardingTicket, ProjectEnvironment
+from deploys.models import OnboardingTicket
 from deploys.services.common import locked, move_status, rollout_reporter
 from integrations.errors import IntegrationError
 from observability import events

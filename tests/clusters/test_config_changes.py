@@ -10,9 +10,8 @@ from kubernetes import client as k8s
 
 from clusters import config_changes
 from clusters.choices import ConfigChangeStatus
-from clusters.models import ConfigChange
+from clusters.models import ConfigChange, ProjectEnvironment
 from clusters.tasks import apply_config_change
-from deploys.models import ProjectEnvironment
 from observability.models import AuditEvent, LiveEvent
 from tests.clusters.test_environment_page import _config_post, provision
 

@@ -6,9 +6,8 @@ from django.utils import timezone
 from kubernetes import client as k8s
 
 from clusters.choices import ConfigChangeStatus
-from clusters.models import ConfigChange
+from clusters.models import ConfigChange, ProjectEnvironment
 from clusters.workload import manifests
-from deploys.models import ProjectEnvironment
 from deploys.services import build_spec
 from integrations.kubernetes.client import KubeClient
 from observability.models import AuditEvent

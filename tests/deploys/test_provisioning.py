@@ -3,9 +3,10 @@
 import pytest
 from kubernetes import client as k8s
 
+from clusters.models import ProjectEnvironment
 from deploys import preview, services
 from deploys.choices import TicketStatus
-from deploys.models import OnboardingTicket, ProjectEnvironment
+from deploys.models import OnboardingTicket
 from deploys.tasks import provision_ticket
 from observability.models import AuditEvent
 from tests.fixtures.clusters import VALID_REQUEST

@@ -9,11 +9,10 @@ from django.db import connection
 from django.urls import reverse
 from kubernetes import client as k8s
 
-from clusters.models import ConfigChange
+from clusters.models import ConfigChange, ProjectEnvironment
 from clusters.workload import manifests, secret_env
 from deploys import services
 from deploys.choices import TicketStatus
-from deploys.models import ProjectEnvironment
 from integrations.kubernetes.client import KubeClient
 from observability.models import AuditEvent
 from tests.clusters.test_config_changes import run_change
