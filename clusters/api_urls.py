@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters import api
+from clusters.api import clusters as api
 
 urlpatterns = [
     path("clusters/", api.ClusterListCreateView.as_view(), name="api-cluster-list"),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters import environment_api as api
+from clusters.api import environments as api
 
 _BASE = "projects/<str:name>/environments/<str:environment>/"
 

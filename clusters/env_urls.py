@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters import environment_views as views
+from clusters.views import environments as views
 
 _BASE = "projects/<str:name>/env/<str:environment>/"
 

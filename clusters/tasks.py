@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from clusters import config_changes, terminal
+from clusters.services import config_changes, terminal
 from deploys.tasks import _run_step
 
 

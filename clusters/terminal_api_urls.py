@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters import terminal_api
+from clusters.api import terminal as terminal_api
 
 urlpatterns = [
     path(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters import terminal_views
+from clusters.views import terminal as terminal_views
 
 urlpatterns = [
     path(

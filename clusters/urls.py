@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters import views
+from clusters.views import clusters as views
 
 urlpatterns = [
     path("", views.cluster_list, name="cluster-list"),

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from deploys import api, release_api
+from deploys.api import releases as release_api
+from deploys.api import tickets as api
 
 ticket = "projects/<str:name>/tickets/<int:pk>/"
 release = "projects/<str:name>/releases/<int:pk>/"

@@ -8,9 +8,9 @@ from django.urls import reverse
 from django.utils import timezone
 from kubernetes import client as k8s
 
-from clusters import config_changes
 from clusters.choices import ConfigChangeStatus
 from clusters.models import ConfigChange, ProjectEnvironment
+from clusters.services import config_changes
 from clusters.tasks import apply_config_change
 from observability.models import AuditEvent, LiveEvent
 from tests.clusters.test_environment_page import _config_post, provision

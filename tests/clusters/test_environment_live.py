@@ -9,7 +9,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from kubernetes import client as k8s
 
-from clusters.consumers_env import live_threads
+from clusters.consumers.environment import live_threads
 from clusters.routing import websocket_urlpatterns
 from tests.clusters.test_environment_page import pod_names, provision
 

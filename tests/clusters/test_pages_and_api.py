@@ -5,8 +5,8 @@ import json
 import pytest
 from django.urls import reverse
 
-from clusters import services
 from clusters.models import Cluster
+from clusters.services import clusters as services
 from observability.models import AuditEvent
 
 pytestmark = pytest.mark.django_db

@@ -22,7 +22,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from clusters import environment as env_selectors
+from clusters.selectors import environments as env_selectors
 from integrations.errors import Conflict, IntegrationError
 
 logger = logging.getLogger(__name__)

@@ -5,9 +5,10 @@ from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
-from clusters import selectors, services
-from clusters.forms import ClusterForm
-from clusters.services import AUDITED_FIELDS
+from clusters.forms.clusters import ClusterForm
+from clusters.selectors import clusters as selectors
+from clusters.services import clusters as services
+from clusters.services.clusters import AUDITED_FIELDS
 from opsportal.http import client_address
 
 

@@ -11,8 +11,8 @@ from django.views.decorators.http import require_POST
 
 from deploys import selectors, services
 from deploys.choices import ReleaseStatus
+from deploys.forms.releases import RecipeForm, ReleaseForm
 from deploys.models import BuildRecipe
-from deploys.release_forms import RecipeForm, ReleaseForm
 from observability.events import current_seq, project_stream
 from opsportal.errors import Conflict
 from opsportal.forms import add_service_errors

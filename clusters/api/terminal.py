@@ -7,8 +7,8 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.views import APIView
 
-from clusters import terminal
 from clusters.models import TerminalSession
+from clusters.services import terminal
 
 
 class TerminalSessionSerializer(serializers.ModelSerializer):

@@ -9,7 +9,14 @@ from django.views.decorators.http import require_POST
 from clusters.workload import manifests
 from deploys import preview, selectors, services
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, TicketStatus
-from deploys.forms import ApproveForm, NewTicketForm, OverridesForm, RejectForm, TicketForm, initial_request
+from deploys.forms.tickets import (
+    ApproveForm,
+    NewTicketForm,
+    OverridesForm,
+    RejectForm,
+    TicketForm,
+    initial_request,
+)
 from observability.events import current_seq, project_stream
 from opsportal.errors import Conflict
 from opsportal.forms import add_service_errors

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters.environment import EnvironmentRef, is_own_pod, operate_action
+from clusters.selectors.environments import EnvironmentRef, is_own_pod, operate_action
 from clusters.workload import manifests, secret_env
 from deploys.preview import _comparable, _dump
 from deploys.services import build_spec, keep_live_fields, objects_to_apply

@@ -6,7 +6,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
-from clusters import terminal
+from clusters.services import terminal
 from integrations.errors import IntegrationError
 
 

@@ -15,8 +15,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.http import Http404
 
-from clusters import terminal
 from clusters.models import Cluster
+from clusters.services import terminal
 
 logger = logging.getLogger(__name__)
 CLOSE_SIGNED_OUT = 4401

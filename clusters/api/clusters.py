@@ -4,8 +4,9 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clusters import selectors, services
 from clusters.models import Cluster
+from clusters.selectors import clusters as selectors
+from clusters.services import clusters as services
 from opsportal.http import client_address
 
 

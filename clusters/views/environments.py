@@ -8,14 +8,14 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
-from clusters import config_changes
-from clusters import environment as selectors
-from clusters import environment_services as services
 from clusters.choices import ConfigChangeStatus
-from clusters.environment_forms import EnvironmentConfigForm
-from clusters.terminal import terminal_action
+from clusters.forms.environments import EnvironmentConfigForm
+from clusters.selectors import environments as selectors
+from clusters.services import config_changes
+from clusters.services import environments as services
+from clusters.services.terminal import terminal_action
 from clusters.workload import manifests
-from deploys.forms import OverridesForm
+from deploys.forms.tickets import OverridesForm
 from integrations.errors import IntegrationError
 from observability.events import current_seq, project_stream
 from opsportal.errors import Conflict

@@ -20,9 +20,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.choices import ACTIVE_CONFIG_CHANGE_STATUSES, ConfigChangeStatus
-from clusters.environment import EnvironmentRef
-from clusters.environment_services import ConfigPlan, config_plan
 from clusters.models import ConfigChange, ProjectEnvironment
+from clusters.selectors.environments import EnvironmentRef
+from clusters.services.environments import ConfigPlan, config_plan
 from clusters.workload import manifests, secret_env
 from deploys.services import build_spec, keep_live_fields, objects_to_apply
 from deploys.services.common import move_status, rollout_reporter
