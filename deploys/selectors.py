@@ -1,6 +1,6 @@
 from django.db.models import QuerySet
 
-from clusters.models import ProjectEnvironment
+from clusters.models import Cluster, ProjectEnvironment
 from deploys.models import OnboardingTicket
 from projects.access import visible_projects
 from projects.models import Project
@@ -15,6 +15,22 @@ def tickets_visible(*, user, status: str = "") -> QuerySet[OnboardingTicket]:
         "project", "created_by", "cluster"
     )
     return tickets.filter(status=status) if status else tickets
+
+
+def approval_cluster(*, ticket: OnboardingTicket) -> Cluster | None:
+    """The cluster approving the ticket uses when ops choose none: the one the environment already runs
+    on, the ticket's own (a retry), or the only cluster of that environment; None when ops must choose."""
+    environment = (
+        ProjectEnvironment.objects.filter(project=ticket.project, environment=ticket.environment)
+        .select_related("cluster")
+        .first()
+    )
+    if environment and environment.cluster_id:
+        return environment.cluster
+    if ticket.cluster_id:
+        return ticket.cluster
+    candidates = list(Cluster.objects.filter(environment=ticket.environment)[:2])
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def environments_for_project(*, project: Project) -> list[ProjectEnvironment]:

@@ -19,6 +19,7 @@ from clusters.choices import (
     AuthType,
     ConfigChangeStatus,
 )
+from clusters.workload.request import namespace_for
 from integrations.kubernetes.config import KubeconfigError, check_server_url, parse_kubeconfig
 from opsportal.secrets import EncryptedTextField
 from projects.choices import Environment
@@ -117,7 +118,9 @@ class Cluster(models.Model):
                 ) from None
 
     def namespace_for(self, project_name: str) -> str:
-        return self.namespace_template.format(project=project_name, environment=self.environment)
+        return namespace_for(
+            project=project_name, environment=self.environment, template=self.namespace_template
+        )
 
 
 class TerminalSession(models.Model):

@@ -23,8 +23,9 @@ from clusters.choices import ACTIVE_CONFIG_CHANGE_STATUSES, ConfigChangeStatus
 from clusters.models import ConfigChange, ProjectEnvironment
 from clusters.selectors.environments import EnvironmentRef
 from clusters.services.environments import ConfigPlan, config_plan
+from clusters.services.workload import keep_live_fields, objects_to_apply
 from clusters.workload import manifests, secret_env
-from deploys.services import build_spec, keep_live_fields, objects_to_apply
+from clusters.workload.request import build_spec
 from deploys.services.common import move_status, rollout_reporter
 from integrations.errors import IntegrationError, Invalid
 from observability import events

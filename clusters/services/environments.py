@@ -9,22 +9,25 @@ its task applies it.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clusters.models import Cluster, ProjectEnvironment
 from clusters.selectors.environments import EnvironmentRef, is_own_pod, operate_action
+from clusters.services.workload import keep_live_fields, objects_to_apply
 from clusters.workload import manifests, secret_env
-from deploys.preview import _comparable, _dump
-from deploys.services import build_spec, keep_live_fields, objects_to_apply
+from clusters.workload.diff import object_diff
+from clusters.workload.request import build_spec, namespace_for
 from integrations.errors import IntegrationError, Invalid, NotFound
 from observability import events
 from observability.services import audit_record, changes_between
 from projects.access import Action, check
+from projects.models import Project
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
@@ -253,15 +256,80 @@ def config_plan(
                 plan.objects.append(desired)
                 diff = ""
                 if live is not None:
-                    diff = "".join(
-                        difflib.unified_diff(
-                            _dump(_comparable(live)).splitlines(keepends=True),
-                            _dump(_comparable(after)).splitlines(keepends=True),
-                            fromfile=f"live {kind}/{name}",
-                            tofile=f"after the change {kind}/{name}",
-                        )
-                    )
+                    diff = object_diff(live, after, kind=kind, name=name, after_label="after the change")
                 plan.diffs.append(ObjectDiff(kind=kind, name=name, exists=live is not None, diff=diff))
     except Invalid as exc:
         raise _kube_error(exc) from exc
     return plan
+
+
+# --- changes made by the delivery workflows (deploys) -------------------------------------------------
+
+
+def environment_record_provisioned(
+    *,
+    project: Project,
+    environment: str,
+    cluster: Cluster,
+    request: dict,
+    overrides: dict,
+    secret_env_stored: str,
+    live_objects: list,
+    at: datetime,
+) -> ProjectEnvironment:
+    """Remember what an onboarding run applied: where the environment runs and its configuration.
+
+    ``secret_env_stored`` is the encrypted field's value as the ticket keeps it. Runs in the caller's
+    transaction (the ticket's status change), so the two are saved together or not at all."""
+    env, _created = ProjectEnvironment.objects.select_for_update().get_or_create(
+        project=project, environment=environment
+    )
+    env.cluster = cluster
+    env.namespace = namespace_for(
+        project=project.name, environment=environment, template=cluster.namespace_template
+    )
+    env.spec = {"request": request, "overrides": overrides}
+    env.secret_env = secret_env_stored
+    env.live_objects = live_objects
+    env.provisioned_at = at
+    env.save()
+    return env
+
+
+@dataclass(frozen=True)
+class ImageRollout:
+    ok: bool
+    message: str
+    previous_image: str
+
+
+def environment_set_image(*, environment: ProjectEnvironment, image: str, on_progress) -> ImageRollout:
+    """Set the running Deployment's image and follow the rollout (a release or a rollback deploying).
+
+    ``on_progress`` receives each rollout state; transient cluster errors propagate for the caller's
+    task to retry."""
+    from integrations.kubernetes.client import KubeClient
+
+    name = environment.project.name
+    with KubeClient.from_cluster(environment.cluster) as client:
+        live = client.get("Deployment", environment.namespace, name)
+        if live is None:
+            return ImageRollout(
+                ok=False,
+                message=_("The Deployment %(ns)s/%(name)s does not exist; re-run the onboarding ticket.")
+                % {"ns": environment.namespace, "name": name},
+                previous_image="",
+            )
+        containers = live["spec"]["template"]["spec"]["containers"]
+        container = manifests.CONTAINER_NAME
+        previous = next((c.get("image", "") for c in containers if c["name"] == container), "")
+        client.set_image(environment.namespace, name, container, image)
+        deadline = int(live["spec"].get("progressDeadlineSeconds") or 600) + 60
+        outcome = client.wait_for_deployment(
+            environment.namespace, name, timeout=deadline, on_progress=on_progress
+        )
+    if outcome.succeeded:
+        return ImageRollout(ok=True, message="", previous_image=previous)
+    return ImageRollout(
+        ok=False, message=f"{outcome.reason or outcome.state}: {outcome.message}", previous_image=previous
+    )

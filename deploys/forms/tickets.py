@@ -4,8 +4,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from clusters.workload import request as request_fields
 from clusters.workload import secret_env
-from deploys import services
 from deploys.choices import ServiceType
 from projects.choices import Environment
 
@@ -182,7 +182,7 @@ class TicketForm(forms.Form):
         cleaned = super().clean()
         if self.errors:
             return cleaned
-        self.request_data = {key: cleaned.get(key) for key in services.REQUEST_FIELDS if key in cleaned}
+        self.request_data = {key: cleaned.get(key) for key in request_fields.REQUEST_FIELDS if key in cleaned}
         self.secret_env_changes = cleaned.get("secret_env_vars") or {}
         names = secret_names_after(self.secret_names, self.secret_env_changes)
         for optional in ("cpu_limit", "memory_limit", "runtime_options", "image"):
@@ -192,7 +192,7 @@ class TicketForm(forms.Form):
         if not self.request_data.get("eureka_deregister_path"):
             self.request_data.pop("eureka_deregister_path")
         try:
-            services.build_spec(
+            request_fields.build_spec(
                 project=self.project,
                 environment=self.environment,
                 cluster=self.cluster,

@@ -139,7 +139,7 @@ def _detail_context(request, project, ticket) -> dict:
         "can_approve": Action.APPROVE_TICKET in actions,
         "approve_form": ApproveForm(
             environment=ticket.environment,
-            initial={"cluster": getattr(preview.target_cluster(ticket), "pk", None)},
+            initial={"cluster": getattr(selectors.approval_cluster(ticket=ticket), "pk", None)},
         ),
         "reject_form": RejectForm(),
         "stream": project_stream(project.pk),

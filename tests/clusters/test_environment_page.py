@@ -8,7 +8,7 @@ from kubernetes import client as k8s
 from clusters.choices import ConfigChangeStatus
 from clusters.models import ConfigChange, ProjectEnvironment
 from clusters.workload import manifests
-from deploys.services import build_spec
+from clusters.workload.request import build_spec
 from integrations.kubernetes.client import KubeClient
 from observability.models import AuditEvent
 from tests.fixtures.clusters import VALID_REQUEST
