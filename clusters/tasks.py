@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from clusters.services import config_changes, terminal
-from deploys.tasks import _run_step
+from opsportal.tasks import run_step
 
 
 @shared_task(time_limit=600, soft_time_limit=570)
@@ -17,7 +17,7 @@ def reap_stale_terminal_sessions() -> None:
 # Longer than the rollout wait (OPSPORTAL_ROLLOUT_TIMEOUT) plus the applies before it.
 @shared_task(bind=True, time_limit=900, soft_time_limit=870, max_retries=None)
 def apply_config_change(self, *, change_id: int, run_token: str) -> None:
-    _run_step(
+    run_step(
         self,
         config_changes.config_change_apply,
         config_changes.config_change_fail,

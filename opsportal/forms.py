@@ -1,4 +1,13 @@
+from django import forms
 from django.core.exceptions import ValidationError
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """Never renders a value (a credential, a secret), not even the one just submitted when the form
+    comes back with errors."""
+
+    def format_value(self, value):
+        return None
 
 
 def add_service_errors(form, exc: ValidationError) -> None:

@@ -9,11 +9,11 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from clusters.api.workload import secret_env_vars_field
 from clusters.choices import ConfigChangeStatus
 from clusters.selectors import environments as selectors
 from clusters.services import config_changes
 from clusters.services import environments as services
-from deploys.api.tickets import secret_env_vars_field
 from integrations.errors import IntegrationError
 from opsportal.http import client_address
 from projects.access import Action

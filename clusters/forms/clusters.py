@@ -2,14 +2,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE, AuthType
+from opsportal.forms import WriteOnlyTextarea
 from projects.choices import Environment
-
-
-class WriteOnlyTextarea(forms.Textarea):
-    """Never renders a value: a credential is not echoed back, not even after a failed submit."""
-
-    def format_value(self, value):
-        return None
 
 
 class ClusterForm(forms.Form):

@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from deploys.forms.tickets import parse_env_lines, parse_secret_env, secret_env_field
+from clusters.forms.workload import parse_env_lines, parse_secret_env, secret_env_field
 
 # The request fields an environment's configuration page edits (the rest stay as provisioned).
 CONFIG_FIELDS = (

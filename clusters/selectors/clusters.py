@@ -1,7 +1,9 @@
 """Reads for clusters. Only ops may know clusters exist: everyone else sees none and gets 404."""
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils.module_loading import import_string
 
 from clusters.models import Cluster
 from projects.access import AnyUser, is_ops
@@ -27,14 +29,10 @@ def check_ops(user: AnyUser) -> None:
         raise Http404("Not found.")
 
 
-def sandbox_cluster_state():
-    """The local sandbox control plane's phase and progress under `make run`, or None elsewhere."""
-    from django.conf import settings
+def dev_cluster_status():
+    """The local development cluster's phase and message (under `make run`), or None elsewhere.
 
-    if not settings.SANDBOX_KUBE_DIR:
+    Asked through the hook named by settings.DEV_CLUSTER_STATUS, which the sandbox sets."""
+    if not settings.DEV_CLUSTER_STATUS:
         return None
-    from pathlib import Path
-
-    from sandbox.kube.cluster import read_state
-
-    return read_state(Path(settings.SANDBOX_KUBE_DIR))
+    return import_string(settings.DEV_CLUSTER_STATUS)()

@@ -22,11 +22,11 @@ from django.utils.translation import gettext as _
 from clusters.choices import ACTIVE_CONFIG_CHANGE_STATUSES, ConfigChangeStatus
 from clusters.models import ConfigChange, ProjectEnvironment
 from clusters.selectors.environments import EnvironmentRef
+from clusters.services.common import move_status, rollout_reporter
 from clusters.services.environments import ConfigPlan, config_plan
 from clusters.services.workload import keep_live_fields, objects_to_apply
 from clusters.workload import manifests, secret_env
 from clusters.workload.request import build_spec
-from deploys.services.common import move_status, rollout_reporter
 from integrations.errors import IntegrationError, Invalid
 from observability import events
 from observability.services import audit_record

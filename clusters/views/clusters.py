@@ -30,7 +30,7 @@ def cluster_list(request):
     return render(
         request,
         "clusters/list.html",
-        {"clusters": selectors.cluster_list(user=request.user), "sandbox": selectors.sandbox_cluster_state()},
+        {"clusters": selectors.cluster_list(user=request.user), "sandbox": selectors.dev_cluster_status()},
     )
 
 

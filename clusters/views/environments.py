@@ -10,12 +10,12 @@ from django.utils.translation import pgettext
 
 from clusters.choices import ConfigChangeStatus
 from clusters.forms.environments import EnvironmentConfigForm
+from clusters.forms.workload import OverridesForm
 from clusters.selectors import environments as selectors
 from clusters.services import config_changes
 from clusters.services import environments as services
 from clusters.services.terminal import terminal_action
 from clusters.workload import manifests
-from deploys.forms.tickets import OverridesForm
 from integrations.errors import IntegrationError
 from observability.events import current_seq, project_stream
 from opsportal.errors import Conflict

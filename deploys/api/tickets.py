@@ -4,22 +4,13 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from clusters.api.workload import secret_env_vars_field
 from deploys import preview, selectors, services
 from deploys.choices import TicketStatus
 from deploys.models import OnboardingTicket
 from opsportal.http import client_address
 from projects.access import Action, get_project
 from projects.choices import Environment
-
-
-def secret_env_vars_field() -> serializers.DictField:
-    return serializers.DictField(
-        child=serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=20000),
-        required=False,
-        write_only=True,
-        help_text="Secret environment variables {NAME: value}, stored encrypted and never returned; names "
-        'not given keep their value, an empty value ("") removes the name.',
-    )
 
 
 class TicketSerializer(serializers.ModelSerializer):

@@ -18,11 +18,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.models import ProjectEnvironment
+from clusters.services.common import locked, move_status
 from clusters.services.environments import environment_set_image
 from deploys import recipes
 from deploys.choices import ACTIVE_RELEASE_STATUSES, DeploymentKind, DeploymentOutcome, ReleaseStatus
 from deploys.models import BuildRecipe, DeploymentRecord, Release
-from deploys.services.common import locked, move_status
 from integrations.errors import IntegrationError
 from observability import events
 from observability.services import audit_record

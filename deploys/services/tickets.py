@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.models import Cluster, ProjectEnvironment
+from clusters.services.common import locked, move_status, rollout_reporter
 from clusters.services.environments import environment_record_provisioned
 from clusters.services.workload import keep_live_fields, objects_to_apply
 from clusters.workload import manifests, secret_env
@@ -22,7 +23,6 @@ from clusters.workload.request import build_spec
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
 from deploys.models import OnboardingTicket
 from deploys.selectors import approval_cluster
-from deploys.services.common import locked, move_status, rollout_reporter
 from integrations.errors import IntegrationError
 from observability import events
 from observability.services import audit_record, changes_between

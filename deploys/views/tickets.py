@@ -6,13 +6,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from clusters.forms.workload import OverridesForm
 from clusters.workload import manifests
 from deploys import preview, selectors, services
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, TicketStatus
 from deploys.forms.tickets import (
     ApproveForm,
     NewTicketForm,
-    OverridesForm,
     RejectForm,
     TicketForm,
     initial_request,

@@ -11,7 +11,7 @@ from kubernetes import client as k8s
 
 from clusters.consumers.environment import live_threads
 from clusters.routing import websocket_urlpatterns
-from tests.clusters.test_environment_page import pod_names, provision
+from tests.helpers.environments import pod_names, provision
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kube]
 

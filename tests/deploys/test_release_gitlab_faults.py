@@ -3,7 +3,7 @@ responses, seen through the real python-gitlab client by the real tag step (Cele
 process, as in test_release_pipeline), with the real Jenkins stand-in, registry and control plane after it.
 
 Applied in-process, a task's retry runs at once whatever its countdown, so the countdown itself is checked
-by driving ``_run_step`` with a stand-in task object that records it."""
+by driving ``run_step`` with a stand-in task object that records it."""
 
 import re
 from types import SimpleNamespace
@@ -13,10 +13,11 @@ import pytest
 
 from deploys import services
 from deploys.choices import ReleaseStatus
-from deploys.tasks import _run_step, release_build, release_deploy, release_tag, retry_countdown
+from deploys.tasks import release_build, release_deploy, release_tag
 from integrations.errors import ServerError, Unauthorized
 from observability.models import AuditEvent
-from tests.deploys.test_release_pipeline import git_tags, release_to_test, run
+from opsportal.tasks import retry_countdown, run_step
+from tests.helpers.releases import git_tags, release_to_test, run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
 
@@ -77,7 +78,7 @@ class _Retry(Exception):
 
 
 class RecordingTask:
-    """What ``_run_step`` uses of a bound Celery task; ``retry`` records the countdown it was given."""
+    """What ``run_step`` uses of a bound Celery task; ``retry`` records the countdown it was given."""
 
     def __init__(self, retries: int = 0) -> None:
         self.request = SimpleNamespace(retries=retries)
@@ -93,7 +94,7 @@ def test_429_retry_after_is_the_countdown_of_the_real_tag_step(people, onboarded
     release = services.release_submit(actor=people.developer, project=onboarded.project, branch="main")
     task, ids = RecordingTask(), {"release_id": release.pk, "run_token": str(release.run_token)}
     with pytest.raises(_Retry):
-        _run_step(task, services.release_tag, services.release_fail, **ids)
+        run_step(task, services.release_tag, services.release_fail, **ids)
     [(exc, countdown)] = task.retries
     assert isinstance(exc, ServerError) and exc.status == 429 and exc.retry_after == 1
     assert countdown >= 1  # the backoff alone would be 0 here
@@ -136,5 +137,5 @@ def test_permanent_errors_are_never_retried_even_with_retry_after():
         raise Unauthorized("GitLab rejected the token", status=401, retry_after=5)
 
     task = RecordingTask()
-    _run_step(task, step, lambda **kw: failed.append(kw["error"]))
+    run_step(task, step, lambda **kw: failed.append(kw["error"]))
     assert task.retries == [] and failed == ["GitLab rejected the token"]

@@ -15,9 +15,9 @@ from deploys import services
 from deploys.choices import TicketStatus
 from integrations.kubernetes.client import KubeClient
 from observability.models import AuditEvent
-from tests.clusters.test_config_changes import run_change
-from tests.deploys.test_provisioning import _provision
 from tests.fixtures.clusters import VALID_REQUEST
+from tests.helpers.environments import run_change
+from tests.helpers.tickets import run_provisioning
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
 
@@ -39,7 +39,7 @@ def _onboard(people, cluster, django_capture_on_commit_callbacks, secrets: dict)
     with django_capture_on_commit_callbacks(execute=False):
         services.ticket_approve(actor=people.ops, ticket_id=ticket.pk, cluster_id=cluster.pk)
     ticket.refresh_from_db()
-    return _provision(ticket)
+    return run_provisioning(ticket)
 
 
 def _live(kube_cluster, namespace: str):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from clusters.workload.manifests import (
     spec_from_dict,
     spec_to_dict,
 )
+from tests.helpers.workload import make
 
 SELECTOR = {"app.kubernetes.io/name": "orders", "app.kubernetes.io/instance": "orders-prod"}
 LABELS = {
@@ -27,22 +27,6 @@ LABELS = {
     "opsportal.io/project": "orders",
     "opsportal.io/environment": "prod",
 }
-
-
-def make(**changes: Any) -> WorkloadSpec:
-    base = WorkloadSpec(
-        project="orders",
-        environment="prod",
-        namespace="shop",
-        language="go",
-        image="hub.example.com/orders:20250101-42",
-        replicas=2,
-        hpa_min=2,
-        hpa_max=6,
-        cpu_request="500m",
-        memory_request="512Mi",
-    )
-    return replace(base, **changes)
 
 
 def java(**changes: Any) -> WorkloadSpec:

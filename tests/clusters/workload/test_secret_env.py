@@ -13,8 +13,8 @@ from deploys import services
 from deploys.models import OnboardingTicket
 from observability.models import AuditEvent
 from observability.services import redact
-from tests.clusters.workload.test_manifests import make
 from tests.fixtures.clusters import VALID_REQUEST
+from tests.helpers.workload import make
 
 SECRET = "s3cr3t-hunter2-value"
 OTHER_SECRET = "another-Pa55word"

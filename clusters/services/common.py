@@ -1,4 +1,5 @@
-"""The state-change mechanics tickets and releases share: lock the row, check the transition, record it."""
+"""The state-change mechanics every workflow on a row shares (tickets, releases, configuration changes):
+lock the row, check the transition, record it; and the rollout progress reporter."""
 
 from collections.abc import Callable
 

@@ -1,0 +1,39 @@
+"""Shared plumbing for Celery tasks: the retry policy for integration errors, used by every app's tasks."""
+
+from django.conf import settings
+
+from integrations.errors import IntegrationError
+
+
+def backoff(retries: int) -> int:
+    return settings.INTEGRATION_RETRY_BACKOFF_SECONDS * (2**retries)
+
+
+def retry_countdown(retries: int, retry_after: float | None) -> float:
+    """Seconds before retry number ``retries + 1``: the backoff, or the server's Retry-After if longer.
+
+    Only the Retry-After part is capped (INTEGRATION_MAX_RETRY_AFTER_SECONDS): the backoff is ours and
+    already bounded by INTEGRATION_MAX_RETRIES.
+    """
+    countdown = backoff(retries)
+    if retry_after is not None and retry_after > 0:
+        countdown = max(countdown, min(retry_after, settings.INTEGRATION_MAX_RETRY_AFTER_SECONDS))
+    return countdown
+
+
+def run_step(task, step, give_up, **ids) -> None:
+    """Run one step of a bound task: retry transient integration errors with backoff, and end the work
+    through ``give_up(**ids, error=...)`` on a permanent error, when the retries are spent, or on a bug."""
+    try:
+        step(**ids)
+    except IntegrationError as exc:
+        if exc.permanent or task.request.retries >= settings.INTEGRATION_MAX_RETRIES:
+            suffix = "" if exc.permanent else f" (gave up after {task.request.retries} retries)"
+            give_up(**ids, error=f"{exc}{suffix}")
+            return
+        countdown = retry_countdown(task.request.retries, exc.retry_after)
+        raise task.retry(exc=exc, countdown=countdown) from exc
+    except Exception as exc:
+        # A bug must not leave the work stuck in a running state: end it visibly, then let Celery log it.
+        give_up(**ids, error=f"Internal error ({exc.__class__.__name__}): {exc}. Tell the ops team.")
+        raise
