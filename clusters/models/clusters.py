@@ -126,7 +126,7 @@ class Cluster(models.Model):
 class TerminalSession(models.Model):
     """One web terminal into a pod: who, where, when, how much, and its asciicast v2 recording.
 
-    Rows are written by ``clusters.terminal`` only; the recording file is append-only and no page
+    Rows are written by ``clusters.services.terminal`` only; the recording file is append-only and no page
     or API can change or delete it (the retention task removes old ones and marks the row).
     """
 

@@ -3,8 +3,8 @@
 Each checks the caller's right with projects.access, talks to the cluster, and records an AuditEvent.
 Configuration edits go through the same guarded rendering as onboarding (build_spec → render →
 keep_live_fields → server-side apply as "opsportal") and are dry-run here (config_plan), so an object the
-apiserver rejects is refused before anything is recorded; clusters.config_changes records the edit and
-its task applies it.
+apiserver rejects is refused before anything is recorded; clusters.services.config_changes records the
+edit and its task applies it.
 """
 
 from __future__ import annotations

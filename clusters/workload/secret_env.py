@@ -18,6 +18,7 @@ from opsportal.secrets import SecretText
 
 FIELD = "secret_env_vars"
 NAMES_KEY = "secret_env_names"
+# The module lived in deploys when the digests were first stored; the salt keeps that name so they match.
 _HMAC_SALT = "opsportal.deploys.secret_env"
 
 
