@@ -105,7 +105,7 @@ def run() -> int:
     from sandbox.pipeline import SandboxPipeline
 
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    cluster = LocalCluster(workdir=work / "kube")
+    cluster = LocalCluster(workdir=work / "kube", build_missing=True)
     cluster.start()
     pipeline = SandboxPipeline(work / "pipeline").start()
     try:

@@ -155,7 +155,7 @@ def main() -> int:
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, keepdb=False)
     work = Path(tempfile.mkdtemp(prefix="opsportal-bench-"))
-    cluster = LocalCluster(workdir=work / "kube")
+    cluster = LocalCluster(workdir=work / "kube", build_missing=True)
     daphne = None
     try:
         print("starting the control plane…", flush=True)

@@ -1,6 +1,7 @@
 """Small helpers for starting local server processes that never outlive the parent."""
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -12,13 +13,27 @@ from pathlib import Path
 CACHE_DIR = Path(os.environ.get("OPSPORTAL_CACHE", Path.home() / ".cache" / "opsportal"))
 
 
-def _die_with_parent() -> None:
-    # Linux only: the kernel sends SIGTERM to the child when the parent dies, even on SIGKILL.
-    with contextlib.suppress(Exception):
-        import ctypes
+_PR_SET_PDEATHSIG = 1
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    os.setpgrp()
+
+def die_with_parent(
+    parent_pid: int, signum: int = signal.SIGKILL, *, new_group: bool = False
+) -> Callable[[], None]:
+    """A ``preexec_fn``: the kernel sends ``signum`` to the child when ``parent_pid`` dies, even by SIGKILL.
+
+    Linux only. The parent may already have died between fork and prctl, when the signal would never
+    come, so the child then exits at once.
+    """
+
+    def preexec() -> None:
+        if new_group:
+            os.setpgrp()
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return preexec
 
 
 def spawn(
@@ -40,7 +55,7 @@ def spawn(
         stderr=subprocess.STDOUT,
         env=env,
         cwd=cwd,
-        preexec_fn=os.setsid if detach else _die_with_parent,
+        preexec_fn=os.setsid if detach else die_with_parent(os.getpid(), signal.SIGTERM, new_group=True),
     )
 
 

@@ -16,12 +16,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from sandbox.ci import in_ci
 from sandbox.procs import port_open, spawn, stop, wait_for
 
 PG_PORT = int(os.environ.get("TEST_PG_PORT", "55432"))
 REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "56379"))
 # Outside root's home so that the postgres user (when we are root) can reach it.
-KEEP_SERVERS = os.environ.get("CI") != "true"
+KEEP_SERVERS = not in_ci()
 STATE_DIR = Path(os.environ.get("TEST_STATE_DIR", f"/var/tmp/opsportal-testenv-{os.geteuid()}"))
 
 

@@ -41,7 +41,11 @@ def _up(workdir: Path | None, port: int | None, exit_with: int | None, keep_data
     if exit_with:
         _exit_with(exit_with)
     cluster = LocalCluster(
-        workdir=workdir, api_port=port or free_port(DEFAULT_API_PORT), progress=_print, keep_data=keep_data
+        workdir=workdir,
+        api_port=port or free_port(DEFAULT_API_PORT),
+        progress=_print,
+        keep_data=keep_data,
+        build_missing=True,
     )
     code = 0
     try:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sandbox.procs import die_with_parent
+
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
@@ -106,7 +108,14 @@ def _run(args: list[str], cwd: Path, progress: Progress, tag: str) -> None:
     """Run a go command, relaying its output line by line so a long build shows it is alive."""
     progress(f"[{tag}] $ {' '.join(args)}")
     proc = subprocess.Popen(
-        args, cwd=cwd, env=_go_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        args,
+        cwd=cwd,
+        env=_go_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # A build whose parent is killed (SIGKILL cannot be caught) must not go on compiling unseen.
+        preexec_fn=die_with_parent(os.getpid()),
     )
     lines: list[str] = []
     try:
@@ -274,8 +283,31 @@ def _print_progress(message: str) -> None:
     print(message, flush=True)
 
 
+def _install(staging: Path, component: str) -> None:
+    """Move a finished component's files into place and record its version, in that order.
+
+    The stamp entry was dropped before the build started, so a build interrupted at any point leaves
+    the component outdated (rebuilt next time), never a half-written binary marked current.
+    """
+    for name in _components()[component][1]:
+        (staging / name).replace(bin_dir() / name)
+    stamp = _read_stamp()
+    stamp[component] = _components()[component][0]
+    _write_stamp(stamp)
+
+
+def _forget(component: str) -> None:
+    stamp = _read_stamp()
+    if stamp.pop(component, None) is not None:
+        _write_stamp(stamp)
+
+
 def ensure_binaries(progress: Progress | None = None) -> dict[str, Path]:
-    """Build whatever pinned component is missing or outdated; return the artefact paths."""
+    """Build whatever pinned component is missing or outdated; return the artefact paths.
+
+    Only ``make cluster-binaries``, ``make cluster`` and ``make run`` call this: the test suite never
+    builds (a cold build takes about ten minutes on two cores and would race the tests' deadlines).
+    """
     progress = progress or _print_progress
     out = bin_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -295,10 +327,16 @@ def ensure_binaries(progress: Progress | None = None) -> dict[str, Path]:
             version = _components()[component][0]
             progress(f"==> [{index}/{len(todo)}] building {component} {version}")
             started = time.monotonic()
-            _BUILDERS[component](out, progress)
-            stamp = _read_stamp()
-            stamp[component] = version
-            _write_stamp(stamp)
+            _forget(component)
+            # Built beside the binaries (same filesystem, so the final move is a rename), never in place.
+            staging = out / f".building-{component}"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            try:
+                _BUILDERS[component](staging, progress)
+                _install(staging, component)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
             progress(f"==> {component} {version} built in {time.monotonic() - started:.0f}s")
     return binary_paths()
 

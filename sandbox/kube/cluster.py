@@ -9,7 +9,6 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
-import ctypes
 import datetime
 import ipaddress
 import json
@@ -36,17 +35,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sandbox.kube import build
-from sandbox.procs import stop
+from sandbox.procs import die_with_parent, stop
 
 DEFAULT_API_PORT = 16443
 NODE_NAMES = ("kwok-node-0", "kwok-node-1")
 SERVICE_CIDR = "10.0.0.0/24"
 POD_CIDR = "10.0.1.0/24"
 STATE_FILE = "state.json"
+HOW_TO_BUILD = "build them with `make cluster-binaries` (or `.venv/bin/python -m sandbox.kube build`)"
 ACTIVE_PHASES = ("building", "starting", "ready")
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
-_PR_SET_PDEATHSIG = 1
 
 Progress = Callable[[str], None]
 
@@ -67,17 +66,6 @@ def free_port(preferred: int | None = None) -> int:
                 continue
             return sock.getsockname()[1]
     raise ClusterError("no free port")
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    def preexec() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        # The parent may have died between fork and prctl; the signal would then never come.
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-    return preexec
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -284,11 +272,15 @@ class LocalCluster:
         progress: Progress | None = None,
         per_pod_exec: bool = True,
         keep_data: bool = False,
+        build_missing: bool = False,
     ) -> None:
         """``per_pod_exec``: watch pods and give each its own exec work directory (see pod_workdir).
         ``keep_data``: resume the certificates and etcd data a previous start left in ``workdir``, so
-        what was deployed survives a restart (``make run``); otherwise every start is a fresh cluster."""
+        what was deployed survives a restart (``make run``); otherwise every start is a fresh cluster.
+        ``build_missing``: build binaries that are not cached yet (minutes when cold) instead of failing;
+        the launchers (``make cluster``, ``make run``) do, the test suite never does."""
         self.per_pod_exec = per_pod_exec
+        self.build_missing = build_missing
         self.keep_data = keep_data
         self.resumed = False
         self._stopping = threading.Event()
@@ -369,8 +361,13 @@ class LocalCluster:
             _live.add(self)
         try:
             if not build.binaries_ready():
+                if not self.build_missing:
+                    raise ClusterError(
+                        f"control-plane binaries are not built in {build.bin_dir()}; {HOW_TO_BUILD}"
+                    )
                 self._state("building", "building control-plane binaries (cold: about 10 minutes on 2 cores)")
-            self.bins = build.ensure_binaries(progress=lambda m: self._building(m))
+                build.ensure_binaries(progress=lambda m: self._building(m))
+            self.bins = build.binary_paths()
             self._state("starting", "starting control plane")
             deadline = time.monotonic() + timeout
             try:
@@ -598,7 +595,7 @@ class LocalCluster:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(os.getpid()),
+                preexec_fn=die_with_parent(os.getpid()),
             )
         proc = _Proc(name, popen, log)
         with self._lock:

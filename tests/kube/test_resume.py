@@ -6,10 +6,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
 from sandbox.kube.cluster import LocalCluster
 from tests.fixtures.kube import KubeCluster
+
+# Two control planes of its own: as slow as the rest of the kube suite, and selected with it.
+pytestmark = pytest.mark.kube
 
 
 def _cluster(workdir: Path) -> LocalCluster:

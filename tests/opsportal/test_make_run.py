@@ -18,7 +18,9 @@ pytestmark = pytest.mark.services
 
 
 @pytest.fixture
-def embedded_portal(tmp_path):
+def embedded_portal(kube_binaries, tmp_path):
+    # With the binaries cached, the launcher's control plane starts in seconds; the test never waits
+    # on (or races) a background build.
     port = free_port()
     env = {
         k: v
