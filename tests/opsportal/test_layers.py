@@ -23,6 +23,8 @@ WIRING = {
     "opsportal.views",
     "opsportal.context_processors",
 }
+# Modules whose layer is not their package's: a shared module of the kernel that needs an app.
+MODULE_LAYERS: dict[str, str] = {}
 APPLICATION = ["integrations", "opsportal", "observability", "projects", "clusters", "deploys"]
 
 
@@ -32,6 +34,9 @@ def _module_name(path: Path) -> str:
 
 
 def _layer(module: str) -> str | None:
+    for name, layer in MODULE_LAYERS.items():
+        if module == name or module.startswith(f"{name}."):
+            return layer
     if module in WIRING or any(module.startswith(f"{w}.") for w in WIRING):
         return "wiring"
     top = module.split(".")[0]
