@@ -2,6 +2,11 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
+class ServiceType(models.TextChoices):
+    CLUSTER_IP = "ClusterIP", _("In-cluster (ClusterIP)")
+    LOAD_BALANCER = "LoadBalancer", _("Cloud load balancer (LoadBalancer)")
+
+
 class AuthType(models.TextChoices):
     KUBECONFIG = "kubeconfig", _("Kubeconfig")
     TOKEN = "token", _("Bearer token")

@@ -28,6 +28,13 @@ class MemberSerializer(serializers.ModelSerializer):
         fields = ["username", "role", "prod_terminal", "created_at"]
 
 
+class ProjectSettingsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = list(services.SETTINGS_FIELDS)
+        extra_kwargs = {name: {"required": False} for name in services.SETTINGS_FIELDS}
+
+
 class ProjectCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=63)
     description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -81,6 +88,27 @@ class ProjectDetailView(generics.RetrieveAPIView):
 
     def get_object(self):
         return get_project(self.request.user, name=self.kwargs["name"], action=Action.VIEW)
+
+
+class ProjectSettingsView(APIView):
+    @extend_schema(responses=ProjectSettingsSerializer, summary="A project's release settings (owner or ops)")
+    def get(self, request, name: str):
+        project = get_project(request.user, name=name, action=Action.EDIT_PROJECT)
+        return Response(ProjectSettingsSerializer(project).data)
+
+    @extend_schema(
+        request=ProjectSettingsSerializer,
+        responses=ProjectSettingsSerializer,
+        summary="Change a project's release settings (owner or ops); recorded in the audit log",
+    )
+    def patch(self, request, name: str):
+        project = get_project(request.user, name=name, action=Action.EDIT_PROJECT)
+        data = ProjectSettingsSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        project = services.project_update_settings(
+            actor=request.user, project=project, remote_addr=client_address(request), **data.validated_data
+        )
+        return Response(ProjectSettingsSerializer(project).data)
 
 
 class MemberListView(generics.ListAPIView):

@@ -5,6 +5,7 @@ from projects import api
 urlpatterns = [
     path("projects/", api.ProjectListView.as_view(), name="api-project-list"),
     path("projects/<str:name>/", api.ProjectDetailView.as_view(), name="api-project-detail"),
+    path("projects/<str:name>/settings/", api.ProjectSettingsView.as_view(), name="api-project-settings"),
     path("projects/<str:name>/members/", api.MemberListView.as_view(), name="api-project-members"),
     path(
         "projects/<str:name>/members/<str:username>/",

@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
 from projects.choices import Language, Role
-from projects.models import dns1123_label
+from projects.models import Project, dns1123_label
 
 
 class ProjectForm(forms.Form):
@@ -50,3 +50,16 @@ class MemberForm(forms.Form):
         if user is None:
             raise forms.ValidationError(_("No active user with that name."))
         return user
+
+
+class ProjectSettingsForm(forms.Form):
+    # Labels and help texts are the model's, so the page and the API describe the settings alike.
+    require_tester_confirmation = Project._meta.get_field("require_tester_confirmation").formfield(
+        required=False
+    )
+    auto_rollback = Project._meta.get_field("auto_rollback").formfield(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.widget.attrs.setdefault("class", "form-check-input")

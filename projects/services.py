@@ -4,6 +4,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from observability.services import audit_record
+from projects.access import Action, check
 from projects.choices import Language, Role
 from projects.models import Project, ProjectMember, UserProfile
 
@@ -97,3 +98,42 @@ def member_remove(
         changes={"user": user.get_username(), "role": [member.role, None]},
         remote_addr=remote_addr,
     )
+
+
+# The release policy people may change after creation; everything else about a project is fixed at birth.
+SETTINGS_FIELDS = ("require_tester_confirmation", "auto_rollback")
+
+
+@transaction.atomic
+def project_update_settings(
+    *,
+    actor: AbstractBaseUser,
+    project: Project,
+    require_tester_confirmation: bool | None = None,
+    auto_rollback: bool | None = None,
+    remote_addr: str | None = None,
+) -> Project:
+    """Change a project's release policy (owner or ops); ``None`` keeps a setting. Recorded with the old
+    and new values."""
+    check(actor, Action.EDIT_PROJECT, project)
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    wanted = {"require_tester_confirmation": require_tester_confirmation, "auto_rollback": auto_rollback}
+    changes = {
+        name: [getattr(project, name), value]
+        for name, value in wanted.items()
+        if value is not None and value != getattr(project, name)
+    }
+    if not changes:
+        return project
+    for name, (_old, new) in changes.items():
+        setattr(project, name, new)
+    project.save(update_fields=[*changes, "updated_at"])
+    audit_record(
+        actor=actor,
+        verb="project.settings",
+        target=project,
+        project=project,
+        changes=changes,
+        remote_addr=remote_addr,
+    )
+    return project

@@ -12,7 +12,7 @@ from opsportal.forms import add_service_errors
 from opsportal.http import client_address
 from projects import selectors, services
 from projects.access import Action, allowed_actions, get_project, is_ops
-from projects.forms import MemberForm, ProjectForm
+from projects.forms import MemberForm, ProjectForm, ProjectSettingsForm
 
 TABS = ("overview", "environments", "members", "tickets", "audit")
 
@@ -61,6 +61,7 @@ def project_detail(request, name: str):
         "actions": actions,
         "can_file": Action.FILE_TICKET in actions,
         "can_manage_members": Action.MANAGE_MEMBERS in actions,
+        "can_edit_settings": Action.EDIT_PROJECT in actions,
         "members": project.members.select_related("user"),
         "member_form": MemberForm(),
         "stream": project_stream(project.pk),
@@ -74,6 +75,20 @@ def project_detail(request, name: str):
     elif tab == "environments":
         context["environments"] = list(project.environments.select_related("cluster"))
     return render(request, "projects/detail.html", context)
+
+
+@login_required
+def project_settings(request, name: str):
+    project = get_project(request.user, name=name, action=Action.EDIT_PROJECT)
+    initial = {field: getattr(project, field) for field in services.SETTINGS_FIELDS}
+    form = ProjectSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        services.project_update_settings(
+            actor=request.user, project=project, remote_addr=client_address(request), **form.cleaned_data
+        )
+        messages.success(request, _("Settings saved."))
+        return redirect("project-detail", name=project.name)
+    return render(request, "projects/settings.html", {"project": project, "form": form})
 
 
 @login_required

@@ -9,7 +9,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clusters.api.workload import secret_env_vars_field
+from clusters.api.workload import secret_env_vars_field, workload_request_field
 from clusters.choices import ConfigChangeStatus
 from clusters.selectors import environments as selectors
 from clusters.services import config_changes
@@ -198,7 +198,9 @@ class PodLogsView(APIView):
 
 class ConfigView(APIView):
     class Input(serializers.Serializer):
-        request = serializers.DictField(help_text="Request fields to change (merged over the current ones).")
+        request = workload_request_field(
+            partial=True, help_text="Request fields to change (merged over the current ones)."
+        )
         overrides = serializers.DictField(
             required=False, allow_null=True, help_text="Guardrail overrides; when given, replaces them all."
         )

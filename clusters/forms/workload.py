@@ -1,5 +1,6 @@
-"""Form parts for a workload request, shared by the onboarding ticket and the configuration page:
-secret environment variables, NAME=value lines and the guardrail overrides."""
+"""Form parts for a workload request, shared by the onboarding ticket and the configuration page: the
+catalogue's fields (``WorkloadRequestForm``), secret environment variables, NAME=value lines and the
+guardrail overrides."""
 
 import re
 
@@ -7,6 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from clusters.workload import fields as workload_fields
 from opsportal.forms import WriteOnlyTextarea
 
 ENV_LINE = re.compile(r"^([^=\s]+)=(.*)$")
@@ -61,6 +63,81 @@ def secret_names_after(current: list[str], changes: dict[str, str]) -> list[str]
     for name, value in changes.items():
         (names.add if value else names.discard)(name)
     return sorted(names)
+
+
+# Kinds whose empty value is "" in the request (numbers and booleans keep None or False).
+_TEXT_KINDS = frozenset(
+    {
+        workload_fields.Kind.TEXT,
+        workload_fields.Kind.QUANTITY,
+        workload_fields.Kind.PATH,
+        workload_fields.Kind.CHOICE,
+    }
+)
+
+
+def request_form_field(entry: workload_fields.RequestField) -> forms.Field:
+    """The form field of a catalogue entry. Bounds are only shown: the spec's rules check them, with the
+    same messages as the API."""
+    Kind = workload_fields.Kind
+    common = {
+        "label": entry.label,
+        "help_text": entry.help_text,
+        "required": entry.blank == workload_fields.Blank.NOT_ALLOWED,
+    }
+    if entry.kind == Kind.INT:
+        return forms.IntegerField(**common)
+    if entry.kind == Kind.BOOL:
+        return forms.BooleanField(**common)
+    if entry.kind == Kind.CHOICE:
+        return forms.ChoiceField(choices=entry.choices, **common)
+    if entry.kind == Kind.ENV_LINES:
+        attrs = {"rows": 4, **({"placeholder": entry.placeholder} if entry.placeholder else {})}
+        return forms.CharField(max_length=entry.max_length, widget=forms.Textarea(attrs=attrs), **common)
+    return forms.CharField(max_length=entry.max_length, **common)
+
+
+class WorkloadRequestForm(forms.Form):
+    """The workload request fields of one use (ticket or configuration), built from the catalogue, plus the
+    write-only secret variables after the plain ones. Validation is the manifests module's, so the forms,
+    the API and provisioning agree on every rule."""
+
+    use = workload_fields.Use.TICKET
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        generated: dict[str, forms.Field] = {}
+        for entry in workload_fields.entries(self.use):
+            generated[entry.name] = request_form_field(entry)
+            if entry.kind == workload_fields.Kind.ENV_LINES:
+                generated["secret_env_vars"] = secret_env_field()
+        # Fields a subclass declares (e.g. the environment of a new ticket) follow, unless field_order says.
+        self.fields = {**generated, **self.fields}
+        self.order_fields(self.field_order)
+
+    def clean_env_vars(self) -> list[list[str]]:
+        return parse_env_lines(self.cleaned_data["env_vars"])
+
+    def clean_secret_env_vars(self) -> dict[str, str]:
+        return parse_secret_env(self.cleaned_data["secret_env_vars"])
+
+    def request_from_cleaned(self) -> dict:
+        """The request these fields describe; an empty optional field is "not set" or left out."""
+        data = {}
+        for entry in workload_fields.entries(self.use):
+            value = self.cleaned_data.get(entry.name)
+            if entry.blank == workload_fields.Blank.OMIT and value in (None, ""):
+                continue
+            if entry.blank == workload_fields.Blank.EMPTY and entry.kind in _TEXT_KINDS:
+                value = (value or "").strip()
+            data[entry.name] = value
+        return data
+
+    @classmethod
+    def initial_from_request(cls, request: dict) -> dict:
+        initial = {entry.name: request.get(entry.name) for entry in workload_fields.entries(cls.use)}
+        initial["env_vars"] = "\n".join(f"{k}={v}" for k, v in request.get("env_vars") or [])
+        return initial
 
 
 class OverridesForm(forms.Form):

@@ -22,7 +22,7 @@ from clusters.selectors.environments import EnvironmentRef, is_own_pod, operate_
 from clusters.services.workload import keep_live_fields, objects_to_apply
 from clusters.workload import manifests, secret_env
 from clusters.workload.diff import object_diff
-from clusters.workload.request import build_spec, namespace_for
+from clusters.workload.request import build_spec, namespace_for, refuse_prod_image
 from integrations.errors import IntegrationError, Invalid, NotFound
 from observability import events
 from observability.services import audit_record, changes_between
@@ -223,6 +223,7 @@ def config_plan(
         raise ValidationError({"overrides": _("Expected an object of knob values.")})
     current = ref.environment.spec or {}
     old_request, old_overrides = dict(current.get("request") or {}), dict(current.get("overrides") or {})
+    refuse_prod_image(environment=ref.environment.environment, request=request, current=old_request)
     old_secrets = secret_env.load(ref.environment.secret_env)
     new_secrets = secret_env.merge(old_secrets, secret_env_vars)
     new_request = secret_env.with_names({**old_request, **request}, new_secrets)

@@ -211,32 +211,10 @@ OVERRIDABLE: dict[str, Knob] = {
 # Validation
 
 
-_INT_FIELDS = (
-    "replicas",
-    "hpa_min",
-    "hpa_max",
-    "container_port",
-    "service_port",
-    "startup_seconds",
-    "hpa_cpu_target",
-    "registry_refresh_seconds",
-)
-_STR_FIELDS = (
-    "project",
-    "environment",
-    "namespace",
-    "language",
-    "image",
-    "cpu_request",
-    "memory_request",
-    "cpu_limit",
-    "memory_limit",
-    "service_type",
-    "health_path",
-    "runtime_options",
-    "eureka_deregister_path",
-    "secret_env_digest",
-)
+# Derived from the annotations (strings, see the __future__ import) so a new spec field is type-checked
+# without another list to keep in step.
+_INT_FIELDS = tuple(f.name for f in fields(WorkloadSpec) if f.type == "int")
+_STR_FIELDS = tuple(f.name for f in fields(WorkloadSpec) if f.type == "str")
 
 
 def _is_int(value: object) -> bool:

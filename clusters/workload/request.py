@@ -12,46 +12,36 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE
-from clusters.workload import manifests, secret_env
+from clusters.workload import fields, manifests, secret_env
+from projects.choices import Environment
 
 if TYPE_CHECKING:
     from clusters.models import Cluster
     from projects.models import Project
 
-# The fields of a WorkloadSpec that a ticket's requester chooses; the rest come from the project,
-# the environment and the cluster.
-_INT, _STR, _BOOL = (int,), (str,), (bool,)
-REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "replicas": _INT,
-    "hpa_min": _INT,
-    "hpa_max": _INT,
-    "cpu_request": _STR,
-    "memory_request": _STR,
-    "cpu_limit": _STR,
-    "memory_limit": _STR,
-    "container_port": _INT,
-    "service_port": _INT,
-    "service_type": _STR,
-    "health_path": _STR,
-    "startup_seconds": _INT,
-    "runtime_options": _STR,
-    "env_vars": (list,),
-    # Set by the services from the encrypted values, never taken from the caller (see secret_env).
-    "secret_env_names": (list,),
-    "hpa_cpu_target": _INT,
-    "hpa_memory_target": _INT,
-    "eureka_enabled": _BOOL,
-    "eureka_deregister_path": _STR,
-    "registry_refresh_seconds": _INT,
-    "image": _STR,
-}
+# The fields of a WorkloadSpec that a ticket's requester chooses (see fields); the rest come from the
+# project, the environment and the cluster.
+REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = fields.request_field_types()
 REQUEST_FIELDS = tuple(REQUEST_FIELD_TYPES)
-REQUIRED_REQUEST_FIELDS = ("replicas", "hpa_min", "hpa_max", "cpu_request", "memory_request")
+REQUIRED_REQUEST_FIELDS = fields.required_names()
 
 
 def namespace_for(*, project: str, environment: str, template: str = DEFAULT_NAMESPACE_TEMPLATE) -> str:
     """The namespace a project's environment runs in: the cluster's template, or the default one."""
     return template.format(project=project, environment=environment)
+
+
+def refuse_prod_image(*, environment: str, request, current: dict | None = None) -> None:
+    """Production runs only an image confirmed in test, and it gets there by promotion: a prod ticket may
+    not bring an image of its own (the bootstrap placeholder stands in until the first promotion), and a
+    configuration edit may not change it. Raises ValidationError on the ``image`` field."""
+    if environment != Environment.PROD or not isinstance(request, dict):
+        return
+    image = request.get("image")
+    if image in (None, "") or image == (current or {}).get("image"):
+        return
+    message = _("Production gets its image only by promoting a release confirmed in test; leave it empty.")
+    raise ValidationError({"image": message})
 
 
 def build_spec(

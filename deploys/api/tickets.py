@@ -4,7 +4,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clusters.api.workload import secret_env_vars_field
+from clusters.api.workload import secret_env_vars_field, workload_request_field
 from deploys import preview, selectors, services
 from deploys.choices import TicketStatus
 from deploys.models import OnboardingTicket
@@ -52,15 +52,13 @@ class TicketSerializer(serializers.ModelSerializer):
 
 class TicketCreateSerializer(serializers.Serializer):
     environment = serializers.ChoiceField(choices=Environment.choices)
-    request = serializers.DictField(
-        help_text="WorkloadSpec fields: replicas, hpa_min, hpa_max, cpu_request, …"
-    )
+    request = workload_request_field(help_text="The workload's settings.")
     secret_env_vars = secret_env_vars_field()
     submit = serializers.BooleanField(default=False, help_text="Submit for approval right away.")
 
 
 class TicketUpdateSerializer(serializers.Serializer):
-    request = serializers.DictField(required=False)
+    request = workload_request_field(required=False, help_text="Replaces the whole request when given.")
     overrides = serializers.DictField(required=False, help_text="Ops only: guardrail knobs and their values.")
     secret_env_vars = secret_env_vars_field()
 

@@ -19,7 +19,7 @@ from clusters.services.common import locked, move_status, rollout_reporter
 from clusters.services.environments import environment_record_provisioned
 from clusters.services.workload import keep_live_fields, objects_to_apply
 from clusters.workload import manifests, secret_env
-from clusters.workload.request import build_spec
+from clusters.workload.request import build_spec, refuse_prod_image
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
 from deploys.models import OnboardingTicket
 from deploys.selectors import approval_cluster
@@ -40,6 +40,7 @@ PROGRESS_LIMIT = 200
 
 def ticket_spec(ticket: OnboardingTicket) -> manifests.WorkloadSpec:
     """The full WorkloadSpec of a ticket; raises ValidationError with field errors when it is invalid."""
+    refuse_prod_image(environment=ticket.environment, request=ticket.request)
     return build_spec(
         project=ticket.project,
         environment=ticket.environment,
@@ -102,6 +103,7 @@ def ticket_create(
     check(actor, Action.FILE_TICKET, project)
     if not isinstance(request, dict):
         raise ValidationError({"request": _("Expected an object of fields.")})
+    refuse_prod_image(environment=environment, request=request)
     secrets = secret_env.merge({}, secret_env_vars)
     request = secret_env.with_names(request, secrets)
     build_spec(project=project, environment=environment, cluster=None, request=request, overrides={})
@@ -170,6 +172,7 @@ def ticket_update(
     new_secrets = secret_env.merge(old_secrets, secret_env_vars)
     new_request = secret_env.with_names(ticket.request if request is None else request, new_secrets)
     new_overrides = ticket.overrides if overrides is None else overrides
+    refuse_prod_image(environment=ticket.environment, request=new_request)
     build_spec(
         project=ticket.project,
         environment=ticket.environment,

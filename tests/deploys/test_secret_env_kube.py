@@ -10,6 +10,7 @@ from django.urls import reverse
 from kubernetes import client as k8s
 
 from clusters.models import ConfigChange, ProjectEnvironment
+from clusters.workload import fields as workload_fields
 from clusters.workload import manifests, secret_env
 from deploys import services
 from deploys.choices import TicketStatus
@@ -167,20 +168,8 @@ def _config_form(environment, **changes) -> dict:
     request = environment.spec["request"]
     data = {
         key: request.get(key) if request.get(key) is not None else ""
-        for key in (
-            "replicas",
-            "hpa_min",
-            "hpa_max",
-            "hpa_cpu_target",
-            "hpa_memory_target",
-            "cpu_request",
-            "memory_request",
-            "cpu_limit",
-            "memory_limit",
-            "health_path",
-            "startup_seconds",
-            "runtime_options",
-        )
+        for key in workload_fields.names(workload_fields.Use.CONFIG)
+        if key != "env_vars"
     }
     data["env_vars"] = "LOG_LEVEL=info"
     data.update(changes)
