@@ -1,7 +1,10 @@
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from clusters.models import Cluster, ProjectEnvironment
 from deploys.models import OnboardingTicket
+from observability.models import AuditEvent
+from opsportal.versions import combine_changes, content_version, stale_message
 from projects.access import visible_projects
 from projects.models import Project
 
@@ -31,6 +34,53 @@ def approval_cluster(*, ticket: OnboardingTicket) -> Cluster | None:
         return ticket.cluster
     candidates = list(Cluster.objects.filter(environment=ticket.environment)[:2])
     return candidates[0] if len(candidates) == 1 else None
+
+
+def ticket_version(ticket: OnboardingTicket) -> str:
+    """The version of a ticket's editable content, which an edit must name (see opsportal.versions)."""
+    return content_version({"request": ticket.request, "overrides": ticket.overrides})
+
+
+STALE_HISTORY = 50
+
+
+def _undo(state: dict, changes: dict) -> None:
+    for key, values in changes.items():
+        if key == "secret_env_changes" or not (isinstance(values, list) and len(values) == 2):
+            continue  # secret values are never in the audit; their names are in request.secret_env_names
+        part, name = (
+            ("overrides", key.removeprefix("override:")) if key.startswith("override:") else ("request", key)
+        )
+        if values[0] is None:
+            state[part].pop(name, None)
+        else:
+            state[part][name] = values[0]
+
+
+def ticket_stale_message(ticket: OnboardingTicket, version: str) -> str:
+    """What changed in a ticket since the editor loaded ``version``, and by whom.
+
+    Each edit's audit event holds {field: [old, new]}; undoing them newest first until the loaded version
+    comes back gives the edits the editor missed. Not found (an audited value was redacted, or the history
+    is longer): the latest edit is named."""
+    state = {"request": dict(ticket.request), "overrides": dict(ticket.overrides)}
+    edits = AuditEvent.objects.filter(
+        verb="ticket.edit", target_type=OnboardingTicket._meta.label_lower, target_id=str(ticket.pk)
+    ).order_by("-pk")
+    missed = []
+    for event in edits[:STALE_HISTORY]:
+        missed.append(event)
+        _undo(state, event.changes)
+        if content_version(state) == version:
+            break
+    else:
+        missed = missed[:1]
+    missed.reverse()
+    return stale_message(
+        what=_("Ticket #%(id)s") % {"id": ticket.pk},
+        changes=combine_changes([event.changes for event in missed]),
+        authors=[event.actor_name for event in missed],
+    )
 
 
 def environments_for_project(*, project: Project) -> list[ProjectEnvironment]:

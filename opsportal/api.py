@@ -1,17 +1,29 @@
-"""API plumbing shared by every app: one exception handler and the /api/me/ endpoint."""
+"""API plumbing shared by every app: the one exception handler, the one error shape in the schema, and
+the /api/me/ endpoint.
 
+Every API error answers ``{"detail": "<a sentence>", "errors": {"<field>": ["..."], ...}}``. ``errors`` is
+empty unless the input was at fault; errors not about one field are under ``non_field_errors``.
+"""
+
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from integrations.errors import IntegrationError
 from observability import services as observability_services
-from opsportal.errors import Conflict
+from opsportal.errors import StateConflict
 from projects.access import is_ops, is_qa, visible_projects
+
+NON_FIELD_KEY = api_settings.NON_FIELD_ERRORS_KEY  # "non_field_errors"
 
 
 class ConflictError(exceptions.APIException):
@@ -20,20 +32,97 @@ class ConflictError(exceptions.APIException):
     default_code = "conflict"
 
 
-def exception_handler(exc, context):
-    """Every API error is JSON with a human-readable `detail` (and field errors where there are)."""
+class RemoteError(exceptions.APIException):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_detail = "The system behind this action could not be reached."
+    default_code = "remote_error"
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every API error."""
+
+    detail = serializers.CharField(help_text="What went wrong, in a sentence for people.")
+    errors = serializers.DictField(
+        child=serializers.JSONField(),
+        help_text=(
+            f"Input errors by field, each a list of messages (an object for nested input); `{NON_FIELD_KEY}` "
+            "holds those not about one field. Empty unless the input was at fault."
+        ),
+    )
+
+
+def _django_errors(exc: DjangoValidationError) -> dict:
+    if not hasattr(exc, "error_dict"):
+        return {NON_FIELD_KEY: exc.messages}
+    return {NON_FIELD_KEY if key == NON_FIELD_ERRORS else key: msgs for key, msgs in exc.message_dict.items()}
+
+
+def _as_api_exception(exc):
     if isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
-    elif isinstance(exc, Http404):
-        exc = exceptions.NotFound(str(exc) or "Not found.")
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied(str(exc) or None)
-    elif isinstance(exc, Conflict):
-        exc = ConflictError(str(exc))
+        return exceptions.ValidationError(_django_errors(exc))
+    if isinstance(exc, Http404):
+        return exceptions.NotFound(str(exc) or None)
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, StateConflict):
+        return ConflictError(str(exc))
+    if isinstance(exc, IntegrationError):
+        return RemoteError(str(exc))
+    return exc
+
+
+def _validation_body(data) -> dict:
+    errors = data if isinstance(data, dict) else {NON_FIELD_KEY: data}
+    general = errors.get(NON_FIELD_KEY) or []
+    detail = " ".join(str(message) for message in general) if general else "Invalid input."
+    return {"detail": detail, "errors": errors}
+
+
+def exception_handler(exc, context):
+    """The one place API errors get their shape (see the module docstring)."""
+    exc = _as_api_exception(exc)
     response = drf_exception_handler(exc, context)
-    if response is not None and isinstance(exc, exceptions.ValidationError):
-        response.data = {"detail": "Invalid input.", "errors": response.data}
+    if response is None:
+        return None  # a bug: Django's 500, logged
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = _validation_body(response.data)
+    else:
+        detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
+        response.data = {"detail": str(detail), "errors": {}}
     return response
+
+
+class PortalAutoSchema(AutoSchema):
+    """Declares the error responses an operation can give, all with the one ErrorSerializer body.
+
+    403 wherever a permission applies (signed out, or not allowed); 404 where the path names an object;
+    400 where there is input; 409 on writes of views whose services refuse by state (a transition, a
+    busy object, a stale version: ``state_conflicts = True`` on the view); 502 on views that talk to
+    another system in the request (``remote_errors = True``)."""
+
+    def _error_codes(self) -> list[str]:
+        codes = []
+        if not all(isinstance(p, AllowAny) for p in self.view.get_permissions()):
+            codes.append("403")
+        writes = self.method in ("POST", "PUT", "PATCH", "DELETE")
+        if writes or self.get_override_parameters() or self._is_list_view():
+            codes.append("400")
+        if "{" in self.path:
+            codes.append("404")
+        if writes and getattr(self.view, "state_conflicts", False):
+            codes.append("409")
+        if getattr(self.view, "remote_errors", False):
+            codes.append("502")
+        return codes
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for code in list(responses):
+            if code[0] in "45":  # an error a view declared by hand gets the one shape too
+                del responses[code]
+        for code in self._error_codes():
+            responses[code] = self._get_response_for_code(ErrorSerializer, code, direction=direction)
+        return responses
 
 
 class MeSerializer(serializers.Serializer):

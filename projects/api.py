@@ -39,8 +39,13 @@ class ProjectCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=63)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     language = serializers.ChoiceField(choices=Language.choices)
+    # The empty alternative is in the pattern too, so the documented default ("") matches it.
     gitlab_repository = serializers.RegexField(
-        r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$", required=False, allow_blank=True, default="", max_length=255
+        r"^([A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+)?$",
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=255,
     )
     owner = serializers.SlugRelatedField(
         slug_field="username", queryset=get_user_model().objects.filter(is_active=True)
@@ -64,7 +69,7 @@ class MemberSetSerializer(serializers.Serializer):
 class ProjectListView(generics.ListAPIView):
     serializer_class = ProjectSerializer
 
-    @extend_schema(request=None, responses={201: ProjectSerializer})
+    @extend_schema(request=ProjectCreateSerializer, responses={201: ProjectSerializer})
     def post(self, request):
         """Create a project (ops)."""
         if not is_ops(request.user):

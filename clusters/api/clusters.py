@@ -1,4 +1,3 @@
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 from rest_framework.response import Response
@@ -67,15 +66,6 @@ class ClusterSerializer(serializers.ModelSerializer):
         return attrs
 
 
-def _service_call(func, **kwargs):
-    try:
-        return func(**kwargs)
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        ) from None
-
-
 @extend_schema(tags=["clusters"])
 class ClusterListCreateView(OpsOnly, generics.ListCreateAPIView):
     serializer_class = ClusterSerializer
@@ -84,8 +74,7 @@ class ClusterListCreateView(OpsOnly, generics.ListCreateAPIView):
         return selectors.cluster_list(user=self.request.user)
 
     def perform_create(self, serializer):
-        serializer.instance = _service_call(
-            services.cluster_create,
+        serializer.instance = services.cluster_create(
             actor=self.request.user,
             remote_addr=client_address(self.request),
             **serializer.validated_data,
@@ -100,8 +89,7 @@ class ClusterDetailView(OpsOnly, generics.RetrieveUpdateAPIView):
         return selectors.cluster_get(user=self.request.user, pk=self.kwargs["pk"])
 
     def perform_update(self, serializer):
-        serializer.instance = _service_call(
-            services.cluster_update,
+        serializer.instance = services.cluster_update(
             actor=self.request.user,
             cluster=serializer.instance,
             remote_addr=client_address(self.request),

@@ -1,11 +1,10 @@
 """REST API of a running project environment: the same reads and actions as its page."""
 
-from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,24 +13,17 @@ from clusters.choices import ConfigChangeStatus
 from clusters.selectors import environments as selectors
 from clusters.services import config_changes
 from clusters.services import environments as services
-from integrations.errors import IntegrationError
 from opsportal.http import client_address
+from opsportal.versions import if_match_version
 from projects.access import Action
 
 MAX_TAIL = 100_000
 
 
-class ClusterUnavailable(exceptions.APIException):
-    status_code = status.HTTP_502_BAD_GATEWAY
-    default_detail = "The cluster could not be reached."
-    default_code = "cluster_unavailable"
-
-
-def _call(func, **kwargs):
-    try:
-        return func(**kwargs)
-    except IntegrationError as exc:
-        raise ClusterUnavailable(str(exc)) from exc
+class EnvironmentAPIView(APIView):
+    # Every endpoint here reads or changes the cluster in the request: an unreachable or refusing
+    # apiserver is the one handler's 502 (opsportal.api), declared in the schema by this flag.
+    remote_errors = True
 
 
 def _ref(request, kwargs, action: Action = Action.VIEW):
@@ -46,6 +38,9 @@ ConfigSerializer = inline_serializer(
         "request": serializers.DictField(),
         "overrides": serializers.DictField(),
         "secret_env_names": serializers.ListField(child=serializers.CharField()),
+        "version": serializers.CharField(
+            help_text="This configuration's version (the ETag of GET config/); send it back with an edit."
+        ),
     },
 )
 
@@ -86,7 +81,6 @@ ConfigChangeDetailSerializer = inline_serializer(
         "progress": serializers.ListField(child=serializers.DictField()),
     },
 )
-ErrorSerializer = inline_serializer("ConfigChangeConflict", {"detail": serializers.CharField()})
 
 
 class EnvironmentDetailView(APIView):
@@ -114,7 +108,7 @@ class EnvironmentDetailView(APIView):
         return Response(selectors.environment_state(_ref(request, self.kwargs)))
 
 
-class RestartView(APIView):
+class RestartView(EnvironmentAPIView):
     @extend_schema(
         tags=["environments"],
         summary="Rolling restart of every pod (developers on test, ops on prod)",
@@ -123,13 +117,12 @@ class RestartView(APIView):
     )
     def post(self, request, name: str, environment: str):
         ref = _ref(request, self.kwargs, selectors.operate_action(environment))
-        stamp = _call(
-            services.environment_restart, actor=request.user, ref=ref, remote_addr=client_address(request)
-        )
+        stamp = services.environment_restart(actor=request.user, ref=ref, remote_addr=client_address(request))
         return Response({"restarted_at": stamp})
 
 
-class ScaleView(APIView):
+class ScaleView(EnvironmentAPIView):
+    @extend_schema_serializer(component_name="EnvironmentScaleInput")
     class Input(serializers.Serializer):
         replicas = serializers.IntegerField(min_value=0)
 
@@ -143,8 +136,7 @@ class ScaleView(APIView):
         ref = _ref(request, self.kwargs, selectors.operate_action(environment))
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        replicas = _call(
-            services.environment_scale,
+        replicas = services.environment_scale(
             actor=request.user,
             ref=ref,
             replicas=data.validated_data["replicas"],
@@ -153,14 +145,13 @@ class ScaleView(APIView):
         return Response({"replicas": replicas})
 
 
-class PodView(APIView):
+class PodView(EnvironmentAPIView):
     @extend_schema(
         tags=["environments"], summary="Delete one pod; its ReplicaSet replaces it", responses={204: None}
     )
     def delete(self, request, name: str, environment: str, pod: str):
         ref = _ref(request, self.kwargs, selectors.operate_action(environment))
-        _call(
-            services.environment_delete_pod,
+        services.environment_delete_pod(
             actor=request.user,
             ref=ref,
             pod=pod,
@@ -169,7 +160,7 @@ class PodView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class PodLogsView(APIView):
+class PodLogsView(EnvironmentAPIView):
     class Query(serializers.Serializer):
         container = serializers.CharField(required=False, allow_blank=True, default="")
         tail = serializers.IntegerField(required=False, min_value=0, max_value=MAX_TAIL, default=1000)
@@ -189,14 +180,19 @@ class PodLogsView(APIView):
         ref = _ref(request, self.kwargs)
         query = self.Query(data=request.query_params)
         query.is_valid(raise_exception=True)
-        try:
-            text = _call(services.pod_logs, actor=request.user, ref=ref, pod=pod, **query.validated_data)
-        except ValidationError as exc:
-            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
+        text = services.pod_logs(actor=request.user, ref=ref, pod=pod, **query.validated_data)
         return HttpResponse(text, content_type="text/plain; charset=utf-8")
 
 
-class ConfigView(APIView):
+class ConfigView(EnvironmentAPIView):
+    """The version is optional here and required on the page: the page posts every field, so a page loaded
+    before another change would silently revert it; an API client usually sends only the fields it means
+    to change (merged over the current ones), and one that reads, edits and writes back sends the version
+    (or If-Match) to get the same protection as the page."""
+
+    state_conflicts = True
+
+    @extend_schema_serializer(component_name="EnvironmentConfigInput")
     class Input(serializers.Serializer):
         request = workload_request_field(
             partial=True, help_text="Request fields to change (merged over the current ones)."
@@ -206,12 +202,22 @@ class ConfigView(APIView):
         )
         secret_env_vars = secret_env_vars_field()
         dry_run = serializers.BooleanField(required=False, default=False)
+        version = serializers.CharField(
+            required=False,
+            max_length=64,
+            help_text=(
+                "The configuration version the edit was made on (GET config/), or send it as If-Match. "
+                "When given, a stale version is refused with 409 naming what changed; without it the edit "
+                "is merged over the current configuration."
+            ),
+        )
 
     @extend_schema(
         tags=["environments"], summary="The configuration last applied", responses=ConfigSerializer
     )
     def get(self, request, name: str, environment: str):
-        return Response(selectors.config_summary(_ref(request, self.kwargs)))
+        config = selectors.config_summary(_ref(request, self.kwargs))
+        return Response(config, headers={"ETag": f'"{config["version"]}"'})
 
     @extend_schema(
         tags=["environments"],
@@ -220,7 +226,7 @@ class ConfigView(APIView):
             "(202 with the change to follow); dry_run returns the diff against the live objects"
         ),
         request=Input,
-        responses={200: ConfigPlanSerializer, 202: ConfigChangeQueuedSerializer, 409: ErrorSerializer},
+        responses={200: ConfigPlanSerializer, 202: ConfigChangeQueuedSerializer},
     )
     def put(self, request, name: str, environment: str):
         ref = _ref(request, self.kwargs, Action.EDIT_CONFIG)
@@ -232,14 +238,13 @@ class ConfigView(APIView):
             "request": data.validated_data["request"],
             "overrides": data.validated_data.get("overrides"),
             "secret_env_vars": data.validated_data.get("secret_env_vars"),
+            "version": data.validated_data.get("version") or if_match_version(request),
         }
         change = None
         if data.validated_data["dry_run"]:
-            plan = _call(services.config_plan, **args)
+            plan = services.config_plan(**args)
         else:
-            plan, change = _call(
-                config_changes.config_change_create, remote_addr=client_address(request), **args
-            )
+            plan, change = config_changes.config_change_create(remote_addr=client_address(request), **args)
         body = {
             "changes": plan.changes,
             "diff": plan.diff,
@@ -247,6 +252,7 @@ class ConfigView(APIView):
                 "request": plan.request,
                 "overrides": plan.overrides,
                 "secret_env_names": plan.request.get("secret_env_names") or [],
+                "version": selectors.config_version({"request": plan.request, "overrides": plan.overrides}),
             },
         }
         if change is None:

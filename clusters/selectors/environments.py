@@ -14,9 +14,12 @@ from urllib.parse import quote
 from django.conf import settings
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from clusters.choices import ConfigChangeStatus
 from clusters.models import ProjectEnvironment
 from integrations.errors import IntegrationError
+from opsportal.versions import combine_changes, content_version, stale_message
 from projects.access import Action, get_project
 from projects.choices import Environment
 from projects.models import Project
@@ -245,6 +248,12 @@ def events_summary(ref: EnvironmentRef, events: list[dict]) -> list[dict]:
     return own[:EVENT_LIMIT]
 
 
+def config_version(spec: dict | None) -> str:
+    """The version of an environment's configuration, which an edit must name (see opsportal.versions)."""
+    spec = spec or {}
+    return content_version({"request": spec.get("request") or {}, "overrides": spec.get("overrides") or {}})
+
+
 def config_summary(ref: EnvironmentRef) -> dict:
     spec = ref.environment.spec or {}
     request = spec.get("request") or {}
@@ -252,7 +261,37 @@ def config_summary(ref: EnvironmentRef) -> dict:
         "request": request,
         "overrides": spec.get("overrides") or {},
         "secret_env_names": request.get("secret_env_names") or [],
+        "version": config_version(spec),
     }
+
+
+STALE_HISTORY = 50
+AUTHORS_SHOWN = 10
+
+
+def config_stale_message(environment: ProjectEnvironment, version: str) -> str:
+    """What changed in the configuration since the editor loaded ``version``, and by whom.
+
+    Every configuration change keeps the whole configuration it applies, so the change that produced
+    ``version`` is found by its fingerprint; the applied changes after it are what the editor missed.
+    Not found (the editor loaded the configuration as provisioned): every applied change counts."""
+    from clusters.models import ConfigChange
+
+    current = config_version(environment.spec)
+    missed = []
+    history = ConfigChange.objects.filter(environment=environment).select_related("actor").order_by("-pk")
+    for change in history[:STALE_HISTORY]:
+        written = config_version({"request": change.request, "overrides": change.overrides})
+        if written == version:
+            break
+        if change.status == ConfigChangeStatus.APPLIED or written == current:
+            missed.append(change)
+    missed.reverse()
+    return stale_message(
+        what=_("The configuration of %(env)s") % {"env": environment},
+        changes=combine_changes([change.changes for change in missed]),
+        authors=[f"{change.actor.get_username()} (#{change.pk})" for change in missed][-AUTHORS_SHOWN:],
+    )
 
 
 def environment_state(ref: EnvironmentRef) -> dict:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from django.utils.translation import gettext as _
 
 from observability.services import audit_record
-from opsportal.errors import Conflict
+from opsportal.errors import StateConflict
 from projects.models import Project
 
 
@@ -33,7 +33,7 @@ def move_status(
     """Check the transition map (the model's can_move_to), save, audit in this transaction, announce."""
     if not obj.can_move_to(to):
         label = obj._meta.get_field("status").choices
-        raise Conflict(
+        raise StateConflict(
             _("%(name)s is %(status)s; it cannot become %(to)s.")
             % {"name": name, "status": obj.get_status_display(), "to": dict(label).get(to, to)}
         )

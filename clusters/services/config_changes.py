@@ -21,16 +21,16 @@ from django.utils.translation import gettext as _
 
 from clusters.choices import ACTIVE_CONFIG_CHANGE_STATUSES, ConfigChangeStatus
 from clusters.models import ConfigChange, ProjectEnvironment
-from clusters.selectors.environments import EnvironmentRef
+from clusters.selectors.environments import EnvironmentRef, config_version
 from clusters.services.common import move_status, rollout_reporter
-from clusters.services.environments import ConfigPlan, config_plan
+from clusters.services.environments import ConfigPlan, config_plan, config_version_check
 from clusters.services.workload import keep_live_fields, objects_to_apply
 from clusters.workload import manifests, secret_env
 from clusters.workload.request import build_spec
 from integrations.errors import IntegrationError, Invalid
 from observability import events
 from observability.services import audit_record
-from opsportal.errors import Conflict
+from opsportal.errors import StateConflict
 from projects.models import Project
 
 PROGRESS_LIMIT = 200
@@ -63,14 +63,20 @@ def config_change_create(
     overrides: dict | None = None,
     secret_env_vars: dict | None = None,
     remote_addr: str | None = None,
+    version: str | None = None,
 ) -> tuple[ConfigPlan, ConfigChange | None]:
     """Validate and dry-run an edit, then record it as a queued change for the worker to apply.
 
     Returns the plan and the change, or no change when the edit changes nothing. Raises ValidationError
-    for an invalid edit (nothing is written) and Conflict while another change of the environment is
-    queued or applying."""
+    for an invalid edit (nothing is written), and StateConflict while another change of the environment
+    is queued or applying, or when ``version`` (the configuration the editor loaded) is stale."""
     plan = config_plan(
-        actor=actor, ref=ref, request=request, overrides=overrides, secret_env_vars=secret_env_vars
+        actor=actor,
+        ref=ref,
+        request=request,
+        overrides=overrides,
+        secret_env_vars=secret_env_vars,
+        version=version,
     )
     if not plan.changed:
         return plan, None
@@ -79,13 +85,15 @@ def config_change_create(
     with transaction.atomic():
         # The environment's row lock serialises two edits racing past the check below.
         env = ProjectEnvironment.objects.select_for_update().get(pk=ref.environment.pk)
+        # The plan merged the edit over the configuration read before the lock: it must still be current.
+        config_version_check(env, config_version(ref.environment.spec))
         active = (
             ConfigChange.objects.filter(environment=env, status__in=ACTIVE_CONFIG_CHANGE_STATUSES)
             .values_list("pk", flat=True)
             .first()
         )
         if active is not None:
-            raise Conflict(
+            raise StateConflict(
                 _("Configuration change #%(id)s is in progress; wait until it ends, then apply again.")
                 % {"id": active}
             )

@@ -18,7 +18,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.models import Cluster, ProjectEnvironment
-from clusters.selectors.environments import EnvironmentRef, is_own_pod, operate_action
+from clusters.selectors.environments import (
+    EnvironmentRef,
+    config_stale_message,
+    config_version,
+    is_own_pod,
+    operate_action,
+)
 from clusters.services.workload import keep_live_fields, objects_to_apply
 from clusters.workload import manifests, secret_env
 from clusters.workload.diff import object_diff
@@ -26,6 +32,7 @@ from clusters.workload.request import build_spec, namespace_for, refuse_prod_ima
 from integrations.errors import IntegrationError, Invalid, NotFound
 from observability import events
 from observability.services import audit_record, changes_between
+from opsportal.errors import StateConflict
 from projects.access import Action, check
 from projects.models import Project
 
@@ -194,6 +201,12 @@ class ConfigPlan:
         return bool(self.changes) or any(d.diff or not d.exists for d in self.diffs)
 
 
+def config_version_check(environment, version: str | None) -> None:
+    """Refuse an edit made on a configuration older than the environment's (None: not checked)."""
+    if version is not None and version != config_version(environment.spec):
+        raise StateConflict(config_stale_message(environment, version))
+
+
 def _flat(request: dict, overrides: dict) -> dict:
     return {**request, **{f"overrides.{key}": value for key, value in (overrides or {}).items()}}
 
@@ -209,14 +222,17 @@ def config_plan(
     request: dict,
     overrides: dict | None = None,
     secret_env_vars: dict | None = None,
+    version: str | None = None,
 ) -> ConfigPlan:
     """Validate an edit and compare it with the live objects (server-side dry run); changes nothing.
 
     ``request`` holds the fields to change (merged over the current request); ``overrides``, when given,
     replaces the guardrail overrides; ``secret_env_vars`` are changes to the secret environment variables
-    (see secret_env.merge). Raises ValidationError with field errors for an invalid edit. The diff shows
-    secret values only as fingerprints."""
+    (see secret_env.merge). ``version``, when given, is the configuration version the editor loaded:
+    StateConflict, naming what changed, if it is no longer the current one. Raises ValidationError with
+    field errors for an invalid edit. The diff shows secret values only as fingerprints."""
     check(actor, Action.EDIT_CONFIG, ref.project)
+    config_version_check(ref.environment, version)
     if not isinstance(request, dict):
         raise ValidationError({"request": _("Expected an object of fields.")})
     if overrides is not None and not isinstance(overrides, dict):

@@ -18,7 +18,8 @@ from clusters.services.terminal import terminal_action
 from clusters.workload import manifests
 from integrations.errors import IntegrationError
 from observability.events import current_seq, project_stream
-from opsportal.errors import Conflict
+from opsportal.errors import StateConflict
+from opsportal.forms import add_service_errors
 from opsportal.http import client_address
 from projects.access import Action, allowed_actions
 
@@ -146,9 +147,8 @@ def environment_config(request, name: str, environment: str):
     config = selectors.config_summary(ref)
     knobs = {k: v for k, v in manifests.OVERRIDABLE.items() if ref.project.language in v.languages}
     data = request.POST if request.method == "POST" else None
-    form = EnvironmentConfigForm(
-        data, initial=EnvironmentConfigForm.initial_from_request(config["request"]), read_only=not can_edit
-    )
+    initial = {**EnvironmentConfigForm.initial_from_request(config["request"]), "version": config["version"]}
+    form = EnvironmentConfigForm(data, initial=initial, read_only=not can_edit)
     overrides_form = OverridesForm(data, knobs=knobs, initial=config["overrides"], prefix="knob")
     if not can_edit:
         for field in overrides_form.fields.values():
@@ -161,16 +161,18 @@ def environment_config(request, name: str, environment: str):
     status = 200
     if request.method == "POST":
         if form.is_valid() and overrides_form.is_valid():
-            apply = request.POST.get("step") == "apply"
+            edit = {
+                "actor": request.user,
+                "ref": ref,
+                "request": form.request_data(),
+                "overrides": overrides_form.overrides(),
+                "secret_env_vars": form.secret_env_changes(),
+                "version": form.cleaned_data["version"],
+            }
             try:
-                if apply:
+                if request.POST.get("step") == "apply":
                     _plan, change = config_changes.config_change_create(
-                        actor=request.user,
-                        ref=ref,
-                        request=form.request_data(),
-                        overrides=overrides_form.overrides(),
-                        secret_env_vars=form.secret_env_changes(),
-                        remote_addr=client_address(request),
+                        remote_addr=client_address(request), **edit
                     )
                     if change is None:
                         messages.info(request, _("Nothing changed."))
@@ -183,23 +185,10 @@ def environment_config(request, name: str, environment: str):
                     return redirect(
                         "environment-config-change", name=name, environment=environment, pk=change.pk
                     )
-                context["plan"] = services.config_plan(
-                    actor=request.user,
-                    ref=ref,
-                    request=form.request_data(),
-                    overrides=overrides_form.overrides(),
-                    secret_env_vars=form.secret_env_changes(),
-                )
-            except ValidationError as exc:
-                if hasattr(exc, "error_dict"):
-                    for key, errors in exc.error_dict.items():
-                        form.add_error(key if key in form.fields else None, errors)
-                else:
-                    form.add_error(None, exc)
-                status = 400
-            except Conflict as exc:
-                form.add_error(None, str(exc))
-                status = 409
+                context["plan"] = services.config_plan(**edit)
+            except (ValidationError, StateConflict) as exc:
+                add_service_errors(form, exc)
+                status = 409 if isinstance(exc, StateConflict) else 400
             except IntegrationError as exc:
                 context["error"] = _("The cluster could not be reached: %(e)s") % {"e": exc}
                 status = 502

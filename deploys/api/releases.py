@@ -11,7 +11,7 @@ from deploys.choices import ReleaseStatus
 from deploys.models import BuildRecipe, DeploymentRecord, Release
 from opsportal.http import client_address
 from projects.access import Action, get_project, is_ops
-from projects.choices import Language
+from projects.choices import Environment, Language
 
 
 class ReleaseSerializer(serializers.ModelSerializer):
@@ -85,7 +85,7 @@ class DeploymentRecordSerializer(serializers.ModelSerializer):
 
 
 class RollbackSerializer(serializers.Serializer):
-    environment = serializers.ChoiceField(choices=["test", "prod"])
+    environment = serializers.ChoiceField(choices=Environment.choices)
     record = serializers.IntegerField(help_text="Id of an earlier successful deployment of that environment.")
 
 
@@ -104,6 +104,8 @@ def _release(request, name: str, pk: int) -> Release:
 
 
 class ProjectReleasesView(APIView):
+    state_conflicts = True
+
     @extend_schema(responses=ReleaseSerializer(many=True), summary="A project's releases, newest first")
     def get(self, request, name: str):
         project = get_project(request.user, name=name, action=Action.VIEW)
@@ -142,6 +144,8 @@ class ReleaseConsoleView(APIView):
     request=None, responses=ReleaseSerializer, summary="Confirm a deployed test release (testers, QA)"
 )
 class ReleaseConfirmView(APIView):
+    state_conflicts = True
+
     def post(self, request, name: str, pk: int):
         release = services.release_confirm(
             actor=request.user, release_id=_release(request, name, pk).pk, remote_addr=client_address(request)
@@ -155,6 +159,8 @@ class ReleaseConfirmView(APIView):
     summary="Deploy the confirmed test release's image to production",
 )
 class ReleasePromoteView(APIView):
+    state_conflicts = True
+
     def post(self, request, name: str, pk: int):
         release = services.release_promote(
             actor=request.user, release_id=_release(request, name, pk).pk, remote_addr=client_address(request)
@@ -164,6 +170,8 @@ class ReleasePromoteView(APIView):
 
 @extend_schema(request=None, responses=ReleaseSerializer, summary="Cancel a release before its rollout")
 class ReleaseCancelView(APIView):
+    state_conflicts = True
+
     def post(self, request, name: str, pk: int):
         release = services.release_cancel(
             actor=request.user, release_id=_release(request, name, pk).pk, remote_addr=client_address(request)
@@ -192,6 +200,8 @@ class DeploymentHistoryView(APIView):
     summary="Return an environment to an earlier successful deployment",
 )
 class RollbackView(APIView):
+    state_conflicts = True
+
     def post(self, request, name: str):
         project = get_project(request.user, name=name, action=Action.VIEW)
         data = RollbackSerializer(data=request.data)

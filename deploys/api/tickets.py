@@ -9,6 +9,7 @@ from deploys import preview, selectors, services
 from deploys.choices import TicketStatus
 from deploys.models import OnboardingTicket
 from opsportal.http import client_address
+from opsportal.versions import if_match_version
 from projects.access import Action, get_project
 from projects.choices import Environment
 
@@ -21,6 +22,9 @@ class TicketSerializer(serializers.ModelSerializer):
     cluster = serializers.CharField(source="cluster.name", default=None, read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True)
     reviewed_by = serializers.CharField(source="reviewed_by.username", default=None, read_only=True)
+    version = serializers.SerializerMethodField(
+        help_text="The version of request and overrides (the ETag of GET); send it back with an edit."
+    )
 
     class Meta:
         model = OnboardingTicket
@@ -46,8 +50,12 @@ class TicketSerializer(serializers.ModelSerializer):
             "finished_at",
             "created_at",
             "updated_at",
+            "version",
         ]
         read_only_fields = fields
+
+    def get_version(self, ticket: OnboardingTicket) -> str:
+        return selectors.ticket_version(ticket)
 
 
 class TicketCreateSerializer(serializers.Serializer):
@@ -61,6 +69,15 @@ class TicketUpdateSerializer(serializers.Serializer):
     request = workload_request_field(required=False, help_text="Replaces the whole request when given.")
     overrides = serializers.DictField(required=False, help_text="Ops only: guardrail knobs and their values.")
     secret_env_vars = secret_env_vars_field()
+    version = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text=(
+            "The ticket version the edit was made on (GET), or send it as If-Match. When given, a stale "
+            "version is refused with 409 naming what changed. Optional because a PATCH that sends only "
+            "some fields cannot revert the others; the page, which posts every field, always sends it."
+        ),
+    )
 
 
 class ApproveSerializer(serializers.Serializer):
@@ -77,6 +94,8 @@ def _ticket(request, name: str, pk: int) -> OnboardingTicket:
 
 
 class ProjectTicketsView(APIView):
+    state_conflicts = True
+
     @extend_schema(responses=TicketSerializer(many=True), summary="A project's onboarding tickets")
     def get(self, request, name: str):
         project = get_project(request.user, name=name, action=Action.VIEW)
@@ -96,9 +115,12 @@ class ProjectTicketsView(APIView):
 
 
 class TicketDetailView(APIView):
+    state_conflicts = True
+
     @extend_schema(responses=TicketSerializer, summary="One onboarding ticket")
     def get(self, request, name: str, pk: int):
-        return Response(TicketSerializer(_ticket(request, name, pk)).data)
+        data = TicketSerializer(_ticket(request, name, pk)).data
+        return Response(data, headers={"ETag": f'"{data["version"]}"'})
 
     @extend_schema(
         request=TicketUpdateSerializer,
@@ -109,16 +131,20 @@ class TicketDetailView(APIView):
         ticket = _ticket(request, name, pk)
         data = TicketUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
         ticket = services.ticket_update(
             actor=request.user,
             ticket_id=ticket.pk,
+            version=fields.pop("version", None) or if_match_version(request),
             remote_addr=client_address(request),
-            **data.validated_data,
+            **fields,
         )
         return Response(TicketSerializer(ticket).data)
 
 
 class _TicketActionView(APIView):
+    state_conflicts = True
+
     serializer_class = None
 
     def perform(self, request, ticket: OnboardingTicket, data: dict) -> OnboardingTicket:

@@ -6,6 +6,7 @@ from clusters.forms.workload import WorkloadRequestForm, secret_names_after
 from clusters.workload import fields as workload_fields
 from clusters.workload import request as request_fields
 from clusters.workload import secret_env
+from opsportal.forms import add_service_errors, check_version, version_field
 from projects.choices import Environment
 
 initial_request = workload_fields.initial_request
@@ -45,17 +46,22 @@ class TicketForm(WorkloadRequestForm):
                 overrides=self.overrides,
             )
         except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for key, errors in exc.error_dict.items():
-                    self.add_error(key if key in self.fields else None, errors)
-            else:
-                self.add_error(None, exc)
+            add_service_errors(self, exc)
         return cleaned
 
 
 class NewTicketForm(TicketForm):
     environment = forms.ChoiceField(label=_("Environment"), choices=Environment.choices)
     field_order = ["environment"]
+
+
+class EditTicketForm(TicketForm):
+    """An edit of a filed ticket: it posts every field, so it carries the version it was loaded with."""
+
+    version = version_field()
+
+    def clean(self):
+        return check_version(self, super().clean())
 
 
 class RejectForm(forms.Form):

@@ -26,7 +26,7 @@ from deploys.models import BuildRecipe, DeploymentRecord, Release
 from integrations.errors import IntegrationError
 from observability import events
 from observability.services import audit_record
-from opsportal.errors import Conflict
+from opsportal.errors import StateConflict
 from projects.access import Action, can, check
 from projects.models import Project
 
@@ -121,7 +121,7 @@ def _ensure_no_active_release(project: Project, environment: str) -> None:
         project=project, environment=environment, status__in=ACTIVE_RELEASE_STATUSES
     ).first()
     if active is not None:
-        raise Conflict(
+        raise StateConflict(
             _("Release %(version)s (#%(id)s) is in progress in %(env)s; wait for it or cancel it.")
             % {"version": active.version, "id": active.pk, "env": environment}
         )
@@ -225,7 +225,7 @@ def release_promote(*, actor, release_id: int, remote_addr: str | None = None) -
             reason=problem,
             remote_addr=remote_addr,
         )
-        raise Conflict(problem)
+        raise StateConflict(problem)
     with transaction.atomic():
         _environment(project, "prod")
         Project.objects.select_for_update().get(pk=project.pk)
@@ -299,7 +299,7 @@ def release_confirm(*, actor, release_id: int, remote_addr: str | None = None) -
     )
     if not_allowed:
         raise PermissionDenied(problem)
-    raise Conflict(problem)
+    raise StateConflict(problem)
 
 
 @transaction.atomic
@@ -311,7 +311,7 @@ def release_cancel(*, actor, release_id: int, remote_addr: str | None = None) ->
     if release.status == ReleaseStatus.CANCELLED:
         return release
     if release.status == ReleaseStatus.DEPLOYING:
-        raise Conflict(_("The rollout has started; roll back instead of cancelling."))
+        raise StateConflict(_("The rollout has started; roll back instead of cancelling."))
     building = release.status == ReleaseStatus.BUILDING and release.jenkins_build
     _move(release, ReleaseStatus.CANCELLED, actor=actor, verb="release.cancel", remote_addr=remote_addr)
     if building:
@@ -348,7 +348,7 @@ def release_rollback(
         if DeploymentRecord.objects.filter(
             project=project, environment=environment, outcome=DeploymentOutcome.RUNNING
         ).exists():
-            raise Conflict(_("A rollout is running in %(env)s; wait for it.") % {"env": environment})
+            raise StateConflict(_("A rollout is running in %(env)s; wait for it.") % {"env": environment})
         record = DeploymentRecord.objects.create(
             project=project,
             environment=environment,

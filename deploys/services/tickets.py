@@ -22,11 +22,11 @@ from clusters.workload import manifests, secret_env
 from clusters.workload.request import build_spec, refuse_prod_image
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
 from deploys.models import OnboardingTicket
-from deploys.selectors import approval_cluster
+from deploys.selectors import approval_cluster, ticket_stale_message, ticket_version
 from integrations.errors import IntegrationError
 from observability import events
 from observability.services import audit_record, changes_between
-from opsportal.errors import Conflict
+from opsportal.errors import StateConflict
 from projects.access import Action, check, is_ops
 from projects.models import Project
 
@@ -113,7 +113,7 @@ def ticket_create(
         project=project, environment=environment, status__in=OPEN_TICKET_STATUSES
     ).first()
     if open_ticket is not None:
-        raise Conflict(
+        raise StateConflict(
             _("Ticket #%(id)s for %(env)s is still open; finish or withdraw it first.")
             % {"id": open_ticket.pk, "env": environment}
         )
@@ -148,10 +148,13 @@ def ticket_update(
     overrides: dict | None = None,
     secret_env_vars: dict | None = None,
     remote_addr: str | None = None,
+    version: str | None = None,
 ) -> OnboardingTicket:
     """Change a ticket before approval: its requester while it is a draft, ops until approval.
     Only ops may override guardrail defaults. ``secret_env_vars`` are changes (see secret_env.merge).
-    The diff is audited, with the names of changed secrets and never their values."""
+    ``version``, when given, is the ticket version the editor loaded: StateConflict, naming what changed,
+    if someone else edited it since. The diff is audited, with the names of changed secrets and never
+    their values."""
     ticket = _locked(ticket_id)
     check(actor, Action.VIEW, ticket.project)
     if is_ops(actor):
@@ -162,10 +165,12 @@ def ticket_update(
         if overrides is not None and overrides != ticket.overrides:
             raise ValidationError({"overrides": _("Only ops can override guardrail defaults.")})
     if not allowed:
-        raise Conflict(
+        raise StateConflict(
             _("Ticket #%(id)s is %(status)s and can no longer be edited.")
             % {"id": ticket.pk, "status": ticket.get_status_display()}
         )
+    if version is not None and version != ticket_version(ticket):
+        raise StateConflict(ticket_stale_message(ticket, version))
     if request is not None and not isinstance(request, dict):
         raise ValidationError({"request": _("Expected an object of fields.")})
     old_secrets = secret_env.load(ticket.secret_env)
@@ -278,7 +283,7 @@ def ticket_approve(
     if ticket.status in (TicketStatus.APPROVED, TicketStatus.PROVISIONING):
         return ticket
     if not ticket.can_move_to(TicketStatus.APPROVED):
-        raise Conflict(
+        raise StateConflict(
             _("Ticket #%(id)s is %(status)s and cannot be approved.")
             % {"id": ticket.pk, "status": ticket.get_status_display()}
         )

@@ -14,8 +14,8 @@ from deploys.choices import ReleaseStatus
 from deploys.forms.releases import RecipeForm, ReleaseForm
 from deploys.models import BuildRecipe
 from observability.events import current_seq, project_stream
-from opsportal.errors import Conflict
-from opsportal.forms import add_service_errors
+from opsportal.errors import StateConflict
+from opsportal.forms import call_service, service_error_message
 from opsportal.http import client_address
 from projects.access import Action, allowed_actions, get_project, is_ops
 from projects.choices import Language
@@ -30,18 +30,9 @@ def release_list(request, name: str):
         if Action.RELEASE_TEST not in actions:
             raise PermissionDenied(_("You may not release this project."))
         if form.is_valid():
-            try:
-                release = services.release_submit(
-                    actor=request.user,
-                    project=project,
-                    remote_addr=client_address(request),
-                    **form.cleaned_data,
-                )
-            except ValidationError as exc:
-                add_service_errors(form, exc)
-            except Conflict as exc:
-                form.add_error(None, str(exc))
-            else:
+            caller = {"actor": request.user, "project": project, "remote_addr": client_address(request)}
+            release = call_service(form, services.release_submit, **caller, **form.cleaned_data)
+            if release is not None:
                 return redirect("release-detail", name=project.name, pk=release.pk)
     context = {
         "project": project,
@@ -115,8 +106,8 @@ def release_action(request, name: str, pk: int, action: str):
             )
         else:
             raise Http404("No such action.")
-    except (ValidationError, Conflict) as exc:
-        messages.error(request, "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+    except (ValidationError, StateConflict) as exc:
+        messages.error(request, service_error_message(exc))
     return redirect("release-detail", name=project.name, pk=target.pk)
 
 
@@ -140,8 +131,8 @@ def rollback(request, name: str, environment: str):
             remote_addr=client_address(request),
         )
         messages.success(request, _("Rolling back %(env)s…") % {"env": environment})
-    except (ValidationError, Conflict) as exc:
-        messages.error(request, "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+    except (ValidationError, StateConflict) as exc:
+        messages.error(request, service_error_message(exc))
     return redirect("release-list", name=project.name)
 
 

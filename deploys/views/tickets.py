@@ -12,14 +12,15 @@ from deploys import preview, selectors, services
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, TicketStatus
 from deploys.forms.tickets import (
     ApproveForm,
+    EditTicketForm,
     NewTicketForm,
     RejectForm,
     TicketForm,
     initial_request,
 )
 from observability.events import current_seq, project_stream
-from opsportal.errors import Conflict
-from opsportal.forms import add_service_errors
+from opsportal.errors import StateConflict
+from opsportal.forms import call_service, service_error_message
 from opsportal.http import client_address
 from projects.access import Action, allowed_actions, get_project, is_ops
 from projects.choices import Environment
@@ -39,21 +40,18 @@ def ticket_new(request, name: str):
     if request.method == "POST":
         form = NewTicketForm(request.POST, project=project, environment=environment)
         if form.is_valid():
-            try:
-                ticket = services.ticket_create(
-                    actor=request.user,
-                    project=project,
-                    environment=environment,
-                    request=form.request_data,
-                    secret_env_vars=form.secret_env_changes,
-                    submit="submit" in request.POST,
-                    remote_addr=client_address(request),
-                )
-            except ValidationError as exc:
-                add_service_errors(form, exc)
-            except Conflict as exc:
-                form.add_error(None, str(exc))
-            else:
+            ticket = call_service(
+                form,
+                services.ticket_create,
+                actor=request.user,
+                project=project,
+                environment=environment,
+                request=form.request_data,
+                secret_env_vars=form.secret_env_changes,
+                submit="submit" in request.POST,
+                remote_addr=client_address(request),
+            )
+            if ticket is not None:
                 messages.success(request, _("Ticket #%(id)s saved.") % {"id": ticket.pk})
                 return redirect("ticket-detail", name=project.name, pk=ticket.pk)
     else:
@@ -80,7 +78,7 @@ def ticket_edit(request, name: str, pk: int):
     if request.method == "POST":
         overrides_form = OverridesForm(request.POST, knobs=knobs, spec=spec, prefix="ovr")
         overrides = overrides_form.overrides() if ops and overrides_form.is_valid() else ticket.overrides
-        form = TicketForm(
+        form = EditTicketForm(
             request.POST,
             project=project,
             environment=ticket.environment,
@@ -89,25 +87,24 @@ def ticket_edit(request, name: str, pk: int):
             secret_names=ticket.request.get("secret_env_names") or [],
         )
         if form.is_valid() and (not ops or overrides_form.is_valid()):
-            try:
-                services.ticket_update(
-                    actor=request.user,
-                    ticket_id=ticket.pk,
-                    request=form.request_data,
-                    overrides=overrides if ops else None,
-                    secret_env_vars=form.secret_env_changes,
-                    remote_addr=client_address(request),
-                )
-            except ValidationError as exc:
-                add_service_errors(form, exc)
-            except Conflict as exc:
-                form.add_error(None, str(exc))
-            else:
+            updated = call_service(
+                form,
+                services.ticket_update,
+                actor=request.user,
+                ticket_id=ticket.pk,
+                request=form.request_data,
+                overrides=overrides if ops else None,
+                secret_env_vars=form.secret_env_changes,
+                version=form.cleaned_data["version"],
+                remote_addr=client_address(request),
+            )
+            if updated is not None:
                 messages.success(request, _("Ticket #%(id)s updated.") % {"id": ticket.pk})
                 return redirect("ticket-detail", name=project.name, pk=ticket.pk)
     else:
-        form = TicketForm(
-            initial=TicketForm.initial_from_request(ticket.request),
+        initial = TicketForm.initial_from_request(ticket.request)
+        form = EditTicketForm(
+            initial={**initial, "version": selectors.ticket_version(ticket)},
             project=project,
             environment=ticket.environment,
             secret_names=ticket.request.get("secret_env_names") or [],
@@ -183,10 +180,8 @@ def ticket_action(request, name: str, pk: int, action: str):
             )
         else:
             return render(request, "404.html", status=404)
-    except ValidationError as exc:
-        messages.error(request, "; ".join(exc.messages))
-    except Conflict as exc:
-        messages.error(request, str(exc))
+    except (ValidationError, StateConflict) as exc:
+        messages.error(request, service_error_message(exc))
     return redirect("ticket-detail", name=project.name, pk=ticket.pk)
 
 

@@ -1,18 +1,24 @@
 """Configuration changes: checked in the request, recorded, applied by the task with a live log, against
 the real control plane."""
 
+import re
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from kubernetes import client as k8s
 
 from clusters.choices import ConfigChangeStatus
 from clusters.models import ConfigChange, ProjectEnvironment
+from clusters.selectors.environments import EnvironmentRef
 from clusters.services import config_changes
 from clusters.tasks import apply_config_change
 from observability.models import AuditEvent, LiveEvent
+from opsportal.errors import StateConflict
+from projects.choices import OPS_GROUP
+from tests.fixtures.people import make_user
 from tests.helpers.environments import config_post, provision, run_change
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
@@ -272,3 +278,125 @@ def test_stuck_changes_are_failed_by_the_sweeper(client, people, env, django_cap
     assert change.secret_env == ""
     # Its message, arriving late, finds the change ended.
     assert run_change(change).status == ConfigChangeStatus.FAILED
+
+
+# --- optimistic concurrency: a form or client that loaded an older configuration --------------------------
+
+
+@pytest.fixture
+def second_ops(db):
+    return make_user("oscar-ops", OPS_GROUP)
+
+
+def _loaded_form(client, env, **changes) -> dict:
+    """What an editor's browser posts: the version hidden in the page they loaded, and their edits."""
+    page = client.get(reverse("environment-config", args=["orders", "test"]))
+    assert page.status_code == 200
+    version = re.search(r'name="version" value="([0-9a-f]+)"', page.content.decode()).group(1)
+    shown = ProjectEnvironment.objects.get(pk=env.pk)  # the values the page showed
+    return {**config_post(shown, **changes), "version": version}
+
+
+def _written(env):
+    saved = ProjectEnvironment.objects.get(pk=env.pk)
+    return saved.spec, ConfigChange.objects.count(), AuditEvent.objects.count()
+
+
+def test_page_stale_form_is_refused_naming_the_change_and_a_fresh_one_applies(
+    client, people, env, second_ops, django_capture_on_commit_callbacks
+):
+    url = reverse("environment-config", args=["orders", "test"])
+    other = Client()
+    other.force_login(second_ops)
+    client.force_login(people.ops)
+    mine = _loaded_form(client, env, memory_request="640Mi")
+    theirs = _loaded_form(other, env, hpa_max="7")
+    with django_capture_on_commit_callbacks(execute=False):
+        assert other.post(url, {**theirs, "step": "apply"}).status_code == 302
+    applied = run_change(ConfigChange.objects.get())
+    assert applied.status == ConfigChangeStatus.APPLIED, applied.error
+
+    before = _written(env)
+    for step in ("preview", "apply"):
+        stale = client.post(url, {**mine, "step": step})
+        assert stale.status_code == 409, step
+        errors = " ".join(stale.context["form"].non_field_errors())
+        assert "was changed since you loaded it" in errors and "hpa_max: 5 → 7" in errors, errors
+        assert f"{second_ops.username} (#{applied.pk})" in errors
+        assert "hpa_max: 5 → 7" in stale.content.decode()
+        assert stale.context["plan"] is None
+    assert _written(env) == before  # no change recorded, nothing audited, the spec as it was
+
+    # Reloaded, the same edit is made on the current configuration and keeps the other editor's change.
+    with django_capture_on_commit_callbacks(execute=False):
+        fresh = client.post(url, {**_loaded_form(client, env, memory_request="640Mi"), "step": "apply"})
+    assert fresh.status_code == 302
+    change = ConfigChange.objects.order_by("-pk").first()
+    assert change.changes == {"memory_request": ["512Mi", "640Mi"]}
+    assert change.request["hpa_max"] == 7
+
+
+def test_page_form_without_a_version_is_refused(client, people, env):
+    client.force_login(people.ops)
+    form = _loaded_form(client, env, hpa_max="7")
+    del form["version"]
+    before = _written(env)
+    response = client.post(reverse("environment-config", args=["orders", "test"]), {**form, "step": "apply"})
+    assert response.status_code == 400
+    assert "reload the page" in " ".join(response.context["form"].non_field_errors())
+    assert _written(env) == before
+
+
+def test_api_stale_version_is_409_naming_the_change_and_a_fresh_one_is_accepted(
+    client, people, env, second_ops, django_capture_on_commit_callbacks
+):
+    client.force_login(people.ops)
+    got = client.get(_api(env))
+    loaded = got.json()["version"]
+    assert got["ETag"] == f'"{loaded}"'
+    assert client.get(_api(env, "")).json()["config"]["version"] == loaded
+    other = Client()
+    other.force_login(second_ops)
+    with django_capture_on_commit_callbacks(execute=False):
+        first = other.put(
+            _api(env), {"request": {"hpa_max": 7}, "version": loaded}, content_type="application/json"
+        )
+    assert first.status_code == 202, first.content
+    applied = run_change(ConfigChange.objects.get(pk=first.json()["id"]))
+    assert applied.status == ConfigChangeStatus.APPLIED, applied.error
+
+    before = _written(env)
+    edit = {"request": {"memory_request": "640Mi"}}
+    for stale in (
+        client.put(_api(env), {**edit, "version": loaded}, content_type="application/json"),
+        client.put(_api(env), {**edit, "dry_run": True, "version": loaded}, content_type="application/json"),
+        client.put(_api(env), edit, content_type="application/json", HTTP_IF_MATCH=f'"{loaded}"'),
+    ):
+        assert stale.status_code == 409, stale.content
+        body = stale.json()
+        assert set(body) == {"detail", "errors"} and body["errors"] == {}
+        assert "hpa_max: 5 → 7" in body["detail"] and second_ops.username in body["detail"]
+    assert _written(env) == before
+
+    current = client.get(_api(env))["ETag"]
+    with django_capture_on_commit_callbacks(execute=False):
+        fresh = client.put(_api(env), edit, content_type="application/json", HTTP_IF_MATCH=current)
+    assert fresh.status_code == 202, fresh.content
+    assert fresh.json()["changes"] == {"memory_request": ["512Mi", "640Mi"]}
+
+
+def test_the_plan_is_checked_again_under_the_lock(
+    people, env, second_ops, django_capture_on_commit_callbacks
+):
+    """Two editors racing past the dry run: the configuration the plan was made on must still be current
+    when the row is locked, even for an API edit without a version."""
+    ref = EnvironmentRef(project=people.project, environment=ProjectEnvironment.objects.get(pk=env.pk))
+    plan_base = ref.environment.spec
+    # Someone else's change lands between this editor's read and its lock.
+    ProjectEnvironment.objects.filter(pk=env.pk).update(
+        spec={**plan_base, "request": {**plan_base["request"], "hpa_max": 7}}
+    )
+    before = _written(env)
+    with pytest.raises(StateConflict, match="was changed since you loaded it"):
+        config_changes.config_change_create(actor=people.ops, ref=ref, request={"memory_request": "640Mi"})
+    assert _written(env) == before

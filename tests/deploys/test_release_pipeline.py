@@ -15,7 +15,7 @@ from deploys.models import DeploymentRecord, Release
 from deploys.tasks import release_deploy, rollback_deploy
 from integrations.registry import RegistryClient
 from observability.models import AuditEvent
-from opsportal.errors import Conflict
+from opsportal.errors import StateConflict
 from tests.helpers.releases import git_tags, release_to_test, run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
@@ -89,11 +89,11 @@ def test_refusals(people, onboarded, kube_cluster):
     before = deployment_image(kube_cluster, onboarded, "prod")
 
     # Production without a tester's confirmation.
-    with pytest.raises(Conflict, match="not been confirmed"):
+    with pytest.raises(StateConflict, match="not been confirmed"):
         services.release_promote(actor=people.developer, release_id=release.pk)
     assert AuditEvent.objects.filter(verb="release.promote.refused", actor=people.developer).exists()
     # The releaser cannot confirm their own release when the project requires a tester.
-    with pytest.raises(Conflict, match="yourself"):
+    with pytest.raises(StateConflict, match="yourself"):
         services.release_confirm(actor=people.developer, release_id=release.pk)
     assert AuditEvent.objects.filter(verb="release.confirm.refused").exists()
     # A digest that never ran in test, sent straight to the deploy task.
@@ -113,7 +113,7 @@ def test_refusals(people, onboarded, kube_cluster):
 
     # A second release to the same environment while one is in progress.
     services.release_submit(actor=people.developer, project=onboarded.project, branch="main")
-    with pytest.raises(Conflict, match="in progress"):
+    with pytest.raises(StateConflict, match="in progress"):
         services.release_submit(actor=people.developer, project=onboarded.project, branch="main")
 
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 from kubernetes import client as k8s
 
 from clusters.models import ConfigChange, ProjectEnvironment
+from clusters.selectors.environments import config_version
 from clusters.workload import fields as workload_fields
 from clusters.workload import manifests, secret_env
 from deploys import services
@@ -172,6 +173,7 @@ def _config_form(environment, **changes) -> dict:
         if key != "env_vars"
     }
     data["env_vars"] = "LOG_LEVEL=info"
+    data["version"] = config_version(ProjectEnvironment.objects.get(pk=environment.pk).spec)
     data.update(changes)
     return data
 

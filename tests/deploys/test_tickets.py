@@ -7,7 +7,7 @@ from deploys import services
 from deploys.choices import TicketStatus
 from deploys.models import OnboardingTicket
 from observability.models import AuditEvent
-from opsportal.errors import Conflict
+from opsportal.errors import StateConflict
 from tests.fixtures.clusters import VALID_REQUEST
 
 pytestmark = pytest.mark.django_db
@@ -59,7 +59,7 @@ def test_viewer_cannot_file_and_developer_cannot_approve(people):
 
 def test_one_open_ticket_per_environment(people):
     first = _file(people)
-    with pytest.raises(Conflict, match=f"#{first.pk}"):
+    with pytest.raises(StateConflict, match=f"#{first.pk}"):
         _file(people)
     # Production is another environment.
     services.ticket_create(
@@ -90,7 +90,7 @@ def test_developer_cannot_override_guardrails_or_edit_after_submit(people):
             actor=people.developer, ticket_id=draft.pk, overrides={"probe_timeout_seconds": 1}
         )
     services.ticket_submit(actor=people.developer, ticket_id=draft.pk)
-    with pytest.raises(Conflict):
+    with pytest.raises(StateConflict):
         services.ticket_update(
             actor=people.developer, ticket_id=draft.pk, request={**VALID_REQUEST, "replicas": 3}
         )
@@ -103,7 +103,7 @@ def test_reject_needs_a_reason_and_is_final(people):
     services.ticket_reject(actor=people.ops, ticket_id=ticket.pk, reason="Use the shared Redis instead.")
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.REJECTED
-    with pytest.raises(Conflict):
+    with pytest.raises(StateConflict):
         services.ticket_approve(actor=people.ops, ticket_id=ticket.pk)
 
 

@@ -4,6 +4,7 @@ from django.utils import timezone
 from kubernetes import client as k8s
 
 from clusters.models import ConfigChange, ProjectEnvironment
+from clusters.selectors.environments import config_version
 from clusters.tasks import apply_config_change
 from clusters.workload import manifests
 from clusters.workload.request import build_spec
@@ -60,6 +61,8 @@ def config_post(env, **changes) -> dict:
         "startup_seconds": request["startup_seconds"],
         "runtime_options": request["runtime_options"],
         "env_vars": "LOG_LEVEL=info",
+        # The version of the configuration as it is now: the form of someone who just loaded the page.
+        "version": config_version(ProjectEnvironment.objects.get(pk=env.pk).spec),
     }
     data.update(changes)
     return data

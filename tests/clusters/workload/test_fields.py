@@ -37,7 +37,8 @@ def test_forms_serializer_and_type_check_list_the_catalogue(people):
     secret = ["secret_env_vars"]
     after_env = ticket_names.index("env_vars") + 1
     assert list(_ticket_form(people).fields) == ticket_names[:after_env] + secret + ticket_names[after_env:]
-    assert list(EnvironmentConfigForm().fields) == config_names + secret
+    # The version is the optimistic-concurrency token, not a request field.
+    assert list(EnvironmentConfigForm().fields) == config_names + secret + ["version"]
     assert list(NewTicketForm(project=people.project, environment="test").fields)[0] == "environment"
     assert list(workload_request_serializer("Probe", partial=False)().fields) == ticket_names
     assert set(config_names) < set(ticket_names)
@@ -133,7 +134,8 @@ def test_ticket_form_request_is_what_it_always_was(people):
 
 
 def test_config_form_request_is_what_it_always_was(people):
-    form = EnvironmentConfigForm(_post({**VALID_REQUEST, "cpu_limit": "2"}))
+    # Any version passes the form; the service compares it with the environment under the lock.
+    form = EnvironmentConfigForm(_post({**VALID_REQUEST, "cpu_limit": "2", "version": "0123456789abcdef"}))
     assert form.is_valid(), form.errors
     assert form.request_data() == {
         "replicas": 2,

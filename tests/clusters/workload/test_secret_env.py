@@ -11,6 +11,7 @@ from django.db import connection
 from clusters.workload import manifests, secret_env
 from deploys import services
 from deploys.models import OnboardingTicket
+from deploys.selectors import ticket_version
 from observability.models import AuditEvent
 from observability.services import redact
 from tests.fixtures.clusters import VALID_REQUEST
@@ -285,12 +286,11 @@ def test_form_files_secrets_and_pages_show_names_only(client, people):
     assert 'id="secret-env-names"' in edit_page and "API_TOKEN" in edit_page
 
     # Saving with the field empty keeps both; NAME= removes one.
-    assert client.post(f"/projects/orders/tickets/{ticket.pk}/edit/", _form_data()).status_code == 302
+    edit = f"/projects/orders/tickets/{ticket.pk}/edit/"
+    assert client.post(edit, _form_data(version=ticket_version(ticket))).status_code == 302
     ticket.refresh_from_db()
     assert set(secret_env.load(ticket.secret_env)) == {"DB_PASSWORD", "API_TOKEN"}
-    response = client.post(
-        f"/projects/orders/tickets/{ticket.pk}/edit/", _form_data(secret_env_vars="API_TOKEN=")
-    )
+    response = client.post(edit, _form_data(secret_env_vars="API_TOKEN=", version=ticket_version(ticket)))
     assert response.status_code == 302
     ticket.refresh_from_db()
     assert secret_env.load(ticket.secret_env) == {"DB_PASSWORD": SECRET}
