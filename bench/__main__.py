@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS = {"terminal": "bench.terminal", "pipeline": "bench.pipeline"}
+BENCHMARKS = {"terminal": "bench.terminal", "pipeline": "bench.pipeline", "releases": "bench.releases"}
 
 
 def main(argv: list[str]) -> int:

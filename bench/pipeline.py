@@ -75,14 +75,20 @@ def onboard(*, ops, dev, project, cluster) -> tuple[float, float]:
 def release_once(*, dev, project, pipeline, api) -> tuple[float, float, int, float]:
     from deploys import services
     from deploys.models import DeploymentRecord
-    from deploys.tasks import release_build, release_deploy, release_tag
+    from deploys.tasks import release_build, release_build_poll, release_deploy, release_tag
     from integrations.kubernetes.client import KubeClient
 
     before, own_before, started = apiserver_requests(api), KubeClient.requests_sent, time.perf_counter()
     release = services.release_submit(actor=dev, project=project, branch="main")
+    ids = {"release_id": release.pk, "run_token": str(release.run_token)}
     for task in (release_tag, release_build, release_deploy):
-        task.apply(kwargs={"release_id": release.pk, "run_token": str(release.run_token)})
-    release.refresh_from_db()
+        task.apply(kwargs=ids)
+        release.refresh_from_db()
+        # After the build step, the polls a worker would take (with a shorter countdown).
+        while task is release_build and release.status == "building":
+            time.sleep(0.1)
+            release_build_poll.apply(kwargs={**ids, "poll": release.build_polls})
+            release.refresh_from_db()
     assert release.status == "deployed", release.error
     build = pipeline.jenkins.jobs[project.name].builds[release.jenkins_build]
     build_finished = (build.timestamp_ms + build.duration_ms) / 1000

@@ -24,10 +24,7 @@ class ConfigChangeStatus(models.TextChoices):
 
 CONFIG_CHANGE_TRANSITIONS: dict[str, frozenset[str]] = {
     ConfigChangeStatus.QUEUED: frozenset({ConfigChangeStatus.APPLYING, ConfigChangeStatus.FAILED}),
-    # Back to queued only when a transient cluster error hands the change to the task's next retry.
-    ConfigChangeStatus.APPLYING: frozenset(
-        {ConfigChangeStatus.APPLIED, ConfigChangeStatus.FAILED, ConfigChangeStatus.QUEUED}
-    ),
+    ConfigChangeStatus.APPLYING: frozenset({ConfigChangeStatus.APPLIED, ConfigChangeStatus.FAILED}),
     ConfigChangeStatus.APPLIED: frozenset(),
     ConfigChangeStatus.FAILED: frozenset(),
 }

@@ -1,8 +1,7 @@
-import uuid
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from deploys.choices import (
@@ -15,12 +14,15 @@ from deploys.choices import (
     ReleaseStatus,
     TicketStatus,
 )
+from opsportal.runs import Run
 from opsportal.secrets import EncryptedTextField
 from projects.choices import Environment, Language
 
 
-class OnboardingTicket(models.Model):
-    """A request to run a project in an environment; ops approve it and the portal provisions it."""
+class OnboardingTicket(Run):
+    """A request to run a project in an environment; ops approve it and the portal provisions it.
+
+    Its run is the provisioning: each approval (or retry) gives it a new run token."""
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="tickets")
     environment = models.CharField(_("environment"), max_length=8, choices=Environment.choices)
@@ -43,17 +45,17 @@ class OnboardingTicket(models.Model):
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     rejection_reason = models.TextField(_("rejection reason"), blank=True)
-    # Provisioning: the run token ties queued task messages to one approval (see services).
+    # Empty until the first approval: a draft has no run yet.
     run_token = models.UUIDField(null=True, blank=True, editable=False)
-    attempts = models.PositiveIntegerField(default=0)
-    progress = models.JSONField(default=list, blank=True)
-    error = models.TextField(blank=True)
     error_causes = models.JSONField(default=list, blank=True)
     live_objects = models.JSONField(default=list, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+
+    TRANSITIONS = TICKET_TRANSITIONS
+    RUNNING_STATUSES = frozenset({TicketStatus.APPROVED, TicketStatus.PROVISIONING})
+    FINAL_STATUSES = frozenset({TicketStatus.ACTIVE, TicketStatus.FAILED})
+    FAILED_STATUS = TicketStatus.FAILED
+    EVENT_NAME = EVENT_KEY = "ticket"
 
     class Meta:
         ordering = ["-created_at"]
@@ -68,16 +70,12 @@ class OnboardingTicket(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.project}/{self.environment}"
 
-    def can_move_to(self, status: str) -> bool:
-        return status in TICKET_TRANSITIONS[self.status]
+    def run_label(self) -> str:
+        return gettext("Ticket #%(id)s") % {"id": self.pk}
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_TICKET_STATUSES
-
-    def new_run_token(self) -> uuid.UUID:
-        self.run_token = uuid.uuid4()
-        return self.run_token
 
 
 class BuildRecipe(models.Model):
@@ -103,8 +101,8 @@ class BuildRecipe(models.Model):
         return f"{self.language} v{self.version}"
 
 
-class Release(models.Model):
-    """A release of a project to one environment.
+class Release(Run):
+    """A release of a project to one environment: one run, stepped through by several tasks.
 
     Test releases are tagged in GitLab, built by Jenkins into an image and deployed by digest.
     Production releases are promotions: they deploy the digest of a confirmed test release."""
@@ -126,6 +124,11 @@ class Release(models.Model):
     jenkins_job = models.CharField(max_length=255, blank=True)
     jenkins_queue_id = models.PositiveIntegerField(null=True, blank=True)
     jenkins_build = models.PositiveIntegerField(null=True, blank=True)
+    # When the build was queued in Jenkins; the build's timeout counts from here.
+    build_started_at = models.DateTimeField(null=True, blank=True)
+    # How many looks at the running build were taken; a poll message carries the number it expects, so
+    # a redelivered or duplicate poll finds it moved on and does nothing.
+    build_polls = models.PositiveIntegerField(default=0)
     console = models.TextField(blank=True)
     console_offset = models.PositiveBigIntegerField(default=0)
     promoted_from = models.ForeignKey(
@@ -135,13 +138,13 @@ class Release(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     confirmed_at = models.DateTimeField(null=True, blank=True)
-    # Ties queued task messages to one run, so stale messages do nothing (see services).
-    run_token = models.UUIDField(default=uuid.uuid4, editable=False)
-    attempts = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+
+    TRANSITIONS = RELEASE_TRANSITIONS
+    RUNNING_STATUSES = ACTIVE_RELEASE_STATUSES
+    FINAL_STATUSES = frozenset({ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED})
+    FAILED_STATUS = ReleaseStatus.FAILED
+    EVENT_NAME = EVENT_KEY = "release"
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -156,12 +159,13 @@ class Release(models.Model):
     def __str__(self) -> str:
         return f"{self.project} {self.version} ({self.environment})"
 
-    def can_move_to(self, status: str) -> bool:
-        return status in RELEASE_TRANSITIONS[self.status]
+    def run_label(self) -> str:
+        return gettext("Release %(version)s") % {"version": self.version}
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_RELEASE_STATUSES
+    def event_payload(self) -> dict:
+        return {**super().event_payload(), "environment": self.environment}
+
+    is_active = Run.is_running  # the name the release pages use
 
     @property
     def image(self) -> str:

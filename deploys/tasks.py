@@ -1,56 +1,87 @@
-"""Celery tasks: thin wrappers that take ids, call one service, and retry transient integration errors
-(timeouts, 5xx, 429, unreachable) with exponential backoff, or after the wait the other side asked for
-(Retry-After) when that is longer — never permanent ones."""
+"""Celery tasks: thin wrappers that take ids and run one service step (see opsportal.tasks.run_step).
+
+Services import these tasks at module level to queue them; a task imports its service inside its body,
+so the two modules never import each other at load time."""
 
 from celery import shared_task
 from django.conf import settings
 
-from deploys import services
+from opsportal.runs import stuck_after
 from opsportal.tasks import run_step
 
 
 @shared_task(bind=True, time_limit=900, soft_time_limit=870, max_retries=None)
 def provision_ticket(self, *, ticket_id: int, run_token: str) -> None:
-    run_step(
-        self,
-        services.ticket_provision,
-        services.ticket_provision_failed,
-        ticket_id=ticket_id,
-        run_token=run_token,
-    )
+    from deploys.services.tickets import ticket_provision, ticket_provision_failed
+
+    run_step(self, ticket_provision, ticket_provision_failed, ticket_id=ticket_id, run_token=run_token)
 
 
 @shared_task(time_limit=120, soft_time_limit=110)
 def fail_stuck_tickets() -> None:
-    services.tickets_fail_stuck(older_than_seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
+    from deploys.services.tickets import tickets_fail_stuck
 
-
-@shared_task(time_limit=120, soft_time_limit=110)
-def fail_stuck_releases() -> None:
-    # Longer than the longest step (the build task's hard limit), so only abandoned runs are caught.
-    services.releases_fail_stuck(older_than_seconds=3600 + 300)
+    tickets_fail_stuck(older_than_seconds=stuck_after(provision_ticket))
 
 
 @shared_task(bind=True, time_limit=300, soft_time_limit=280, max_retries=None)
 def release_tag(self, *, release_id: int, run_token: str) -> None:
-    run_step(self, services.release_tag, services.release_fail, release_id=release_id, run_token=run_token)
+    from deploys.services.releases import release_fail
+    from deploys.services.releases import release_tag as tag
+
+    run_step(self, tag, release_fail, release_id=release_id, run_token=run_token)
 
 
-@shared_task(bind=True, time_limit=3600, soft_time_limit=3540, max_retries=None)
+# Starts (or finds) the Jenkins build and hands it to release_build_poll: nothing here waits for the build.
+@shared_task(bind=True, time_limit=300, soft_time_limit=280, max_retries=None)
 def release_build(self, *, release_id: int, run_token: str) -> None:
-    run_step(self, services.release_build, services.release_fail, release_id=release_id, run_token=run_token)
+    from deploys.services.releases import release_build as build
+    from deploys.services.releases import release_fail
+
+    run_step(self, build, release_fail, release_id=release_id, run_token=run_token)
+
+
+# One look at a running build; it queues the next look with a countdown, so no worker waits for Jenkins.
+@shared_task(bind=True, time_limit=120, soft_time_limit=110, max_retries=None)
+def release_build_poll(self, *, release_id: int, run_token: str, poll: int) -> None:
+    from deploys.services.releases import release_build_poll as build_poll
+    from deploys.services.releases import release_fail
+
+    def give_up(*, release_id: int, run_token: str, poll: int, error: str) -> None:
+        release_fail(release_id=release_id, run_token=run_token, error=error)
+
+    run_step(self, build_poll, give_up, release_id=release_id, run_token=run_token, poll=poll)
 
 
 @shared_task(bind=True, time_limit=900, soft_time_limit=870, max_retries=None)
 def release_deploy(self, *, release_id: int, run_token: str) -> None:
-    run_step(self, services.release_deploy, services.release_fail, release_id=release_id, run_token=run_token)
+    from deploys.services.releases import release_deploy as deploy
+    from deploys.services.releases import release_fail
+
+    run_step(self, deploy, release_fail, release_id=release_id, run_token=run_token)
 
 
 @shared_task(bind=True, time_limit=120, soft_time_limit=110, max_retries=3)
 def release_stop_build(self, *, release_id: int, run_token: str) -> None:
-    run_step(self, services.release_stop_build, lambda **_: None, release_id=release_id, run_token=run_token)
+    from deploys.services.releases import release_stop_build as stop_build
+
+    run_step(self, stop_build, lambda **_: None, release_id=release_id, run_token=run_token)
+
+
+@shared_task(time_limit=120, soft_time_limit=110)
+def fail_stuck_releases() -> None:
+    from deploys.services.releases import releases_fail_stuck
+
+    # A building release's heartbeat is its polls, so the build's length does not enter the threshold.
+    steps = (release_tag, release_build, release_build_poll, release_deploy)
+    releases_fail_stuck(
+        older_than_seconds=stuck_after(*steps) + settings.RELEASE_BUILD_POLL_SECONDS,
+    )
 
 
 @shared_task(bind=True, time_limit=900, soft_time_limit=870, max_retries=None)
 def rollback_deploy(self, *, record_id: int) -> None:
-    run_step(self, services.rollback_deploy, services.rollback_failed, record_id=record_id)
+    from deploys.services.releases import rollback_deploy as deploy
+    from deploys.services.releases import rollback_failed
+
+    run_step(self, deploy, rollback_failed, record_id=record_id)

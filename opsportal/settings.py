@@ -285,6 +285,8 @@ OPSPORTAL_BASE_IMAGES = json.loads(env_str("OPSPORTAL_BASE_IMAGES", "{}") or "{}
 DEV_CLUSTER_STATUS = env_str("OPSPORTAL_DEV_CLUSTER_STATUS", "")
 # How long a release waits for its Jenkins build, in seconds.
 RELEASE_BUILD_TIMEOUT = env_int("RELEASE_BUILD_TIMEOUT", 1800)
+# A running build is looked at this often, in seconds; between looks it holds no worker.
+RELEASE_BUILD_POLL_SECONDS = env_int("RELEASE_BUILD_POLL_SECONDS", 2)
 
 # --- Web terminal ---------------------------------------------------------------------------
 # A terminal with no keystroke for this long is closed, in seconds.

@@ -1,4 +1,8 @@
-"""Shared plumbing for Celery tasks: the retry policy for integration errors, used by every app's tasks."""
+"""How a Celery task runs one step of a run: transient integration errors (timeouts, 5xx, 429,
+unreachable) are retried with exponential backoff, or after the wait the other side asked for
+(Retry-After) when that is longer; permanent errors and bugs end the run at once, visibly."""
+
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -21,9 +25,9 @@ def retry_countdown(retries: int, retry_after: float | None) -> float:
     return countdown
 
 
-def run_step(task, step, give_up, **ids) -> None:
-    """Run one step of a bound task: retry transient integration errors with backoff, and end the work
-    through ``give_up(**ids, error=...)`` on a permanent error, when the retries are spent, or on a bug."""
+def run_step(task, step: Callable[..., None], give_up: Callable[..., None], **ids) -> None:
+    """Run ``step(**ids)`` inside the bound ``task``; ``give_up(**ids, error=…)`` ends the run when the
+    step cannot succeed (a permanent error, retries used up, or a bug)."""
     try:
         step(**ids)
     except IntegrationError as exc:

@@ -1,6 +1,5 @@
 import re
 import string
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from clusters.choices import (
@@ -21,6 +21,7 @@ from clusters.choices import (
 )
 from clusters.workload.request import namespace_for
 from integrations.kubernetes.config import KubeconfigError, check_server_url, parse_kubeconfig
+from opsportal.runs import Run
 from opsportal.secrets import EncryptedTextField
 from projects.choices import Environment
 from projects.models import dns1123_label
@@ -179,7 +180,7 @@ class TerminalSession(models.Model):
         return Path(settings.TERMINAL_RECORDINGS_DIR) / self.recording
 
 
-class ConfigChange(models.Model):
+class ConfigChange(Run):
     """One ops edit of a running environment's configuration, applied by a task (see config_changes).
 
     It keeps what it will apply (the validated request and overrides, and the secret environment
@@ -200,16 +201,15 @@ class ConfigChange(models.Model):
     # JSON {NAME: value} of every secret environment variable after the change; the task needs the
     # values to fill the Secret, so they are kept (encrypted) only until the change ends.
     secret_env = EncryptedTextField(_("secret environment variables"), blank=True, default="")
-    progress = models.JSONField(default=list, blank=True)
-    error = models.TextField(blank=True)
-    # Ties task messages to this change; a message whose token differs gets nothing.
-    run_token = models.UUIDField(default=uuid.uuid4, editable=False)
-    attempts = models.PositiveIntegerField(default=0)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
-    started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+
+    TRANSITIONS = CONFIG_CHANGE_TRANSITIONS
+    RUNNING_STATUSES = ACTIVE_CONFIG_CHANGE_STATUSES
+    FINAL_STATUSES = frozenset({ConfigChangeStatus.APPLIED, ConfigChangeStatus.FAILED})
+    FAILED_STATUS = ConfigChangeStatus.FAILED
+    EVENT_NAME, EVENT_KEY = "config-change", "change"
+    PROJECT_ID = "environment__project_id"
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -226,9 +226,5 @@ class ConfigChange(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.environment}"
 
-    def can_move_to(self, status: str) -> bool:
-        return status in CONFIG_CHANGE_TRANSITIONS[self.status]
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_CONFIG_CHANGE_STATUSES
+    def run_label(self) -> str:
+        return gettext("Configuration change #%(id)s") % {"id": self.pk}

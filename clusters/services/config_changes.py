@@ -10,46 +10,27 @@ is logged on the change and announced on the project's live stream.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.choices import ACTIVE_CONFIG_CHANGE_STATUSES, ConfigChangeStatus
 from clusters.models import ConfigChange, ProjectEnvironment
 from clusters.selectors.environments import EnvironmentRef, config_version
-from clusters.services.common import move_status, rollout_reporter
+from clusters.services.common import rollout_reporter
 from clusters.services.environments import ConfigPlan, config_plan, config_version_check
 from clusters.services.workload import keep_live_fields, objects_to_apply
+from clusters.tasks import apply_config_change as apply_config_change_task
 from clusters.workload import manifests, secret_env
 from clusters.workload.request import build_spec
 from integrations.errors import IntegrationError, Invalid
-from observability import events
 from observability.services import audit_record
+from opsportal import runs
 from opsportal.errors import StateConflict
-from projects.models import Project
 
-PROGRESS_LIMIT = 200
 DIFF_LIMIT = 200_000
-
-
-def _publish(change: ConfigChange, event_type: str, project_id: int, **payload) -> None:
-    events.publish(
-        stream=events.project_stream(project_id),
-        type=event_type,
-        payload={"change": change.pk, "status": change.status, **payload},
-    )
-
-
-def _locked(change_id: int) -> ConfigChange:
-    change = ConfigChange.objects.select_for_update().get(pk=change_id)
-    env = ProjectEnvironment.objects.get(pk=change.environment_id)
-    change.project = Project.objects.get(pk=env.project_id)  # move_status audits against it
-    return change
 
 
 # --- in the request ------------------------------------------------------------------------------------
@@ -80,8 +61,6 @@ def config_change_create(
     )
     if not plan.changed:
         return plan, None
-    from clusters.tasks import apply_config_change
-
     with transaction.atomic():
         # The environment's row lock serialises two edits racing past the check below.
         env = ProjectEnvironment.objects.select_for_update().get(pk=ref.environment.pk)
@@ -115,13 +94,18 @@ def config_change_create(
             changes={**plan.changes, "diff": plan.diff[:20000], "config_change": change.pk},
             remote_addr=remote_addr,
         )
-        _publish(change, "config-change-changed", ref.project.pk)
-        token = str(change.run_token)
-        transaction.on_commit(lambda: apply_config_change.delay(change_id=change.pk, run_token=token))
+        change.project = ref.project
+        runs.publish(change)
+        runs.queue(apply_config_change_task, change_id=change.pk, run_token=str(change.run_token))
     return plan, change
 
 
 # --- in the worker -------------------------------------------------------------------------------------
+
+
+APPLY = runs.Step(
+    ConfigChange, ConfigChangeStatus.QUEUED, ConfigChangeStatus.APPLYING, "environment.config.apply.start"
+)
 
 
 @dataclass
@@ -130,75 +114,26 @@ class ApplyOutcome:
     message: str = ""
 
 
-def _claim(change_id: int, run_token: str) -> ConfigChange | None:
-    """Take a queued change for this run (queued → applying). A duplicate message, a message of another
-    run, or one for a change already applying or ended, gets nothing."""
-    with transaction.atomic():
-        claimed = ConfigChange.objects.filter(
-            pk=change_id, run_token=run_token, status=ConfigChangeStatus.QUEUED
-        ).update(status=ConfigChangeStatus.APPLYING, attempts=F("attempts") + 1, updated_at=timezone.now())
-        if not claimed:
-            return None
-        change = _locked(change_id)
-        if change.started_at is None:
-            change.started_at = timezone.now()
-            change.save(update_fields=["started_at"])
-            audit_record(
-                actor=None,
-                verb="environment.config.apply.start",
-                target=change,
-                project=change.project,
-                changes={"status": [ConfigChangeStatus.QUEUED, ConfigChangeStatus.APPLYING]},
-            )
-        _publish(change, "config-change-changed", change.project.pk)
-        return change
-
-
 def config_change_progress(*, change_id: int, run_token: str, message: str) -> None:
     """Append a line to the change's log and announce it (only while this run applies it)."""
-    with transaction.atomic():
-        change = _locked(change_id)
-        if str(change.run_token) != str(run_token) or change.status != ConfigChangeStatus.APPLYING:
-            return
-        entry = {"at": timezone.now().isoformat(timespec="milliseconds"), "message": message}
-        change.progress = [*change.progress, entry][-PROGRESS_LIMIT:]
-        change.save(update_fields=["progress", "updated_at"])
-        _publish(change, "config-change-progress", change.project.pk, message=message)
-
-
-def _requeue(change_id: int, run_token: str) -> None:
-    # Hands the change to the task's retry, whose claim needs it queued again.
-    with transaction.atomic():
-        change = _locked(change_id)
-        if str(change.run_token) != str(run_token) or change.status != ConfigChangeStatus.APPLYING:
-            return
-        move_status(
-            change,
-            ConfigChangeStatus.QUEUED,
-            name=_("Configuration change #%(id)s") % {"id": change.pk},
-            actor=None,
-            verb="environment.config.apply.retry",
-            publish=lambda: _publish(change, "config-change-changed", change.project.pk),
-        )
+    runs.progress(ConfigChange, change_id, run_token, message)
 
 
 def _finish(change_id: int, run_token: str, outcome: ApplyOutcome) -> None:
     with transaction.atomic():
-        change = _locked(change_id)
-        if str(change.run_token) != str(run_token) or not change.is_active:
+        change = runs.locked_run(ConfigChange, change_id, run_token)
+        if change is None:
             return  # ended already: a late or duplicate message never flips the outcome
-        change.finished_at = timezone.now()
-        change.error = "" if outcome.ok else outcome.message[:4000]
         change.secret_env = ""  # the values now live on the environment (or were never applied)
-        move_status(
-            change,
-            ConfigChangeStatus.APPLIED if outcome.ok else ConfigChangeStatus.FAILED,
-            name=_("Configuration change #%(id)s") % {"id": change.pk},
-            actor=None,
-            verb="environment.config.apply.succeed" if outcome.ok else "environment.config.apply.fail",
-            changes={} if outcome.ok else {"error": outcome.message[:500]},
-            publish=lambda: _publish(change, "config-change-changed", change.project.pk),
-        )
+        if outcome.ok:
+            runs.finish(change, ConfigChangeStatus.APPLIED, verb="environment.config.apply.succeed")
+        else:
+            runs.finish(
+                change,
+                ConfigChangeStatus.FAILED,
+                verb="environment.config.apply.fail",
+                error=outcome.message,
+            )
 
 
 def config_change_fail(*, change_id: int, run_token: str, error: str) -> None:
@@ -271,9 +206,9 @@ def _apply_and_wait(change: ConfigChange, run_token: str) -> ApplyOutcome:
 def config_change_apply(*, change_id: int, run_token: str) -> None:
     """The task's work: apply a queued change and follow its rollout.
 
-    Raises a transient IntegrationError for the task to retry (the change is queued again for it);
+    Raises a transient IntegrationError for the task to retry (the retry takes the applying change again);
     permanent failures end the change with the cause."""
-    change = _claim(change_id, run_token)
+    change = APPLY.claim(change_id, run_token)
     if change is None:
         return
     try:
@@ -287,7 +222,6 @@ def config_change_apply(*, change_id: int, run_token: str) -> None:
                 run_token=run_token,
                 message=_("Temporary failure, will retry: %(e)s") % {"e": exc},
             )
-            _requeue(change_id, run_token)
             raise
         hint = (
             _("Fix the configuration and apply again.")
@@ -304,20 +238,12 @@ def config_change_apply(*, change_id: int, run_token: str) -> None:
 
 def config_changes_fail_stuck(*, older_than_seconds: int) -> int:
     """Fail changes whose worker vanished: no progress for longer than any run may take."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stuck = ConfigChange.objects.filter(status__in=ACTIVE_CONFIG_CHANGE_STATUSES, updated_at__lt=cutoff)
-    count = 0
-    for change_id, token in stuck.values_list("pk", "run_token"):
-        _finish(
-            change_id,
-            str(token),
-            ApplyOutcome(
-                ok=False,
-                message=_(
-                    "The worker applying this change stopped responding. Check the environment page, "
-                    "then apply the change again."
-                ),
-            ),
-        )
-        count += 1
-    return count
+    message = _(
+        "The worker applying this change stopped responding. Check the environment page, "
+        "then apply the change again."
+    )
+    return runs.fail_stuck(
+        ConfigChange,
+        older_than_seconds,
+        lambda pk, token: _finish(pk, token, ApplyOutcome(ok=False, message=message)),
+    )

@@ -3,11 +3,17 @@
 The names below are the app's public services; import them from here or from their module."""
 
 from deploys.services.releases import (
+    BUILD,
+    BUILD_QUEUE_TIMEOUT,
     CONSOLE_LIMIT,
+    DEPLOY,
+    DEPLOY_PROMOTION,
+    TAG,
     deployed_in_test,
     promotion_problem,
     recipe_update,
     release_build,
+    release_build_poll,
     release_cancel,
     release_confirm,
     release_deploy,
@@ -25,7 +31,7 @@ from deploys.services.releases import (
     validate_branch,
 )
 from deploys.services.tickets import (
-    PROGRESS_LIMIT,
+    PROVISION,
     ProvisionOutcome,
     ticket_approve,
     ticket_create,
@@ -41,13 +47,19 @@ from deploys.services.tickets import (
 )
 
 __all__ = [
+    "BUILD",
+    "BUILD_QUEUE_TIMEOUT",
     "CONSOLE_LIMIT",
-    "PROGRESS_LIMIT",
+    "DEPLOY",
+    "DEPLOY_PROMOTION",
+    "PROVISION",
     "ProvisionOutcome",
+    "TAG",
     "deployed_in_test",
     "promotion_problem",
     "recipe_update",
     "release_build",
+    "release_build_poll",
     "release_cancel",
     "release_confirm",
     "release_deploy",

@@ -8,8 +8,8 @@ release on. Production never builds: it deploys the digest of a test release a t
 
 import logging
 import re
-import time
-from datetime import timedelta
+from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -18,14 +18,20 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.models import ProjectEnvironment
-from clusters.services.common import locked, move_status
 from clusters.services.environments import environment_set_image
 from deploys import recipes
 from deploys.choices import ACTIVE_RELEASE_STATUSES, DeploymentKind, DeploymentOutcome, ReleaseStatus
 from deploys.models import BuildRecipe, DeploymentRecord, Release
+from deploys.tasks import release_build as release_build_task
+from deploys.tasks import release_build_poll as release_build_poll_task
+from deploys.tasks import release_deploy as release_deploy_task
+from deploys.tasks import release_stop_build as release_stop_build_task
+from deploys.tasks import release_tag as release_tag_task
+from deploys.tasks import rollback_deploy as rollback_deploy_task
 from integrations.errors import IntegrationError
 from observability import events
 from observability.services import audit_record
+from opsportal import runs
 from opsportal.errors import StateConflict
 from projects.access import Action, can, check
 from projects.models import Project
@@ -33,6 +39,7 @@ from projects.models import Project
 logger = logging.getLogger(__name__)
 
 CONSOLE_LIMIT = 512 * 1024  # characters of console kept on the release (the tail)
+BUILD_QUEUE_TIMEOUT = 300  # seconds a build may wait in Jenkins' queue for an executor
 # Git ref names we accept: what git allows, minus everything a shell or a URL could misread.
 _BRANCH = re.compile(r"^(?![/-])(?!.*//)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])$")
 
@@ -44,49 +51,6 @@ def release_version(*, user, now=None) -> str:
     """Timestamp plus the releaser's id: the git tag, the image tag and the version people see."""
     now = timezone.localtime(now or timezone.now())
     return f"{now:%Y%m%d-%H%M%S}-u{user.pk}"
-
-
-def _publish(release: Release, event_type: str, **payload) -> None:
-    payload = {"release": release.pk, "status": release.status, "environment": release.environment, **payload}
-    events.publish(stream=events.project_stream(release.project_id), type=event_type, payload=payload)
-
-
-def _locked(release_id: int) -> Release:
-    return locked(Release, release_id)
-
-
-def _locked_run(release_id: int, run_token: str, status: str | None = None) -> Release | None:
-    """The release, locked, if this run still owns it (and it is in ``status``, or active); else None.
-    A step that finds None stops: the release was cancelled, failed, or belongs to a newer run."""
-    release = _locked(release_id)
-    if str(release.run_token) != str(run_token):
-        return None
-    if (status is not None and release.status != status) or (status is None and not release.is_active):
-        return None
-    return release
-
-
-def _move(
-    release: Release,
-    to: str,
-    *,
-    actor,
-    verb: str,
-    changes: dict | None = None,
-    remote_addr: str | None = None,
-) -> None:
-    if to in (ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED):
-        release.finished_at = timezone.now()
-    move_status(
-        release,
-        to,
-        name=_("Release %(version)s") % {"version": release.version},
-        actor=actor,
-        verb=verb,
-        changes=changes,
-        remote_addr=remote_addr,
-        publish=lambda: _publish(release, "release-changed"),
-    )
 
 
 def _refuse(*, actor, verb: str, target, project: Project, reason: str, remote_addr: str | None) -> None:
@@ -205,8 +169,8 @@ def release_submit(
         changes={"branch": branch, "version": release.version, "environment": "test"},
         remote_addr=remote_addr,
     )
-    _publish(release, "release-changed")
-    _queue(release, "tag")
+    runs.publish(release)
+    _queue(release_tag_task, release)
     return release
 
 
@@ -253,15 +217,15 @@ def release_promote(*, actor, release_id: int, remote_addr: str | None = None) -
             changes={"from_release": test_release.pk, "image": release.image},
             remote_addr=remote_addr,
         )
-        _publish(release, "release-changed")
-        _queue(release, "deploy")
+        runs.publish(release)
+        _queue(release_deploy_task, release)
     return release
 
 
 def release_confirm(*, actor, release_id: int, remote_addr: str | None = None) -> Release:
     """A tester's (or QA's) word that a deployed test release works."""
     with transaction.atomic():
-        release = _locked(release_id)
+        release = runs.locked(Release, release_id)
         check(actor, Action.VIEW, release.project)
         problem, not_allowed = "", False
         tester_required = release.project.require_tester_confirmation
@@ -287,7 +251,7 @@ def release_confirm(*, actor, release_id: int, remote_addr: str | None = None) -
                 changes={"image": release.image},
                 remote_addr=remote_addr,
             )
-            _publish(release, "release-changed")
+            runs.publish(release)
             return release
     _refuse(
         actor=actor,
@@ -304,7 +268,7 @@ def release_confirm(*, actor, release_id: int, remote_addr: str | None = None) -
 
 @transaction.atomic
 def release_cancel(*, actor, release_id: int, remote_addr: str | None = None) -> Release:
-    release = _locked(release_id)
+    release = runs.locked(Release, release_id)
     check(
         actor, Action.RELEASE_PROD if release.environment == "prod" else Action.RELEASE_TEST, release.project
     )
@@ -313,9 +277,9 @@ def release_cancel(*, actor, release_id: int, remote_addr: str | None = None) ->
     if release.status == ReleaseStatus.DEPLOYING:
         raise StateConflict(_("The rollout has started; roll back instead of cancelling."))
     building = release.status == ReleaseStatus.BUILDING and release.jenkins_build
-    _move(release, ReleaseStatus.CANCELLED, actor=actor, verb="release.cancel", remote_addr=remote_addr)
+    runs.move(release, ReleaseStatus.CANCELLED, actor=actor, verb="release.cancel", remote_addr=remote_addr)
     if building:
-        _queue(release, "stop_build")
+        _queue(release_stop_build_task, release)
     return release
 
 
@@ -374,52 +338,28 @@ def release_rollback(
             type="release-changed",
             payload={"rollback": record.pk, "environment": environment},
         )
-        transaction.on_commit(lambda: _tasks().rollback_deploy.delay(record_id=record.pk))
+        runs.queue(rollback_deploy_task, record_id=record.pk)
     return record
 
 
 # --- tasks' bodies --------------------------------------------------------------------------------
 
-
-def _tasks():
-    from deploys import tasks
-
-    return tasks
-
-
-def _queue(release: Release, step: str) -> None:
-    task = {
-        "tag": "release_tag",
-        "build": "release_build",
-        "deploy": "release_deploy",
-        "stop_build": "release_stop_build",
-    }[step]
-    release_id, token = release.pk, str(release.run_token)
-    transaction.on_commit(lambda: getattr(_tasks(), task).delay(release_id=release_id, run_token=token))
+# The steps of a release's run. A test release is tagged, built and deployed; a production release
+# (a promotion) is deployed straight from submitted.
+TAG = runs.Step(Release, ReleaseStatus.SUBMITTED, ReleaseStatus.TAGGING, "release.tag.start")
+BUILD = runs.Step(Release, ReleaseStatus.BUILDING, ReleaseStatus.BUILDING, "release.build.start")
+DEPLOY = runs.Step(Release, ReleaseStatus.BUILT, ReleaseStatus.DEPLOYING, "release.deploy.start")
+DEPLOY_PROMOTION = runs.Step(
+    Release, ReleaseStatus.SUBMITTED, ReleaseStatus.DEPLOYING, "release.deploy.start"
+)
 
 
-def _claim(release_id: int, run_token: str, *, start: str, working: str, verb: str) -> Release | None:
-    """Take the release for a step: from ``start`` (first attempt) or ``working`` (a retry of that run)."""
-    with transaction.atomic():
-        release = Release.objects.select_for_update().filter(pk=release_id, run_token=run_token).first()
-        if release is None or release.status not in (start, working):
-            return None
-        release.project = Project.objects.get(pk=release.project_id)
-        release.attempts += 1
-        if release.status == start and start != working:
-            _move(release, working, actor=None, verb=verb)
-        else:
-            release.save(update_fields=["attempts", "updated_at"])
-        return release
+def _queue(task, release: Release, **kwargs) -> None:
+    runs.queue(task, release_id=release.pk, run_token=str(release.run_token), **kwargs)
 
 
 def release_fail(*, release_id: int, run_token: str, error: str) -> None:
-    with transaction.atomic():
-        release = _locked_run(release_id, run_token)
-        if release is None:
-            return
-        release.error = error[:8000]
-        _move(release, ReleaseStatus.FAILED, actor=None, verb="release.fail", changes={"error": error[:500]})
+    runs.fail(Release, release_id, run_token, error=error, verb="release.fail")
 
 
 def _gitlab():
@@ -451,13 +391,7 @@ def _registry():
 
 
 def release_tag(*, release_id: int, run_token: str) -> None:
-    release = _claim(
-        release_id,
-        run_token,
-        start=ReleaseStatus.SUBMITTED,
-        working=ReleaseStatus.TAGGING,
-        verb="release.tag.start",
-    )
+    release = TAG.claim(release_id, run_token)
     if release is None:
         return
     gitlab = _gitlab()
@@ -475,18 +409,18 @@ def release_tag(*, release_id: int, run_token: str) -> None:
         expected_sha=sha,
     )
     with transaction.atomic():
-        release = _locked_run(release_id, run_token, ReleaseStatus.TAGGING)
+        release = runs.locked_run(Release, release_id, run_token, ReleaseStatus.TAGGING)
         if release is None:
             return
         release.commit_sha = tag.commit_sha
-        _move(
+        runs.move(
             release,
             ReleaseStatus.BUILDING,
             actor=None,
             verb="release.tag",
             changes={"tag": release.version, "commit": tag.commit_sha, "created": tag.created},
         )
-        _queue(release, "build")
+        _queue(release_build_task, release)
 
 
 def _job_config(release: Release, template_xml: str) -> str:
@@ -519,26 +453,10 @@ def _build_parameters(release: Release, git_url: str) -> dict[str, str]:
     }
 
 
-def _append_console(release_id: int, text: str, next_start: int) -> None:
-    if not text and next_start is None:
-        return
-    with transaction.atomic():
-        release = _locked(release_id)
-        release.console = (release.console + text)[-CONSOLE_LIMIT:]
-        release.console_offset = next_start
-        release.save(update_fields=["console", "console_offset", "updated_at"])
-        if text:
-            _publish(release, "release-console", text=text[-65536:])
-
-
 def release_build(*, release_id: int, run_token: str) -> None:
-    release = _claim(
-        release_id,
-        run_token,
-        start=ReleaseStatus.BUILDING,
-        working=ReleaseStatus.BUILDING,
-        verb="release.build.start",
-    )
+    """Start the release's Jenkins build (or find the one an earlier attempt started) and hand it to
+    the polls. Nothing here waits for the build: each poll is its own short task."""
+    release = BUILD.claim(release_id, run_token)
     if release is None:
         return
     jenkins = _jenkins()
@@ -547,78 +465,135 @@ def release_build(*, release_id: int, run_token: str) -> None:
         job, recipes.template_job(release.project.language), lambda xml: _job_config(release, xml)
     )
     marker = f"{release.pk}-{release.run_token}"
+    number, queue_id = release.jenkins_build, release.jenkins_queue_id
     # A retried step finds the build (or queue item) its earlier attempt started, by the run marker.
-    number = release.jenkins_build or jenkins.find_build_by_marker(job, recipes.RUN_MARKER, marker)
-    if number is None:
-        queue_id = release.jenkins_queue_id or jenkins.find_queued_by_marker(job, recipes.RUN_MARKER, marker)
+    if number is None and queue_id is None:
+        queue_id = jenkins.find_queued_by_marker(job, recipes.RUN_MARKER, marker)
         if queue_id is None:
+            number = jenkins.find_build_by_marker(job, recipes.RUN_MARKER, marker)
+        if number is None and queue_id is None:
             git_url = _gitlab().project(release.project.gitlab_repository).http_url_to_repo
             queue_id = jenkins.trigger(job, _build_parameters(release, git_url))
-            Release.objects.filter(pk=release.pk).update(jenkins_queue_id=queue_id)
-        number = jenkins.wait_for_queue(queue_id, timeout=300)
-    if release.jenkins_build != number:
-        with transaction.atomic():
-            locked = _locked(release_id)
-            locked.jenkins_build = number
-            locked.save(update_fields=["jenkins_build", "updated_at"])
-            audit_record(
-                actor=None,
-                verb="release.build",
-                target=locked,
-                project=locked.project,
-                changes={"job": job, "build": number},
-            )
-            _publish(locked, "release-changed")
-    # Follow the console until Jenkins says the log is complete.
-    offset = Release.objects.values_list("console_offset", flat=True).get(pk=release_id)
-    deadline = time.monotonic() + settings.RELEASE_BUILD_TIMEOUT
-    while True:
-        chunk = jenkins.console_chunk(job, number, offset)
-        if chunk.text or chunk.next_start != offset:
-            _append_console(release_id, chunk.text, chunk.next_start)
-            offset = chunk.next_start
-        if not chunk.more:
-            break
-        if not Release.objects.filter(pk=release_id, status=ReleaseStatus.BUILDING).exists():
-            return  # cancelled meanwhile
-        if time.monotonic() > deadline:
-            jenkins.stop(job, number)
-            release_fail(
-                release_id=release_id,
-                run_token=run_token,
-                error=_("The build took longer than %(s)s s and was stopped.")
-                % {"s": settings.RELEASE_BUILD_TIMEOUT},
-            )
-            return
-        time.sleep(1)
-    info = jenkins.build_info(job, number)
-    if info.building:  # the log is complete a moment before the result is recorded
-        for _attempt in range(30):
-            time.sleep(1)
-            info = jenkins.build_info(job, number)
-            if not info.building:
-                break
-    if info.result != "SUCCESS":
-        tail = "\n".join(
-            Release.objects.values_list("console", flat=True).get(pk=release_id).splitlines()[-20:]
-        )
-        release_fail(
-            release_id=release_id,
-            run_token=run_token,
-            error=_("Jenkins build #%(n)s ended %(result)s.\n%(tail)s")
-            % {"n": number, "result": info.result, "tail": tail},
-        )
-        return
-    digest = _registry().resolve(release.project.name, release.version)
     with transaction.atomic():
-        release = _locked_run(release_id, run_token, ReleaseStatus.BUILDING)
+        release = runs.locked_run(Release, release_id, run_token, ReleaseStatus.BUILDING)
         if release is None:
             return
-        release.image_digest = digest.digest
-        _move(
-            release, ReleaseStatus.BUILT, actor=None, verb="release.built", changes={"image": release.image}
+        release.jenkins_queue_id = queue_id
+        release.build_started_at = release.build_started_at or timezone.now()
+        release.save(update_fields=["jenkins_queue_id", "build_started_at", "updated_at"])
+        if number is not None and release.jenkins_build is None:
+            _record_build(release, number)
+        _queue(release_build_poll_task, release, poll=release.build_polls)
+
+
+def _record_build(release: Release, number: int) -> None:
+    release.jenkins_build = number
+    release.save(update_fields=["jenkins_build", "updated_at"])
+    audit_record(
+        actor=None,
+        verb="release.build",
+        target=release,
+        project=release.project,
+        changes={"job": release.jenkins_job, "build": number},
+    )
+    runs.publish(release)
+
+
+@dataclass
+class _BuildLook:
+    """What one poll saw of the build; nothing of it is written until the poll claims its turn."""
+
+    number: int | None
+    console: str = ""
+    console_offset: int = 0
+    done: bool = False
+    result: str | None = None
+    digest: str = ""
+    timed_out: str = ""
+
+
+def _look_at_build(jenkins, release: Release) -> _BuildLook:
+    """Read what changed since the last poll. Only reads (and stops a build that ran out of time), so a
+    poll that fails halfway and is retried has changed nothing."""
+    elapsed = (timezone.now() - (release.build_started_at or timezone.now())).total_seconds()
+    job, number = release.jenkins_job, release.jenkins_build
+    if number is None:
+        number = jenkins.queue_build_number(release.jenkins_queue_id)
+        if number is None:
+            timed_out = ""
+            if elapsed > BUILD_QUEUE_TIMEOUT:
+                timed_out = _("Jenkins did not start the build within %(s)s s.") % {"s": BUILD_QUEUE_TIMEOUT}
+            return _BuildLook(number=None, console_offset=release.console_offset, timed_out=timed_out)
+    chunk = jenkins.console_chunk(job, number, release.console_offset)
+    look = _BuildLook(number=number, console=chunk.text, console_offset=chunk.next_start)
+    if not chunk.more:
+        info = jenkins.build_info(job, number)
+        # The log is complete a moment before the result is recorded: then look again at the next poll.
+        look.done, look.result = not info.building, info.result
+        if look.done and info.result == "SUCCESS":
+            look.digest = _registry().resolve(release.project.name, release.version).digest
+    if not look.done and elapsed > settings.RELEASE_BUILD_TIMEOUT:
+        jenkins.stop(job, number)
+        look.timed_out = _("The build took longer than %(s)s s and was stopped.") % {
+            "s": settings.RELEASE_BUILD_TIMEOUT
+        }
+    return look
+
+
+def release_build_poll(*, release_id: int, run_token: str, poll: int) -> None:
+    """One look at the release's build: append the new console, then end the build step (built or
+    failed) or queue the next look after RELEASE_BUILD_POLL_SECONDS.
+
+    The look counts as done only if the release is still at look number ``poll`` when it is written
+    (a conditional UPDATE): a redelivered or duplicate poll message then does nothing, so no console
+    line is appended twice and no second chain of polls runs on."""
+    release = (
+        Release.objects.select_related("project")
+        .filter(pk=release_id, run_token=run_token, status=ReleaseStatus.BUILDING, build_polls=poll)
+        .first()
+    )
+    if release is None:
+        return
+    look = _look_at_build(_jenkins(), release)
+    with transaction.atomic():
+        console = (release.console + look.console)[-CONSOLE_LIMIT:]
+        turn = Release.objects.filter(
+            pk=release_id, run_token=run_token, status=ReleaseStatus.BUILDING, build_polls=poll
+        ).update(
+            build_polls=poll + 1,
+            console=console,
+            console_offset=look.console_offset,
+            updated_at=timezone.now(),
         )
-        _queue(release, "deploy")
+        if not turn:
+            return
+        release = runs.locked(Release, release_id)
+        if look.number is not None and release.jenkins_build is None:
+            _record_build(release, look.number)
+        if look.console:
+            runs.publish(release, "release-console", text=look.console[-65536:])
+        if look.timed_out:
+            runs.finish(release, ReleaseStatus.FAILED, verb="release.fail", error=look.timed_out)
+        elif not look.done:
+            _queue(
+                release_build_poll_task,
+                release,
+                poll=poll + 1,
+                countdown=settings.RELEASE_BUILD_POLL_SECONDS,
+            )
+        elif look.result != "SUCCESS":
+            tail = "\n".join(console.splitlines()[-20:])
+            error = _("Jenkins build #%(n)s ended %(result)s.\n%(tail)s") % {
+                "n": release.jenkins_build,
+                "result": look.result,
+                "tail": tail,
+            }
+            runs.finish(release, ReleaseStatus.FAILED, verb="release.fail", error=error)
+        else:
+            release.image_digest = look.digest
+            changes = {"image": release.image}
+            runs.move(release, ReleaseStatus.BUILT, actor=None, verb="release.built", changes=changes)
+            _queue(release_deploy_task, release)
 
 
 def release_stop_build(*, release_id: int, run_token: str) -> None:
@@ -655,14 +630,8 @@ def _rollout_publisher(project_id: int, **ids):
 
 
 def release_deploy(*, release_id: int, run_token: str) -> None:
-    start = (
-        ReleaseStatus.SUBMITTED
-        if Release.objects.filter(pk=release_id, environment="prod").exists()
-        else ReleaseStatus.BUILT
-    )
-    release = _claim(
-        release_id, run_token, start=start, working=ReleaseStatus.DEPLOYING, verb="release.deploy.start"
-    )
+    promotion = Release.objects.filter(pk=release_id, environment="prod").exists()
+    release = (DEPLOY_PROMOTION if promotion else DEPLOY).claim(release_id, run_token)
     if release is None:
         return
     if release.environment == "prod":
@@ -711,11 +680,11 @@ def release_deploy(*, release_id: int, run_token: str) -> None:
         record.outcome = DeploymentOutcome.SUCCEEDED if ok else DeploymentOutcome.FAILED
         record.message, record.finished_at = message, timezone.now()
         record.save()
-        release = _locked_run(release_id, run_token, ReleaseStatus.DEPLOYING)
+        release = runs.locked_run(Release, release_id, run_token, ReleaseStatus.DEPLOYING)
         if release is None:
             return
         if ok:
-            _move(
+            runs.move(
                 release,
                 ReleaseStatus.DEPLOYED,
                 actor=None,
@@ -723,10 +692,7 @@ def release_deploy(*, release_id: int, run_token: str) -> None:
                 changes={"image": release.image, "previous": record.previous_image},
             )
             return
-        release.error = message
-        _move(
-            release, ReleaseStatus.FAILED, actor=None, verb="release.deploy.fail", changes={"error": message}
-        )
+        runs.finish(release, ReleaseStatus.FAILED, verb="release.deploy.fail", error=message)
         auto = release.project.auto_rollback and record.previous_image
     if auto:
         _auto_rollback(release, record)
@@ -758,7 +724,7 @@ def _auto_rollback(release: Release, failed: DeploymentRecord) -> None:
             project=release.project,
             changes={"to_image": target.image, "failed_release": release.pk},
         )
-        transaction.on_commit(lambda: _tasks().rollback_deploy.delay(record_id=record.pk))
+        runs.queue(rollback_deploy_task, record_id=record.pk)
 
 
 def rollback_deploy(*, record_id: int) -> None:
@@ -803,7 +769,7 @@ def rollback_deploy(*, record_id: int) -> None:
             )
             if replaced is not None and replaced.created_at > record.release.created_at:
                 replaced.project = project
-                _move(
+                runs.move(
                     replaced,
                     ReleaseStatus.ROLLED_BACK,
                     actor=None,
@@ -881,14 +847,8 @@ def recipe_update(
 
 def releases_fail_stuck(*, older_than_seconds: int) -> int:
     """Fail runs whose worker vanished: active for longer than any step may take, without progress."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stuck = Release.objects.filter(status__in=ACTIVE_RELEASE_STATUSES, updated_at__lt=cutoff)
-    count = 0
-    for release_id, token in stuck.values_list("pk", "run_token"):
-        release_fail(
-            release_id=release_id,
-            run_token=str(token),
-            error=_("The release stopped making progress (its worker was lost). Release again."),
-        )
-        count += 1
-    return count
+    error = _("The release stopped making progress (its worker was lost). Release again.")
+    fail = partial(release_fail, error=error)
+    return runs.fail_stuck(
+        Release, older_than_seconds, lambda pk, token: fail(release_id=pk, run_token=token)
+    )

@@ -6,7 +6,7 @@ transaction and announces itself on the project's live stream after commit.
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.models import Cluster, ProjectEnvironment
-from clusters.services.common import locked, move_status, rollout_reporter
+from clusters.services.common import rollout_reporter
 from clusters.services.environments import environment_record_provisioned
 from clusters.services.workload import keep_live_fields, objects_to_apply
 from clusters.workload import manifests, secret_env
@@ -23,17 +23,15 @@ from clusters.workload.request import build_spec, refuse_prod_image
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
 from deploys.models import OnboardingTicket
 from deploys.selectors import approval_cluster, ticket_stale_message, ticket_version
+from deploys.tasks import provision_ticket as provision_ticket_task
 from integrations.errors import IntegrationError
-from observability import events
 from observability.services import audit_record, changes_between
+from opsportal import runs
 from opsportal.errors import StateConflict
 from projects.access import Action, check, is_ops
 from projects.models import Project
 
 logger = logging.getLogger(__name__)
-
-PROGRESS_LIMIT = 200
-
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -49,42 +47,6 @@ def ticket_spec(ticket: OnboardingTicket) -> manifests.WorkloadSpec:
         overrides=ticket.overrides,
         secret_env_digest=secret_env.digest(secret_env.load(ticket.secret_env)),
     )
-
-
-def _publish(ticket: OnboardingTicket, event_type: str, **payload) -> None:
-    events.publish(
-        stream=events.project_stream(ticket.project_id),
-        type=event_type,
-        payload={"ticket": ticket.pk, "status": ticket.status, **payload},
-    )
-
-
-def _locked(ticket_id: int) -> OnboardingTicket:
-    return locked(OnboardingTicket, ticket_id)
-
-
-def _move(
-    ticket: OnboardingTicket,
-    to: str,
-    *,
-    actor,
-    verb: str,
-    changes: dict | None = None,
-    remote_addr: str | None = None,
-) -> None:
-    move_status(
-        ticket,
-        to,
-        name=_("Ticket #%(id)s") % {"id": ticket.pk},
-        actor=actor,
-        verb=verb,
-        changes=changes,
-        remote_addr=remote_addr,
-        publish=lambda: _publish(ticket, "ticket-changed"),
-    )
-
-
-# --- filing and review -----------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -133,9 +95,9 @@ def ticket_create(
         remote_addr=remote_addr,
     )
     if submit:
-        _move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
+        runs.move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
     else:
-        _publish(ticket, "ticket-changed")
+        runs.publish(ticket)
     return ticket
 
 
@@ -155,7 +117,7 @@ def ticket_update(
     ``version``, when given, is the ticket version the editor loaded: StateConflict, naming what changed,
     if someone else edited it since. The diff is audited, with the names of changed secrets and never
     their values."""
-    ticket = _locked(ticket_id)
+    ticket = runs.locked(OnboardingTicket, ticket_id)
     check(actor, Action.VIEW, ticket.project)
     if is_ops(actor):
         allowed = ticket.status in EDITABLE_BY_OPS
@@ -204,34 +166,34 @@ def ticket_update(
         changes=changes,
         remote_addr=remote_addr,
     )
-    _publish(ticket, "ticket-changed")
+    runs.publish(ticket)
     return ticket
 
 
 @transaction.atomic
 def ticket_submit(*, actor, ticket_id: int, remote_addr: str | None = None) -> OnboardingTicket:
-    ticket = _locked(ticket_id)
+    ticket = runs.locked(OnboardingTicket, ticket_id)
     check(actor, Action.FILE_TICKET, ticket.project)
     if ticket.status == TicketStatus.SUBMITTED:
         return ticket
     ticket_spec(ticket)
-    _move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
+    runs.move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
     return ticket
 
 
 @transaction.atomic
 def ticket_withdraw(*, actor, ticket_id: int, remote_addr: str | None = None) -> OnboardingTicket:
-    ticket = _locked(ticket_id)
+    ticket = runs.locked(OnboardingTicket, ticket_id)
     check(actor, Action.FILE_TICKET, ticket.project)
     if ticket.status == TicketStatus.DRAFT:
         return ticket
-    _move(ticket, TicketStatus.DRAFT, actor=actor, verb="ticket.withdraw", remote_addr=remote_addr)
+    runs.move(ticket, TicketStatus.DRAFT, actor=actor, verb="ticket.withdraw", remote_addr=remote_addr)
     return ticket
 
 
 @transaction.atomic
 def ticket_reject(*, actor, ticket_id: int, reason: str, remote_addr: str | None = None) -> OnboardingTicket:
-    ticket = _locked(ticket_id)
+    ticket = runs.locked(OnboardingTicket, ticket_id)
     check(actor, Action.APPROVE_TICKET, ticket.project)
     reason = (reason or "").strip()
     if not reason:
@@ -240,7 +202,7 @@ def ticket_reject(*, actor, ticket_id: int, reason: str, remote_addr: str | None
         return ticket
     ticket.rejection_reason = reason[:2000]
     ticket.reviewed_by, ticket.reviewed_at = actor, timezone.now()
-    _move(
+    runs.move(
         ticket,
         TicketStatus.REJECTED,
         actor=actor,
@@ -276,9 +238,7 @@ def ticket_approve(
     *, actor, ticket_id: int, cluster_id: int | None = None, remote_addr: str | None = None
 ) -> OnboardingTicket:
     """Approve a submitted ticket, or retry a failed one, and queue its provisioning."""
-    from deploys.tasks import provision_ticket
-
-    ticket = _locked(ticket_id)
+    ticket = runs.locked(OnboardingTicket, ticket_id)
     check(actor, Action.APPROVE_TICKET, ticket.project)
     if ticket.status in (TicketStatus.APPROVED, TicketStatus.PROVISIONING):
         return ticket
@@ -292,9 +252,11 @@ def ticket_approve(
     ticket.cluster = cluster
     ticket_spec(ticket)
     ticket.reviewed_by, ticket.reviewed_at = actor, timezone.now()
-    ticket.error, ticket.error_causes, ticket.finished_at = "", [], None
+    # A new run: its own token, log and times.
+    ticket.error, ticket.error_causes, ticket.progress = "", [], []
+    ticket.started_at = ticket.finished_at = None
     token = ticket.new_run_token()
-    _move(
+    runs.move(
         ticket,
         TicketStatus.APPROVED,
         actor=actor,
@@ -302,11 +264,15 @@ def ticket_approve(
         changes={"cluster": cluster.name},
         remote_addr=remote_addr,
     )
-    transaction.on_commit(lambda: provision_ticket.delay(ticket_id=ticket.pk, run_token=str(token)))
+    runs.queue(provision_ticket_task, ticket_id=ticket.pk, run_token=str(token))
     return ticket
 
 
 # --- provisioning ----------------------------------------------------------------------------
+
+PROVISION = runs.Step(
+    OnboardingTicket, TicketStatus.APPROVED, TicketStatus.PROVISIONING, "ticket.provision.start"
+)
 
 
 @dataclass
@@ -316,44 +282,18 @@ class ProvisionOutcome:
     causes: list = field(default_factory=list)
 
 
-def _claim(ticket_id: int, run_token: str) -> OnboardingTicket | None:
-    """Take the ticket for this run. A redelivered or retried message of the same run may take it again
-    (applying is idempotent); a message of an older run, or a finished ticket, gets nothing."""
-    with transaction.atomic():
-        ticket = (
-            OnboardingTicket.objects.select_for_update().filter(pk=ticket_id, run_token=run_token).first()
-        )
-        if ticket is None or ticket.status not in (TicketStatus.APPROVED, TicketStatus.PROVISIONING):
-            return None
-        ticket.project = Project.objects.get(pk=ticket.project_id)
-        ticket.attempts += 1
-        if ticket.status == TicketStatus.APPROVED:
-            ticket.started_at = timezone.now()
-            ticket.progress = []
-            _move(ticket, TicketStatus.PROVISIONING, actor=None, verb="ticket.provision.start")
-        else:
-            ticket.save(update_fields=["attempts", "updated_at"])
-        return ticket
-
-
-def ticket_progress(*, ticket_id: int, message: str) -> None:
-    with transaction.atomic():
-        ticket = OnboardingTicket.objects.select_for_update().get(pk=ticket_id)
-        entry = {"at": timezone.now().isoformat(timespec="milliseconds"), "message": message}
-        ticket.progress = [*ticket.progress, entry][-PROGRESS_LIMIT:]
-        ticket.save(update_fields=["progress", "updated_at"])
-        _publish(ticket, "ticket-progress", message=message)
+def ticket_progress(*, ticket_id: int, run_token: str, message: str) -> None:
+    runs.progress(OnboardingTicket, ticket_id, run_token, message)
 
 
 def _finish(ticket_id: int, run_token: str, outcome: ProvisionOutcome, live_objects: list) -> None:
     with transaction.atomic():
-        ticket = _locked(ticket_id)
-        if str(ticket.run_token) != str(run_token) or ticket.status != TicketStatus.PROVISIONING:
+        ticket = runs.locked_run(OnboardingTicket, ticket_id, run_token)
+        if ticket is None:
             return
-        ticket.finished_at = timezone.now()
         ticket.live_objects = live_objects
         if outcome.ok:
-            ticket.error, ticket.error_causes = "", []
+            ticket.error_causes = []
             environment_record_provisioned(
                 project=ticket.project,
                 environment=ticket.environment,
@@ -362,24 +302,17 @@ def _finish(ticket_id: int, run_token: str, outcome: ProvisionOutcome, live_obje
                 overrides=ticket.overrides,
                 secret_env_stored=ticket.secret_env,
                 live_objects=live_objects,
-                at=ticket.finished_at,
+                at=timezone.now(),
             )
-            _move(
+            runs.finish(
                 ticket,
                 TicketStatus.ACTIVE,
-                actor=None,
                 verb="ticket.provision.succeed",
                 changes={"objects": [f"{o['kind']}/{o['name']}" for o in live_objects]},
             )
         else:
-            ticket.error, ticket.error_causes = outcome.message[:4000], outcome.causes
-            _move(
-                ticket,
-                TicketStatus.FAILED,
-                actor=None,
-                verb="ticket.provision.fail",
-                changes={"error": outcome.message[:500]},
-            )
+            ticket.error_causes = outcome.causes
+            runs.finish(ticket, TicketStatus.FAILED, verb="ticket.provision.fail", error=outcome.message)
 
 
 def ticket_provision_failed(*, ticket_id: int, run_token: str, error: str) -> None:
@@ -388,20 +321,28 @@ def ticket_provision_failed(*, ticket_id: int, run_token: str, error: str) -> No
 
 
 def _apply_and_wait(
-    ticket_id: int, client, spec, objects: list[dict], live_objects: list, secrets: dict[str, str]
+    ticket_id: int,
+    run_token: str,
+    client,
+    spec,
+    objects: list[dict],
+    live_objects: list,
+    secrets: dict[str, str],
 ) -> ProvisionOutcome:
-    progress = ticket_progress
-    progress(ticket_id=ticket_id, message=_("Ensuring namespace %(ns)s") % {"ns": spec.namespace})
+    def progress(message: str) -> None:
+        ticket_progress(ticket_id=ticket_id, run_token=run_token, message=message)
+
+    progress(_("Ensuring namespace %(ns)s") % {"ns": spec.namespace})
     client.ensure_namespace(spec.namespace, labels={"app.kubernetes.io/managed-by": "opsportal"})
     for obj in objects:
         kind, name = obj["kind"], obj["metadata"]["name"]
-        progress(ticket_id=ticket_id, message=_("Applying %(kind)s %(name)s") % {"kind": kind, "name": name})
+        progress(_("Applying %(kind)s %(name)s") % {"kind": kind, "name": name})
         if kind == "Secret":
             obj = manifests.secret_with_values(obj, secrets)
         client.apply(keep_live_fields(client, obj))
         live_objects.append({"kind": kind, "name": name, "namespace": spec.namespace})
-    progress(ticket_id=ticket_id, message=_("Waiting for the Deployment to become available"))
-    on_progress = rollout_reporter(lambda text: progress(ticket_id=ticket_id, message=text))
+    progress(_("Waiting for the Deployment to become available"))
+    on_progress = rollout_reporter(progress)
     result = client.wait_for_deployment(
         spec.namespace, spec.project, timeout=settings.OPSPORTAL_ROLLOUT_TIMEOUT, on_progress=on_progress
     )
@@ -416,7 +357,8 @@ def ticket_provision(*, ticket_id: int, run_token: str) -> None:
     Raises a transient IntegrationError for the task to retry; permanent failures end the ticket."""
     from integrations.kubernetes.client import KubeClient
 
-    ticket = _claim(ticket_id, run_token)
+    # A redelivered or retried message of this run takes it again: applying is idempotent.
+    ticket = PROVISION.claim(ticket_id, run_token)
     if ticket is None:
         return
     cluster = Cluster.objects.get(pk=ticket.cluster_id)
@@ -431,13 +373,15 @@ def ticket_provision(*, ticket_id: int, run_token: str) -> None:
                 project=ticket.project, environment=ticket.environment
             ).first()
             objects = objects_to_apply(spec, rendered, had_secrets=bool(current and current.secret_env))
-            outcome = _apply_and_wait(ticket_id, client, spec, objects, live_objects, secrets)
+            outcome = _apply_and_wait(ticket_id, run_token, client, spec, objects, live_objects, secrets)
     except ValidationError as exc:
         outcome = ProvisionOutcome(ok=False, message="; ".join(exc.messages))
     except IntegrationError as exc:
         if not exc.permanent:
             ticket_progress(
-                ticket_id=ticket_id, message=_("Temporary failure, will retry: %(e)s") % {"e": exc}
+                ticket_id=ticket_id,
+                run_token=run_token,
+                message=_("Temporary failure, will retry: %(e)s") % {"e": exc},
             )
             raise
         outcome = ProvisionOutcome(ok=False, message=str(exc), causes=list(getattr(exc, "causes", []) or []))
@@ -446,14 +390,8 @@ def ticket_provision(*, ticket_id: int, run_token: str) -> None:
 
 def tickets_fail_stuck(*, older_than_seconds: int) -> int:
     """Fail provisioning runs whose worker vanished (no progress for longer than any run may take)."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stuck = OnboardingTicket.objects.filter(status=TicketStatus.PROVISIONING, updated_at__lt=cutoff)
-    count = 0
-    for ticket_id, token in stuck.values_list("pk", "run_token"):
-        ticket_provision_failed(
-            ticket_id=ticket_id,
-            run_token=str(token),
-            error=_("The provisioning worker stopped responding. Retry the ticket."),
-        )
-        count += 1
-    return count
+    error = _("The provisioning worker stopped responding. Retry the ticket.")
+    fail = partial(ticket_provision_failed, error=error)
+    return runs.fail_stuck(
+        OnboardingTicket, older_than_seconds, lambda pk, token: fail(ticket_id=pk, run_token=token)
+    )

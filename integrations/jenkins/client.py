@@ -299,16 +299,26 @@ class JenkinsClient:
                 return number
         return None
 
+    def _queue_item(self, queue_id: int) -> tuple[int | None, dict]:
+        item = self._json(f"queue/item/{int(queue_id)}/api/json", f"queue item {queue_id}", {"depth": 0})
+        if item.get("cancelled"):
+            raise Conflict(f"queue item {queue_id} was cancelled in Jenkins")
+        executable = item.get("executable")
+        if executable and executable.get("number") is not None:
+            return int(executable["number"]), item
+        return None, item
+
+    def queue_build_number(self, queue_id: int) -> int | None:
+        """The build number of a queue item that started, None while it waits; ``Conflict`` if cancelled."""
+        return self._queue_item(queue_id)[0]
+
     def wait_for_queue(self, queue_id: int, timeout: float, *, poll: float = 0.5) -> int:
         """Poll the queue item until it has a build number; ``Conflict`` if cancelled, ``Timeout`` if slow."""
         deadline = time.monotonic() + timeout
         while True:
-            item = self._json(f"queue/item/{int(queue_id)}/api/json", f"queue item {queue_id}", {"depth": 0})
-            if item.get("cancelled"):
-                raise Conflict(f"queue item {queue_id} was cancelled in Jenkins")
-            executable = item.get("executable")
-            if executable and executable.get("number") is not None:
-                return int(executable["number"])
+            number, item = self._queue_item(queue_id)
+            if number is not None:
+                return number
             if time.monotonic() >= deadline:
                 raise Timeout(
                     f"queue item {queue_id} did not start within {timeout:g}s", cause=item.get("why") or ""

@@ -6,14 +6,14 @@ from deploys.choices import ReleaseStatus
 from deploys.models import Release
 from deploys.tasks import release_build, release_deploy, release_tag
 from observability.models import AuditEvent
+from tests.fixtures.pipeline import run_release_task
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
 
 
 def _run_all(release: Release) -> Release:
     for task in (release_tag, release_build, release_deploy):
-        task.apply(kwargs={"release_id": release.pk, "run_token": str(release.run_token)})
-    release.refresh_from_db()
+        release = run_release_task(task, release)
     return release
 
 

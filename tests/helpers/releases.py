@@ -5,12 +5,11 @@ import subprocess
 from deploys import services
 from deploys.models import Release
 from deploys.tasks import release_build, release_deploy, release_tag
+from tests.fixtures.pipeline import run_release_task
 
 
 def run(task, release: Release) -> Release:
-    task.apply(kwargs={"release_id": release.pk, "run_token": str(release.run_token)})
-    release.refresh_from_db()
-    return release
+    return run_release_task(task, release)
 
 
 def release_to_test(people, onboarded, **kwargs) -> Release:

@@ -23,8 +23,9 @@ WIRING = {
     "opsportal.views",
     "opsportal.context_processors",
 }
-# Modules whose layer is not their package's: a shared module of the kernel that needs an app.
-MODULE_LAYERS: dict[str, str] = {}
+# Modules whose layer is not their package's. The Run mechanics audit and read the project, so they sit
+# just above projects, below the apps whose work they run.
+MODULE_LAYERS: dict[str, str] = {"opsportal.runs": "projects"}
 APPLICATION = ["integrations", "opsportal", "observability", "projects", "clusters", "deploys"]
 
 

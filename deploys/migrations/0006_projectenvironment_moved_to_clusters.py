@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("deploys", "0004_secret_env"),
+        ("deploys", "0005_run_fields"),
         ("clusters", "0005_projectenvironment"),
     ]
 
