@@ -6,7 +6,7 @@ COPY requirements.txt package.json package-lock.json ./
 RUN pip install --no-cache-dir -r requirements.txt && npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
 # Settings need a key to load; these build-time values never reach the running container.
-RUN make assets && DJANGO_SECRET_KEY=build OPSPORTAL_SECRETS_KEYS=YnVpbGRidWlsZGJ1aWxkYnVpbGRidWlsZGJ1aWxkMTI= \
+RUN make assets && DJANGO_SECRET_KEY=build-time-only-key-never-in-the-running-container OPSPORTAL_SECRETS_KEYS=YnVpbGRidWlsZGJ1aWxkYnVpbGRidWlsZGJ1aWxkMTI= \
     python manage.py compilemessages -v 0
 USER nobody
 EXPOSE 8000

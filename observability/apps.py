@@ -7,6 +7,6 @@ class ObservabilityConfig(AppConfig):
     verbose_name = _("Observability")
 
     def ready(self):
-        from observability import events
+        from observability import events, revocation  # noqa: F401 (connects the signal receivers)
 
         events.register_stream_kind("user", lambda user, user_id: user.pk == user_id)

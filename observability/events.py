@@ -69,19 +69,23 @@ def publish(*, stream: str, type: str, payload: dict) -> LiveEvent:
     return event
 
 
-def _push(message: dict) -> None:
+def send_to_group(group: str, message: dict) -> None:
+    """Send to a channel-layer group from synchronous code (raises what the layer raises)."""
     layer = get_channel_layer()
     if layer is None:
         return
     send = async_to_sync(layer.group_send)
-    args = (group_name(message["stream"]), {"type": "live.event", "event": message})
+    if _loop_running():
+        # Called from synchronous code inside a running event loop: send from a helper thread.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(send, group, message).result()
+    else:
+        send(group, message)
+
+
+def _push(message: dict) -> None:
     try:
-        if _loop_running():
-            # Called from synchronous code inside a running event loop: send from a helper thread.
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                pool.submit(send, *args).result()
-        else:
-            send(*args)
+        send_to_group(group_name(message["stream"]), {"type": "live.event", "event": message})
     except Exception:
         # The event is stored: a connected page still gets it from replay or polling.
         logger.exception("Could not push live event %s#%s", message["stream"], message["seq"])

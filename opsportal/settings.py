@@ -12,7 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from opsportal.env import env_bool, env_int, env_list, env_str
+from opsportal.env import check_secret_key, env_bool, env_int, env_list, env_str, proxy_ssl_header
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("OPSPORTAL_VAR_DIR", str(BASE_DIR / "var")))
@@ -39,6 +39,7 @@ def _fernet_key() -> str:
 
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or _dev_key("secret_key", lambda: secrets.token_urlsafe(50))
+check_secret_key(SECRET_KEY, debug=DEBUG)
 # Fernet keys for credentials at rest; the first encrypts, all decrypt (comma-separated, for rotation).
 SECRETS_ENCRYPTION_KEYS = env_list("OPSPORTAL_SECRETS_KEYS") or [_dev_key("secrets_key", _fernet_key)]
 
@@ -68,13 +69,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "opsportal.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "opsportal.middleware.RejectNulBytesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication, so that its 400 page renders like any other page.
+    "opsportal.middleware.RejectNulBytesMiddleware",
     "projects.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -153,6 +156,9 @@ else:
 # The in-memory channel layer cannot cross from the worker process to the web process, so in
 # embedded mode each WebSocket consumer also polls the event table at this interval (seconds).
 LIVE_EVENTS_POLL_SECONDS = float(env_str("LIVE_EVENTS_POLL_SECONDS", "0.5" if EMBEDDED else "0"))
+# An open socket re-checks its subscriptions' access (membership, session) before delivering, at most this
+# often per stream; removal from a project and logout also trigger an immediate re-check.
+LIVE_EVENTS_ACCESS_RECHECK_SECONDS = float(env_str("LIVE_EVENTS_ACCESS_RECHECK_SECONDS", "5"))
 
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -190,6 +196,21 @@ SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 CSRF_FAILURE_VIEW = "opsportal.views.csrf_failure"
 
+# --- HTTPS ----------------------------------------------------------------------------------
+# Behind a TLS-terminating proxy, the header it sets to say "this came in over https", e.g.
+# DJANGO_SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto=https. Only set it when the proxy always overwrites it.
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env_str("DJANGO_SECURE_PROXY_SSL_HEADER", ""))
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# HSTS is sent on https responses only. Served over https (secure cookies), browsers are told to stay on
+# https for a year by default; subdomains and preload stay opt-in, since they bind other hosts too.
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if SESSION_COOKIE_SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy (opsportal.security): on by default; switching it off is for debugging only.
+OPSPORTAL_CSP_ENABLED = env_bool("OPSPORTAL_CSP_ENABLED", True)
+
 # --- i18n -----------------------------------------------------------------------------------
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
 # For people whose browser asks for neither language, and for what the worker writes into progress
@@ -222,7 +243,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "opsportal.api.exception_handler",
 }
+# The schema and its Swagger page describe every endpoint: signed-in users only unless this opens them.
+OPSPORTAL_API_DOCS_PUBLIC = env_bool("OPSPORTAL_API_DOCS_PUBLIC", False)
 SPECTACULAR_SETTINGS = {
+    "SERVE_PERMISSIONS": ["opsportal.security.ApiDocsAccess"],
     "TITLE": "OpsPortal API",
     "DESCRIPTION": "Every action the OpsPortal pages offer. Authenticate with a session or `Token <key>`.",
     "VERSION": "1",
@@ -287,6 +311,13 @@ DEV_CLUSTER_STATUS = env_str("OPSPORTAL_DEV_CLUSTER_STATUS", "")
 RELEASE_BUILD_TIMEOUT = env_int("RELEASE_BUILD_TIMEOUT", 1800)
 # A running build is looked at this often, in seconds; between looks it holds no worker.
 RELEASE_BUILD_POLL_SECONDS = env_int("RELEASE_BUILD_POLL_SECONDS", 2)
+
+# --- Environment pages ----------------------------------------------------------------------
+# Each web process runs one watch per (cluster, namespace, kind) however many pages show it; this caps
+# how many it runs (five per environment being looked at). A page past it loads without live updates.
+ENVIRONMENT_WATCH_MAX_KEYS = env_int("ENVIRONMENT_WATCH_MAX_KEYS", 250)
+# Container logs followed at once per web process (one thread each); one more is refused with a message.
+ENVIRONMENT_LOG_FOLLOWERS_MAX = env_int("ENVIRONMENT_LOG_FOLLOWERS_MAX", 20)
 
 # --- Web terminal ---------------------------------------------------------------------------
 # A terminal with no keystroke for this long is closed, in seconds.

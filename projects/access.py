@@ -2,6 +2,9 @@
 
 Every page, API endpoint and WebSocket consumer asks here. Someone who may not even see a project
 gets a 404 (it is not revealed that the project exists); a member lacking a permission gets 403.
+The same rule holds for what only ops may see (clusters, build recipes): 404 for everyone else; a
+right only ops have on something everyone sees (creating a project in the list) is a 403. A project
+environment is reached through ``clusters.environment.environment_get`` only.
 """
 
 from enum import StrEnum
@@ -106,13 +109,16 @@ def can(user: AnyUser, action: Action, project: Project) -> bool:
     return action in allowed_actions(user, project)
 
 
-def check(user: AnyUser, action: Action, project: Project) -> None:
-    """Raise Http404 for someone who may not see the project, PermissionDenied for a missing right."""
+def check(user: AnyUser, action: Action, project: Project) -> frozenset[Action]:
+    """Raise Http404 for someone who may not see the project, PermissionDenied for a missing right.
+
+    Returns everything the user may do on the project, so a caller need not ask twice."""
     actions = allowed_actions(user, project)
     if Action.VIEW not in actions:
         raise Http404("No such project.")
     if action not in actions:
         raise PermissionDenied(f"You may not {action.replace('_', ' ')} on project {project.name}.")
+    return actions
 
 
 def get_project(user: AnyUser, *, name: str, action: Action = Action.VIEW) -> Project:

@@ -1,11 +1,13 @@
-"""The environment page's live feed: Kubernetes watches pushed over a WebSocket, and log following.
+"""The environment page's live feed: shared Kubernetes watches pushed over a WebSocket, and log following.
 
-While a socket is open, one thread per object kind lists and then watches it (pods, the Deployment,
-the HPA, the Service and the namespace's events), re-listing after 410 Gone or a dropped stream, and
-sends the current state as small JSON messages: {"type": "pods", "items": [...]}, {"type":
-"deployment", "item": {...}}, and so on. The browser may also ask to follow one container's log
-({"type": "follow", "pod", "container", "previous", "tail"}; {"type": "unfollow"} stops it).
-Disconnecting stops every watch: blocked reads are shut down and the threads joined.
+A socket joins the process's watch hub (clusters.consumers.watch_hub) for its environment's pods, Deployment,
+HPA, Service and events, and its channel joins one group per kind; the hub's single watch per
+(cluster, namespace, kind) sends each environment's current state there as small JSON messages:
+{"type": "pods", "items": [...]}, {"type": "deployment", "item": {...}}, and so on. Opening a page
+starts no thread unless nobody was looking at that environment yet. The browser may also ask to follow
+one container's log ({"type": "follow", "pod", "container", "previous", "tail"}; {"type": "unfollow"}
+stops it): one thread per followed log, at most ENVIRONMENT_LOG_FOLLOWERS_MAX per process.
+Disconnecting leaves the hub (the last viewer of a key stops its watch) and stops the log follower.
 """
 
 from __future__ import annotations
@@ -15,23 +17,26 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from itertools import count
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils.translation import gettext as _
 
+from clusters.consumers import watch_hub
+from clusters.consumers.watch_hub import THREAD_PREFIX, Worker
 from clusters.selectors import environments as env_selectors
-from integrations.errors import Conflict, IntegrationError
+from integrations.errors import IntegrationError
 
 logger = logging.getLogger(__name__)
 
-THREAD_PREFIX = "opsportal-env"
-WATCH_SECONDS = 50  # the server ends each watch after this; the thread then watches again
 JOIN_SECONDS = 5
 MAX_TAIL = 5000
-_ids = count(1)
+_followers = threading.BoundedSemaphore(1)  # replaced on first use with the configured size
+_followers_size = 0
+_followers_lock = threading.Lock()
 
 
 def live_threads() -> list[threading.Thread]:
@@ -39,117 +44,39 @@ def live_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
 
 
-class _Worker(threading.Thread):
-    """A thread whose blocking read can be ended from outside with ``halt()``."""
+def _follower_slots() -> threading.BoundedSemaphore:
+    global _followers, _followers_size
+    with _followers_lock:
+        if _followers_size != settings.ENVIRONMENT_LOG_FOLLOWERS_MAX:
+            _followers_size = settings.ENVIRONMENT_LOG_FOLLOWERS_MAX
+            _followers = threading.BoundedSemaphore(_followers_size)
+        return _followers
 
-    def __init__(self, name: str, emit: Callable[[dict], None]) -> None:
-        super().__init__(name=f"{THREAD_PREFIX}-{name}-{next(_ids)}", daemon=True)
+
+class _LogFollower(Worker):
+    def __init__(
+        self,
+        ref,
+        emit: Callable[[dict], None],
+        *,
+        slots: threading.BoundedSemaphore,
+        pod: str,
+        container: str,
+        previous: bool,
+        tail: int | None,
+    ) -> None:
+        super().__init__("log")
         self.emit = emit
-        self.stopping = threading.Event()
-        self._response = None
-        self._lock = threading.Lock()
-
-    def hold(self, response) -> None:
-        with self._lock:
-            self._response = response
-            if self.stopping.is_set():
-                self._shutdown()
-
-    def _shutdown(self) -> None:
-        if self._response is not None:
-            with contextlib.suppress(Exception):
-                self._response.shutdown()
-
-    def halt(self) -> None:
-        self.stopping.set()
-        with self._lock:
-            self._shutdown()
-
-
-class _Watcher(_Worker):
-    """List, then watch from the list's resourceVersion; send the whole (small) state on each change."""
-
-    def __init__(self, ref, kind: str, emit, *, message: str, single: bool, **selectors) -> None:
-        super().__init__(kind.lower(), emit)
-        self.ref, self.kind, self.message, self.single, self.selectors = ref, kind, message, single, selectors
-        self.items: dict[str, dict] = {}
-
-    def snapshot(self) -> dict:
-        ref = self.ref
-        if self.kind == "Pod":
-            pods = sorted(
-                (env_selectors.pod_summary(p) for p in self.items.values()), key=lambda p: p["name"]
-            )
-            return {"type": "pods", "items": pods}
-        if self.kind == "Event":
-            return {"type": "events", "items": env_selectors.events_summary(ref, list(self.items.values()))}
-        summarize = {
-            "Deployment": env_selectors.deployment_summary,
-            "HorizontalPodAutoscaler": env_selectors.hpa_summary,
-            "Service": env_selectors.service_summary,
-        }[self.kind]
-        return {"type": self.message, "item": summarize(self.items.get(ref.name))}
-
-    def run(self) -> None:
-        backoff = 1.0
-        while not self.stopping.is_set():
-            try:
-                with self.ref.client() as client:
-                    self._list_and_watch(client)
-                backoff = 1.0
-            except IntegrationError as exc:
-                if self.stopping.is_set():
-                    return
-                self.emit({"type": "error", "source": self.message, "message": str(exc)})
-                self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-            except Exception:
-                if self.stopping.is_set():
-                    return
-                logger.exception("Watching %s in %s failed", self.kind, self.ref.namespace)
-                self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-
-    def _list_and_watch(self, client) -> None:
-        listing = client.list_objects(self.kind, self.ref.namespace, **self.selectors)
-        self.items = {(o.get("metadata") or {}).get("name", ""): o for o in listing.get("items") or []}
-        self.emit(self.snapshot())
-        version = (listing.get("metadata") or {}).get("resourceVersion", "")
-        while not self.stopping.is_set():
-            try:
-                for event in client.watch(
-                    self.kind,
-                    self.ref.namespace,
-                    resource_version=version,
-                    timeout_seconds=WATCH_SECONDS,
-                    on_response=self.hold,
-                    **self.selectors,
-                ):
-                    if self.stopping.is_set():
-                        return
-                    obj = event.get("object") or {}
-                    meta = obj.get("metadata") or {}
-                    version = meta.get("resourceVersion") or version
-                    kind = event.get("type")
-                    if kind in ("ADDED", "MODIFIED"):
-                        self.items[meta.get("name", "")] = obj
-                    elif kind == "DELETED":
-                        self.items.pop(meta.get("name", ""), None)
-                    else:
-                        continue  # BOOKMARK: only the resourceVersion moves on
-                    self.emit(self.snapshot())
-            except Conflict as exc:
-                if exc.status == 410:
-                    return  # too old: the caller lists again
-                raise
-
-
-class _LogFollower(_Worker):
-    def __init__(self, ref, emit, *, pod: str, container: str, previous: bool, tail: int | None) -> None:
-        super().__init__("log", emit)
+        self.slots = slots  # acquired by the consumer; released when the thread ends
         self.ref, self.pod, self.container, self.previous, self.tail = ref, pod, container, previous, tail
 
     def run(self) -> None:
+        try:
+            self._follow()
+        finally:
+            self.slots.release()
+
+    def _follow(self) -> None:
         head = {"pod": self.pod, "container": self.container}
         try:
             with self.ref.client() as client:
@@ -178,7 +105,7 @@ class _LogFollower(_Worker):
             self.emit({"type": "log-end", **head})
 
 
-def _join(workers: list[_Worker]) -> None:
+def _join(workers: list[Worker]) -> None:
     for worker in workers:
         worker.halt()
     for worker in workers:
@@ -188,10 +115,29 @@ def _join(workers: list[_Worker]) -> None:
 
 
 class EnvironmentConsumer(AsyncJsonWebsocketConsumer):
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Whatever ends this socket (disconnect, an exception, Daphne cancelling it), it stops
+            # counting as a viewer and its log follower stops; otherwise they would run until the
+            # process ends.
+            self._leave_hub()
+            if getattr(self, "follower", None) is not None:
+                self.follower.halt()
+            if getattr(self, "sender", None) is not None:
+                self.sender.cancel()
+
+    def _leave_hub(self) -> None:
+        if getattr(self, "joined", False):
+            self.joined = False
+            watch_hub.hub.leave(self.ref, self.channel_name)
+
     async def connect(self):
-        self.workers: list[_Worker] = []
         self.follower: _LogFollower | None = None
         self.sender: asyncio.Task | None = None
+        self.joined = False
+        self.seen: dict[str, int] = {}  # the sequence number last sent, per message type
         user = self.scope.get("user")
         kwargs = self.scope["url_route"]["kwargs"]
         if user is None or not user.is_authenticated:
@@ -214,19 +160,28 @@ class EnvironmentConsumer(AsyncJsonWebsocketConsumer):
 
         self.emit = emit
         self.sender = asyncio.create_task(self._send_loop())
-        ref = self.ref
-        by_name = f"metadata.name={ref.name}"
-        self.workers = [
-            _Watcher(ref, "Pod", emit, message="pods", single=False, label_selector=ref.label_selector),
-            _Watcher(ref, "Deployment", emit, message="deployment", single=True, field_selector=by_name),
-            _Watcher(
-                ref, "HorizontalPodAutoscaler", emit, message="hpa", single=True, field_selector=by_name
-            ),
-            _Watcher(ref, "Service", emit, message="service", single=True, field_selector=by_name),
-            _Watcher(ref, "Event", emit, message="events", single=False),
-        ]
-        for worker in self.workers:
-            worker.start()
+        # Groups first, then the hub's current state: a change in between arrives twice, never not at all.
+        for group in watch_hub.groups_for(self.ref):
+            await self.channel_layer.group_add(group, self.channel_name)
+        try:
+            current = watch_hub.hub.join(self.ref, self.channel_name)
+        except watch_hub.HubFull as exc:
+            await self.send_json({"type": "error", "source": "live", "message": exc.message})
+            return
+        self.joined = True
+        for update in current:
+            await self.env_update(update)
+
+    async def env_update(self, update: dict) -> None:
+        """A state message from the hub, unless the socket already sent a newer one of its type."""
+        message = update["message"]
+        if update["seq"] <= self.seen.get(message["type"], 0):
+            return
+        self.seen[message["type"]] = update["seq"]
+        try:
+            await self.send_json(message)
+        except Exception:  # the browser left while this was on its way; disconnect follows
+            logger.debug("environment update not sent: socket closed", exc_info=True)
 
     async def _send_loop(self) -> None:
         while True:
@@ -248,9 +203,24 @@ class EnvironmentConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_json({"type": "log-error", "message": "tail must be a number of lines."})
                 return
             await self._stop_follower()
+            slots = _follower_slots()
+            if not slots.acquire(blocking=False):
+                await self.send_json(
+                    {
+                        "type": "log-error",
+                        "pod": pod,
+                        "container": container,
+                        "message": _(
+                            "This server already follows %(n)s logs, its limit; try again in a minute."
+                        )
+                        % {"n": settings.ENVIRONMENT_LOG_FOLLOWERS_MAX},
+                    }
+                )
+                return
             self.follower = _LogFollower(
                 self.ref,
                 self.emit,
+                slots=slots,
                 pod=pod,
                 container=container,
                 previous=bool(content.get("previous")),
@@ -264,12 +234,13 @@ class EnvironmentConsumer(AsyncJsonWebsocketConsumer):
             await asyncio.to_thread(_join, [follower])
 
     async def disconnect(self, code):
-        workers = list(getattr(self, "workers", []))
+        ref = getattr(self, "ref", None)
+        if ref is not None:
+            self._leave_hub()
+            for group in watch_hub.groups_for(ref):
+                await self.channel_layer.group_discard(group, self.channel_name)
         if getattr(self, "follower", None) is not None:
-            workers.append(self.follower)
-            self.follower = None
-        if workers:
-            await asyncio.to_thread(_join, workers)
-        self.workers = []
+            follower, self.follower = self.follower, None
+            await asyncio.to_thread(_join, [follower])
         if getattr(self, "sender", None) is not None:
             self.sender.cancel()

@@ -2,6 +2,7 @@ import re
 import string
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from django.conf import settings
@@ -31,6 +32,14 @@ _TEMPLATE_FIELDS = {"project", "environment"}
 
 
 def validate_api_url(value: str) -> None:
+    if "@" in urlsplit(value or "").netloc:
+        raise ValidationError(
+            _(
+                "The API URL must not contain a user name or password (user:pass@); "
+                "put the credential in the credential field."
+            ),
+            code="credentials_in_url",
+        )
     try:
         check_server_url(value)
     except KubeconfigError:

@@ -7,7 +7,7 @@ the three always agree on what a pod row is.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
@@ -20,7 +20,7 @@ from clusters.choices import ConfigChangeStatus
 from clusters.models import ProjectEnvironment
 from integrations.errors import IntegrationError
 from opsportal.versions import combine_changes, content_version, stale_message
-from projects.access import Action, get_project
+from projects.access import Action, check, get_project
 from projects.choices import Environment
 from projects.models import Project
 
@@ -29,10 +29,12 @@ EVENT_LIMIT = 50
 
 @dataclass(frozen=True)
 class EnvironmentRef:
-    """A provisioned project environment and what identifies its objects in the cluster."""
+    """A provisioned project environment, what identifies its objects in the cluster, and what the user
+    who asked for it may do there (``actions``, from projects.access)."""
 
     project: Project
     environment: ProjectEnvironment
+    actions: frozenset[Action] = field(default=frozenset(), compare=False)
 
     @property
     def name(self) -> str:  # Deployment, Service and HPA are all named after the project
@@ -64,10 +66,15 @@ def operate_action(environment: str) -> Action:
 
 
 def environment_get(*, user, name: str, environment: str, action: Action = Action.VIEW) -> EnvironmentRef:
-    """The environment a user asked for; 404 for non-members and environments not provisioned yet."""
+    """The one access function for a project environment: its pages, API, WebSocket and terminal.
+
+    Checked in this order: Http404 for someone who may not see the project (nothing else is revealed)
+    and for an environment name that does not exist; PermissionDenied for a member lacking ``action``
+    there; Http404 for an environment the project does not run in yet."""
+    project = get_project(user, name=name)
     if environment not in Environment.values:
         raise Http404("No such environment.")
-    project = get_project(user, name=name)  # 404 first for people who may not see the project
+    actions = check(user, action, project)
     env = (
         ProjectEnvironment.objects.select_related("cluster")
         .filter(project=project, environment=environment, cluster__isnull=False)
@@ -75,9 +82,8 @@ def environment_get(*, user, name: str, environment: str, action: Action = Actio
     )
     if env is None or not env.namespace:
         raise Http404("This project does not run in that environment yet.")
-    if action != Action.VIEW:
-        get_project(user, name=name, action=action)  # 403 for a member without the right
-    return EnvironmentRef(project=project, environment=env)
+    env.project = project  # the one already read, not a second query
+    return EnvironmentRef(project=project, environment=env, actions=actions)
 
 
 # --- summaries ------------------------------------------------------------------------------------------
@@ -324,7 +330,11 @@ def environment_state(ref: EnvironmentRef) -> dict:
 
 
 def is_own_pod(ref: EnvironmentRef, pod: dict | None) -> bool:
-    """Whether a pod object carries the environment's selector labels (any other pod is not ours)."""
+    """Whether a pod belongs to this environment: it carries both of the environment's selector labels.
+
+    The one test for "is this pod ours", used by the terminal, the log follower, pod deletion, log
+    downloads and the live page; a pod of the same project's other environment sharing the namespace,
+    or of another project, is not."""
     labels = ((pod or {}).get("metadata") or {}).get("labels") or {}
     wanted = dict(pair.split("=", 1) for pair in ref.label_selector.split(","))
     return pod is not None and all(labels.get(k) == v for k, v in wanted.items())

@@ -33,7 +33,8 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from clusters.models import ProjectEnvironment, TerminalSession
+from clusters.models import TerminalSession
+from clusters.selectors.environments import EnvironmentRef, environment_get, is_own_pod
 from integrations.errors import IntegrationError
 from integrations.kubernetes.client import KubeClient
 from observability.services import audit_record
@@ -44,7 +45,6 @@ from projects.models import Project
 
 logger = logging.getLogger(__name__)
 
-PROJECT_LABEL = "app.kubernetes.io/name"
 MARKER_VARIABLE = "OPSPORTAL_TERMINAL"
 # bash when the image has it, sh otherwise; a terminal type for line editing if the image sets none.
 # Every process started from the shell inherits the session's marker, which is how hang_up finds them.
@@ -107,52 +107,35 @@ def terminal_action(environment: str) -> Action:
 # --- who may open what -----------------------------------------------------------------------------
 
 
-def terminal_environment(user, *, project_name: str, environment: str) -> ProjectEnvironment:
-    """The provisioned environment the user may open a terminal in.
-
-    Http404 for a non-member (and an unknown environment), PermissionDenied for a member lacking the
-    terminal right of that environment (viewers, testers; prod without ops or the prod grant).
-    """
-    project = access.get_project(user, name=project_name)
-    if environment not in Environment.values:
-        raise Http404("No such environment.")
-    access.check(user, terminal_action(environment), project)
-    env = (
-        ProjectEnvironment.objects.select_related("cluster", "project")
-        .filter(project=project, environment=environment)
-        .first()
-    )
-    if env is None or env.cluster is None or not env.namespace:
-        raise Http404("The project is not provisioned in this environment.")
-    return env
-
-
-def project_pods(env: ProjectEnvironment) -> list:
-    """The project's pods in the environment's namespace (the only ones a terminal may open)."""
-    with KubeClient.from_cluster(env.cluster) as kube:
-        return kube.list_pods(env.namespace, label_selector=f"{PROJECT_LABEL}={env.project.name}")
+def project_pods(ref: EnvironmentRef) -> list:
+    """The environment's own pods (the only ones a terminal may open)."""
+    with ref.client() as kube:
+        return kube.list_pods(ref.namespace, label_selector=ref.label_selector)
 
 
 def terminal_target(user, *, project_name: str, environment: str, pod: str, container: str = "") -> Target:
     """Check everything before a terminal opens; raise TerminalRefused (or Http404) otherwise.
 
-    The pod is read from the environment's own namespace and must carry the project's label, so a
-    pod name from the browser can never reach another project's (or anyone's) pod.
+    Access is environment_get's (404 for a non-member, 403 without the terminal right of that
+    environment: viewers, testers, prod without ops or the prod grant). The pod is read from the
+    environment's own namespace and must belong to the environment (is_own_pod), so a pod name from
+    the browser can never reach another project's or another environment's pod.
     """
     try:
-        env = terminal_environment(user, project_name=project_name, environment=environment)
+        ref = environment_get(
+            user=user, name=project_name, environment=environment, action=terminal_action(environment)
+        )
     except PermissionDenied as exc:
         raise TerminalRefused(str(exc), 4403) from None
     if not pod:
         raise TerminalRefused("Choose a pod.", 4400)
     try:
-        with KubeClient.from_cluster(env.cluster) as kube:
-            obj = kube.get("Pod", env.namespace, pod)
+        with ref.client() as kube:
+            obj = kube.get("Pod", ref.namespace, pod)
     except IntegrationError as exc:
         raise TerminalRefused(f"The cluster cannot be reached: {exc}", 4502) from None
-    labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
-    if obj is None or labels.get(PROJECT_LABEL) != env.project.name:
-        raise TerminalRefused(f"No pod {pod} of project {env.project.name} in {environment}.", 4404)
+    if not is_own_pod(ref, obj):
+        raise TerminalRefused(f"No pod {pod} of project {ref.project.name} in {environment}.", 4404)
     containers = [c.get("name") for c in (obj.get("spec") or {}).get("containers") or []]
     container = container or (containers[0] if containers else "")
     if container not in containers:
@@ -160,11 +143,11 @@ def terminal_target(user, *, project_name: str, environment: str, pod: str, cont
     if (obj.get("status") or {}).get("phase") != "Running":
         raise TerminalRefused(f"Pod {pod} is not running.", 4409)
     return Target(
-        project=env.project,
+        project=ref.project,
         environment=environment,
-        cluster_id=env.cluster_id,
-        cluster_name=env.cluster.name,
-        namespace=env.namespace,
+        cluster_id=ref.environment.cluster_id,
+        cluster_name=ref.environment.cluster.name,
+        namespace=ref.namespace,
         pod=pod,
         container=container,
     )

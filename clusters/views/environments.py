@@ -21,7 +21,7 @@ from observability.events import current_seq, project_stream
 from opsportal.errors import StateConflict
 from opsportal.forms import add_service_errors
 from opsportal.http import client_address
-from projects.access import Action, allowed_actions
+from projects.access import Action
 
 DOWNLOAD_TAIL = 1000
 MAX_TAIL = 100_000
@@ -41,7 +41,7 @@ def _error_text(exc: ValidationError) -> str:
 @login_required
 def environment_page(request, name: str, environment: str):
     ref = selectors.environment_get(user=request.user, name=name, environment=environment)
-    actions = allowed_actions(request.user, ref.project)
+    actions = ref.actions
     state = selectors.environment_state(ref)
     log_search = selectors.log_search_url(ref, "__POD__")
     return render(
@@ -87,8 +87,7 @@ def environment_page(request, name: str, environment: str):
 def _operate(request, name: str, environment: str, run):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    ref = selectors.environment_get(user=request.user, name=name, environment=environment)
-    selectors.environment_get(
+    ref = selectors.environment_get(
         user=request.user, name=name, environment=environment, action=selectors.operate_action(environment)
     )
     try:
@@ -138,12 +137,9 @@ def environment_delete_pod(request, name: str, environment: str, pod: str):
 
 @login_required
 def environment_config(request, name: str, environment: str):
-    ref = selectors.environment_get(user=request.user, name=name, environment=environment)
-    can_edit = Action.EDIT_CONFIG in allowed_actions(request.user, ref.project)
-    if request.method == "POST" and not can_edit:
-        selectors.environment_get(
-            user=request.user, name=name, environment=environment, action=Action.EDIT_CONFIG
-        )
+    action = Action.EDIT_CONFIG if request.method == "POST" else Action.VIEW
+    ref = selectors.environment_get(user=request.user, name=name, environment=environment, action=action)
+    can_edit = Action.EDIT_CONFIG in ref.actions
     config = selectors.config_summary(ref)
     knobs = {k: v for k, v in manifests.OVERRIDABLE.items() if ref.project.language in v.languages}
     data = request.POST if request.method == "POST" else None

@@ -6,6 +6,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
+from clusters.selectors.environments import environment_get
 from clusters.services import terminal
 from integrations.errors import IntegrationError
 
@@ -18,10 +19,12 @@ class SessionFilterForm(forms.Form):
 @login_required
 def terminal_page(request, name: str, environment: str):
     # 404 for a non-member or an environment that is not provisioned, 403 without the terminal right.
-    env = terminal.terminal_environment(request.user, project_name=name, environment=environment)
+    ref = environment_get(
+        user=request.user, name=name, environment=environment, action=terminal.terminal_action(environment)
+    )
     pods, error = [], ""
     try:
-        pods = terminal.project_pods(env)
+        pods = terminal.project_pods(ref)
     except IntegrationError as exc:
         error = str(exc)
     pod = request.GET.get("pod", "")
@@ -30,13 +33,13 @@ def terminal_page(request, name: str, environment: str):
         request,
         "clusters/terminal/terminal.html",
         {
-            "env": env,
-            "project": env.project,
+            "env": ref.environment,
+            "project": ref.project,
             "pods": pods,
             "pod": pod,
             "container": container,
             "error": error,
-            "ws_path": f"/ws/terminal/{env.project.name}/{env.environment}/",
+            "ws_path": f"/ws/terminal/{ref.project.name}/{environment}/",
         },
     )
 

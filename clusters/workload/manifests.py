@@ -50,7 +50,13 @@ DEREGISTER_TIMEOUT = 5
 _DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # The apiserver's quantity grammar; parse_quantity alone also takes " 1", "1K", "NaN" and "1_000".
-_QUANTITY = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?")
+# ASCII digits only: Python's \d also matches e.g. Arabic-Indic "١", which the apiserver refuses.
+_QUANTITY = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?")
+# Upper bounds per container: larger than the biggest node a portal-managed cluster is expected to have
+# (64 cores, 256 GiB), so a typo such as "500" cores for "500m" or "1Ei" is caught here with a clear message
+# instead of leaving pods Pending for ever because no node can ever fit them.
+MAX_CPU_CORES = Decimal(64)
+MAX_MEMORY_BYTES = Decimal(256 * 1024**3)
 # Paths go into an httpGet probe and a shell command; keep them to characters that need no quoting anywhere.
 _HTTP_PATH = re.compile(r"/[A-Za-z0-9._~%/:@+=,-]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -350,6 +356,15 @@ def _check_resources(spec: WorkloadSpec, add: Add) -> None:
             )
         elif amount <= 0:
             add(name, _("%(field)s must be greater than zero.") % {"field": name})
+        elif name.startswith("cpu") and amount > MAX_CPU_CORES:
+            add(
+                name,
+                _("%(field)s must be at most 64 cores, not '%(value)s'.") % {"field": name, "value": value},
+            )
+        elif name.startswith("memory") and amount > MAX_MEMORY_BYTES:
+            add(
+                name, _("%(field)s must be at most 256Gi, not '%(value)s'.") % {"field": name, "value": value}
+            )
         else:
             parsed[name] = amount
     for kind in ("cpu", "memory"):

@@ -33,6 +33,7 @@ from deploys.services.releases import (
 from deploys.services.tickets import (
     PROVISION,
     ProvisionOutcome,
+    check_ticket_change,
     ticket_approve,
     ticket_create,
     ticket_progress,
@@ -47,6 +48,7 @@ from deploys.services.tickets import (
 )
 
 __all__ = [
+    "check_ticket_change",
     "BUILD",
     "BUILD_QUEUE_TIMEOUT",
     "CONSOLE_LIMIT",

@@ -14,6 +14,7 @@ from functools import partial
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -807,7 +808,7 @@ def recipe_update(
     from projects.access import is_ops
 
     if not is_ops(actor):
-        raise PermissionDenied(_("Only ops edit build recipes."))
+        raise Http404("No such recipe.")  # recipes are ops-only: not there for anyone else
     errors = {
         k: v
         for k, v in {

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -28,7 +28,7 @@ from integrations.errors import IntegrationError
 from observability.services import audit_record, changes_between
 from opsportal import runs
 from opsportal.errors import StateConflict
-from projects.access import Action, check, is_ops
+from projects.access import Action, can, check, is_ops
 from projects.models import Project
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,16 @@ def ticket_spec(ticket: OnboardingTicket) -> manifests.WorkloadSpec:
         overrides=ticket.overrides,
         secret_env_digest=secret_env.digest(secret_env.load(ticket.secret_env)),
     )
+
+
+def check_ticket_change(actor, ticket: OnboardingTicket) -> None:
+    """Filing is per member; changing a filed ticket is for its requester, the project's owner and ops."""
+    check(actor, Action.FILE_TICKET, ticket.project)
+    if ticket.created_by_id != actor.pk and not can(actor, Action.EDIT_PROJECT, ticket.project):
+        raise PermissionDenied(
+            _("Only the ticket's requester, the project's owner or ops may change ticket #%(id)s.")
+            % {"id": ticket.pk}
+        )
 
 
 @transaction.atomic
@@ -122,7 +132,7 @@ def ticket_update(
     if is_ops(actor):
         allowed = ticket.status in EDITABLE_BY_OPS
     else:
-        check(actor, Action.FILE_TICKET, ticket.project)
+        check_ticket_change(actor, ticket)
         allowed = ticket.status in EDITABLE_BY_FILER
         if overrides is not None and overrides != ticket.overrides:
             raise ValidationError({"overrides": _("Only ops can override guardrail defaults.")})
@@ -173,7 +183,7 @@ def ticket_update(
 @transaction.atomic
 def ticket_submit(*, actor, ticket_id: int, remote_addr: str | None = None) -> OnboardingTicket:
     ticket = runs.locked(OnboardingTicket, ticket_id)
-    check(actor, Action.FILE_TICKET, ticket.project)
+    check_ticket_change(actor, ticket)
     if ticket.status == TicketStatus.SUBMITTED:
         return ticket
     ticket_spec(ticket)
@@ -184,7 +194,7 @@ def ticket_submit(*, actor, ticket_id: int, remote_addr: str | None = None) -> O
 @transaction.atomic
 def ticket_withdraw(*, actor, ticket_id: int, remote_addr: str | None = None) -> OnboardingTicket:
     ticket = runs.locked(OnboardingTicket, ticket_id)
-    check(actor, Action.FILE_TICKET, ticket.project)
+    check_ticket_change(actor, ticket)
     if ticket.status == TicketStatus.DRAFT:
         return ticket
     runs.move(ticket, TicketStatus.DRAFT, actor=actor, verb="ticket.withdraw", remote_addr=remote_addr)

@@ -68,7 +68,9 @@ def ticket_edit(request, name: str, pk: int):
     project, ticket = _ticket(request, name, pk)
     ops = is_ops(request.user)
     editable = ticket.status in (EDITABLE_BY_OPS if ops else EDITABLE_BY_FILER)
-    if not editable or not (ops or Action.FILE_TICKET in allowed_actions(request.user, project)):
+    if not ops:
+        services.check_ticket_change(request.user, ticket)
+    if not editable:
         raise PermissionDenied(_("This ticket cannot be edited now."))
     knobs = manifests.OVERRIDABLE if ops else {}
     try:

@@ -720,6 +720,7 @@ class KubeClient:
 def _response_lines(response, *, with_tail: bool) -> Iterator[bytes]:
     """The lines of a streamed answer as they arrive (a watch's events, a followed log); ``with_tail``
     also yields a last line without a newline. Transport failures become integration errors."""
+    finished = False
     try:
         buffer = b""
         for chunk in response.stream(4096, decode_content=True):
@@ -727,12 +728,18 @@ def _response_lines(response, *, with_tail: bool) -> Iterator[bytes]:
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 yield line
+        finished = True
         if buffer and with_tail:
             yield buffer
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise error_from_transport(exc) from exc
     finally:
-        response.release_conn()
+        if finished:
+            response.release_conn()
+        else:
+            # Left mid-stream (stopped, shut down, broken): close the connection now, so the apiserver
+            # ends the watch or log stream at once instead of at its timeout, and it is never reused.
+            response.close()
 
 
 def _status_error(status: dict) -> IntegrationError:

@@ -49,6 +49,9 @@ class Connection:
 
 def check_server_url(url: str) -> str:
     parts = urlsplit(url or "")
+    if "@" in parts.netloc:
+        # Never echo this URL: it carries a credential, which would then be shown and logged.
+        raise KubeconfigError("server URL must not contain a user name or password")
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise KubeconfigError(f"server {url!r} is not an http(s) URL")
     try:

@@ -34,7 +34,9 @@ def test_page_reflects_a_pod_deleted_in_the_cluster_within_two_seconds(
     page.wait_for_selector(f'#pod-rows tr[data-pod="{victim}"]', state="detached", timeout=2_000)
     assert time.monotonic() - started < 2.5
     # The ReplicaSet's replacement appears without a reload.
-    page.wait_for_function("document.querySelectorAll('#pod-rows tr[data-pod]').length === 2", timeout=10_000)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#pod-rows tr[data-pod]').length === 2", timeout=10_000
+    )
 
     # Scaling outside the autoscaler's range is refused on the page, with the message.
     page.on("dialog", lambda dialog: dialog.accept())
@@ -42,6 +44,7 @@ def test_page_reflects_a_pod_deleted_in_the_cluster_within_two_seconds(
     page.evaluate("document.getElementById('scale-replicas').removeAttribute('max')")
     page.click("#scale-form button")
     page.wait_for_selector('#action-result [data-ok="false"]:has-text("range 2–5")')
+    page.context.close()  # its live socket would keep watching for the rest of the session
 
 
 def test_config_change_is_applied_by_the_worker_and_followed_live(

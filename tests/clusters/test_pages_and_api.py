@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from clusters.models import Cluster
@@ -265,3 +266,45 @@ def test_clusters_are_in_the_openapi_schema_with_write_only_credential(client, p
     cluster_schema = schema["components"]["schemas"]["Cluster"]
     assert cluster_schema["properties"]["credential"]["writeOnly"] is True
     assert cluster_schema["properties"]["last_check_ok"]["readOnly"] is True
+
+
+# A credential in the URL would be stored and shown in clear: refused everywhere, and never echoed.
+URL_WITH_PASSWORD = "https://admin:s3cr3t-pw@k8s.example.com:6443"
+
+
+def test_form_refuses_a_url_with_user_and_password(client, people):
+    client.force_login(people.ops)
+    data = {
+        "name": "good",
+        "environment": "test",
+        "api_url": URL_WITH_PASSWORD,
+        "auth_type": "token",
+        "credential": TOKEN,
+        "namespace_template": "{project}-{environment}",
+    }
+    response = client.post(reverse("cluster-create"), data)
+    assert response.status_code == 400
+    assert "must not contain a user name or password" in " ".join(response.context["form"].errors["api_url"])
+    assert not Cluster.objects.exists()
+
+
+def test_api_and_service_refuse_a_url_with_user_and_password(client, people, cluster):
+    client.force_login(people.ops)
+    data = {"name": "ok", "environment": "test", "api_url": URL_WITH_PASSWORD, "auth_type": "token"}
+    response = client.post(
+        reverse("api-cluster-list"), {**data, "credential": TOKEN}, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert "must not contain a user name or password" in str(response.json()["errors"]["api_url"])
+    assert "s3cr3t-pw" not in response.content.decode()
+    patched = client.patch(
+        reverse("api-cluster-detail", args=[cluster.pk]),
+        {"api_url": "https://user@k8s.example.com"},
+        content_type="application/json",
+    )
+    assert patched.status_code == 400
+    assert "api_url" in patched.json()["errors"]
+    with pytest.raises(ValidationError) as refused:
+        services.cluster_create(actor=people.ops, credential=TOKEN, **{**data, "name": "svc"})
+    assert "must not contain a user name or password" in str(refused.value.message_dict["api_url"])
+    assert list(Cluster.objects.values_list("pk", flat=True)) == [cluster.pk]

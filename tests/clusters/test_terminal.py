@@ -28,6 +28,7 @@ from tests.polling import until
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kube, pytest.mark.services]
 
 POD = "orders-7d9f-abcde"
+SIBLING = "orders-5c4b-other"
 
 
 def _daphne(tmp_path_factory, name: str, **env):
@@ -98,8 +99,17 @@ def environments(people, local_clusters, kube_cluster):
                 sa.metadata.name == "default" for sa in core.list_namespaced_service_account(ns).items
             ),
         )
-        _running_pod(core, namespace, POD, {"app.kubernetes.io/name": "orders"})
+        own = {"app.kubernetes.io/name": "orders", "app.kubernetes.io/instance": f"orders-{environment}"}
+        _running_pod(core, namespace, POD, own)
         _running_pod(core, namespace, "stranger", {"app.kubernetes.io/name": "payments"})
+        # The same project's other environment, sharing this namespace: not this environment's pod.
+        other = "prod" if environment == "test" else "test"
+        _running_pod(
+            core,
+            namespace,
+            SIBLING,
+            {"app.kubernetes.io/name": "orders", "app.kubernetes.io/instance": f"orders-{other}"},
+        )
         envs[environment] = ProjectEnvironment.objects.create(
             project=people.project, environment=environment, cluster=cluster, namespace=namespace
         )
@@ -315,6 +325,13 @@ def test_only_the_projects_own_pods_can_be_opened(people, environments, terminal
     assert code == 4404 and "No pod stranger of project orders" in message
     message, code = _refused(Term(terminal_server, people.ops, pod="no-such-pod"))
     assert code == 4404
+    message, code = _refused(Term(terminal_server, people.ops, pod=SIBLING))
+    assert code == 4404 and f"No pod {SIBLING} of project orders in test" in message
+    client = Client()
+    client.force_login(people.ops)
+    listed = client.get("/projects/orders/env/test/terminal/").content.decode()
+    assert f'value="{POD}"' in listed
+    assert f'value="{SIBLING}"' not in listed and 'value="stranger"' not in listed
     message, code = _refused(Term(terminal_server, people.ops, container="sidecar"))
     assert code == 4404 and "no container sidecar" in message
     assert not TerminalSession.objects.exists()
@@ -454,7 +471,7 @@ def test_browser_terminal_echo_resize_close_and_replay(people, environments, ter
     shell_pid = int(re.search(r"pid-(\d+)", text).group(1))
 
     page.set_viewport_size({"width": 800, "height": 500})
-    page.wait_for_function("window.opsTerminal.term.cols < 90")
+    page.wait_for_function("() => window.opsTerminal.term.cols < 90")
     cols, rows = page.evaluate("[window.opsTerminal.term.cols, window.opsTerminal.term.rows]")
     page.keyboard.type("stty size")
     page.keyboard.press("Enter")

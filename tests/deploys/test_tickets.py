@@ -205,3 +205,75 @@ def test_form_files_a_ticket_and_shows_guardrails(client, people):
     page = client.get(f"/projects/orders/tickets/{ticket.pk}/").content.decode()
     assert 'id="guardrails"' in page
     assert "approve-ticket" not in page  # a developer sees no approve button
+
+
+# --- who may change a filed ticket ----------------------------------------------------------
+
+
+@pytest.fixture
+def second_developer(people):
+    from projects import services as project_services
+    from projects.choices import Role
+    from tests.fixtures.people import make_user
+
+    other = make_user("dave-dev")
+    project_services.member_set(actor=people.ops, project=people.project, user=other, role=Role.DEVELOPER)
+    return other
+
+
+def test_another_developer_cannot_edit_submit_or_withdraw_a_ticket(people, second_developer):
+    draft = services.ticket_create(
+        actor=people.developer, project=people.project, environment="test", request=VALID_REQUEST
+    )
+    with pytest.raises(PermissionDenied, match="requester"):
+        services.ticket_update(
+            actor=second_developer, ticket_id=draft.pk, request={**VALID_REQUEST, "replicas": 3}
+        )
+    with pytest.raises(PermissionDenied, match="requester"):
+        services.ticket_submit(actor=second_developer, ticket_id=draft.pk)
+    services.ticket_submit(actor=people.developer, ticket_id=draft.pk)
+    with pytest.raises(PermissionDenied, match="requester"):
+        services.ticket_withdraw(actor=second_developer, ticket_id=draft.pk)
+    draft.refresh_from_db()
+    assert draft.status == TicketStatus.SUBMITTED
+    assert draft.request["replicas"] == VALID_REQUEST["replicas"]
+    # The project's owner and ops may still act on it.
+    services.ticket_withdraw(actor=people.owner, ticket_id=draft.pk)
+    services.ticket_update(actor=people.owner, ticket_id=draft.pk, request={**VALID_REQUEST, "replicas": 3})
+    services.ticket_submit(actor=people.ops, ticket_id=draft.pk)
+    draft.refresh_from_db()
+    assert draft.status == TicketStatus.SUBMITTED
+    assert draft.request["replicas"] == 3
+
+
+def test_api_another_developer_gets_403_on_someone_elses_ticket(client, people, second_developer):
+    ticket = _file(people)
+    url = f"/api/projects/orders/tickets/{ticket.pk}/"
+    client.force_login(second_developer)
+    assert client.get(url).status_code == 200
+    assert client.post(url + "withdraw/").status_code == 403
+    patched = client.patch(
+        url, {"request": {**VALID_REQUEST, "replicas": 3}}, content_type="application/json"
+    )
+    assert patched.status_code == 403
+    assert "requester" in patched.json()["detail"]
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.SUBMITTED
+    client.force_login(people.developer)
+    assert client.post(url + "withdraw/").status_code == 200
+
+
+def test_page_another_developer_gets_403_on_someone_elses_ticket(client, people, second_developer):
+    draft = services.ticket_create(
+        actor=people.developer, project=people.project, environment="test", request=VALID_REQUEST
+    )
+    client.force_login(second_developer)
+    edit = f"/projects/orders/tickets/{draft.pk}/edit/"
+    assert client.get(edit).status_code == 403
+    assert client.post(edit, {**VALID_REQUEST, "environment": "test", "replicas": 3}).status_code == 403
+    assert client.post(f"/projects/orders/tickets/{draft.pk}/submit/").status_code == 403
+    draft.refresh_from_db()
+    assert draft.status == TicketStatus.DRAFT
+    assert draft.request["replicas"] == VALID_REQUEST["replicas"]
+    client.force_login(people.developer)
+    assert client.get(edit).status_code == 200

@@ -85,6 +85,19 @@ def test_websocket_checks_the_origin(people, daphne_server):
     assert refused.value.response.status_code == 403
 
 
+def test_websocket_origin_must_match_scheme_and_port(people, daphne_server):
+    _, cookie = _session(people.developer)
+    port = int(daphne_server.rsplit(":", 1)[1])
+    for foreign in (f"http://127.0.0.1:{port + 1}", f"https://127.0.0.1:{port}", "http://127.0.0.1"):
+        with pytest.raises(InvalidStatus) as refused:
+            LiveClient(daphne_server, cookie, origin=foreign)
+        assert refused.value.response.status_code == 403, foreign
+    # The page's own origin still connects.
+    live = LiveClient(daphne_server, cookie, origin=f"http://127.0.0.1:{port}")
+    live.subscribe(events.user_stream(people.developer.pk))
+    live.close()
+
+
 def test_malformed_messages_get_an_error_not_a_crash(people, daphne_server):
     _, cookie = _session(people.developer)
     live = LiveClient(daphne_server, cookie)
@@ -96,4 +109,65 @@ def test_malformed_messages_get_an_error_not_a_crash(people, daphne_server):
     assert live.recv()["type"] == "error"
     # The connection is still usable afterwards.
     assert live.subscribe(events.user_stream(people.developer.pk)) == []
+    live.close()
+
+
+def _publish(project, name: str) -> None:
+    events.publish(stream=events.project_stream(project.pk), type=name, payload={"n": name})
+
+
+def _nothing_more(live: LiveClient, seconds: float = 2) -> None:
+    with pytest.raises(TimeoutError):
+        message = live.recv(timeout=seconds)
+        pytest.fail(f"expected nothing more, got {message}")
+
+
+def test_removed_member_gets_no_further_project_events(people, daphne_server):
+    from projects import services as project_services
+
+    _, cookie = _session(people.developer)
+    stream = events.project_stream(people.project.pk)
+    live = LiveClient(daphne_server, cookie)
+    assert live.subscribe(stream) == []
+    _publish(people.project, "before-removal")
+    assert live.next_event("before-removal")["stream"] == stream
+
+    project_services.member_remove(actor=people.ops, project=people.project, user=people.developer)
+    _publish(people.project, "after-removal")
+    told = live.recv()
+    assert told == {"type": "error", "stream": stream, "error": "access revoked"}
+    _publish(people.project, "later")
+    _nothing_more(live)
+    # Subscribing again is refused like any stream the user may not see.
+    with pytest.raises(LookupError, match="not found"):
+        live.subscribe(stream)
+    live.close()
+
+
+def test_logged_out_socket_is_closed_and_gets_no_further_events(people, daphne_server):
+    client, cookie = _session(people.developer)
+    live = LiveClient(daphne_server, cookie)
+    assert live.subscribe(events.project_stream(people.project.pk)) == []
+    assert client.post("/logout/").status_code == 302
+    _publish(people.project, "after-logout")
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            message = live.recv(timeout=10)
+            assert message["type"] != "event", f"an event reached a signed-out socket: {message}"
+    assert closed.value.rcvd.code == 4401
+
+
+def test_access_is_rechecked_on_delivery_without_a_signal(people, daphne_server):
+    """A change that sends no signal (a raw delete) still takes effect within the re-check interval."""
+    from projects.models import ProjectMember
+
+    _, cookie = _session(people.developer)
+    stream = events.project_stream(people.project.pk)
+    live = LiveClient(daphne_server, cookie)
+    assert live.subscribe(stream) == []
+    ProjectMember.objects.filter(user=people.developer)._raw_delete(ProjectMember.objects.db)
+    time.sleep(5.5)  # LIVE_EVENTS_ACCESS_RECHECK_SECONDS in the server (default 5)
+    _publish(people.project, "after-raw-delete")
+    assert live.recv() == {"type": "error", "stream": stream, "error": "access revoked"}
+    _nothing_more(live, 1)
     live.close()

@@ -71,3 +71,25 @@ def test_api_errors_are_json_with_detail(client, people):
     bad = client.get("/api/audit-events/?since=garbage")
     assert bad.status_code == 400
     assert "since" in bad.json()["errors"]
+
+
+def test_issuing_a_token_is_audited_without_the_token(people):
+    from observability.models import AuditEvent
+    from tests.fixtures.people import PASSWORD
+
+    api = APIClient()
+    credentials = {"username": people.developer.username, "password": PASSWORD}
+    assert api.post(reverse("api-token"), {**credentials, "password": "nope"}).status_code == 400
+    assert not AuditEvent.objects.filter(verb__startswith="token.").exists()
+    first = api.post(reverse("api-token"), credentials)
+    again = api.post(reverse("api-token"), credentials)
+    assert first.status_code == again.status_code == 200
+    key = first.json()["token"]
+    events = list(AuditEvent.objects.filter(verb__startswith="token.").order_by("pk"))
+    assert [event.verb for event in events] == ["token.create", "token.issue"]
+    for event in events:
+        assert event.actor == people.developer
+        assert event.target_repr == people.developer.username
+        assert event.remote_addr == "127.0.0.1"
+        stored = " ".join(str(value) for value in vars(event).values())
+        assert key not in stored

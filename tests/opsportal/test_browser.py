@@ -25,7 +25,9 @@ def test_login_dashboard_and_live_worker_answer(people, page, daphne_server, cel
     page.wait_for_selector("#worker-status:has-text('answered in')")
     # A second check works the same (the answer never gets overwritten by the queued note).
     page.click("#worker-ping")
-    page.wait_for_function("document.getElementById('worker-status').textContent.includes('answered in')")
+    page.wait_for_function(
+        "() => document.getElementById('worker-status').textContent.includes('answered in')"
+    )
 
 
 def test_chinese_browser_gets_chinese_pages(people, chromium, daphne_server):

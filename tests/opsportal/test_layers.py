@@ -22,10 +22,17 @@ WIRING = {
     "opsportal.api",
     "opsportal.views",
     "opsportal.context_processors",
+    "opsportal.tokens",
 }
 # Modules whose layer is not their package's. The Run mechanics audit and read the project, so they sit
 # just above projects, below the apps whose work they run.
-MODULE_LAYERS: dict[str, str] = {"opsportal.runs": "projects"}
+# Live-socket revocation reacts to membership changes, so it reads ProjectMember and sits above projects
+# with the consumers that use it (to clean: let projects register it, as it registers stream kinds).
+MODULE_LAYERS: dict[str, str] = {
+    "opsportal.runs": "projects",
+    "observability.revocation": "projects",
+    "observability.consumers": "projects",
+}
 APPLICATION = ["integrations", "opsportal", "observability", "projects", "clusters", "deploys"]
 
 

@@ -103,7 +103,31 @@ def test_quantities_the_apiserver_would_reject_are_rejected(value):
 
 @pytest.mark.parametrize("value", ["1", "500m", "0.5", "1e3", "1Gi", "512Mi", "1.5Gi", "2k", "+1"])
 def test_quantities_in_kubernetes_syntax_are_accepted(value):
-    assert "cpu_request" not in spec_errors(make(cpu_request=value, cpu_limit=""))
+    # The syntax is accepted; "1Gi" or "1e3" cores are refused only for size (see the maximum tests).
+    cpu_errors = spec_errors(make(cpu_request=value, cpu_limit="")).get("cpu_request", [])
+    assert not any("not a Kubernetes quantity" in message for message in cpu_errors)
+    assert "memory_request" not in spec_errors(make(memory_request=value, memory_limit=""))
+
+
+@pytest.mark.parametrize("value", ["\u0661", "\u0661Gi", "1\u0660\u0660m", "\uff11Gi", "1e\u0663"])
+def test_quantities_with_non_ascii_digits_are_rejected(value):
+    errors = spec_errors(make(cpu_request=value, memory_request=value))
+    assert "is not a Kubernetes quantity" in errors["cpu_request"][0]
+    assert "is not a Kubernetes quantity" in errors["memory_request"][0]
+
+
+def test_cpu_above_64_cores_is_rejected():
+    assert "cpu_request" not in spec_errors(make(cpu_request="64", cpu_limit="64000m"))
+    errors = spec_errors(make(cpu_request="65", cpu_limit="1e3"))
+    assert errors["cpu_request"] == ["cpu_request must be at most 64 cores, not '65'."]
+    assert errors["cpu_limit"] == ["cpu_limit must be at most 64 cores, not '1e3'."]
+
+
+def test_memory_above_256gi_is_rejected():
+    assert "memory_request" not in spec_errors(make(memory_request="256Gi", memory_limit="256Gi"))
+    errors = spec_errors(make(memory_request="257Gi", memory_limit="1Ei"))
+    assert errors["memory_request"] == ["memory_request must be at most 256Gi, not '257Gi'."]
+    assert errors["memory_limit"] == ["memory_limit must be at most 256Gi, not '1Ei'."]
 
 
 @pytest.mark.parametrize("value", ["0", "0m", "-1", "-500Mi"])
