@@ -53,7 +53,8 @@ def run(queue: str) -> int:
     from django.conf import settings
     from django.contrib.auth.models import Group, User
 
-    from deploys.models import BuildRecipe, ProjectEnvironment, Release
+    from clusters.models import ProjectEnvironment
+    from deploys.models import BuildRecipe, Release
     from deploys.tasks import release_build
     from observability.models import LiveEvent
     from observability.tasks import answer_worker_ping

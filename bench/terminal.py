@@ -145,8 +145,7 @@ def measure(term) -> dict:
 
 
 def main() -> int:
-    from clusters.models import Cluster
-    from deploys.models import ProjectEnvironment
+    from clusters.models import Cluster, ProjectEnvironment
     from projects import services as project_services
     from sandbox.kube.cluster import LocalCluster
     from sandbox.procs import free_port, port_open, spawn, stop, wait_for

@@ -2,9 +2,9 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
-class Environment(models.TextChoices):
-    TEST = "test", _("Test")
-    PROD = "prod", _("Production")
+class ServiceType(models.TextChoices):
+    CLUSTER_IP = "ClusterIP", _("In-cluster (ClusterIP)")
+    LOAD_BALANCER = "LoadBalancer", _("Cloud load balancer (LoadBalancer)")
 
 
 class AuthType(models.TextChoices):

@@ -1,7 +1,7 @@
 from django.urls import path
 
-from clusters.consumers_env import EnvironmentConsumer
-from clusters.consumers_terminal import TerminalConsumer
+from clusters.consumers.environment import EnvironmentConsumer
+from clusters.consumers.terminal import TerminalConsumer
 
 websocket_urlpatterns = [
     path("ws/environments/<str:name>/<str:environment>/", EnvironmentConsumer.as_asgi()),

@@ -1,10 +1,31 @@
 from django.urls import path
 
-from clusters import views
+from clusters.views import clusters, environments, terminal
+
+_ENV = "projects/<str:name>/env/<str:environment>/"
 
 urlpatterns = [
-    path("", views.cluster_list, name="cluster-list"),
-    path("new/", views.cluster_create, name="cluster-create"),
-    path("<int:pk>/", views.cluster_edit, name="cluster-edit"),
-    path("<int:pk>/test-connection/", views.cluster_test_connection, name="cluster-test-connection"),
+    path("clusters/", clusters.cluster_list, name="cluster-list"),
+    path("clusters/new/", clusters.cluster_create, name="cluster-create"),
+    path("clusters/<int:pk>/", clusters.cluster_edit, name="cluster-edit"),
+    path(
+        "clusters/<int:pk>/test-connection/", clusters.cluster_test_connection, name="cluster-test-connection"
+    ),
+    path(_ENV, environments.environment_page, name="environment-page"),
+    path(f"{_ENV}restart/", environments.environment_restart, name="environment-restart"),
+    path(f"{_ENV}scale/", environments.environment_scale, name="environment-scale"),
+    path(f"{_ENV}pods/<str:pod>/delete/", environments.environment_delete_pod, name="environment-delete-pod"),
+    path(
+        f"{_ENV}pods/<str:pod>/logs/",
+        environments.environment_logs_download,
+        name="environment-logs-download",
+    ),
+    path(f"{_ENV}config/", environments.environment_config, name="environment-config"),
+    path(f"{_ENV}config/changes/", environments.config_change_list, name="environment-config-changes"),
+    path(
+        f"{_ENV}config/changes/<int:pk>/", environments.config_change_detail, name="environment-config-change"
+    ),
+    path(f"{_ENV}terminal/", terminal.terminal_page, name="terminal"),
+    path("terminal-sessions/", terminal.session_list, name="terminal-session-list"),
+    path("terminal-sessions/<int:pk>/", terminal.session_replay, name="terminal-session-replay"),
 ]

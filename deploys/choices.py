@@ -30,11 +30,6 @@ EDITABLE_BY_FILER = frozenset({TicketStatus.DRAFT})
 EDITABLE_BY_OPS = frozenset({TicketStatus.DRAFT, TicketStatus.SUBMITTED})
 
 
-class ServiceType(models.TextChoices):
-    CLUSTER_IP = "ClusterIP", _("In-cluster (ClusterIP)")
-    LOAD_BALANCER = "LoadBalancer", _("Cloud load balancer (LoadBalancer)")
-
-
 class ReleaseStatus(models.TextChoices):
     SUBMITTED = "submitted", _("Submitted")
     TAGGING = "tagging", _("Tagging")

@@ -4,7 +4,6 @@ from django.db.models import Q
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from clusters.choices import Environment
 from deploys.choices import (
     ACTIVE_RELEASE_STATUSES,
     OPEN_TICKET_STATUSES,
@@ -17,34 +16,7 @@ from deploys.choices import (
 )
 from opsportal.runs import Run
 from opsportal.secrets import EncryptedTextField
-from projects.choices import Language
-
-
-class ProjectEnvironment(models.Model):
-    """A project in one environment: where it runs and the configuration last applied there."""
-
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="environments")
-    environment = models.CharField(_("environment"), max_length=8, choices=Environment.choices)
-    cluster = models.ForeignKey(
-        "clusters.Cluster", on_delete=models.PROTECT, null=True, blank=True, related_name="environments"
-    )
-    namespace = models.CharField(_("namespace"), max_length=63, blank=True)
-    # The request (WorkloadSpec fields) and ops overrides last applied; {} until first provisioned.
-    spec = models.JSONField(default=dict, blank=True)
-    # The secret environment variables last applied, JSON {NAME: value} (see deploys.secret_env); the
-    # spec holds only their names.
-    secret_env = EncryptedTextField(_("secret environment variables"), blank=True, default="")
-    live_objects = models.JSONField(default=list, blank=True)
-    provisioned_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["project", "environment"], name="unique_project_environment")
-        ]
-        ordering = ["project", "environment"]
-
-    def __str__(self) -> str:
-        return f"{self.project}/{self.environment}"
+from projects.choices import Environment, Language
 
 
 class OnboardingTicket(Run):
@@ -60,7 +32,7 @@ class OnboardingTicket(Run):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     # What the developer asked for: the WorkloadSpec fields that are theirs to choose.
     request = models.JSONField(_("request"), default=dict)
-    # The requested secret environment variables, JSON {NAME: value} (see deploys.secret_env); the
+    # The requested secret environment variables, JSON {NAME: value} (see clusters.workload.secret_env); the
     # request holds only their names.
     secret_env = EncryptedTextField(_("secret environment variables"), blank=True, default="")
     # Guardrail defaults that ops changed for this ticket, by knob name.

@@ -1,7 +1,8 @@
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
-from deploys.models import OnboardingTicket, ProjectEnvironment
+from clusters.models import Cluster, ProjectEnvironment
+from deploys.models import OnboardingTicket
 from observability.models import AuditEvent
 from opsportal.versions import combine_changes, content_version, stale_message
 from projects.access import visible_projects
@@ -17,6 +18,22 @@ def tickets_visible(*, user, status: str = "") -> QuerySet[OnboardingTicket]:
         "project", "created_by", "cluster"
     )
     return tickets.filter(status=status) if status else tickets
+
+
+def approval_cluster(*, ticket: OnboardingTicket) -> Cluster | None:
+    """The cluster approving the ticket uses when ops choose none: the one the environment already runs
+    on, the ticket's own (a retry), or the only cluster of that environment; None when ops must choose."""
+    environment = (
+        ProjectEnvironment.objects.filter(project=ticket.project, environment=ticket.environment)
+        .select_related("cluster")
+        .first()
+    )
+    if environment and environment.cluster_id:
+        return environment.cluster
+    if ticket.cluster_id:
+        return ticket.cluster
+    candidates = list(Cluster.objects.filter(environment=ticket.environment)[:2])
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def ticket_version(ticket: OnboardingTicket) -> str:

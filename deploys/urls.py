@@ -1,6 +1,7 @@
 from django.urls import path
 
-from deploys import release_views, views
+from deploys.views import releases as release_views
+from deploys.views import tickets as views
 
 urlpatterns = [
     path("tickets/", views.ticket_queue, name="ticket-queue"),

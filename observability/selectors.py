@@ -1,9 +1,19 @@
+from collections.abc import Callable
 from datetime import datetime
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Q, QuerySet
 
 from observability.models import AuditEvent
-from projects.access import is_ops, visible_projects
+
+# Which projects' events a user may read: a queryset of projects, or None for all of them. The projects
+# app registers it (ProjectsConfig.ready) with the access function; observability sits below projects.
+_readable_projects: Callable[..., QuerySet | None] | None = None
+
+
+def register_project_scope(readable_projects: Callable[..., QuerySet | None]) -> None:
+    global _readable_projects
+    _readable_projects = readable_projects
 
 
 def audit_events_for(
@@ -17,8 +27,11 @@ def audit_events_for(
 ) -> QuerySet[AuditEvent]:
     """Audit events the user may read: ops read everything, others their projects' events."""
     events = AuditEvent.objects.select_related("project")
-    if not is_ops(user):
-        events = events.filter(Q(project__in=visible_projects(user)) | Q(actor=user))
+    if _readable_projects is None:
+        raise ImproperlyConfigured("No project scope is registered for audit reads.")
+    readable = _readable_projects(user)
+    if readable is not None:
+        events = events.filter(Q(project__in=readable) | Q(actor=user))
     if project:
         events = events.filter(project__name=project)
     if actor:

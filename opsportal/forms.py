@@ -5,6 +5,14 @@ from django.utils.translation import gettext_lazy as _
 from opsportal.errors import StateConflict
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """Never renders a value (a credential, a secret), not even the one just submitted when the form
+    comes back with errors."""
+
+    def format_value(self, value):
+        return None
+
+
 def add_service_errors(form, exc: ValidationError | StateConflict) -> None:
     """Show a service's refusal on a form: field errors on their fields, the rest (and a state conflict)
     on top."""

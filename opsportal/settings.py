@@ -303,8 +303,10 @@ REGISTRY_USER = env_str("REGISTRY_USER", "")
 REGISTRY_PASSWORD = env_str("REGISTRY_PASSWORD", "")
 # Base image per language for the generic Dockerfiles, as JSON, e.g. {"java": "…/jre:17", "default": "…"}.
 OPSPORTAL_BASE_IMAGES = json.loads(env_str("OPSPORTAL_BASE_IMAGES", "{}") or "{}")
-# `make run` only: where the local sandbox control plane reports its build/start progress.
-SANDBOX_KUBE_DIR = env_str("SANDBOX_KUBE_DIR", "")
+# `make run` only: the dotted path of a callable that returns the local development cluster's progress
+# (an object with .phase and .message) or None; the Clusters page shows it until the cluster is ready.
+# The sandbox sets it, so the application never imports the sandbox.
+DEV_CLUSTER_STATUS = env_str("OPSPORTAL_DEV_CLUSTER_STATUS", "")
 # How long a release waits for its Jenkins build, in seconds.
 RELEASE_BUILD_TIMEOUT = env_int("RELEASE_BUILD_TIMEOUT", 1800)
 # A running build is looked at this often, in seconds; between looks it holds no worker.

@@ -11,10 +11,8 @@ api_patterns = [
     path("token/", tokens.ObtainTokenView.as_view(), name="api-token"),
     path("", include("projects.api_urls")),
     path("", include("observability.api_urls")),
-    path("", include("clusters.api_urls")),
-    path("", include("clusters.env_api_urls")),
-    path("", include("clusters.terminal_api_urls")),
-    path("", include("deploys.api_urls")),
+    path("", include("clusters.api.urls")),
+    path("", include("deploys.api.urls")),
 ]
 
 urlpatterns = [
@@ -29,9 +27,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("projects/", include("projects.urls")),
     path("audit/", include("observability.urls")),
-    path("clusters/", include("clusters.urls")),
-    path("", include("clusters.env_urls")),
-    path("", include("clusters.terminal_urls")),
+    path("", include("clusters.urls")),
     path("", include("deploys.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),

@@ -10,6 +10,11 @@ class Language(models.TextChoices):
     NODE = "node", _("Node.js")
 
 
+class Environment(models.TextChoices):
+    TEST = "test", _("Test")
+    PROD = "prod", _("Production")
+
+
 class Role(models.TextChoices):
     """Project roles, from most to least privileged."""
 

@@ -6,7 +6,6 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from deploys import selectors as deploy_selectors
 from observability.events import current_seq, project_stream
 from observability.selectors import audit_events_for
 from opsportal.forms import add_service_errors
@@ -71,9 +70,10 @@ def project_detail(request, name: str):
     if tab == "audit":
         context["events"] = audit_events_for(user=request.user, project=project.name)[:100]
     elif tab == "tickets":
-        context["tickets"] = deploy_selectors.tickets_for_project(project=project)[:100]
+        # The reverse relations of the apps above: projects imports none of them.
+        context["tickets"] = project.tickets.select_related("created_by", "reviewed_by", "cluster")[:100]
     elif tab == "environments":
-        context["environments"] = deploy_selectors.environments_for_project(project=project)
+        context["environments"] = list(project.environments.select_related("cluster"))
     return render(request, "projects/detail.html", context)
 
 

@@ -56,6 +56,7 @@ def main() -> int:
         if not services.real_clusters_configured():
             kube_dir = settings.VAR_DIR / "kube"
             env["SANDBOX_KUBE_DIR"] = str(kube_dir)
+            env["OPSPORTAL_DEV_CLUSTER_STATUS"] = "sandbox.kube.cluster.dev_cluster_status"
             services.start_cluster(kube_dir)
             print(
                 "Sandbox: starting the local Kubernetes control plane in the background "

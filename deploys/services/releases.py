@@ -18,9 +18,11 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clusters.models import ProjectEnvironment
+from clusters.services.environments import environment_set_image
 from deploys import recipes
 from deploys.choices import ACTIVE_RELEASE_STATUSES, DeploymentKind, DeploymentOutcome, ReleaseStatus
-from deploys.models import BuildRecipe, DeploymentRecord, ProjectEnvironment, Release
+from deploys.models import BuildRecipe, DeploymentRecord, Release
 from deploys.tasks import release_build as release_build_task
 from deploys.tasks import release_build_poll as release_build_poll_task
 from deploys.tasks import release_deploy as release_deploy_task
@@ -39,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 CONSOLE_LIMIT = 512 * 1024  # characters of console kept on the release (the tail)
 BUILD_QUEUE_TIMEOUT = 300  # seconds a build may wait in Jenkins' queue for an executor
-CONTAINER = "app"
 # Git ref names we accept: what git allows, minus everything a shell or a URL could misread.
 _BRANCH = re.compile(r"^(?![/-])(?!.*//)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])$")
 
@@ -604,28 +605,10 @@ def release_stop_build(*, release_id: int, run_token: str) -> None:
 
 def _deploy_image(*, project: Project, environment: str, image: str, on_progress) -> tuple[bool, str, str]:
     """Set the Deployment's image and follow the rollout. Returns (ok, message, previous image)."""
-    from integrations.kubernetes.client import KubeClient
-
-    env = _environment(project, environment)
-    with KubeClient.from_cluster(env.cluster) as client:
-        live = client.get("Deployment", env.namespace, project.name)
-        if live is None:
-            return (
-                False,
-                _("The Deployment %(ns)s/%(name)s does not exist; re-run the onboarding ticket.")
-                % {"ns": env.namespace, "name": project.name},
-                "",
-            )
-        containers = live["spec"]["template"]["spec"]["containers"]
-        previous = next((c.get("image", "") for c in containers if c["name"] == CONTAINER), "")
-        client.set_image(env.namespace, project.name, CONTAINER, image)
-        deadline = int(live["spec"].get("progressDeadlineSeconds") or 600) + 60
-        outcome = client.wait_for_deployment(
-            env.namespace, project.name, timeout=deadline, on_progress=on_progress
-        )
-    if outcome.succeeded:
-        return True, "", previous
-    return False, f"{outcome.reason or outcome.state}: {outcome.message}", previous
+    rollout = environment_set_image(
+        environment=_environment(project, environment), image=image, on_progress=on_progress
+    )
+    return rollout.ok, rollout.message, rollout.previous_image
 
 
 def _rollout_publisher(project_id: int, **ids):

@@ -14,13 +14,15 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters.choices import Environment
-from clusters.models import Cluster
-from deploys import manifests, secret_env, workload_fields
+from clusters.models import Cluster, ProjectEnvironment
+from clusters.services.common import rollout_reporter
+from clusters.services.environments import environment_record_provisioned
+from clusters.services.workload import keep_live_fields, objects_to_apply
+from clusters.workload import manifests, secret_env
+from clusters.workload.request import build_spec, refuse_prod_image
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
-from deploys.models import OnboardingTicket, ProjectEnvironment
-from deploys.selectors import ticket_stale_message, ticket_version
-from deploys.services.common import rollout_reporter
+from deploys.models import OnboardingTicket
+from deploys.selectors import approval_cluster, ticket_stale_message, ticket_version
 from deploys.tasks import provision_ticket as provision_ticket_task
 from integrations.errors import IntegrationError
 from observability.services import audit_record, changes_between
@@ -31,32 +33,7 @@ from projects.models import Project
 
 logger = logging.getLogger(__name__)
 
-# The fields of a WorkloadSpec that a ticket's requester chooses (see workload_fields); the rest come from
-# the project, the environment and the cluster.
-REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = workload_fields.request_field_types()
-REQUEST_FIELDS = tuple(REQUEST_FIELD_TYPES)
-REQUIRED_REQUEST_FIELDS = workload_fields.required_names()
-
-
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def namespace_for(*, project: Project, environment: str, cluster: Cluster | None) -> str:
-    template = cluster.namespace_template if cluster else "{project}-{environment}"
-    return template.format(project=project.name, environment=environment)
-
-
-def refuse_prod_image(*, environment: str, request, current: dict | None = None) -> None:
-    """Production runs only an image confirmed in test, and it gets there by promotion: a prod ticket may
-    not bring an image of its own (the bootstrap placeholder stands in until the first promotion), and a
-    configuration edit may not change it. Raises ValidationError on the ``image`` field."""
-    if environment != Environment.PROD or not isinstance(request, dict):
-        return
-    image = request.get("image")
-    if image in (None, "") or image == (current or {}).get("image"):
-        return
-    message = _("Production gets its image only by promoting a release confirmed in test; leave it empty.")
-    raise ValidationError({"image": message})
 
 
 def ticket_spec(ticket: OnboardingTicket) -> manifests.WorkloadSpec:
@@ -72,68 +49,6 @@ def ticket_spec(ticket: OnboardingTicket) -> manifests.WorkloadSpec:
     )
 
 
-def build_spec(
-    *,
-    project: Project,
-    environment: str,
-    cluster: Cluster | None,
-    request: dict,
-    overrides: dict,
-    secret_env_digest: str = "",
-) -> manifests.WorkloadSpec:
-    _check_request_types(request)
-    data = {key: value for key, value in request.items() if value is not None}
-    data["secret_env_digest"] = secret_env_digest
-    data.setdefault("image", settings.OPSPORTAL_BOOTSTRAP_IMAGE)
-    if not data.get("image"):
-        data["image"] = settings.OPSPORTAL_BOOTSTRAP_IMAGE
-    data.update(
-        project=project.name,
-        environment=environment,
-        namespace=namespace_for(project=project, environment=environment, cluster=cluster),
-        language=project.language,
-        overrides=sorted((overrides or {}).items()),
-    )
-    try:
-        spec = manifests.spec_from_dict(data)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(str(exc)) from exc
-    errors = manifests.spec_errors(spec)
-    if errors:
-        raise ValidationError({key: [str(m) for m in messages] for key, messages in errors.items()})
-    return spec
-
-
-def _check_request_types(request) -> None:
-    """Reject wrong shapes with field errors before the spec's own rules (which assume the types) run."""
-    if not isinstance(request, dict):
-        raise ValidationError({"request": _("Expected an object of fields.")})
-    errors: dict[str, str] = {}
-    for key, value in request.items():
-        expected = REQUEST_FIELD_TYPES.get(key)
-        if expected is None:
-            errors[key] = _("Unknown field.")
-        elif value is not None and (
-            not isinstance(value, expected) or (bool not in expected and isinstance(value, bool))
-        ):
-            errors[key] = _("Expected %(type)s.") % {"type": expected[0].__name__}
-    if "env_vars" in request and isinstance(request["env_vars"], list):
-        for pair in request["env_vars"]:
-            if not (
-                isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
-            ):
-                errors["env_vars"] = _("Expected a list of [name, value] pairs of strings.")
-                break
-    names = request.get(secret_env.NAMES_KEY)
-    if isinstance(names, list) and not all(isinstance(name, str) for name in names):
-        errors[secret_env.NAMES_KEY] = _("Expected a list of names.")
-    for key in REQUIRED_REQUEST_FIELDS:
-        if request.get(key) is None:
-            errors.setdefault(key, _("This field is required."))
-    if errors:
-        raise ValidationError(errors)
-
-
 def check_ticket_change(actor, ticket: OnboardingTicket) -> None:
     """Filing is per member; changing a filed ticket is for its requester, the project's owner and ops."""
     check(actor, Action.FILE_TICKET, ticket.project)
@@ -142,9 +57,6 @@ def check_ticket_change(actor, ticket: OnboardingTicket) -> None:
             _("Only the ticket's requester, the project's owner or ops may change ticket #%(id)s.")
             % {"id": ticket.pk}
         )
-
-
-# --- filing and review -----------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -318,24 +230,17 @@ def _pick_cluster(ticket: OnboardingTicket, cluster_id: int | None) -> Cluster:
         if cluster is None:
             raise ValidationError({"cluster": _("Choose a %(env)s cluster.") % {"env": ticket.environment}})
         return cluster
-    environment = ProjectEnvironment.objects.filter(
-        project=ticket.project, environment=ticket.environment
-    ).first()
-    if environment and environment.cluster_id:
-        return environment.cluster
-    if ticket.cluster_id:
-        return ticket.cluster
-    candidates = list(clusters[:2])
-    if len(candidates) != 1:
+    cluster = approval_cluster(ticket=ticket)
+    if cluster is None:
         raise ValidationError(
             {
                 "cluster": _("Choose which %(env)s cluster to use.") % {"env": ticket.environment}
-                if candidates
+                if clusters.exists()
                 else _("No %(env)s cluster is registered yet; add one under Clusters.")
                 % {"env": ticket.environment}
             }
         )
-    return candidates[0]
+    return cluster
 
 
 @transaction.atomic
@@ -399,18 +304,16 @@ def _finish(ticket_id: int, run_token: str, outcome: ProvisionOutcome, live_obje
         ticket.live_objects = live_objects
         if outcome.ok:
             ticket.error_causes = []
-            environment, _created = ProjectEnvironment.objects.select_for_update().get_or_create(
-                project=ticket.project, environment=ticket.environment
+            environment_record_provisioned(
+                project=ticket.project,
+                environment=ticket.environment,
+                cluster=ticket.cluster,
+                request=ticket.request,
+                overrides=ticket.overrides,
+                secret_env_stored=ticket.secret_env,
+                live_objects=live_objects,
+                at=timezone.now(),
             )
-            environment.cluster = ticket.cluster
-            environment.namespace = namespace_for(
-                project=ticket.project, environment=ticket.environment, cluster=ticket.cluster
-            )
-            environment.spec = {"request": ticket.request, "overrides": ticket.overrides}
-            environment.secret_env = ticket.secret_env
-            environment.live_objects = live_objects
-            environment.provisioned_at = timezone.now()
-            environment.save()
             runs.finish(
                 ticket,
                 TicketStatus.ACTIVE,
@@ -425,39 +328,6 @@ def _finish(ticket_id: int, run_token: str, outcome: ProvisionOutcome, live_obje
 def ticket_provision_failed(*, ticket_id: int, run_token: str, error: str) -> None:
     """Give up on a run (transient errors outlasted the retries, or the worker was lost)."""
     _finish(ticket_id, run_token, ProvisionOutcome(ok=False, message=error), live_objects=[])
-
-
-def keep_live_fields(client, obj: dict) -> dict:
-    """Fields of a running Deployment that others own: the HPA owns the replica count and releases own
-    the image. Re-applying the configuration sends their live values, so a config change never resets
-    the scale (dropping the field instead would let it fall to 1) or rolls back a release."""
-    if obj["kind"] != "Deployment":
-        return obj
-    live = client.get("Deployment", obj["metadata"]["namespace"], obj["metadata"]["name"])
-    if live is None:
-        return obj
-    live_spec = live.get("spec") or {}
-    live_images = {
-        c["name"]: c.get("image")
-        for c in (((live_spec.get("template") or {}).get("spec") or {}).get("containers") or [])
-    }
-    template = obj["spec"]["template"]
-    containers = [
-        {**c, "image": live_images.get(c["name"]) or c["image"]} for c in template["spec"]["containers"]
-    ]
-    spec = {**obj["spec"], "template": {**template, "spec": {**template["spec"], "containers": containers}}}
-    if live_spec.get("replicas") is not None:
-        spec["replicas"] = live_spec["replicas"]
-    return {**obj, "spec": spec}
-
-
-def objects_to_apply(spec: manifests.WorkloadSpec, rendered, *, had_secrets: bool) -> list[dict]:
-    """The rendered objects, plus a Secret without data when the last secret was just removed: applying it
-    releases the keys opsportal owned, which removes them (an object left out of the apply is untouched)."""
-    objects = list(rendered.objects)
-    if had_secrets and not spec.secret_env_names:
-        objects.insert(1, manifests.env_secret(spec))
-    return objects
 
 
 def _apply_and_wait(

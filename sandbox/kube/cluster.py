@@ -945,6 +945,12 @@ def read_state(workdir: Path) -> ClusterState:
     return state
 
 
+def dev_cluster_status() -> ClusterState | None:
+    """The portal's DEV_CLUSTER_STATUS hook under `make run`: the state in SANDBOX_KUBE_DIR, if set."""
+    workdir = os.environ.get("SANDBOX_KUBE_DIR", "")
+    return read_state(Path(workdir)) if workdir else None
+
+
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` runs; an exited child its parent has not reaped yet (zombie) counts as gone."""
     try:

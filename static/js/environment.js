@@ -1,5 +1,5 @@
 // The environment page, kept live by the server's Kubernetes watches over one WebSocket
-// (clusters/consumers_env.py): each message replaces one part of the page in place.
+// (clusters/consumers/environment.py): each message replaces one part of the page in place.
 (function () {
   "use strict";
   const root = document.getElementById("environment");

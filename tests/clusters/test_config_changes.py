@@ -10,27 +10,18 @@ from django.urls import reverse
 from django.utils import timezone
 from kubernetes import client as k8s
 
-from clusters import config_changes
 from clusters.choices import ConfigChangeStatus
-from clusters.environment import EnvironmentRef
-from clusters.models import ConfigChange
+from clusters.models import ConfigChange, ProjectEnvironment
+from clusters.selectors.environments import EnvironmentRef
+from clusters.services import config_changes
 from clusters.tasks import apply_config_change
-from deploys.models import ProjectEnvironment
 from observability.models import AuditEvent, LiveEvent
 from opsportal.errors import StateConflict
 from projects.choices import OPS_GROUP
-from tests.clusters.test_environment_page import _config_post, provision
 from tests.fixtures.people import make_user
+from tests.helpers.environments import config_post, provision, run_change
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
-
-
-def run_change(change) -> ConfigChange:
-    """Run the task for a change as the worker would (the message the commit would have queued)."""
-    change = ConfigChange.objects.get(pk=getattr(change, "pk", change))
-    apply_config_change.apply(kwargs={"change_id": change.pk, "run_token": str(change.run_token)})
-    change.refresh_from_db()
-    return change
 
 
 @pytest.fixture
@@ -63,7 +54,7 @@ def test_page_edit_queues_a_change_that_the_task_applies_with_a_log(
     generation = deployment.metadata.generation
     with django_capture_on_commit_callbacks(execute=False) as queued:
         response = client.post(
-            url, {**_config_post(env, hpa_max="7", memory_request="640Mi"), "step": "apply"}
+            url, {**config_post(env, hpa_max="7", memory_request="640Mi"), "step": "apply"}
         )
     change = ConfigChange.objects.get()
     assert response.status_code == 302
@@ -149,7 +140,7 @@ def test_invalid_edits_are_refused_at_once_and_record_nothing(client, people, en
     client.force_login(people.ops)
     response = client.post(
         reverse("environment-config", args=["orders", "test"]),
-        {**_config_post(env, **changes), "step": "apply"},
+        {**config_post(env, **changes), "step": "apply"},
     )
     assert response.status_code == 400
     assert message in response.content.decode().lower()
@@ -165,10 +156,10 @@ def test_a_second_edit_while_one_is_in_progress_is_a_conflict(
     client.force_login(people.ops)
     url = reverse("environment-config", args=["orders", "test"])
     with django_capture_on_commit_callbacks(execute=False):
-        assert client.post(url, {**_config_post(env, hpa_max="6"), "step": "apply"}).status_code == 302
+        assert client.post(url, {**config_post(env, hpa_max="6"), "step": "apply"}).status_code == 302
     first = ConfigChange.objects.get()
     expected = f"Configuration change #{first.pk} is in progress"
-    second = client.post(url, {**_config_post(env, hpa_max="9"), "step": "apply"})
+    second = client.post(url, {**config_post(env, hpa_max="9"), "step": "apply"})
     assert second.status_code == 409 and expected in second.content.decode()
     ConfigChange.objects.filter(pk=first.pk).update(status=ConfigChangeStatus.APPLYING)
     api = client.put(_api(env), {"request": {"hpa_max": 9}}, content_type="application/json")
@@ -257,7 +248,7 @@ def test_who_may_see_and_apply(client, people, env, django_capture_on_commit_cal
     )
     assert (
         client.post(
-            reverse("environment-config", args=["orders", "test"]), {**_config_post(env), "step": "apply"}
+            reverse("environment-config", args=["orders", "test"]), {**config_post(env), "step": "apply"}
         ).status_code
         == 403
     )
@@ -303,7 +294,7 @@ def _loaded_form(client, env, **changes) -> dict:
     assert page.status_code == 200
     version = re.search(r'name="version" value="([0-9a-f]+)"', page.content.decode()).group(1)
     shown = ProjectEnvironment.objects.get(pk=env.pk)  # the values the page showed
-    return {**_config_post(shown, **changes), "version": version}
+    return {**config_post(shown, **changes), "version": version}
 
 
 def _written(env):

@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from clusters import services
 from clusters.models import Cluster
+from clusters.services import clusters as services
 from observability.models import AuditEvent
 from sandbox.kube.cluster import free_port
 from tests.integrations.kube_helpers import ca_pem, inline_kubeconfig, service_account_token

@@ -5,9 +5,9 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from clusters import terminal
-from clusters.environment import EnvironmentRef, environment_get, is_own_pod
-from deploys.models import ProjectEnvironment
+from clusters.models import ProjectEnvironment
+from clusters.selectors.environments import EnvironmentRef, environment_get, is_own_pod
+from clusters.services import terminal
 from projects.access import Action
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]

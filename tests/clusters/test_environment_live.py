@@ -11,10 +11,10 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from kubernetes import client as k8s
 
-from clusters.consumers_env import live_threads
+from clusters.consumers.environment import live_threads
+from clusters.consumers.watch_hub import hub
 from clusters.routing import websocket_urlpatterns
-from clusters.watch_hub import hub
-from tests.clusters.test_environment_page import pod_names, provision
+from tests.helpers.environments import pod_names, provision
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kube]
 

@@ -2,54 +2,15 @@
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 from kubernetes import client as k8s
 
 from clusters.choices import ConfigChangeStatus
-from clusters.environment import config_version
-from clusters.models import ConfigChange
-from deploys import manifests
-from deploys.models import ProjectEnvironment
-from deploys.services import build_spec
-from integrations.kubernetes.client import KubeClient
+from clusters.models import ConfigChange, ProjectEnvironment
 from observability.models import AuditEvent
-from tests.fixtures.clusters import VALID_REQUEST
+from tests.helpers.environments import config_post, pod_names, provision
 from tests.polling import until
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
-
-
-def provision(people, cluster, **changes) -> ProjectEnvironment:
-    """The project running in the cluster's environment: objects applied, Deployment available, row saved."""
-    request = {**VALID_REQUEST, **changes}
-    spec = build_spec(
-        project=people.project,
-        environment=cluster.environment,
-        cluster=cluster,
-        request=request,
-        overrides={},
-    )
-    rendered = manifests.render(spec)
-    with KubeClient.from_cluster(cluster) as client:
-        client.ensure_namespace(spec.namespace)
-        for obj in rendered.objects:
-            client.apply(obj)
-        outcome = client.wait_for_deployment(spec.namespace, spec.project, timeout=90)
-    assert outcome.succeeded, outcome
-    return ProjectEnvironment.objects.create(
-        project=people.project,
-        environment=cluster.environment,
-        cluster=cluster,
-        namespace=spec.namespace,
-        spec={"request": request, "overrides": {}},
-        live_objects=[{"kind": o["kind"], "name": o["metadata"]["name"]} for o in rendered.objects],
-        provisioned_at=timezone.now(),
-    )
-
-
-def pod_names(kube_cluster, namespace: str) -> list[str]:
-    pods = k8s.CoreV1Api(kube_cluster.api_client).list_namespaced_pod(namespace).items
-    return sorted(p.metadata.name for p in pods if not p.metadata.deletion_timestamp)
 
 
 @pytest.fixture
@@ -189,29 +150,6 @@ def test_delete_one_pod(client, people, env, kube_cluster):
 # --- configuration --------------------------------------------------------------------------------------
 
 
-def _config_post(env, **changes) -> dict:
-    request = {**VALID_REQUEST, **env.spec["request"]}
-    data = {
-        "replicas": request["replicas"],
-        "hpa_min": request["hpa_min"],
-        "hpa_max": request["hpa_max"],
-        "hpa_cpu_target": request["hpa_cpu_target"],
-        "hpa_memory_target": "",
-        "cpu_request": request["cpu_request"],
-        "memory_request": request["memory_request"],
-        "cpu_limit": "",
-        "memory_limit": "",
-        "health_path": request["health_path"],
-        "startup_seconds": request["startup_seconds"],
-        "runtime_options": request["runtime_options"],
-        "env_vars": "LOG_LEVEL=info",
-        # The version of the configuration as it is now: the form of someone who just loaded the page.
-        "version": config_version(ProjectEnvironment.objects.get(pk=env.pk).spec),
-    }
-    data.update(changes)
-    return data
-
-
 def _resource_versions(kube_cluster, namespace):
     api = kube_cluster.api_client
     return (
@@ -235,7 +173,7 @@ def test_invalid_config_edits_change_nothing(client, people, env, kube_cluster, 
     before = _resource_versions(kube_cluster, env.namespace)
     url = reverse("environment-config", args=["orders", "test"])
     for step in ("preview", "apply"):
-        response = client.post(url, {**_config_post(env, **changes), "step": step})
+        response = client.post(url, {**config_post(env, **changes), "step": step})
         assert response.status_code == 400
         assert message in response.content.decode()
     env_after = ProjectEnvironment.objects.get(pk=env.pk)
@@ -258,7 +196,7 @@ def test_config_edit_previews_the_diff_then_applies_and_audits(
     url = reverse("environment-config", args=["orders", "test"])
     assert client.get(url).status_code == 200
     before = _resource_versions(kube_cluster, env.namespace)
-    edit = _config_post(env, hpa_max="8", memory_request="768Mi", env_vars="LOG_LEVEL=debug")
+    edit = config_post(env, hpa_max="8", memory_request="768Mi", env_vars="LOG_LEVEL=debug")
     preview = client.post(url, {**edit, "knob-probe_timeout_seconds": "5", "step": "preview"})
     assert preview.status_code == 200, preview.content
     diff = preview.context["plan"].diff
@@ -300,7 +238,7 @@ def test_config_is_read_only_for_non_ops(client, people, env):
     assert response.status_code == 200
     html = response.content.decode()
     assert 'id="config-read-only"' in html and 'id="config-apply"' not in html and "disabled" in html
-    assert client.post(url, {**_config_post(env), "step": "apply"}).status_code == 403
+    assert client.post(url, {**config_post(env), "step": "apply"}).status_code == 403
     assert client.get(api_url(env, "config/")).json()["request"]["hpa_max"] == 5
     assert (
         client.put(api_url(env, "config/"), {"request": {}}, content_type="application/json").status_code
@@ -401,6 +339,6 @@ def test_api_read_returns_the_whole_state(client, people, env):
 
 
 def run_change(change):
-    from tests.clusters.test_config_changes import run_change as run
+    from tests.helpers.environments import run_change as run
 
     return run(change)

@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.browser import sign_in
-from tests.clusters.test_environment_page import provision
+from tests.helpers.environments import provision
 from tests.polling import until
 
 pytestmark = [

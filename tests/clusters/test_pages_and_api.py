@@ -6,8 +6,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from clusters import services
 from clusters.models import Cluster
+from clusters.services import clusters as services
 from observability.models import AuditEvent
 
 pytestmark = pytest.mark.django_db

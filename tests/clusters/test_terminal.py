@@ -16,9 +16,8 @@ from kubernetes import client as k8s
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from clusters import terminal
-from clusters.models import TerminalSession
-from deploys.models import ProjectEnvironment
+from clusters.models import ProjectEnvironment, TerminalSession
+from clusters.services import terminal
 from observability.models import AuditEvent
 from projects.models import ProjectMember
 from sandbox.procs import free_port, port_open, spawn, stop, wait_for

@@ -7,8 +7,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from clusters import terminal
 from clusters.models import TerminalSession
+from clusters.services import terminal
 from clusters.tasks import prune_terminal_recordings
 from projects import services as project_services
 from projects.models import Project

@@ -4,11 +4,12 @@ whichever way it comes in (page, API, service), and a refused attempt writes not
 import pytest
 from django.core.exceptions import ValidationError
 
-from clusters.environment_forms import EnvironmentConfigForm
-from clusters.models import Cluster, ConfigChange
+from clusters.forms.environments import EnvironmentConfigForm
+from clusters.models import Cluster, ConfigChange, ProjectEnvironment
+from clusters.workload import request as request_fields
 from deploys import services
 from deploys.choices import TicketStatus
-from deploys.models import OnboardingTicket, ProjectEnvironment
+from deploys.models import OnboardingTicket
 from observability.models import AuditEvent
 from tests.fixtures.clusters import VALID_REQUEST
 
@@ -151,7 +152,7 @@ def test_the_config_page_has_no_image_field():
 
 
 def test_refusal_rule():
-    refuse = services.refuse_prod_image
+    refuse = request_fields.refuse_prod_image
     refuse(environment="test", request={"image": IMAGE})
     refuse(environment="prod", request={"image": ""})
     refuse(environment="prod", request={"replicas": 2})

@@ -3,12 +3,13 @@
 import pytest
 from kubernetes import client as k8s
 
+from clusters.models import ProjectEnvironment
 from deploys import preview, services
 from deploys.choices import TicketStatus
-from deploys.models import OnboardingTicket, ProjectEnvironment
-from deploys.tasks import provision_ticket
+from deploys.models import OnboardingTicket
 from observability.models import AuditEvent
 from tests.fixtures.clusters import VALID_REQUEST
+from tests.helpers.tickets import run_provisioning
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
 
@@ -29,12 +30,6 @@ def _approved(people, cluster, django_capture_on_commit_callbacks, **changes) ->
     return ticket
 
 
-def _provision(ticket: OnboardingTicket) -> OnboardingTicket:
-    provision_ticket.apply(kwargs={"ticket_id": ticket.pk, "run_token": str(ticket.run_token)})
-    ticket.refresh_from_db()
-    return ticket
-
-
 def _objects(kube_cluster, namespace: str, name: str) -> dict:
     api = kube_cluster.api_client
     return {
@@ -48,7 +43,7 @@ def _objects(kube_cluster, namespace: str, name: str) -> dict:
 def test_approved_ticket_creates_service_deployment_and_hpa(
     people, local_clusters, kube_cluster, django_capture_on_commit_callbacks
 ):
-    ticket = _provision(_approved(people, local_clusters["test"], django_capture_on_commit_callbacks))
+    ticket = run_provisioning(_approved(people, local_clusters["test"], django_capture_on_commit_callbacks))
     assert ticket.status == TicketStatus.ACTIVE, ticket.error
     namespace = local_clusters["test"].namespace_for("orders")
     objects = _objects(kube_cluster, namespace, "orders")
@@ -94,7 +89,7 @@ def test_approved_ticket_creates_service_deployment_and_hpa(
 def test_load_balancer_ticket_creates_a_load_balancer_service(
     people, local_clusters, kube_cluster, django_capture_on_commit_callbacks
 ):
-    ticket = _provision(
+    ticket = run_provisioning(
         _approved(
             people, local_clusters["prod"], django_capture_on_commit_callbacks, service_type="LoadBalancer"
         )
@@ -108,7 +103,7 @@ def test_load_balancer_ticket_creates_a_load_balancer_service(
 def test_retried_provisioning_leaves_exactly_the_same_objects(
     people, local_clusters, kube_cluster, django_capture_on_commit_callbacks
 ):
-    ticket = _provision(_approved(people, local_clusters["test"], django_capture_on_commit_callbacks))
+    ticket = run_provisioning(_approved(people, local_clusters["test"], django_capture_on_commit_callbacks))
     assert ticket.status == TicketStatus.ACTIVE
     namespace = local_clusters["test"].namespace_for("orders")
     before = {
@@ -117,11 +112,11 @@ def test_retried_provisioning_leaves_exactly_the_same_objects(
     }
 
     # The same message again (a duplicate delivery) finds the ticket done and changes nothing.
-    assert _provision(ticket).status == TicketStatus.ACTIVE
+    assert run_provisioning(ticket).status == TicketStatus.ACTIVE
     # A worker that died after applying but before recording the outcome: the redelivered message
     # re-runs the same run, and applying again changes nothing in the cluster.
     OnboardingTicket.objects.filter(pk=ticket.pk).update(status=TicketStatus.PROVISIONING)
-    assert _provision(ticket).status == TicketStatus.ACTIVE
+    assert run_provisioning(ticket).status == TicketStatus.ACTIVE
     after = {
         kind: obj.metadata.resource_version
         for kind, obj in _objects(kube_cluster, namespace, "orders").items()
@@ -139,7 +134,7 @@ def test_unreachable_cluster_fails_the_ticket_with_the_cause_and_allows_retry(
     ticket = _approved(people, cluster, django_capture_on_commit_callbacks)
     cluster.api_url = "https://127.0.0.1:1"
     cluster.save()
-    ticket = _provision(ticket)
+    ticket = run_provisioning(ticket)
     assert ticket.status == TicketStatus.FAILED
     assert (
         "127.0.0.1:1" in ticket.error
@@ -168,7 +163,7 @@ def test_preview_shows_yaml_then_a_diff_against_live(
     assert {o.kind for o in before.objects} >= {"Service", "Deployment", "HorizontalPodAutoscaler"}
     assert not any(o.exists for o in before.objects)
     assert "kind: Deployment" in next(o.yaml for o in before.objects if o.kind == "Deployment")
-    assert _provision(first).status == TicketStatus.ACTIVE
+    assert run_provisioning(first).status == TicketStatus.ACTIVE
 
     second = services.ticket_create(
         actor=people.developer,
@@ -190,13 +185,13 @@ def test_preview_shows_yaml_then_a_diff_against_live(
 def test_reprovisioning_keeps_the_replica_count_the_hpa_chose(
     people, local_clusters, kube_cluster, django_capture_on_commit_callbacks
 ):
-    first = _provision(_approved(people, local_clusters["test"], django_capture_on_commit_callbacks))
+    first = run_provisioning(_approved(people, local_clusters["test"], django_capture_on_commit_callbacks))
     assert first.status == TicketStatus.ACTIVE
     namespace = local_clusters["test"].namespace_for("orders")
     apps = k8s.AppsV1Api(kube_cluster.api_client)
     apps.patch_namespaced_deployment_scale("orders", namespace, {"spec": {"replicas": 4}})  # as the HPA would
 
-    second = _provision(
+    second = run_provisioning(
         _approved(people, local_clusters["test"], django_capture_on_commit_callbacks, hpa_max=9)
     )
     assert second.status == TicketStatus.ACTIVE, second.error

@@ -17,7 +17,7 @@ from deploys.tasks import release_build, release_deploy, release_tag
 from integrations.errors import ServerError, Unauthorized
 from observability.models import AuditEvent
 from opsportal.tasks import retry_countdown, run_step
-from tests.deploys.test_release_pipeline import git_tags, release_to_test, run
+from tests.helpers.releases import git_tags, release_to_test, run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
 

@@ -3,7 +3,6 @@
 The steps run as Celery tasks applied in this process, in order, so each test sees exactly what every
 step did (the worker path is covered by the browser tests)."""
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,26 +12,13 @@ from kubernetes import client as k8s
 from deploys import services
 from deploys.choices import DeploymentOutcome, ReleaseStatus
 from deploys.models import DeploymentRecord, Release
-from deploys.tasks import release_build, release_deploy, release_tag, rollback_deploy
+from deploys.tasks import release_deploy, rollback_deploy
 from integrations.registry import RegistryClient
 from observability.models import AuditEvent
 from opsportal.errors import StateConflict
-from tests.fixtures.pipeline import run_release_task
+from tests.helpers.releases import git_tags, release_to_test, run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
-
-
-def run(task, release: Release) -> Release:
-    return run_release_task(task, release)
-
-
-def release_to_test(people, onboarded, **kwargs) -> Release:
-    release = services.release_submit(
-        actor=people.developer, project=onboarded.project, branch="main", **kwargs
-    )
-    for task in (release_tag, release_build, release_deploy):
-        release = run(task, release)
-    return release
 
 
 def deployment_image(kube_cluster, onboarded, environment: str) -> str:
@@ -40,13 +26,6 @@ def deployment_image(kube_cluster, onboarded, environment: str) -> str:
         onboarded.project.name, onboarded.namespace(environment)
     )
     return deployment.spec.template.spec.containers[0].image
-
-
-def git_tags(onboarded) -> list[str]:
-    bare = onboarded.pipeline.gitlab.find_project(onboarded.project.gitlab_repository).bare
-    return subprocess.run(
-        ["git", "-C", str(bare), "tag", "-l"], capture_output=True, text=True, check=True
-    ).stdout.split()
 
 
 def test_release_to_test_confirm_promote_and_rollback(people, onboarded, kube_cluster):

@@ -9,16 +9,17 @@ from django.db import connection
 from django.urls import reverse
 from kubernetes import client as k8s
 
-from clusters.environment import config_version
-from clusters.models import ConfigChange
-from deploys import manifests, secret_env, services, workload_fields
+from clusters.models import ConfigChange, ProjectEnvironment
+from clusters.selectors.environments import config_version
+from clusters.workload import fields as workload_fields
+from clusters.workload import manifests, secret_env
+from deploys import services
 from deploys.choices import TicketStatus
-from deploys.models import ProjectEnvironment
 from integrations.kubernetes.client import KubeClient
 from observability.models import AuditEvent
-from tests.clusters.test_config_changes import run_change
-from tests.deploys.test_provisioning import _provision
 from tests.fixtures.clusters import VALID_REQUEST
+from tests.helpers.environments import run_change
+from tests.helpers.tickets import run_provisioning
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
 
@@ -40,7 +41,7 @@ def _onboard(people, cluster, django_capture_on_commit_callbacks, secrets: dict)
     with django_capture_on_commit_callbacks(execute=False):
         services.ticket_approve(actor=people.ops, ticket_id=ticket.pk, cluster_id=cluster.pk)
     ticket.refresh_from_db()
-    return _provision(ticket)
+    return run_provisioning(ticket)
 
 
 def _live(kube_cluster, namespace: str):

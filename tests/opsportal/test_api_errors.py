@@ -8,9 +8,9 @@ import yaml
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from clusters import services as cluster_services
 from clusters.choices import AuthType
-from deploys.models import ProjectEnvironment
+from clusters.models import ProjectEnvironment
+from clusters.services import clusters as cluster_services
 from observability.models import AuditEvent
 from tests.fixtures.clusters import VALID_REQUEST
 

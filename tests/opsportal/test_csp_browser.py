@@ -4,7 +4,7 @@ and any violation fails the test."""
 import pytest
 
 from tests.browser import CspWatch, sign_in
-from tests.clusters.test_environment_page import provision
+from tests.helpers.environments import provision
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.services]
 

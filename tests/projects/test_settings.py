@@ -5,6 +5,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import reverse
+from django.utils import translation
 
 from clusters.models import Cluster
 from observability.models import AuditEvent
@@ -12,6 +13,14 @@ from projects import services
 from projects.models import Project, ProjectMember, UserProfile
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def english_afterwards(settings):
+    yield
+    # A page served in Chinese leaves the language active in this thread; later tests expect English.
+    translation.activate(settings.LANGUAGE_CODE)
+
 
 PAGE = "/projects/orders/settings/"
 API = "/api/projects/orders/settings/"

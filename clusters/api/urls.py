@@ -1,0 +1,42 @@
+from django.urls import path
+
+from clusters.api import clusters, environments, terminal
+
+_ENV = "projects/<str:name>/environments/<str:environment>/"
+
+urlpatterns = [
+    path("clusters/", clusters.ClusterListCreateView.as_view(), name="api-cluster-list"),
+    path("clusters/<int:pk>/", clusters.ClusterDetailView.as_view(), name="api-cluster-detail"),
+    path(
+        "clusters/<int:pk>/test-connection/",
+        clusters.ClusterTestConnectionView.as_view(),
+        name="api-cluster-test-connection",
+    ),
+    path(_ENV, environments.EnvironmentDetailView.as_view(), name="api-environment"),
+    path(f"{_ENV}restart/", environments.RestartView.as_view(), name="api-environment-restart"),
+    path(f"{_ENV}scale/", environments.ScaleView.as_view(), name="api-environment-scale"),
+    path(f"{_ENV}pods/<str:pod>/", environments.PodView.as_view(), name="api-environment-pod"),
+    path(f"{_ENV}pods/<str:pod>/logs/", environments.PodLogsView.as_view(), name="api-environment-pod-logs"),
+    path(f"{_ENV}config/", environments.ConfigView.as_view(), name="api-environment-config"),
+    path(
+        f"{_ENV}config/changes/",
+        environments.ConfigChangeListView.as_view(),
+        name="api-environment-config-changes",
+    ),
+    path(
+        f"{_ENV}config/changes/<int:pk>/",
+        environments.ConfigChangeDetailView.as_view(),
+        name="api-environment-config-change",
+    ),
+    path("terminal-sessions/", terminal.TerminalSessionListView.as_view(), name="api-terminal-session-list"),
+    path(
+        "terminal-sessions/<int:pk>/",
+        terminal.TerminalSessionDetailView.as_view(),
+        name="api-terminal-session-detail",
+    ),
+    path(
+        "terminal-sessions/<int:pk>/recording",
+        terminal.TerminalRecordingView.as_view(),
+        name="api-terminal-session-recording",
+    ),
+]

@@ -1,0 +1,21 @@
+"""The runtime's models, one module per sub-domain; import them from here."""
+
+from clusters.models.clusters import (
+    Cluster,
+    ConfigChange,
+    TerminalSession,
+    validate_api_url,
+    validate_ca_certificate,
+    validate_namespace_template,
+)
+from clusters.models.environments import ProjectEnvironment
+
+__all__ = [
+    "Cluster",
+    "ConfigChange",
+    "ProjectEnvironment",
+    "TerminalSession",
+    "validate_api_url",
+    "validate_ca_certificate",
+    "validate_namespace_template",
+]

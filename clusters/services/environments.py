@@ -1,0 +1,352 @@
+"""Actions on a running project environment: restart, scale, delete a pod, and edit its configuration.
+
+Each checks the caller's right with projects.access, talks to the cluster, and records an AuditEvent.
+Configuration edits go through the same guarded rendering as onboarding (build_spec → render →
+keep_live_fields → server-side apply as "opsportal") and are dry-run here (config_plan), so an object the
+apiserver rejects is refused before anything is recorded; clusters.services.config_changes records the
+edit and its task applies it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from clusters.models import Cluster, ProjectEnvironment
+from clusters.selectors.environments import (
+    EnvironmentRef,
+    config_stale_message,
+    config_version,
+    is_own_pod,
+    operate_action,
+)
+from clusters.services.workload import keep_live_fields, objects_to_apply
+from clusters.workload import manifests, secret_env
+from clusters.workload.diff import object_diff
+from clusters.workload.request import build_spec, namespace_for, refuse_prod_image
+from integrations.errors import IntegrationError, Invalid, NotFound
+from observability import events
+from observability.services import audit_record, changes_between
+from opsportal.errors import StateConflict
+from projects.access import Action, check
+from projects.models import Project
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+def _record(*, actor, ref: EnvironmentRef, verb: str, changes: dict, remote_addr: str | None) -> None:
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            verb=verb,
+            target=ref.environment,
+            project=ref.project,
+            changes=changes,
+            remote_addr=remote_addr,
+        )
+        transaction.on_commit(
+            lambda: events.publish(
+                stream=events.project_stream(ref.project.pk),
+                type="environment-changed",
+                payload={"environment": ref.environment.environment, "verb": verb},
+            )
+        )
+
+
+def _kube_error(exc: IntegrationError) -> ValidationError:
+    causes = getattr(exc, "causes", None) or []
+    detail = "; ".join(f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes)
+    return ValidationError(detail or str(exc))
+
+
+def _check_own_pod(client, ref: EnvironmentRef, pod: str) -> None:
+    if not is_own_pod(ref, client.get("Pod", ref.namespace, pod)):
+        raise ValidationError({"pod": _("There is no pod %(pod)s in this environment.") % {"pod": pod}})
+
+
+def pod_logs(
+    *,
+    actor,
+    ref: EnvironmentRef,
+    pod: str,
+    container: str = "",
+    tail: int | None = None,
+    previous: bool = False,
+) -> str:
+    """The last ``tail`` lines of a container's log; the previous container's with ``previous``.
+
+    The apiserver's 400 (no previous container, container still waiting) comes back as ValidationError
+    carrying its message."""
+    check(actor, Action.VIEW, ref.project)
+    with ref.client() as client:
+        _check_own_pod(client, ref, pod)
+        try:
+            return client.pod_log(ref.namespace, pod, container=container, tail_lines=tail, previous=previous)
+        except Invalid as exc:
+            raise ValidationError(exc.message) from exc
+
+
+# --- operations -------------------------------------------------------------------------------------------
+
+
+def environment_restart(*, actor, ref: EnvironmentRef, remote_addr: str | None = None) -> str:
+    """A rollout restart, as ``kubectl rollout restart`` does it; returns the restartedAt stamp."""
+    check(actor, operate_action(ref.environment.environment), ref.project)
+    stamp = timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+    with ref.client() as client:
+        client.patch("Deployment", ref.namespace, ref.name, patch)
+    _record(
+        actor=actor,
+        ref=ref,
+        verb="environment.restart",
+        changes={"restartedAt": [None, stamp]},
+        remote_addr=remote_addr,
+    )
+    return stamp
+
+
+def scale_bounds(hpa: dict | None) -> tuple[int, int]:
+    if not hpa:
+        return 1, manifests.HPA_MAX_REPLICAS
+    spec = hpa.get("spec") or {}
+    return spec.get("minReplicas", 1), spec.get("maxReplicas", manifests.HPA_MAX_REPLICAS)
+
+
+def environment_scale(*, actor, ref: EnvironmentRef, replicas, remote_addr: str | None = None) -> int:
+    """Set the replica count, within the autoscaler's [min, max] (outside it the HPA would undo it)."""
+    check(actor, operate_action(ref.environment.environment), ref.project)
+    if isinstance(replicas, bool) or not isinstance(replicas, int):
+        raise ValidationError({"replicas": _("Enter a whole number of replicas.")})
+    with ref.client() as client:
+        low, high = scale_bounds(client.get("HorizontalPodAutoscaler", ref.namespace, ref.name))
+        if not low <= replicas <= high:
+            raise ValidationError(
+                {
+                    "replicas": _(
+                        "%(n)s replicas is outside the autoscaler's range %(min)s–%(max)s; "
+                        "change the range in the configuration first."
+                    )
+                    % {"n": replicas, "min": low, "max": high}
+                }
+            )
+        live = client.get("Deployment", ref.namespace, ref.name)
+        if live is None:
+            raise ValidationError(_("The Deployment %(name)s does not exist.") % {"name": ref.name})
+        before = (live.get("spec") or {}).get("replicas")
+        if before == replicas:
+            return replicas
+        client.scale_deployment(ref.namespace, ref.name, replicas)
+    _record(
+        actor=actor,
+        ref=ref,
+        verb="environment.scale",
+        changes={"replicas": [before, replicas]},
+        remote_addr=remote_addr,
+    )
+    return replicas
+
+
+def environment_delete_pod(*, actor, ref: EnvironmentRef, pod: str, remote_addr: str | None = None) -> None:
+    """Delete one of the environment's pods (its ReplicaSet starts a replacement)."""
+    check(actor, operate_action(ref.environment.environment), ref.project)
+    with ref.client() as client:
+        _check_own_pod(client, ref, pod)
+        try:
+            client.delete_pod(ref.namespace, pod)
+        except NotFound:
+            return  # gone already: the outcome the caller wanted
+    _record(
+        actor=actor,
+        ref=ref,
+        verb="environment.pod.delete",
+        changes={"pod": [pod, None]},
+        remote_addr=remote_addr,
+    )
+
+
+# --- configuration ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ObjectDiff:
+    kind: str
+    name: str
+    exists: bool
+    diff: str = ""
+
+
+@dataclass
+class ConfigPlan:
+    request: dict
+    overrides: dict
+    objects: list[dict] = field(default_factory=list)
+    diffs: list[ObjectDiff] = field(default_factory=list)
+    guardrails: list = field(default_factory=list)
+    changes: dict = field(default_factory=dict)
+    # The secret environment variables after the edit; only filled into the Secret when applying.
+    secret_values: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def diff(self) -> str:
+        return "".join(d.diff for d in self.diffs)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes) or any(d.diff or not d.exists for d in self.diffs)
+
+
+def config_version_check(environment, version: str | None) -> None:
+    """Refuse an edit made on a configuration older than the environment's (None: not checked)."""
+    if version is not None and version != config_version(environment.spec):
+        raise StateConflict(config_stale_message(environment, version))
+
+
+def _flat(request: dict, overrides: dict) -> dict:
+    return {**request, **{f"overrides.{key}": value for key, value in (overrides or {}).items()}}
+
+
+def _with_values(obj: dict, values: dict) -> dict:
+    return manifests.secret_with_values(obj, values) if obj["kind"] == "Secret" else obj
+
+
+def config_plan(
+    *,
+    actor,
+    ref: EnvironmentRef,
+    request: dict,
+    overrides: dict | None = None,
+    secret_env_vars: dict | None = None,
+    version: str | None = None,
+) -> ConfigPlan:
+    """Validate an edit and compare it with the live objects (server-side dry run); changes nothing.
+
+    ``request`` holds the fields to change (merged over the current request); ``overrides``, when given,
+    replaces the guardrail overrides; ``secret_env_vars`` are changes to the secret environment variables
+    (see secret_env.merge). ``version``, when given, is the configuration version the editor loaded:
+    StateConflict, naming what changed, if it is no longer the current one. Raises ValidationError with
+    field errors for an invalid edit. The diff shows secret values only as fingerprints."""
+    check(actor, Action.EDIT_CONFIG, ref.project)
+    config_version_check(ref.environment, version)
+    if not isinstance(request, dict):
+        raise ValidationError({"request": _("Expected an object of fields.")})
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValidationError({"overrides": _("Expected an object of knob values.")})
+    current = ref.environment.spec or {}
+    old_request, old_overrides = dict(current.get("request") or {}), dict(current.get("overrides") or {})
+    refuse_prod_image(environment=ref.environment.environment, request=request, current=old_request)
+    old_secrets = secret_env.load(ref.environment.secret_env)
+    new_secrets = secret_env.merge(old_secrets, secret_env_vars)
+    new_request = secret_env.with_names({**old_request, **request}, new_secrets)
+    new_overrides = old_overrides if overrides is None else dict(overrides)
+    spec = build_spec(
+        project=ref.project,
+        environment=ref.environment.environment,
+        cluster=ref.environment.cluster,
+        request=new_request,
+        overrides=new_overrides,
+        secret_env_digest=secret_env.digest(new_secrets),
+    )
+    rendered = manifests.render(spec)
+    plan = ConfigPlan(
+        request=new_request,
+        overrides=new_overrides,
+        guardrails=rendered.guardrails,
+        changes=changes_between(_flat(old_request, old_overrides), _flat(new_request, new_overrides)),
+        secret_values=new_secrets,
+    )
+    secret_diff = secret_env.changes(old_secrets, new_secrets)
+    if secret_diff:
+        plan.changes["secret_env_changes"] = secret_diff
+    try:
+        with ref.client() as client:
+            for obj in objects_to_apply(spec, rendered, had_secrets=bool(old_secrets)):
+                kind, name = obj["kind"], obj["metadata"]["name"]
+                desired = keep_live_fields(client, obj)
+                live = client.get(kind, ref.namespace, name)
+                after = client.apply_dry_run(_with_values(desired, new_secrets))
+                plan.objects.append(desired)
+                diff = ""
+                if live is not None:
+                    diff = object_diff(live, after, kind=kind, name=name, after_label="after the change")
+                plan.diffs.append(ObjectDiff(kind=kind, name=name, exists=live is not None, diff=diff))
+    except Invalid as exc:
+        raise _kube_error(exc) from exc
+    return plan
+
+
+# --- changes made by the delivery workflows (deploys) -------------------------------------------------
+
+
+def environment_record_provisioned(
+    *,
+    project: Project,
+    environment: str,
+    cluster: Cluster,
+    request: dict,
+    overrides: dict,
+    secret_env_stored: str,
+    live_objects: list,
+    at: datetime,
+) -> ProjectEnvironment:
+    """Remember what an onboarding run applied: where the environment runs and its configuration.
+
+    ``secret_env_stored`` is the encrypted field's value as the ticket keeps it. Runs in the caller's
+    transaction (the ticket's status change), so the two are saved together or not at all."""
+    env, _created = ProjectEnvironment.objects.select_for_update().get_or_create(
+        project=project, environment=environment
+    )
+    env.cluster = cluster
+    env.namespace = namespace_for(
+        project=project.name, environment=environment, template=cluster.namespace_template
+    )
+    env.spec = {"request": request, "overrides": overrides}
+    env.secret_env = secret_env_stored
+    env.live_objects = live_objects
+    env.provisioned_at = at
+    env.save()
+    return env
+
+
+@dataclass(frozen=True)
+class ImageRollout:
+    ok: bool
+    message: str
+    previous_image: str
+
+
+def environment_set_image(*, environment: ProjectEnvironment, image: str, on_progress) -> ImageRollout:
+    """Set the running Deployment's image and follow the rollout (a release or a rollback deploying).
+
+    ``on_progress`` receives each rollout state; transient cluster errors propagate for the caller's
+    task to retry."""
+    from integrations.kubernetes.client import KubeClient
+
+    name = environment.project.name
+    with KubeClient.from_cluster(environment.cluster) as client:
+        live = client.get("Deployment", environment.namespace, name)
+        if live is None:
+            return ImageRollout(
+                ok=False,
+                message=_("The Deployment %(ns)s/%(name)s does not exist; re-run the onboarding ticket.")
+                % {"ns": environment.namespace, "name": name},
+                previous_image="",
+            )
+        containers = live["spec"]["template"]["spec"]["containers"]
+        container = manifests.CONTAINER_NAME
+        previous = next((c.get("image", "") for c in containers if c["name"] == container), "")
+        client.set_image(environment.namespace, name, container, image)
+        deadline = int(live["spec"].get("progressDeadlineSeconds") or 600) + 60
+        outcome = client.wait_for_deployment(
+            environment.namespace, name, timeout=deadline, on_progress=on_progress
+        )
+    if outcome.succeeded:
+        return ImageRollout(ok=True, message="", previous_image=previous)
+    return ImageRollout(
+        ok=False, message=f"{outcome.reason or outcome.state}: {outcome.message}", previous_image=previous
+    )

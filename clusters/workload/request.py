@@ -1,0 +1,110 @@
+"""The workload request: the WorkloadSpec fields a requester chooses (on a ticket or a configuration
+edit), checked for shape and turned into a full, valid spec with the project's, environment's and
+cluster's parts. Pure: reads the objects it is given, never the database.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE
+from clusters.workload import fields, manifests, secret_env
+from projects.choices import Environment
+
+if TYPE_CHECKING:
+    from clusters.models import Cluster
+    from projects.models import Project
+
+# The fields of a WorkloadSpec that a ticket's requester chooses (see fields); the rest come from the
+# project, the environment and the cluster.
+REQUEST_FIELD_TYPES: dict[str, tuple[type, ...]] = fields.request_field_types()
+REQUEST_FIELDS = tuple(REQUEST_FIELD_TYPES)
+REQUIRED_REQUEST_FIELDS = fields.required_names()
+
+
+def namespace_for(*, project: str, environment: str, template: str = DEFAULT_NAMESPACE_TEMPLATE) -> str:
+    """The namespace a project's environment runs in: the cluster's template, or the default one."""
+    return template.format(project=project, environment=environment)
+
+
+def refuse_prod_image(*, environment: str, request, current: dict | None = None) -> None:
+    """Production runs only an image confirmed in test, and it gets there by promotion: a prod ticket may
+    not bring an image of its own (the bootstrap placeholder stands in until the first promotion), and a
+    configuration edit may not change it. Raises ValidationError on the ``image`` field."""
+    if environment != Environment.PROD or not isinstance(request, dict):
+        return
+    image = request.get("image")
+    if image in (None, "") or image == (current or {}).get("image"):
+        return
+    message = _("Production gets its image only by promoting a release confirmed in test; leave it empty.")
+    raise ValidationError({"image": message})
+
+
+def build_spec(
+    *,
+    project: Project,
+    environment: str,
+    cluster: Cluster | None,
+    request: dict,
+    overrides: dict,
+    secret_env_digest: str = "",
+) -> manifests.WorkloadSpec:
+    _check_request_types(request)
+    data = {key: value for key, value in request.items() if value is not None}
+    data["secret_env_digest"] = secret_env_digest
+    data.setdefault("image", settings.OPSPORTAL_BOOTSTRAP_IMAGE)
+    if not data.get("image"):
+        data["image"] = settings.OPSPORTAL_BOOTSTRAP_IMAGE
+    data.update(
+        project=project.name,
+        environment=environment,
+        namespace=namespace_for(
+            project=project.name,
+            environment=environment,
+            template=cluster.namespace_template if cluster else DEFAULT_NAMESPACE_TEMPLATE,
+        ),
+        language=project.language,
+        overrides=sorted((overrides or {}).items()),
+    )
+    try:
+        spec = manifests.spec_from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc)) from exc
+    errors = manifests.spec_errors(spec)
+    if errors:
+        raise ValidationError({key: [str(m) for m in messages] for key, messages in errors.items()})
+    return spec
+
+
+def _check_request_types(request) -> None:
+    """Reject wrong shapes with field errors before the spec's own rules (which assume the types) run."""
+    if not isinstance(request, dict):
+        raise ValidationError({"request": _("Expected an object of fields.")})
+    errors: dict[str, str] = {}
+    for key, value in request.items():
+        expected = REQUEST_FIELD_TYPES.get(key)
+        if expected is None:
+            errors[key] = _("Unknown field.")
+        elif value is not None and (
+            not isinstance(value, expected) or (bool not in expected and isinstance(value, bool))
+        ):
+            errors[key] = _("Expected %(type)s.") % {"type": expected[0].__name__}
+    if "env_vars" in request and isinstance(request["env_vars"], list):
+        for pair in request["env_vars"]:
+            if not (
+                isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
+            ):
+                errors["env_vars"] = _("Expected a list of [name, value] pairs of strings.")
+                break
+    names = request.get(secret_env.NAMES_KEY)
+    if isinstance(names, list) and not all(isinstance(name, str) for name in names):
+        errors[secret_env.NAMES_KEY] = _("Expected a list of names.")
+    for key in REQUIRED_REQUEST_FIELDS:
+        if request.get(key) is None:
+            errors.setdefault(key, _("This field is required."))
+    if errors:
+        raise ValidationError(errors)

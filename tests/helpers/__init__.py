@@ -1,0 +1,1 @@
+"""Helpers shared by test modules. Tests import these, never another test module."""
