@@ -27,6 +27,14 @@ def _nul_paths(value, path: str) -> list[str]:
     return found
 
 
+def _content_length(request) -> int:
+    # A malformed header is the client's fault, not ours: read it as empty, as Django's own parsing does.
+    try:
+        return max(int(request.META.get("CONTENT_LENGTH") or 0), 0)
+    except ValueError:
+        return 0
+
+
 def _printable(name: str) -> str:
     return name.replace("\x00", "\\0")
 
@@ -61,7 +69,7 @@ class RejectNulBytesMiddleware:
                 _printable(name) for name, values in request.POST.lists() if "\x00" in name + "".join(values)
             ]
         elif request.content_type == "application/json" or request.content_type.endswith("+json"):
-            if int(request.META.get("CONTENT_LENGTH") or 0) <= _MAX_JSON_SCAN_BYTES:
+            if _content_length(request) <= _MAX_JSON_SCAN_BYTES:
                 try:
                     document = json.loads(request.body)
                 except (ValueError, UnicodeDecodeError):

@@ -41,6 +41,20 @@ def test_api_json_with_nul_gets_400_in_the_one_error_shape(client, people):
     assert not OnboardingTicket.objects.exists()
 
 
+def test_a_malformed_content_length_is_no_server_error(client, people):
+    client.force_login(people.developer)
+    response = client.generic(
+        "POST",
+        "/api/projects/orders/tickets/",
+        json.dumps({"environment": "test", "request": VALID_REQUEST}),
+        content_type="application/json",
+        CONTENT_LENGTH="not-a-number",
+    )
+    assert response.status_code == 400
+    assert set(response.json()) == {"detail", "errors"}
+    assert not OnboardingTicket.objects.exists()
+
+
 def test_api_query_string_with_nul_gets_400(client, people):
     client.force_login(people.ops)
     response = client.get("/api/tickets/", {"status": "submitted\x00"})
