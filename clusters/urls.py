@@ -28,4 +28,11 @@ urlpatterns = [
     path(f"{_ENV}terminal/", terminal.terminal_page, name="terminal"),
     path("terminal-sessions/", terminal.session_list, name="terminal-session-list"),
     path("terminal-sessions/<int:pk>/", terminal.session_replay, name="terminal-session-replay"),
+    path("terminal-commands/", terminal.command_search, name="terminal-command-search"),
+    path("terminal-refused-patterns/", terminal.refused_patterns, name="terminal-refused-patterns"),
+    path(
+        "terminal-refused-patterns/<int:pk>/delete/",
+        terminal.refused_pattern_delete,
+        name="terminal-refused-pattern-delete",
+    ),
 ]

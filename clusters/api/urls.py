@@ -39,4 +39,22 @@ urlpatterns = [
         terminal.TerminalRecordingView.as_view(),
         name="api-terminal-session-recording",
     ),
+    path(
+        "terminal-sessions/<int:pk>/commands",
+        terminal.TerminalSessionCommandsView.as_view(),
+        name="api-terminal-session-commands",
+    ),
+    path(
+        "terminal-commands/", terminal.TerminalCommandSearchView.as_view(), name="api-terminal-command-search"
+    ),
+    path(
+        "terminal-refused-patterns/",
+        terminal.RefusedPatternListCreateView.as_view(),
+        name="api-terminal-refused-pattern-list",
+    ),
+    path(
+        "terminal-refused-patterns/<int:pk>/",
+        terminal.RefusedPatternDetailView.as_view(),
+        name="api-terminal-refused-pattern-detail",
+    ),
 ]

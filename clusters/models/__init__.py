@@ -9,11 +9,15 @@ from clusters.models.clusters import (
     validate_namespace_template,
 )
 from clusters.models.environments import ProjectEnvironment
+from clusters.models.terminal import PatternKind, RefusedCommandPattern, TerminalCommand
 
 __all__ = [
     "Cluster",
     "ConfigChange",
+    "PatternKind",
     "ProjectEnvironment",
+    "RefusedCommandPattern",
+    "TerminalCommand",
     "TerminalSession",
     "validate_api_url",
     "validate_ca_certificate",

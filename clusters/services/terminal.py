@@ -29,27 +29,38 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import close_old_connections, transaction
-from django.db.models import QuerySet
-from django.http import Http404
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from clusters.models import TerminalSession
 from clusters.selectors.environments import EnvironmentRef, environment_get, is_own_pod
+from clusters.services import terminal_commands
+from clusters.services.terminal_stream import (
+    ENTER_KEYS,
+    STATUS_PROMPT_COMMAND,
+    EchoGate,
+    LineEditor,
+    StatusScanner,
+    is_printable,
+    split_keys,
+)
 from integrations.errors import IntegrationError
 from integrations.kubernetes.client import KubeClient
 from observability.services import audit_record
-from projects import access
 from projects.access import Action
 from projects.choices import Environment
-from projects.models import Project
+from projects.models import Project, UserProfile
 
 logger = logging.getLogger(__name__)
 
 MARKER_VARIABLE = "OPSPORTAL_TERMINAL"
 # bash when the image has it, sh otherwise; a terminal type for line editing if the image sets none.
 # Every process started from the shell inherits the session's marker, which is how hang_up finds them.
+# bash also prints an invisible exit-status marker before each prompt, for the command audit; an
+# image whose bashrc sets its own PROMPT_COMMAND replaces it (the exit status is then unknown).
 SHELL_SCRIPT = (
     f'export {MARKER_VARIABLE}="$1"; [ -n "$TERM" ] || export TERM=xterm-256color; '
+    f"PROMPT_COMMAND='{STATUS_PROMPT_COMMAND}'; export PROMPT_COMMAND; "
     "command -v bash >/dev/null && exec bash || exec sh"
 )
 # What a closing terminal does on a VM: SIGHUP to what the session started (vim, less, top end; a job
@@ -78,6 +89,11 @@ MAX_COLS, MAX_ROWS = 1000, 500
 # the shell exits: interrupt, end-of-input, and once more for a nested shell.
 HANG_UP_KEYS = (b"\x03", b"\x04", b"\x04", b"exit\r")
 HANG_UP_WAIT = 3.0
+# Sent instead of a refused line's Enter: Ctrl-E Ctrl-U empties the line under readline (end, kill to
+# start) and in a cooked tty (Ctrl-U kills the whole line, Ctrl-E with it), then Enter on the empty
+# line brings a fresh prompt. Ctrl-C would be simpler but reaches no shell whose session lacks job
+# control, and ends a foreground program that reads lines.
+CLEAR_LINE = "\x05\x15\r"
 
 
 class TerminalRefused(Exception):
@@ -263,27 +279,6 @@ def sessions_reap_stale(*, user=None, now=None) -> int:
     return reaped
 
 
-def sessions_visible_to(user, *, project: str = "", username: str = "") -> QuerySet[TerminalSession]:
-    """Ops see every session; anyone else the sessions of the projects they are a member of."""
-    if not user.is_authenticated or not user.is_active:
-        return TerminalSession.objects.none()
-    sessions = TerminalSession.objects.select_related("project")
-    if not access.is_ops(user):
-        sessions = sessions.filter(project__members__user=user)
-    if project:
-        sessions = sessions.filter(project__name=project)
-    if username:
-        sessions = sessions.filter(username=username)
-    return sessions.distinct()
-
-
-def session_for(user, *, session_id: int) -> TerminalSession:
-    session = sessions_visible_to(user).filter(pk=session_id).first()
-    if session is None:
-        raise Http404("No such terminal session.")
-    return session
-
-
 def recordings_prune(*, now=None) -> int:
     """Delete recordings older than the retention period and mark their rows; returns how many."""
     now = now or timezone.now()
@@ -336,10 +331,11 @@ class Recorder:
     def _event(self, kind: str, data: str) -> None:
         self._write([round(time.monotonic() - self._start, 6), kind, data])
 
-    def output(self, data: bytes) -> None:
+    def output(self, data: bytes) -> str:
         text = self._decoder.decode(data)
         if text:
             self._event("o", text)
+        return text
 
     def input(self, text: str) -> None:
         self._event("i", text)
@@ -387,6 +383,14 @@ class TerminalBridge:
         self._wake_r, self._wake_w = os.pipe()
         self._kube: KubeClient | None = None
         self.marker = f"{session.pk}-{uuid.uuid4().hex}"  # unique even across databases sharing a host
+        # What was typed goes through the echo gate; only what it releases is recorded and audited.
+        self.gate = EchoGate()
+        self.commands = LineEditor()  # over the echoed keys: the command audit
+        self.typing = LineEditor()  # over every key sent: the refused-pattern guard, kept in memory only
+        self.statuses = StatusScanner()
+        self.patterns: list = []
+        self.command_count = 0
+        self._awaiting_status: int | None = None
         self.thread = threading.Thread(target=self._run, name=f"terminal-session-{session.pk}", daemon=True)
 
     # -- called from the consumer ----------------------------------------------------------------
@@ -430,6 +434,7 @@ class TerminalBridge:
                 started=s.started_at.timestamp(),
                 title=f"{s.username} {s.namespace}/{s.pod}/{s.container}",
             )
+            self.patterns = terminal_commands.patterns_for(s.environment)
             # A dedicated ApiClient for this session; the hang-up execs reuse it.
             kube = self._kube = KubeClient.from_cluster(self.cluster)
             exec_session = kube.exec_stream(
@@ -452,6 +457,10 @@ class TerminalBridge:
             if kube is not None:
                 kube.close()
             if recorder is not None:
+                try:
+                    self._released(recorder, self.gate.finish())
+                except Exception:
+                    logger.exception("Recording the last keys of terminal session %s failed", self.session_id)
                 recorder.close()
             for fd in (self._wake_r, self._wake_w):
                 try:
@@ -498,6 +507,7 @@ class TerminalBridge:
                     self._notify("\r\n[this session was ended by the server]\r\n", recorder)
                     self._hang_up(exec_session, recorder)
                     return "ended elsewhere"
+                self.patterns = terminal_commands.patterns_for(self.session.environment)
                 next_beat = time.monotonic() + heartbeat
             raw = sock.sock
             # TLS may hold decrypted bytes that poll() cannot see.
@@ -521,9 +531,7 @@ class TerminalBridge:
                         return value
                     if kind == "i":
                         last_input = time.monotonic()
-                        exec_session.write_channel(STDIN, value.encode())
-                        self.bytes_in += len(value.encode())
-                        recorder.input(value)
+                        self._type(exec_session, recorder, value)
                     elif kind == "r":
                         cols, rows = value
                         exec_session.write_channel(RESIZE, json.dumps({"Width": cols, "Height": rows}))
@@ -532,10 +540,90 @@ class TerminalBridge:
                 chunk, status, closed = self._read_frames(sock)
                 if chunk:
                     self.bytes_out += len(chunk)
-                    recorder.output(chunk)
+                    self._shown(recorder, recorder.output(chunk))
                     self.send_output(chunk)
                 if status is not None or closed:
                     return self._exit_reason(status)
+
+    def _type(self, exec_session, recorder: Recorder, text: str) -> None:
+        """Send typed keys to the pod, unless Enter would run a refused line: then that line is
+        emptied instead (CLEAR_LINE), the rest of the message dropped, and the refusal shown and
+        audited."""
+        keys = split_keys(text)
+        sent = 0
+        refused = None
+        for index, key in enumerate(keys):
+            if key in ENTER_KEYS:
+                refused = terminal_commands.refusal_match(self.patterns, self.typing.text)
+                if refused is not None:
+                    break
+            self.typing.key(key)
+            sent = index + 1
+        data = "".join(keys[:sent])
+        # Keys of this message have not come back yet: a pasted line counts as not echoed.
+        echoed = self.gate.line_echoed() and not any(is_printable(key) for key in keys[:sent])
+        if refused is not None:
+            data += CLEAR_LINE
+        if data:
+            exec_session.write_channel(STDIN, data.encode())
+            self.bytes_in += len(data.encode())
+            self.gate.typed(data)
+        if refused is not None:
+            self._refuse(recorder, refused, echoed=echoed)
+
+    def _refuse(self, recorder: Recorder, pattern, *, echoed: bool) -> None:
+        # The line's text is kept only if every key of it came back: a line typed without echo may
+        # be a secret that happens to match.
+        text = self.typing.text if echoed else None
+        self.typing.feed(CLEAR_LINE)
+        self.command_count += 1
+        try:
+            terminal_commands.command_refuse(
+                session=self.session, position=self.command_count, text=text, pattern=pattern
+            )
+        except Exception:
+            logger.exception("Recording a refused command of terminal session %s failed", self.session_id)
+        language = (
+            UserProfile.objects.filter(user_id=self.session.user_id)
+            .values_list("language", flat=True)
+            .first()
+        )
+        with translation.override(language or settings.LANGUAGE_CODE):
+            message = _(
+                "[refused by OpsPortal: this line matches the refused pattern %(pattern)s "
+                "of %(environment)s; it was not sent]"
+            ) % {
+                "pattern": repr(pattern.description or pattern.pattern),
+                "environment": self.session.environment,
+            }
+        self._notify(f"\r\n{message}\r\n", recorder)
+
+    def _shown(self, recorder: Recorder, text: str) -> None:
+        if not text:
+            return
+        self.gate.shown(text)
+        self._released(recorder, self.gate.take())
+        for status in self.statuses.feed(text):
+            if self._awaiting_status is not None:
+                terminal_commands.command_finish(command_id=self._awaiting_status, exit_status=status)
+                self._awaiting_status = None
+
+    def _released(self, recorder: Recorder, keys: str) -> None:
+        """Record keys the terminal echoed, and the command lines they complete."""
+        if not keys:
+            return
+        recorder.input(keys)
+        for line in self.commands.feed(keys):
+            if not line.text.strip():
+                continue
+            self.command_count += 1
+            command = terminal_commands.command_record(
+                session_id=self.session_id, position=self.command_count, text=line.text, exact=line.exact
+            )
+            # The next marker is the status of the first line the shell read since the last one; lines
+            # after it went to whatever that command ran (a REPL, a prompt).
+            if self._awaiting_status is None:
+                self._awaiting_status = command.pk
 
     def _hang_up(self, exec_session, recorder: Recorder) -> None:
         """End what the session runs before its stream closes: an apiserver (kwok, and the container

@@ -5,19 +5,21 @@ import json
 import re
 import sys
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from kubernetes import client as k8s
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from clusters.models import ProjectEnvironment, TerminalSession
-from clusters.services import terminal
+from clusters.models import ProjectEnvironment, TerminalCommand, TerminalSession
+from clusters.services import terminal, terminal_commands
 from observability.models import AuditEvent
 from projects.models import ProjectMember
 from sandbox.procs import free_port, port_open, spawn, stop, wait_for
@@ -43,19 +45,20 @@ def _daphne(tmp_path_factory, name: str, **env):
         cwd=BASE_DIR,
     )
     wait_for(lambda: port_open(port), timeout=60, what="Daphne", proc=proc, log=log)
+    proc.log_path = log
     return proc, f"http://127.0.0.1:{port}", recordings
 
 
 class Server:
-    def __init__(self, url: str, recordings: Path, pid: int):
-        self.url, self.recordings, self.pid = url, recordings, pid
+    def __init__(self, url: str, recordings: Path, pid: int, log: Path | None = None):
+        self.url, self.recordings, self.pid, self.log = url, recordings, pid, log
 
 
 @pytest.fixture(scope="module")
 def terminal_server(django_db_setup, tmp_path_factory):
     """Daphne with its recordings in a temporary directory and at most 3 sessions per user."""
     proc, url, recordings = _daphne(tmp_path_factory, "terminal", TERMINAL_MAX_SESSIONS_PER_USER="3")
-    yield Server(url, recordings, proc.pid)
+    yield Server(url, recordings, proc.pid, proc.log_path)
     stop(proc)
 
 
@@ -169,6 +172,12 @@ class Term:
                 self.notices.append(json.loads(message))
         return match
 
+    def wait_prompts(self, count: int, timeout: float = 30) -> None:
+        """Wait for bash's count-th prompt (its invisible exit-status marker): keys typed before the
+        shell reads them are typed ahead, and their echo is not where the echo gate looks for it."""
+        prompt = r"\x1b\]6973;\d+\x07\x1b\[\?2004h[^\r\n]*?[#$] "  # the marker, then the prompt itself
+        self.wait_output(rf"({prompt}(.|\n)*){{{count}}}", timeout)
+
     def close(self) -> None:
         self.ws.close()
 
@@ -194,6 +203,7 @@ def test_terminal_runs_a_shell_resizes_records_and_closes(people, environments, 
     assert (session.username, session.pod, session.container) == ("dora-dev", POD, "app")
 
     # The echoed command line shows hel''lo; only the command's output shows hello.
+    term.wait_prompts(1)
     term.type("echo hel''lo; echo pid-$$\r")
     shell_pid = int(term.wait_output(r"pid-(\d+)").group(1))
     assert re.search(r"[\r\n]hello\r\n", term.output)
@@ -442,6 +452,152 @@ def test_reaper_leaves_live_and_other_users_sessions_alone(people, environments,
     assert terminal.sessions_reap_stale(now=now) == 0
     assert not terminal.session_heartbeat(session_id=stale_other.pk)
     assert terminal.session_heartbeat(session_id=live_dev.pk)
+
+
+# --- what is recorded and audited (issue #11) ------------------------------------------------------
+
+
+def _ended(session_id: int) -> TerminalSession:
+    return until(
+        "the session row to end",
+        lambda: TerminalSession.objects.filter(pk=session_id, ended_at__isnull=False).first(),
+    )
+
+
+def _database_holds(text: str) -> list[str]:
+    """Every text, varchar and jsonb column of every table that contains ``text``."""
+    hits = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND data_type IN ('text', 'character varying', 'jsonb')"
+        )
+        for table, column in cursor.fetchall():
+            # Names from the catalogue, quoted; the value is a parameter.
+            query = f"SELECT count(*) FROM {connection.ops.quote_name(table)} WHERE {connection.ops.quote_name(column)}::text LIKE %s"  # noqa: S608, E501
+            cursor.execute(query, [f"%{text}%"])
+            if cursor.fetchone()[0]:
+                hits.append(f"{table}.{column}")
+    return hits
+
+
+def test_input_typed_without_echo_is_recorded_nowhere(people, environments, terminal_server):
+    secret = f"pw-{uuid.uuid4().hex[:12]}"
+    term = Term(terminal_server, people.developer)
+    session_id = term.next_notice()["session"]
+    term.wait_prompts(1)
+    term.type("stty -echo; echo reading; read x; echo read-$((${#x} * 2))\r")
+    term.wait_output(r"[\r\n]reading\r\n")  # the echo is off now
+    term.type(f"{secret}\r")  # a password prompt: the tty does not echo it
+    term.wait_output(rf"read-{2 * len(secret)}\r\n")  # the shell did read it
+    term.wait_prompts(2)
+    term.type("stty echo\r")  # typed blind: not echoed, so not recorded either
+    term.wait_prompts(3)
+    term.type("echo echo-is-back\r")
+    term.wait_output(r"echo-is-back\r\n")
+    assert secret not in term.output
+    term.close()
+    session = _ended(session_id)
+
+    cast = (terminal_server.recordings / session.recording).read_text()
+    assert secret not in cast
+    _, events = read_cast(terminal_server.recordings / session.recording)
+    typed = "".join(data for _, kind, data in events if kind == "i")
+    assert typed == "stty -echo; echo reading; read x; echo read-$((${#x} * 2))\recho echo-is-back\r"
+    commands = list(TerminalCommand.objects.filter(session=session).values_list("text", flat=True))
+    assert commands == ["stty -echo; echo reading; read x; echo read-$((${#x} * 2))", "echo echo-is-back"]
+    assert _database_holds(secret) == []
+    assert secret not in terminal_server.log.read_text()
+    assert session.bytes_in >= len(secret)  # it was sent to the pod, only never kept
+
+
+def test_commands_are_rebuilt_with_their_exit_status(people, environments, terminal_server):
+    term = Term(terminal_server, people.developer)
+    session_id = term.next_notice()["session"]
+    term.wait_prompts(1)
+    for prompts, keys in enumerate(
+        [
+            "true\r",
+            "false\r",
+            "echo one two\x17three\r",  # Ctrl-W deletes a word
+            "echo typo\x7f\x7f\x7f\x7fgood\r",
+            "ls /no-such-dir-here\r",
+            "garbage\x15\r",  # Ctrl-U: dropped, never run (Ctrl-C cannot reach bash under kwok)
+            "sh -c 'exit 7'\r",
+            "echo last\r",
+        ],
+        start=2,
+    ):
+        term.type(keys)
+        term.wait_prompts(prompts)
+    rows = until(
+        "the last command's exit status",
+        lambda: (
+            list(TerminalCommand.objects.filter(session_id=session_id).order_by("position"))
+            if TerminalCommand.objects.filter(session_id=session_id, text="echo last", exit_status=0).exists()
+            else None
+        ),
+    )
+    assert [(row.text, row.exit_status, row.exact) for row in rows] == [
+        ("true", 0, True),
+        ("false", 1, True),
+        ("echo one three", 0, True),
+        ("echo good", 0, True),
+        ("ls /no-such-dir-here", 2, True),
+        ("sh -c 'exit 7'", 7, True),
+        ("echo last", 0, True),
+    ]
+    assert [row.position for row in rows] == list(range(1, 8))
+    assert all(row.finished_at >= row.entered_at for row in rows)
+    term.close()
+    _ended(session_id)
+
+    client = Client()
+    client.force_login(people.developer)
+    page = client.get(f"/terminal-sessions/{session_id}/").content.decode()
+    assert "echo one three" in page and "sh -c &#x27;exit 7&#x27;" in page
+
+
+def test_a_refused_line_is_not_run_and_is_shown_and_audited(
+    people, environments, terminal_server, tmp_path, default_patterns
+):
+    proof = tmp_path / "ran"
+    terminal_commands.pattern_create(
+        actor=people.ops, environment="prod", kind="glob", pattern="uptime", description="prod only"
+    )
+    term = Term(terminal_server, people.developer)
+    session_id = term.next_notice()["session"]
+    term.wait_prompts(1)
+    term.type(f"touch {proof}; reboot")
+    term.wait_output("; reboot")  # typed and echoed: the line is known to be visible
+    term.type("\r")
+    term.wait_output(r"refused by OpsPortal")
+    # A paste with a refused line: nothing from it reaches the pod, not even the lines after it.
+    term.type(f"shutdown -h now\rtouch {proof}\r")
+    term.wait_output(r"refused by OpsPortal(.|\n)*refused by OpsPortal")
+    term.type("uptime > /dev/null && echo uptime-ran\r")  # refused in prod only
+    term.wait_output(r"uptime-ran\r\n")
+    assert not proof.exists()
+    assert "'reboot'" in term.output and "'shutdown'" in term.output
+    term.close()
+    session = _ended(session_id)
+
+    refused = list(
+        TerminalCommand.objects.filter(session=session, refused=True)
+        .order_by("position")
+        .values_list("text", "refused_pattern")
+    )
+    assert [text for text, _ in refused] == [f"touch {proof}; reboot", terminal_commands.WITHHELD_TEXT]
+    assert all(pattern for _, pattern in refused)
+    events = AuditEvent.objects.filter(verb="terminal.refused", target_id=str(session.pk)).order_by("id")
+    assert [(e.actor_name, e.changes["command"]) for e in events] == [
+        ("dora-dev", f"touch {proof}; reboot"),
+        ("dora-dev", terminal_commands.WITHHELD_TEXT),
+    ]
+    assert events[0].project == people.project and events[0].changes["environment"] == "test"
+    header, cast = read_cast(terminal_server.recordings / session.recording)
+    assert "refused by OpsPortal" in "".join(data for _, kind, data in cast if kind == "o")
+    assert "uptime > /dev/null" in [c.text.split(" &&")[0] for c in session.commands.all()]
 
 
 # --- in a real browser ----------------------------------------------------------------------------
