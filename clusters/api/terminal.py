@@ -101,6 +101,16 @@ class TerminalRecordingView(APIView):
         )
 
 
+class OpsOnly:
+    """Anyone but ops gets 404: the command search and the refused patterns are not revealed."""
+
+    hidden_from_others = True
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        selectors.check_ops(request.user)
+
+
 # --- commands --------------------------------------------------------------------------------------
 
 
@@ -156,12 +166,8 @@ class CommandSearchSerializer(serializers.Serializer):
 
 
 @extend_schema(parameters=[CommandSearchSerializer], summary="Search commands across terminal sessions (ops)")
-class TerminalCommandSearchView(generics.ListAPIView):
+class TerminalCommandSearchView(OpsOnly, generics.ListAPIView):
     serializer_class = TerminalCommandHitSerializer
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        selectors.check_ops(request.user)
 
     def get_queryset(self):
         filters = CommandSearchSerializer(data=self.request.query_params)
@@ -187,12 +193,6 @@ class RefusedPatternSerializer(serializers.ModelSerializer):
 
 class PatternFilterSerializer(serializers.Serializer):
     environment = serializers.ChoiceField(required=False, choices=Environment.choices)
-
-
-class OpsOnly:
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        selectors.check_ops(request.user)
 
 
 @extend_schema(tags=["terminal"])

@@ -392,3 +392,16 @@ def test_ops_edit_refused_patterns_on_the_page(client, people):
         "terminal.pattern.create",
         "terminal.pattern.delete",
     ]
+
+
+def test_terminal_audit_pages_speak_chinese(client, people, matrix, default_patterns):
+    client.force_login(people.ops)
+    for url, text in [
+        ("/terminal-refused-patterns/", "拒绝的命令规则"),
+        ("/terminal-commands/", "命令包含"),
+        (f"/terminal-sessions/{matrix['dev_test'].pk}/", "退出码"),
+    ]:
+        assert text in client.get(url, HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode(), url
+    client.force_login(people.tester)
+    refused = client.get(f"/api/terminal-sessions/{matrix['dev_prod'].pk}/", HTTP_ACCEPT_LANGUAGE="zh-CN")
+    assert refused.status_code == 403 and "只有运维" in refused.json()["detail"]
