@@ -493,6 +493,13 @@ def test_input_typed_without_echo_is_recorded_nowhere(people, environments, term
     term.wait_prompts(2)
     term.type("stty echo\r")  # typed blind: not echoed, so not recorded either
     term.wait_prompts(3)
+    # A getpass prompt (sudo, passwd and mysql -p read the same way), which prints a line feed after it.
+    getpass = f'{sys.executable} -c \'import getpass; print("got", 3 * len(getpass.getpass("Password: ")))\''
+    term.type(f"{getpass}\r")
+    term.wait_output(r"[\r\n]Password: ")  # the prompt, not the command's echo
+    term.type(f"{secret}-2\r")
+    term.wait_output(rf"got {3 * len(secret + '-2')}\r\n")
+    term.wait_prompts(4)
     term.type("echo echo-is-back\r")
     term.wait_output(r"echo-is-back\r\n")
     assert secret not in term.output
@@ -503,9 +510,10 @@ def test_input_typed_without_echo_is_recorded_nowhere(people, environments, term
     assert secret not in cast
     _, events = read_cast(terminal_server.recordings / session.recording)
     typed = "".join(data for _, kind, data in events if kind == "i")
-    assert typed == "stty -echo; echo reading; read x; echo read-$((${#x} * 2))\recho echo-is-back\r"
+    first = "stty -echo; echo reading; read x; echo read-$((${#x} * 2))"
+    assert typed == f"{first}\r{getpass}\recho echo-is-back\r"
     commands = list(TerminalCommand.objects.filter(session=session).values_list("text", flat=True))
-    assert commands == ["stty -echo; echo reading; read x; echo read-$((${#x} * 2))", "echo echo-is-back"]
+    assert commands == [first, getpass, "echo echo-is-back"]
     assert _database_holds(secret) == []
     assert secret not in terminal_server.log.read_text()
     assert session.bytes_in >= len(secret)  # it was sent to the pod, only never kept
@@ -656,3 +664,25 @@ def test_browser_terminal_echo_resize_close_and_replay(people, environments, ter
     replayed = ops.evaluate("window.opsReplay.text()")
     assert re.search(r"(?m)^hello\s*$", replayed)
     assert json.dumps(header)  # the header is plain JSON
+
+
+@pytest.mark.browser
+def test_browser_shows_a_refusal(people, environments, terminal_server, chromium, default_patterns):
+    base = terminal_server.url
+    page = sign_in(chromium, base, people.developer.username)
+    page.goto(f"{base}/projects/orders/env/test/terminal/?pod={POD}")
+    page.wait_for_selector("#terminal-status[data-state=open]")
+    session_id = int(page.get_attribute("#terminal", "data-session"))
+    _wait_text(page, r"[#$] $")
+    page.click("#terminal")
+    page.keyboard.type("echo before-; reboot")
+    _wait_text(page, r"before-; reboot")
+    page.keyboard.press("Enter")
+    text = _wait_text(page, r"refused by OpsPortal")
+    assert "'reboot'" in text and not re.search(r"(?m)^before-\s*$", text)  # echo never ran
+    page.keyboard.type("echo after-refusal")
+    page.keyboard.press("Enter")
+    _wait_text(page, r"^after-refusal\s*$")  # the terminal goes on
+    page.context.close()
+    _ended(session_id)
+    assert AuditEvent.objects.filter(verb="terminal.refused", target_id=str(session_id)).count() == 1
