@@ -549,7 +549,8 @@ class TerminalBridge:
         """Send typed keys to the pod, unless Enter would run a refused line: then that line is
         emptied instead (CLEAR_LINE), the rest of the message dropped, and the refusal shown and
         audited."""
-        keys = split_keys(text)
+        # A browser can send lone surrogates in JSON; they cannot be encoded for the pod or the file.
+        keys = split_keys(text.encode("utf-8", "replace").decode())
         sent = 0
         refused = None
         for index, key in enumerate(keys):

@@ -532,6 +532,7 @@ def test_commands_are_rebuilt_with_their_exit_status(people, environments, termi
             "ls /no-such-dir-here\r",
             "garbage\x15\r",  # Ctrl-U: dropped, never run (Ctrl-C cannot reach bash under kwok)
             "sh -c 'exit 7'\r",
+            "echo lone-\ud800-surrogate\r",  # valid JSON, not encodable: replaced, not a crash
             "echo last\r",
         ],
         start=2,
@@ -553,9 +554,10 @@ def test_commands_are_rebuilt_with_their_exit_status(people, environments, termi
         ("echo good", 0, True),
         ("ls /no-such-dir-here", 2, True),
         ("sh -c 'exit 7'", 7, True),
+        ("echo lone-?-surrogate", 0, True),
         ("echo last", 0, True),
     ]
-    assert [row.position for row in rows] == list(range(1, 8))
+    assert [row.position for row in rows] == list(range(1, 9))
     assert all(row.finished_at >= row.entered_at for row in rows)
     term.close()
     _ended(session_id)
