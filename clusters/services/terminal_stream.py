@@ -77,11 +77,10 @@ class EchoGate:
         return not self.pending and not self.line_withheld
 
     def finish(self) -> str:
-        """At the end of the session: what was echoed of the unfinished line; held keys are dropped."""
-        self.withheld_keys += len(self.pending)
+        """At the end of the session: what is ready. The unfinished line is dropped like held keys: it
+        never ran, and a line is recorded only once its end has come back."""
+        self.withheld_keys += len(self.pending) + len(self.line)
         self.pending.clear()
-        if not self.line_withheld:
-            self.ready.extend(self.line)
         self.line.clear()
         return self.take()
 

@@ -405,3 +405,7 @@ def test_terminal_audit_pages_speak_chinese(client, people, matrix, default_patt
     client.force_login(people.tester)
     refused = client.get(f"/api/terminal-sessions/{matrix['dev_prod'].pk}/", HTTP_ACCEPT_LANGUAGE="zh-CN")
     assert refused.status_code == 403 and "只有运维" in refused.json()["detail"]
+    # The middleware leaves the last request's language active in this thread: back to English.
+    assert (
+        "Terminal sessions" in client.get("/terminal-sessions/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    )

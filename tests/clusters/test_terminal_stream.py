@@ -98,12 +98,15 @@ def test_escape_sequences_and_status_markers_in_the_output_are_not_echo():
     assert released == "ls\r"
 
 
-def test_finish_drops_held_keys_and_keeps_an_echoed_unfinished_line():
+def test_finish_drops_held_keys_and_the_unfinished_line():
     gate = EchoGate()
+    gate.typed("ls\r")
+    gate.shown("ls\r\n")
     gate.typed("exi")
     gate.shown("exi")
     gate.typed("secret")  # never echoed
-    assert gate.finish() == "exi"
+    assert gate.finish() == "ls\r"
+    assert gate.withheld_keys == len("exisecret")
 
 
 def test_line_editor_rebuilds_commands():
