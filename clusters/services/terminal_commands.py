@@ -163,11 +163,14 @@ def command_refuse(
             verb="terminal.refused",
             target=session,
             project=session.project,
+            # Not the line itself: the project's audit trail is read by every member, the command
+            # row only by those who may read the session (it may hold more than the refused part).
             changes={
                 "environment": session.environment,
                 "pod": session.pod,
                 "pattern": pattern.pattern,
-                "command": shown,
+                "command_id": command.pk,
+                "command_echoed": text is not None,
             },
             remote_addr=session.remote_addr,
         )

@@ -600,10 +600,12 @@ def test_a_refused_line_is_not_run_and_is_shown_and_audited(
     assert [text for text, _ in refused] == [f"touch {proof}; reboot", terminal_commands.WITHHELD_TEXT]
     assert all(pattern for _, pattern in refused)
     events = AuditEvent.objects.filter(verb="terminal.refused", target_id=str(session.pk)).order_by("id")
-    assert [(e.actor_name, e.changes["command"]) for e in events] == [
-        ("dora-dev", f"touch {proof}; reboot"),
-        ("dora-dev", terminal_commands.WITHHELD_TEXT),
+    rows = list(TerminalCommand.objects.filter(session=session, refused=True).order_by("position"))
+    assert [(e.actor_name, e.changes["command_id"], e.changes["command_echoed"]) for e in events] == [
+        ("dora-dev", rows[0].pk, True),
+        ("dora-dev", rows[1].pk, False),
     ]
+    assert all(str(proof) not in json.dumps(e.changes) for e in events)  # the line stays on the row
     assert events[0].project == people.project and events[0].changes["environment"] == "test"
     header, cast = read_cast(terminal_server.recordings / session.recording)
     assert "refused by OpsPortal" in "".join(data for _, kind, data in cast if kind == "o")
