@@ -107,7 +107,8 @@ class PortalAutoSchema(AutoSchema):
         writes = self.method in ("POST", "PUT", "PATCH", "DELETE")
         if writes or self.get_override_parameters() or self._is_list_view():
             codes.append("400")
-        if "{" in self.path:
+        # An ops-only view (``ops_only = True``) answers 404 to everyone else, even without an object.
+        if "{" in self.path or getattr(self.view, "ops_only", False):
             codes.append("404")
         if writes and getattr(self.view, "state_conflicts", False):
             codes.append("409")
