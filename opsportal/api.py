@@ -107,9 +107,8 @@ class PortalAutoSchema(AutoSchema):
         writes = self.method in ("POST", "PUT", "PATCH", "DELETE")
         if writes or self.get_override_parameters() or self._is_list_view():
             codes.append("400")
-        # A view that hides itself from those who may not use it (``hidden_from_others = True``: ops'
-        # own lists) answers them 404 even without an object in its path.
-        if "{" in self.path or getattr(self.view, "hidden_from_others", False):
+        # An ops-only view (``ops_only = True``) answers 404 to everyone else, even without an object.
+        if "{" in self.path or getattr(self.view, "ops_only", False):
             codes.append("404")
         if writes and getattr(self.view, "state_conflicts", False):
             codes.append("409")

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from opsportal import api, security, tokens, views
+from projects import views as project_views
 
 api_patterns = [
     path("me/", api.MeView.as_view(), name="api-me"),
@@ -26,6 +27,10 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("projects/", include("projects.urls")),
+    path("terminal-grants/", project_views.terminal_grant_list, name="terminal-grant-list"),
+    path(
+        "terminal-grants/<int:pk>/revoke/", project_views.terminal_grant_revoke, name="terminal-grant-revoke"
+    ),
     path("audit/", include("observability.urls")),
     path("", include("clusters.urls")),
     path("", include("deploys.urls")),

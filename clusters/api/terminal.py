@@ -104,7 +104,7 @@ class TerminalRecordingView(APIView):
 class OpsOnly:
     """Anyone but ops gets 404: the command search and the refused patterns are not revealed."""
 
-    hidden_from_others = True
+    ops_only = True
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
