@@ -157,11 +157,29 @@ def move_status(
     publish()
 
 
+# What a kind of run started outside its own row (a release's rollout record, …), ended with the run.
+_END_HOOKS: dict[type[Run], list[Callable[[Run, str], None]]] = {}
+
+
+def on_end(model: type[R]) -> Callable[[Callable[[R, str], None]], Callable[[R, str], None]]:
+    """Register ``hook(run, status)``, called in the transaction that moves a ``model`` run into a final
+    status, whichever path ends it (its step, a give-up, a cancel, a sweep). A run that ends thereby
+    ends everything it started, in the same transaction and with its own audit."""
+
+    def register(hook: Callable[[R, str], None]) -> Callable[[R, str], None]:
+        _END_HOOKS.setdefault(model, []).append(hook)
+        return hook
+
+    return register
+
+
 def move(
     run: Run, to: str, *, actor, verb: str, changes: dict | None = None, remote_addr: str | None = None
 ) -> None:
-    """A status change of a locked run; entering a final status stamps ``finished_at``."""
-    if to in run.FINAL_STATUSES:
+    """A status change of a locked run; entering a final status stamps ``finished_at`` and ends what the
+    run started (``on_end``)."""
+    ending = to in run.FINAL_STATUSES
+    if ending:
         run.finished_at = timezone.now()
     move_status(
         run,
@@ -173,6 +191,9 @@ def move(
         remote_addr=remote_addr,
         publish=lambda: publish(run),
     )
+    if ending:
+        for hook in _END_HOOKS.get(type(run), ()):
+            hook(run, to)
 
 
 def claim(model: type[R], pk: int, run_token: str, *, start: str, working: str, verb: str) -> R | None:

@@ -9,6 +9,7 @@ release on. Production never builds: it deploys the digest of a test release a t
 import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
@@ -310,10 +311,7 @@ def release_rollback(
                 {"record": _("Choose an earlier successful deployment of %(env)s.") % {"env": environment}}
             )
         _ensure_no_active_release(project, environment)
-        if DeploymentRecord.objects.filter(
-            project=project, environment=environment, outcome=DeploymentOutcome.RUNNING
-        ).exists():
-            raise StateConflict(_("A rollout is running in %(env)s; wait for it.") % {"env": environment})
+        _end_abandoned_rollouts(project, environment)
         record = DeploymentRecord.objects.create(
             project=project,
             environment=environment,
@@ -343,6 +341,55 @@ def release_rollback(
     return record
 
 
+def _end_record(record: DeploymentRecord, outcome: str, *, message: str, verb: str, project: Project) -> None:
+    """End a running rollout record (locked by the caller) with its cause, audited."""
+    record.outcome, record.message, record.finished_at = outcome, message, timezone.now()
+    record.save(update_fields=["outcome", "message", "finished_at"])
+    audit_record(
+        actor=None,
+        verb=verb,
+        target=record,
+        project=project,
+        changes={"outcome": [DeploymentOutcome.RUNNING, outcome], "message": message[:500]},
+    )
+
+
+def _abandoned_cause(record: DeploymentRecord) -> str:
+    """Why a "running" record has nobody behind it any more, or "" while its rollout may be alive."""
+    if record.kind != DeploymentKind.ROLLBACK:
+        if record.release.status not in ACTIVE_RELEASE_STATUSES:
+            return _("Its release %(v)s ended (%(s)s) before the rollout finished.") % {
+                "v": record.release.version,
+                "s": record.release.get_status_display(),
+            }
+        return ""
+    limit = runs.stuck_after(rollback_deploy_task)
+    if record.created_at < timezone.now() - timedelta(seconds=limit):
+        return _("The rollback's worker was lost (no result after %(s)s s).") % {"s": limit}
+    return ""
+
+
+def _end_abandoned_rollouts(project: Project, environment: str) -> None:
+    """Refuse while a live rollout runs here; end the records whose run is gone, so that a record left
+    behind by a dead worker never blocks a rollback."""
+    running = (
+        DeploymentRecord.objects.select_for_update()
+        .filter(project=project, environment=environment, outcome=DeploymentOutcome.RUNNING)
+        .select_related("release")
+    )
+    for record in running:
+        cause = _abandoned_cause(record)
+        if not cause:
+            raise StateConflict(_("A rollout is running in %(env)s; wait for it.") % {"env": environment})
+        _end_record(
+            record,
+            DeploymentOutcome.FAILED,
+            message=cause,
+            verb="release.deployment.abandoned",
+            project=project,
+        )
+
+
 # --- tasks' bodies --------------------------------------------------------------------------------
 
 # The steps of a release's run. A test release is tagged, built and deployed; a production release
@@ -361,6 +408,28 @@ def _queue(task, release: Release, **kwargs) -> None:
 
 def release_fail(*, release_id: int, run_token: str, error: str) -> None:
     runs.fail(Release, release_id, run_token, error=error, verb="release.fail")
+
+
+@runs.on_end(Release)
+def _end_release_rollouts(release: Release, status: str) -> None:
+    """A release that ends ends the rollout it started: succeeded if it ended deployed, else failed with
+    the release's cause. Left "running", the record would refuse every rollback of the environment."""
+    deployed = status == ReleaseStatus.DEPLOYED
+    outcome = DeploymentOutcome.SUCCEEDED if deployed else DeploymentOutcome.FAILED
+    message = release.error or _("The release ended %(s)s before its rollout finished.") % {
+        "s": release.get_status_display()
+    }
+    running = DeploymentRecord.objects.select_for_update().filter(
+        release=release, outcome=DeploymentOutcome.RUNNING
+    )
+    for record in running.exclude(kind=DeploymentKind.ROLLBACK):
+        _end_record(
+            record,
+            outcome,
+            message="" if deployed else message,
+            verb="release.deployment.end",
+            project=release.project,
+        )
 
 
 def _gitlab():

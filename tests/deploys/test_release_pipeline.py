@@ -12,7 +12,7 @@ from kubernetes import client as k8s
 from deploys import services
 from deploys.choices import DeploymentOutcome, ReleaseStatus
 from deploys.models import DeploymentRecord, Release
-from deploys.tasks import release_deploy, rollback_deploy
+from deploys.tasks import release_build, release_deploy, release_tag, rollback_deploy
 from integrations.registry import RegistryClient
 from observability.models import AuditEvent
 from opsportal.errors import StateConflict
@@ -180,6 +180,40 @@ def test_rollout_that_never_becomes_ready_fails_and_rollback_works(people, onboa
     assert "ProgressDeadlineExceeded" in stuck.error
     assert DeploymentRecord.objects.get(release=stuck).outcome == DeploymentOutcome.FAILED
 
+    roll_test_back_to(good, people, onboarded, kube_cluster)
+    stuck.refresh_from_db()
+    assert stuck.status == ReleaseStatus.ROLLED_BACK
+
+
+def test_apiserver_unreachable_during_deploy_fails_the_rollout_and_rollback_works(
+    people, onboarded, kube_cluster, settings
+):
+    from sandbox.procs import free_port
+
+    settings.INTEGRATION_MAX_RETRIES = 1
+    good = release_to_test(people, onboarded)
+    assert good.status == ReleaseStatus.DEPLOYED, good.error
+    cluster = onboarded.clusters["test"]
+    real_url = cluster.api_url
+    release = services.release_submit(actor=people.developer, project=onboarded.project, branch="main")
+    release = run(release_build, run(release_tag, release))
+    assert release.status == ReleaseStatus.BUILT, release.error
+    type(cluster).objects.filter(pk=cluster.pk).update(api_url=f"https://127.0.0.1:{free_port()}")
+    try:
+        release = run(release_deploy, release)
+    finally:
+        type(cluster).objects.filter(pk=cluster.pk).update(api_url=real_url)
+    assert release.status == ReleaseStatus.FAILED
+    record = DeploymentRecord.objects.get(release=release)
+    assert record.outcome == DeploymentOutcome.FAILED, "the release ended; its rollout must not stay running"
+    assert record.message and record.finished_at
+    assert AuditEvent.objects.filter(verb="release.deployment.end", target_id=str(record.pk)).exists()
+
+    roll_test_back_to(good, people, onboarded, kube_cluster)
+
+
+def roll_test_back_to(good: Release, people, onboarded, kube_cluster) -> DeploymentRecord:
+    """Roll test back to ``good``'s image (the developer asks, the rollback task runs here)."""
     target = DeploymentRecord.objects.get(release=good, environment="test")
     record = services.release_rollback(
         actor=people.developer, project=onboarded.project, environment="test", record_id=target.pk
@@ -188,5 +222,4 @@ def test_rollout_that_never_becomes_ready_fails_and_rollback_works(people, onboa
     record.refresh_from_db()
     assert record.outcome == DeploymentOutcome.SUCCEEDED, record.message
     assert deployment_image(kube_cluster, onboarded, "test") == good.image
-    stuck.refresh_from_db()
-    assert stuck.status == ReleaseStatus.ROLLED_BACK
+    return record
