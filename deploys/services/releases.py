@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.models import ProjectEnvironment
-from clusters.services.environments import environment_set_image
+from clusters.services.environments import environment_running_image, environment_set_image
 from deploys import recipes
 from deploys.choices import ACTIVE_RELEASE_STATUSES, DeploymentKind, DeploymentOutcome, ReleaseStatus
 from deploys.models import BuildRecipe, DeploymentRecord, Release
@@ -634,6 +634,8 @@ def release_build_poll(*, release_id: int, run_token: str, poll: int) -> None:
             console=console,
             console_offset=look.console_offset,
             updated_at=timezone.now(),
+            # The next look is due then: the run is looked after until it is.
+            heartbeat_at=timezone.now() + timedelta(seconds=settings.RELEASE_BUILD_POLL_SECONDS),
         )
         if not turn:
             return
@@ -699,6 +701,17 @@ def _rollout_publisher(project_id: int, **ids):
     return on_progress
 
 
+def _rollout_record(release: Release) -> DeploymentRecord:
+    """The release's one rollout record: a resumed deploy step finds the one it started."""
+    record, _created = DeploymentRecord.objects.get_or_create(
+        release=release,
+        environment=release.environment,
+        kind=DeploymentKind.PROMOTION if release.environment == "prod" else DeploymentKind.RELEASE,
+        defaults={"project": release.project, "image": release.image, "actor": release.created_by},
+    )
+    return record
+
+
 def release_deploy(*, release_id: int, run_token: str) -> None:
     promotion = Release.objects.filter(pk=release_id, environment="prod").exists()
     release = (DEPLOY_PROMOTION if promotion else DEPLOY).claim(release_id, run_token)
@@ -732,12 +745,7 @@ def release_deploy(*, release_id: int, run_token: str) -> None:
             release_fail(release_id=release_id, run_token=run_token, error=problem)
             return
     with transaction.atomic():
-        record, _created = DeploymentRecord.objects.get_or_create(
-            release=release,
-            environment=release.environment,
-            kind=DeploymentKind.PROMOTION if release.environment == "prod" else DeploymentKind.RELEASE,
-            defaults={"project": release.project, "image": release.image, "actor": release.created_by},
-        )
+        record = _rollout_record(release)
     ok, message, previous = _deploy_image(
         project=release.project,
         environment=release.environment,
@@ -915,10 +923,67 @@ def recipe_update(
     return recipe
 
 
+def _resume_task(release: Release):
+    """The task that continues the release from the step it is in (every step is idempotent: the tag
+    is ensured, the build found by its run marker, the rollout record reused)."""
+    if release.status == ReleaseStatus.SUBMITTED:
+        task = release_deploy_task if release.environment == "prod" else release_tag_task
+    else:
+        task = {
+            ReleaseStatus.TAGGING: release_tag_task,
+            ReleaseStatus.BUILDING: release_build_task,
+            ReleaseStatus.BUILT: release_deploy_task,
+            ReleaseStatus.DEPLOYING: release_deploy_task,
+        }.get(release.status)
+    if task is None:
+        return None
+    return task, {"release_id": release.pk, "run_token": str(release.run_token)}
+
+
+def release_give_up(*, release_id: int, run_token: str, error: str) -> None:
+    """End a release nobody can continue. A deploying one is first compared with what the cluster runs:
+    if its Deployment has rolled out the release's digest, the release did deploy — only its worker
+    died before saying so — and it ends deployed, not failed."""
+    release = Release.objects.select_related("project").filter(pk=release_id, run_token=run_token).first()
+    if release is not None and release.status == ReleaseStatus.DEPLOYING and release.image_digest:
+        try:
+            running = environment_running_image(
+                environment=_environment(release.project, release.environment)
+            )
+        except (IntegrationError, ValidationError) as exc:
+            logger.warning("release %s not reconciled with its cluster: %s", release_id, exc)
+            running = None
+        if running is not None and running.rolled_out and running.image == release.image:
+            with transaction.atomic():
+                release = runs.locked_run(Release, release_id, run_token, ReleaseStatus.DEPLOYING)
+                if release is None:
+                    return
+                _rollout_record(release)
+                runs.move(
+                    release,
+                    ReleaseStatus.DEPLOYED,
+                    actor=None,
+                    verb="release.deploy.reconciled",
+                    changes={"image": release.image, "cause": error[:500]},
+                )
+            return
+    release_fail(release_id=release_id, run_token=run_token, error=error)
+
+
+def releases_resume_stale() -> tuple[int, int]:
+    """Resume releases whose worker was lost (a stale heartbeat) from their step; give up the others."""
+    return runs.resume_stale(
+        Release,
+        step_task=_resume_task,
+        give_up=lambda pk, token, error: release_give_up(release_id=pk, run_token=token, error=error),
+        verb="release.resume",
+    )
+
+
 def releases_fail_stuck(*, older_than_seconds: int) -> int:
-    """Fail runs whose worker vanished: active for longer than any step may take, without progress."""
+    """The last resort: end runs active for longer than any step may take, without progress."""
     error = _("The release stopped making progress (its worker was lost). Release again.")
-    fail = partial(release_fail, error=error)
+    fail = partial(release_give_up, error=error)
     return runs.fail_stuck(
         Release, older_than_seconds, lambda pk, token: fail(release_id=pk, run_token=token)
     )
