@@ -330,8 +330,9 @@ def _beat(model: type[Run], pk: int, task_id: str, at=None) -> None:
             model.objects.filter(pk=pk, step_task_id=task_id, status__in=model.RUNNING_STATUSES).update(
                 heartbeat_at=at or timezone.now()
             )
-    except DatabaseError as exc:  # the database is away: the next beat tries again
+    except DatabaseError as exc:  # the database is away: the next beat tries again, on a new connection
         logger.warning("heartbeat of %s %s not written: %s", model.__name__, pk, exc)
+        connection.close()
 
 
 def _beat_while_working(model: type[Run], pk: int, task_id: str) -> None:

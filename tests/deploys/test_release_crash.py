@@ -22,7 +22,7 @@ from deploys.tasks import release_build
 from integrations.gitlab import GitLabClient
 from observability.models import AuditEvent
 from tests.fixtures.pipeline import run_release_task
-from tests.helpers.releases import git_tags
+from tests.helpers.releases import git_tags, kill, running_image, status
 from tests.polling import until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kube, pytest.mark.standins]
@@ -87,16 +87,6 @@ def _deployed(release: Release) -> bool:
 FAST_RUNS = {"RUN_HEARTBEAT_SECONDS": "1", "RUN_STALE_SECONDS": "4"}
 
 
-def _kill(worker) -> None:
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait()
-
-
-def _status(release: Release) -> str:
-    release.refresh_from_db()
-    return release.status
-
-
 def _resume_when_stale(release: Release) -> tuple[int, int]:
     """Run the sweeper (beat's job) until it acts on the silent release."""
     return until(
@@ -123,14 +113,14 @@ def test_killed_workers_are_resumed_or_reconciled_without_duplicates(
     #    out, so the release is reconciled to deployed instead of failed.
     worker = pipeline_workers("first", env=FAST_RUNS)
     first = services.release_submit(actor=people.developer, project=project, branch="main")
-    until("the first release to build", lambda: _status(first) == ReleaseStatus.BUILDING, timeout=60)
+    until("the first release to build", lambda: status(first) == ReleaseStatus.BUILDING, timeout=60)
     # A live build's heartbeat is its polls: a sweep past RUN_STALE_SECONDS leaves it alone.
     time.sleep(settings.RUN_STALE_SECONDS + 1)
-    if _status(first) == ReleaseStatus.BUILDING:
+    if status(first) == ReleaseStatus.BUILDING:
         assert releases_resume_stale() == (0, 0)
-    until("the first release to deploy", lambda: _status(first) == ReleaseStatus.DEPLOYING, timeout=240)
+    until("the first release to deploy", lambda: status(first) == ReleaseStatus.DEPLOYING, timeout=240)
     until("the image to be set", lambda: running_image(onboarded, "test")[0] == first.image, timeout=60)
-    _kill(worker)  # mid-rollout
+    kill(worker)  # mid-rollout
     until(
         "the Deployment to run the first release's digest",
         lambda: running_image(onboarded, "test") == (first.image, True),
@@ -149,8 +139,8 @@ def test_killed_workers_are_resumed_or_reconciled_without_duplicates(
     worker = pipeline_workers("second", env=FAST_RUNS)
     second = services.release_submit(actor=people.developer, project=project, branch="main")
     until("a build to start", lambda: len(jobs[project.name].builds) == builds_before + 2, timeout=120)
-    _kill(worker)
-    assert _status(second) == ReleaseStatus.BUILDING, second.error
+    kill(worker)
+    assert status(second) == ReleaseStatus.BUILDING, second.error
     pipeline_workers("fresh", env=FAST_RUNS)
     assert _resume_when_stale(second) == (1, 0)
     until("the resumed release to deploy", lambda: _deployed(second), timeout=240)
@@ -171,14 +161,3 @@ def _outcome(record: DeploymentRecord) -> str:
     record.refresh_from_db()
     assert record.outcome != DeploymentOutcome.FAILED, record.message
     return record.outcome
-
-
-def running_image(onboarded, environment: str) -> tuple[str, bool]:
-    from clusters.models import ProjectEnvironment
-    from clusters.services.environments import environment_running_image
-
-    env = ProjectEnvironment.objects.select_related("cluster", "project").get(
-        project=onboarded.project, environment=environment
-    )
-    running = environment_running_image(environment=env)
-    return (running.image, running.rolled_out) if running else ("", False)

@@ -1,7 +1,11 @@
 """Releases run step by step as the worker would: each task applied in this process, in order."""
 
+import os
+import signal
 import subprocess
 
+from clusters.models import ProjectEnvironment
+from clusters.services.environments import environment_running_image
 from deploys import services
 from deploys.models import Release
 from deploys.tasks import release_build, release_deploy, release_tag
@@ -26,3 +30,22 @@ def git_tags(onboarded) -> list[str]:
     return subprocess.run(
         ["git", "-C", str(bare), "tag", "-l"], capture_output=True, text=True, check=True
     ).stdout.split()
+
+
+def kill(worker) -> None:
+    """SIGKILL the worker's whole process group (the worker and its beat): nothing is acknowledged."""
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+
+
+def status(release: Release) -> str:
+    release.refresh_from_db()
+    return release.status
+
+
+def running_image(onboarded, environment: str) -> tuple[str, bool]:
+    env = ProjectEnvironment.objects.select_related("cluster", "project").get(
+        project=onboarded.project, environment=environment
+    )
+    running = environment_running_image(environment=env)
+    return (running.image, running.rolled_out) if running else ("", False)
