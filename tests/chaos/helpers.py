@@ -1,13 +1,10 @@
-"""What the chaos scenarios share: fast heartbeats, killing a worker, waiting for a release, and the
-duplicate checks (GitLab tags, Jenkins builds, DeploymentRecords)."""
+"""What the chaos scenarios share: fast heartbeats and the duplicate checks (GitLab tags, Jenkins
+builds, DeploymentRecords). Killing a worker and waiting for a release are in tests/helpers/releases.py."""
 
-import time
-
-from deploys.choices import DeploymentOutcome, ReleaseStatus
+from deploys.choices import DeploymentOutcome
 from deploys.models import DeploymentRecord, Release
 from deploys.recipes import RUN_MARKER
-from tests.helpers.releases import git_tags, status
-from tests.polling import until
+from tests.helpers.releases import git_tags
 
 # Heartbeat, staleness and sweep shortened from 10/60/30 s so a scenario takes seconds, not minutes.
 FAST_RUNS = {
@@ -16,17 +13,6 @@ FAST_RUNS = {
     "RUN_SWEEP_SECONDS": "2",
     "INTEGRATION_RETRY_BACKOFF_SECONDS": "2",
 }
-RECOVERY_LIMIT = 120  # the issue's bound: a release ends within 2 minutes of recovery
-
-
-def wait_until_ended(release: Release, *, since: float, timeout: float = RECOVERY_LIMIT) -> float:
-    """Wait for the release to end; return the seconds it took from ``since`` (a monotonic time)."""
-    until(
-        f"release {release.pk} to end (deployed or failed) after recovery",
-        lambda: status(release) in (ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED),
-        timeout=max(since + timeout - time.monotonic(), 1),
-    )
-    return time.monotonic() - since
 
 
 def builds_of(onboarded, release: Release) -> list[int]:

@@ -16,12 +16,10 @@ from deploys.models import DeploymentRecord
 from observability.models import AuditEvent
 from tests.chaos.helpers import (
     FAST_RUNS,
-    RECOVERY_LIMIT,
     assert_no_duplicates,
     builds_of,
-    wait_until_ended,
 )
-from tests.helpers.releases import kill, running_image, status
+from tests.helpers.releases import RECOVERY_LIMIT, kill, running_image, status, wait_until_ended
 from tests.polling import until
 
 pytestmark = [

@@ -1,8 +1,10 @@
 """Releases end to end: the GitLab and Jenkins stand-ins, the real registry and the real control plane.
 
-The steps run as Celery tasks applied in this process, in order, so each test sees exactly what every
-step did (the worker path is covered by the browser tests)."""
+The main path (test, confirm, promote, roll back) goes through the broker and a real worker, as in
+production. The other tests apply the steps as Celery tasks in this process, in order, so each sees
+exactly what every step did."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,8 @@ from deploys.tasks import release_build, release_deploy, release_tag, rollback_d
 from integrations.registry import RegistryClient
 from observability.models import AuditEvent
 from opsportal.errors import StateConflict
-from tests.helpers.releases import git_tags, release_to_test, run
+from tests.helpers.releases import git_tags, release_to_test, run, wait_until_ended
+from tests.polling import until
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
 
@@ -28,8 +31,23 @@ def deployment_image(kube_cluster, onboarded, environment: str) -> str:
     return deployment.spec.template.spec.containers[0].image
 
 
-def test_release_to_test_confirm_promote_and_rollback(people, onboarded, kube_cluster):
-    first = release_to_test(people, onboarded)
+def _ended(record: DeploymentRecord) -> bool:
+    record.refresh_from_db()
+    return record.outcome != DeploymentOutcome.RUNNING
+
+
+def _through_worker(release: Release) -> Release:
+    """The worker takes every step the release's submit (or promote) queued; wait for the end."""
+    wait_until_ended(release, since=time.monotonic(), timeout=300)
+    return release
+
+
+@pytest.mark.django_db(transaction=True)  # on_commit queues the steps to the worker
+def test_release_to_test_confirm_promote_and_rollback(people, onboarded, kube_cluster, pipeline_workers):
+    pipeline_workers("pipeline")
+    first = _through_worker(
+        services.release_submit(actor=people.developer, project=onboarded.project, branch="main")
+    )
     assert first.status == ReleaseStatus.DEPLOYED, first.error
     # The version is the tag, and the tag really exists in the git repository.
     assert first.version.endswith(f"-u{people.developer.pk}")
@@ -45,22 +63,25 @@ def test_release_to_test_confirm_promote_and_rollback(people, onboarded, kube_cl
     assert first.image.startswith(f"{onboarded.pipeline.registry.host}/{onboarded.project.name}@sha256:")
 
     services.release_confirm(actor=people.tester, release_id=first.pk)
-    prod_first = run(release_deploy, services.release_promote(actor=people.developer, release_id=first.pk))
+    prod_first = _through_worker(services.release_promote(actor=people.developer, release_id=first.pk))
     assert prod_first.status == ReleaseStatus.DEPLOYED, prod_first.error
     assert deployment_image(kube_cluster, onboarded, "prod") == first.image
 
-    second = release_to_test(people, onboarded, description="second")
+    second = _through_worker(
+        services.release_submit(
+            actor=people.developer, project=onboarded.project, branch="main", description="second"
+        )
+    )
     assert second.status == ReleaseStatus.DEPLOYED, second.error
     services.release_confirm(actor=people.qa, release_id=second.pk)
-    prod_second = run(release_deploy, services.release_promote(actor=people.owner, release_id=second.pk))
+    prod_second = _through_worker(services.release_promote(actor=people.owner, release_id=second.pk))
     assert deployment_image(kube_cluster, onboarded, "prod") == second.image
 
     target = DeploymentRecord.objects.get(release=prod_first)
     record = services.release_rollback(
         actor=people.developer, project=onboarded.project, environment="prod", record_id=target.pk
     )
-    rollback_deploy.apply(kwargs={"record_id": record.pk})
-    record.refresh_from_db()
+    until("the worker to roll back", lambda: _ended(record), timeout=120)
     assert record.outcome == DeploymentOutcome.SUCCEEDED, record.message
     assert record.previous_image == second.image
     assert deployment_image(kube_cluster, onboarded, "prod") == first.image

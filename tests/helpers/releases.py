@@ -3,13 +3,18 @@
 import os
 import signal
 import subprocess
+import time
 
 from clusters.models import ProjectEnvironment
 from clusters.services.environments import environment_running_image
 from deploys import services
+from deploys.choices import ReleaseStatus
 from deploys.models import Release
 from deploys.tasks import release_build, release_deploy, release_tag
 from tests.fixtures.pipeline import run_release_task
+from tests.polling import until
+
+RECOVERY_LIMIT = 120  # issue #11's bound: a release ends within 2 minutes of a recovery
 
 
 def run(task, release: Release) -> Release:
@@ -49,3 +54,13 @@ def running_image(onboarded, environment: str) -> tuple[str, bool]:
     )
     running = environment_running_image(environment=env)
     return (running.image, running.rolled_out) if running else ("", False)
+
+
+def wait_until_ended(release: Release, *, since: float, timeout: float = RECOVERY_LIMIT) -> float:
+    """Wait for the release to end; return the seconds it took from ``since`` (a monotonic time)."""
+    until(
+        f"release {release.pk} to end (deployed or failed) after recovery",
+        lambda: status(release) in (ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED),
+        timeout=max(since + timeout - time.monotonic(), 1),
+    )
+    return time.monotonic() - since
