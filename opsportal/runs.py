@@ -393,11 +393,16 @@ def resume_stale(
     step_task: Callable[[R], tuple[object, dict] | None],
     give_up: Callable[[int, str, str], object],
     verb: str,
+    queued_statuses: frozenset[str] = frozenset(),
 ) -> tuple[int, int]:
     """Resume every run in progress whose heartbeat is stale: re-queue the task of the step it is in
     (``step_task(run)`` gives the task and its ids, or None when the step cannot be resumed) under a new
     task id that becomes the step's holder. Past RUN_MAX_RESUMES, or when it cannot resume, the run is
-    given up: ``give_up(pk, run_token, error)``. Returns (resumed, given up)."""
+    given up: ``give_up(pk, run_token, error)``. Returns (resumed, given up).
+
+    In ``queued_statuses`` a run waits for its next step's first message, which no worker has taken
+    (taking it moves the run on): it may be queued behind busy workers, or lost with the broker. It is
+    queued again (a duplicate is refused by the claim) but never given up: no worker died on it."""
     resumed = given_up = 0
     stale = model.objects.filter(status__in=model.RUNNING_STATUSES, heartbeat_at__lt=stale_before())
     for pk in stale.values_list("pk", flat=True):
@@ -405,12 +410,14 @@ def resume_stale(
             run = locked(model, pk)
             if run.status not in run.RUNNING_STATUSES or run.heartbeat_at >= stale_before():
                 continue  # it moved on, or its worker beat, since the query
-            resume = step_task(run) if run.resumes < settings.RUN_MAX_RESUMES else None
+            waiting = run.status in queued_statuses
+            resume = step_task(run) if waiting or run.resumes < settings.RUN_MAX_RESUMES else None
             if resume is not None:
                 task, ids = resume
                 task_id = str(uuid.uuid4())
                 since = run.heartbeat_at
-                run.step_task_id, run.heartbeat_at, run.resumes = task_id, timezone.now(), run.resumes + 1
+                run.step_task_id, run.heartbeat_at = task_id, timezone.now()
+                run.resumes += 0 if waiting else 1
                 run.save(update_fields=["step_task_id", "heartbeat_at", "resumes"])
                 audit_record(
                     actor=None,

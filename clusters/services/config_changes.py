@@ -259,4 +259,5 @@ def config_changes_resume_stale() -> tuple[int, int]:
         ),
         give_up=lambda pk, token, error: _finish(pk, token, ApplyOutcome(ok=False, message=error)),
         verb="environment.config.apply.resume",
+        queued_statuses=frozenset({ConfigChangeStatus.QUEUED}),
     )

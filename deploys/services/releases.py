@@ -977,6 +977,7 @@ def releases_resume_stale() -> tuple[int, int]:
         step_task=_resume_task,
         give_up=lambda pk, token, error: release_give_up(release_id=pk, run_token=token, error=error),
         verb="release.resume",
+        queued_statuses=frozenset({ReleaseStatus.SUBMITTED, ReleaseStatus.BUILT}),
     )
 
 

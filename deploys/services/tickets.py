@@ -417,4 +417,5 @@ def tickets_resume_stale() -> tuple[int, int]:
         ),
         give_up=lambda pk, token, error: ticket_provision_failed(ticket_id=pk, run_token=token, error=error),
         verb="ticket.provision.resume",
+        queued_statuses=frozenset({TicketStatus.APPROVED}),
     )

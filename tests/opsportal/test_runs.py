@@ -196,3 +196,17 @@ def test_a_new_step_may_be_claimed_while_the_last_one_was_held(people):
     from deploys.services.releases import BUILD
 
     assert BUILD.claim(release.pk, str(release.run_token)) is not None
+
+
+def test_a_run_waiting_for_its_first_message_is_queued_again_but_never_given_up(people, settings):
+    """A submitted release no worker has taken is behind busy workers or lost with the broker: no worker
+    died on it, so its resumes do not count."""
+    from deploys.services import releases_resume_stale
+
+    settings.RUN_MAX_RESUMES = 1
+    release = _release(people)
+    _stale(release, holder="")
+    Release.objects.filter(pk=release.pk).update(resumes=1)
+    assert releases_resume_stale() == (1, 0)
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.SUBMITTED and release.resumes == 1
