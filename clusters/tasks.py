@@ -33,3 +33,10 @@ def fail_stuck_config_changes() -> None:
     from clusters.services.config_changes import config_changes_fail_stuck
 
     config_changes_fail_stuck(older_than_seconds=stuck_after(apply_config_change))
+
+
+@shared_task(time_limit=60, soft_time_limit=50)
+def resume_stale_config_changes() -> None:
+    from clusters.services.config_changes import config_changes_resume_stale
+
+    config_changes_resume_stale()

@@ -24,6 +24,13 @@ def fail_stuck_tickets() -> None:
     tickets_fail_stuck(older_than_seconds=stuck_after(provision_ticket))
 
 
+@shared_task(time_limit=60, soft_time_limit=50)
+def resume_stale_tickets() -> None:
+    from deploys.services.tickets import tickets_resume_stale
+
+    tickets_resume_stale()
+
+
 @shared_task(bind=True, time_limit=300, soft_time_limit=280, max_retries=None)
 def release_tag(self, *, release_id: int, run_token: str) -> None:
     from deploys.services.releases import release_fail
@@ -77,6 +84,14 @@ def fail_stuck_releases() -> None:
     releases_fail_stuck(
         older_than_seconds=stuck_after(*steps) + settings.RELEASE_BUILD_POLL_SECONDS,
     )
+
+
+# The last resort above counts hours; this one notices a killed worker within RUN_STALE_SECONDS.
+@shared_task(time_limit=60, soft_time_limit=50)
+def resume_stale_releases() -> None:
+    from deploys.services.releases import releases_resume_stale
+
+    releases_resume_stale()
 
 
 @shared_task(bind=True, time_limit=900, soft_time_limit=870, max_retries=None)

@@ -81,6 +81,48 @@ def worker_ping_answer(*, user_id: int, sent_at: float) -> None:
     )
 
 
+# The worker health check's answers: a stream nobody subscribes to (no access rule is registered for it).
+HEALTH_STREAM = "health.0"
+
+
+class WorkerUnhealthy(Exception):
+    pass
+
+
+def worker_health_answer(*, nonce: str) -> None:
+    events.publish(
+        stream=HEALTH_STREAM, type="worker-health", payload={"nonce": nonce, "worker": socket.gethostname()}
+    )
+
+
+def worker_health_probe(*, timeout: float, queue: str | None = None) -> float:
+    """Prove that the worker runs tasks: send a probe through the broker and wait for the row its task
+    writes, until ``timeout``. Returns the round trip in seconds, or raises WorkerUnhealthy. A worker that
+    answers `celery inspect ping` with a wedged pool fails this (its pool never runs the probe).
+
+    Called from the ``worker_health`` command (a container health check), never from a request or a task."""
+    import uuid
+
+    from observability.models import LiveEvent
+    from observability.tasks import answer_health_probe
+
+    nonce = uuid.uuid4().hex
+    started = time.monotonic()
+    try:
+        # Expires: a probe that found the worker wedged is dropped, not run once it recovers.
+        answer_health_probe.apply_async(kwargs={"nonce": nonce}, queue=queue, expires=timeout, retry=False)
+    except Exception as exc:  # the broker refused or is unreachable: unhealthy, whatever the cause
+        raise WorkerUnhealthy(f"The probe could not be sent to the broker: {exc}") from exc
+    answers = LiveEvent.objects.filter(stream=HEALTH_STREAM, type="worker-health", payload__nonce=nonce)
+    while time.monotonic() - started < timeout:
+        if answers.exists():
+            elapsed = time.monotonic() - started
+            answers.delete()  # probes run every half minute: keep the event table for real events
+            return elapsed
+        time.sleep(0.2)
+    raise WorkerUnhealthy(f"No worker ran the probe within {timeout:g} s.")
+
+
 def live_events_prune(*, older_than_seconds: int) -> int:
     from datetime import timedelta
 

@@ -11,22 +11,32 @@ token T", so a message that is late, duplicated or from an older run finds nothi
   idempotent, and this is how a killed worker's step is resumed.
 - ``progress`` appends a log line; ``finish``/``fail`` end the run; every status change goes through
   ``move`` (the model's transition map, an AuditEvent in the same transaction, the live event on commit).
-- ``updated_at`` is the heartbeat: every claim, progress line and poll writes it. ``fail_stuck`` ends runs
-  whose heartbeat is older than ``stuck_after(tasks)``, which is derived from the hard time limits of the
-  tasks that work on the run, so the two cannot drift apart.
+- Heartbeats and resume. The message that claims a run becomes its step's holder (``step_task_id``, the
+  Celery task id, which a retry keeps) and, while the step works, a thread writes ``heartbeat_at`` every
+  RUN_HEARTBEAT_SECONDS; a message queued with a countdown (a retry, the next build poll) sets it to when
+  it is due. ``resume_stale`` (beat, every RUN_SWEEP_SECONDS) finds runs in progress whose heartbeat is
+  older than RUN_STALE_SECONDS — their worker was killed, or their message was lost — and re-queues the
+  step they are in under a new task id, since steps are idempotent; while the heartbeat is fresh, a claim
+  in the working status is refused to any other message (a redelivered one, a duplicate). A run whose
+  resumes are used up (RUN_MAX_RESUMES), or whose step says it cannot resume, is given up.
+- ``fail_stuck`` stays as the last resort: it ends runs without progress (``updated_at``) for longer than
+  ``stuck_after(tasks)``, which is derived from the hard time limits of the tasks that work on the run.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar, TypeVar
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import F
+from django.db import DatabaseError, connection, models, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -35,6 +45,8 @@ from observability import events
 from observability.services import audit_record
 from opsportal.errors import StateConflict
 from projects.models import Project
+
+logger = logging.getLogger(__name__)
 
 PROGRESS_LIMIT = 200  # log lines kept on a run (the newest)
 ERROR_LIMIT = 8000
@@ -54,6 +66,13 @@ class Run(models.Model):
     started_at = models.DateTimeField(gettext_lazy("started"), null=True, blank=True)
     finished_at = models.DateTimeField(gettext_lazy("finished"), null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Proof that someone looks after the run: the working step's heartbeat, or when its queued message
+    # is due. A run in progress whose heartbeat is older than RUN_STALE_SECONDS is resumed.
+    heartbeat_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The Celery task id of the message holding the current step ("" between steps).
+    step_task_id = models.CharField(max_length=64, blank=True, default="")
+    # Resumes of the current step by the sweeper; reset when the run moves on.
+    resumes = models.PositiveIntegerField(default=0)
 
     TRANSITIONS: ClassVar[Mapping[str, frozenset[str]]]
     RUNNING_STATUSES: ClassVar[frozenset[str]]  # a worker may be on it, or a message for it is queued
@@ -157,12 +176,32 @@ def move_status(
     publish()
 
 
+# What a kind of run started outside its own row (a release's rollout record, …), ended with the run.
+_END_HOOKS: dict[type[Run], list[Callable[[Run, str], None]]] = {}
+
+
+def on_end(model: type[R]) -> Callable[[Callable[[R, str], None]], Callable[[R, str], None]]:
+    """Register ``hook(run, status)``, called in the transaction that moves a ``model`` run into a final
+    status, whichever path ends it (its step, a give-up, a cancel, a sweep). A run that ends thereby
+    ends everything it started, in the same transaction and with its own audit."""
+
+    def register(hook: Callable[[R, str], None]) -> Callable[[R, str], None]:
+        _END_HOOKS.setdefault(model, []).append(hook)
+        return hook
+
+    return register
+
+
 def move(
     run: Run, to: str, *, actor, verb: str, changes: dict | None = None, remote_addr: str | None = None
 ) -> None:
-    """A status change of a locked run; entering a final status stamps ``finished_at``."""
-    if to in run.FINAL_STATUSES:
+    """A status change of a locked run; entering a final status stamps ``finished_at`` and ends what the
+    run started (``on_end``)."""
+    ending = to in run.FINAL_STATUSES
+    if ending:
         run.finished_at = timezone.now()
+    # A new status is a step boundary: the next step's first message may claim it, resumes count anew.
+    run.step_task_id, run.resumes, run.heartbeat_at = "", 0, timezone.now()
     move_status(
         run,
         to,
@@ -173,22 +212,46 @@ def move(
         remote_addr=remote_addr,
         publish=lambda: publish(run),
     )
+    if ending:
+        for hook in _END_HOOKS.get(type(run), ()):
+            hook(run, to)
+
+
+def _current_task_id() -> str:
+    from celery import current_task
+
+    return (current_task and current_task.request.id) or ""
+
+
+def stale_before() -> datetime:
+    """A heartbeat older than this means nobody looks after the run any more."""
+    return timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
 
 
 def claim(model: type[R], pk: int, run_token: str, *, start: str, working: str, verb: str) -> R | None:
     """Take a run for a step: from ``start`` (the first message, which moves it to ``working``), or in
-    ``working`` (a retry or redelivery of the same run). Returns the locked row, or None when this
-    message has nothing to do."""
+    ``working`` when this message already holds the step (a retry), nobody does (between steps), or the
+    holder's heartbeat went stale (a redelivery after the worker died). Returns the locked row, or None
+    when this message has nothing to do; a taken run beats its heartbeat until the task ends
+    (``opsportal.tasks.run_step``)."""
     if start != working and working not in model.TRANSITIONS[start]:
         raise ValueError(f"{model.__name__} cannot move from {start} to {working}")
     now = timezone.now()
+    task_id = _current_task_id()
     with transaction.atomic():
         rows = model.objects.filter(pk=pk, run_token=run_token)
-        bump = {"attempts": F("attempts") + 1, "updated_at": now}
+        bump = {
+            "attempts": F("attempts") + 1,
+            "updated_at": now,
+            "heartbeat_at": now,
+            "step_task_id": task_id,
+        }
         started = start != working and rows.filter(status=start).update(status=working, **bump) == 1
-        if not started and not rows.filter(status=working).update(**bump):
+        free = Q(step_task_id="") | Q(step_task_id=task_id) | Q(heartbeat_at__lt=stale_before())
+        if not started and not rows.filter(free, status=working).update(**bump):
             return None
         run = locked(model, pk)
+        _beat_while_working(model, pk, task_id)
         if started:
             if run.started_at is None:
                 run.started_at = now
@@ -247,9 +310,71 @@ def fail(model: type[Run], pk: int, run_token: str, *, error: str, verb: str) ->
         return True
 
 
-def queue(task, *, countdown: float | None = None, **kwargs) -> None:
+def queue(task, *, countdown: float | None = None, task_id: str | None = None, **kwargs) -> None:
     """Send ``task`` once the transaction commits (never for a change that rolls back)."""
-    transaction.on_commit(lambda: task.apply_async(kwargs=kwargs, countdown=countdown))
+    transaction.on_commit(lambda: task.apply_async(kwargs=kwargs, countdown=countdown, task_id=task_id))
+
+
+# --- the heartbeat --------------------------------------------------------------------------------------
+
+_holding = threading.local()  # the step this thread's task holds: (model, pk, task_id, stop event)
+
+
+def _beat(model: type[Run], pk: int, task_id: str, at=None) -> None:
+    """Write the heartbeat if this task still holds the run; never waits long for the row."""
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '2s'")
+            model.objects.filter(pk=pk, step_task_id=task_id, status__in=model.RUNNING_STATUSES).update(
+                heartbeat_at=at or timezone.now()
+            )
+    except DatabaseError as exc:  # the database is away: the next beat tries again, on a new connection
+        logger.warning("heartbeat of %s %s not written: %s", model.__name__, pk, exc)
+        connection.close()
+
+
+def _beat_while_working(model: type[Run], pk: int, task_id: str) -> None:
+    """Beat every RUN_HEARTBEAT_SECONDS from a thread until the task ends (``holding``)."""
+    if not task_id or getattr(_holding, "step", None) is None:
+        return  # not inside run_step (a direct call): nothing to stop the thread, so none is started
+    if _holding.step[0] is not None:
+        return  # this task already beats
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.RUN_HEARTBEAT_SECONDS):
+                _beat(model, pk, task_id)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{model.__name__}-{pk}", daemon=True)
+    _holding.step = (model, pk, task_id, stop, thread)
+    thread.start()
+
+
+@contextmanager
+def holding() -> Iterator[None]:
+    """The span of one task: a step claimed inside it beats until it ends."""
+    _holding.step = (None, None, None, None, None)
+    try:
+        yield
+    finally:
+        model, pk, task_id, stop, thread = _holding.step
+        _holding.step = None
+        if stop is not None:
+            stop.set()
+            thread.join(timeout=5)
+
+
+def due_in(countdown: float) -> None:
+    """The step this task holds is continued by a message due in ``countdown`` seconds (a retry): its
+    heartbeat is set to then, so the sweeper does not resume it before it was due."""
+    model, pk, task_id, _stop, _thread = getattr(_holding, "step", None) or (None,) * 5
+    if model is not None:
+        _beat(model, pk, task_id, at=timezone.now() + timedelta(seconds=countdown))
 
 
 # --- the sweeper ----------------------------------------------------------------------------------------
@@ -260,6 +385,64 @@ def stuck_after(*tasks) -> int:
     longest hard time limit among them (Celery has killed a live worker by then) plus a grace."""
     limits = [task.time_limit or settings.CELERY_TASK_TIME_LIMIT for task in tasks]
     return max(limits) + STUCK_GRACE_SECONDS
+
+
+def resume_stale(
+    model: type[R],
+    *,
+    step_task: Callable[[R], tuple[object, dict] | None],
+    give_up: Callable[[int, str, str], object],
+    verb: str,
+    queued_statuses: frozenset[str] = frozenset(),
+) -> tuple[int, int]:
+    """Resume every run in progress whose heartbeat is stale: re-queue the task of the step it is in
+    (``step_task(run)`` gives the task and its ids, or None when the step cannot be resumed) under a new
+    task id that becomes the step's holder. Past RUN_MAX_RESUMES, or when it cannot resume, the run is
+    given up: ``give_up(pk, run_token, error)``. Returns (resumed, given up).
+
+    In ``queued_statuses`` a run waits for its next step's first message, which no worker has taken
+    (taking it moves the run on): it may be queued behind busy workers, or lost with the broker. It is
+    queued again (a duplicate is refused by the claim) but never given up: no worker died on it."""
+    resumed = given_up = 0
+    stale = model.objects.filter(status__in=model.RUNNING_STATUSES, heartbeat_at__lt=stale_before())
+    for pk in stale.values_list("pk", flat=True):
+        with transaction.atomic():
+            run = locked(model, pk)
+            if run.status not in run.RUNNING_STATUSES or run.heartbeat_at >= stale_before():
+                continue  # it moved on, or its worker beat, since the query
+            waiting = run.status in queued_statuses
+            resume = step_task(run) if waiting or run.resumes < settings.RUN_MAX_RESUMES else None
+            if resume is not None:
+                task, ids = resume
+                task_id = str(uuid.uuid4())
+                since = run.heartbeat_at
+                run.step_task_id, run.heartbeat_at = task_id, timezone.now()
+                run.resumes += 0 if waiting else 1
+                run.save(update_fields=["step_task_id", "heartbeat_at", "resumes"])
+                audit_record(
+                    actor=None,
+                    verb=verb,
+                    target=run,
+                    project=run.project,
+                    changes={
+                        "status": run.status,
+                        "resume": run.resumes,
+                        "silent_since": since.isoformat(timespec="seconds"),
+                    },
+                )
+                publish(run)
+                queue(task, task_id=task_id, **ids)
+                resumed += 1
+                continue
+            token = str(run.run_token)
+            error = (
+                _("Its worker was lost %(n)s times; it was not resumed again.") % {"n": run.resumes}
+                if run.resumes >= settings.RUN_MAX_RESUMES
+                else _("Its worker was lost in a step that cannot be resumed.")
+            )
+        give_up(pk, token, error)
+        given_up += 1
+    return resumed, given_up
 
 
 def fail_stuck(model: type[Run], older_than_seconds: int, fail: Callable[[int, str], object]) -> int:

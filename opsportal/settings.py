@@ -137,8 +137,12 @@ if REDIS_URL:
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
     }
     CELERY_BROKER_URL = REDIS_URL
-    # Redelivers an unacknowledged task after this long; longer than any task's hard time limit.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Redis hands an unacknowledged message (acks_late) to another worker after this long. It must exceed
+    # the longest a live worker keeps one unacknowledged — a task's hard time limit, or a countdown it
+    # holds (a retry's Retry-After) — or a running step would be delivered twice. Recovering a killed
+    # worker's step is the run heartbeat's job (RUN_STALE_SECONDS, minutes earlier); a redelivery after
+    # that finds the step held by its resumed message, or ended, and does nothing (docs/architecture.md).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     _broker_dir = VAR_DIR / "broker"
@@ -267,7 +271,23 @@ LOGGING = {
     "loggers": {"axes": {"level": "WARNING"}, "kubernetes": {"level": "INFO"}},
 }
 
+# --- Runs: heartbeats and resume (opsportal/runs.py) ----------------------------------------
+# A step at work writes its run's heartbeat this often (seconds).
+RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 10)
+# A run in progress with no heartbeat for this long lost its worker (or its message): it is resumed.
+RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 60)
+# How often the sweeper looks (beat); a killed worker's run is resumed within STALE + SWEEP seconds.
+RUN_SWEEP_SECONDS = env_int("RUN_SWEEP_SECONDS", 30)
+# Resumes of one step before the run is given up (failed, or reconciled with the cluster).
+RUN_MAX_RESUMES = env_int("RUN_MAX_RESUMES", 3)
+
 CELERY_BEAT_SCHEDULE = {
+    "resume-stale-releases": {"task": "deploys.tasks.resume_stale_releases", "schedule": RUN_SWEEP_SECONDS},
+    "resume-stale-tickets": {"task": "deploys.tasks.resume_stale_tickets", "schedule": RUN_SWEEP_SECONDS},
+    "resume-stale-config-changes": {
+        "task": "clusters.tasks.resume_stale_config_changes",
+        "schedule": RUN_SWEEP_SECONDS,
+    },
     "prune-live-events": {"task": "observability.tasks.prune_live_events", "schedule": 3600.0},
     "fail-stuck-tickets": {"task": "deploys.tasks.fail_stuck_tickets", "schedule": 300.0},
     "fail-stuck-releases": {"task": "deploys.tasks.fail_stuck_releases", "schedule": 300.0},

@@ -1,12 +1,16 @@
 """How a Celery task runs one step of a run: transient integration errors (timeouts, 5xx, 429,
 unreachable) are retried with exponential backoff, or after the wait the other side asked for
-(Retry-After) when that is longer; permanent errors and bugs end the run at once, visibly."""
+(Retry-After) when that is longer; permanent errors and bugs end the run at once, visibly. A lost
+database connection (a PostgreSQL restart) is transient too, but nothing can be written while it
+lasts: the step is retried, and if the retries run out the run's stale heartbeat resumes it later."""
 
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 
 from integrations.errors import IntegrationError
+from opsportal import runs
 
 
 def backoff(retries: int) -> int:
@@ -28,16 +32,24 @@ def retry_countdown(retries: int, retry_after: float | None) -> float:
 def run_step(task, step: Callable[..., None], give_up: Callable[..., None], **ids) -> None:
     """Run ``step(**ids)`` inside the bound ``task``; ``give_up(**ids, error=…)`` ends the run when the
     step cannot succeed (a permanent error, retries used up, or a bug)."""
-    try:
-        step(**ids)
-    except IntegrationError as exc:
-        if exc.permanent or task.request.retries >= settings.INTEGRATION_MAX_RETRIES:
-            suffix = "" if exc.permanent else f" (gave up after {task.request.retries} retries)"
-            give_up(**ids, error=f"{exc}{suffix}")
-            return
-        countdown = retry_countdown(task.request.retries, exc.retry_after)
-        raise task.retry(exc=exc, countdown=countdown) from exc
-    except Exception as exc:
-        # A bug must not leave the work stuck in a running state: end it visibly, then let Celery log it.
-        give_up(**ids, error=f"Internal error ({exc.__class__.__name__}): {exc}. Tell the ops team.")
-        raise
+    with runs.holding():  # a run the step claims beats its heartbeat until here
+        try:
+            step(**ids)
+        except IntegrationError as exc:
+            if exc.permanent or task.request.retries >= settings.INTEGRATION_MAX_RETRIES:
+                suffix = "" if exc.permanent else f" (gave up after {task.request.retries} retries)"
+                give_up(**ids, error=f"{exc}{suffix}")
+                return
+            countdown = retry_countdown(task.request.retries, exc.retry_after)
+            runs.due_in(countdown)  # not resumed by the sweeper before the retry was due
+            raise task.retry(exc=exc, countdown=countdown) from exc
+        except (OperationalError, InterfaceError) as exc:
+            connection.close()  # the next attempt opens a new one
+            if task.request.retries >= settings.INTEGRATION_MAX_RETRIES:
+                raise  # the run stays in progress: its heartbeat goes stale and the sweeper resumes it
+            countdown = retry_countdown(task.request.retries, None)
+            raise task.retry(exc=exc, countdown=countdown) from exc
+        except Exception as exc:
+            # A bug must not leave the work stuck in a running state: end it visibly, then let Celery log it.
+            give_up(**ids, error=f"Internal error ({exc.__class__.__name__}): {exc}. Tell the ops team.")
+            raise

@@ -247,3 +247,17 @@ def config_changes_fail_stuck(*, older_than_seconds: int) -> int:
         older_than_seconds,
         lambda pk, token: _finish(pk, token, ApplyOutcome(ok=False, message=message)),
     )
+
+
+def config_changes_resume_stale() -> tuple[int, int]:
+    """Re-apply changes whose worker was lost (server-side apply is idempotent); fail those past resuming."""
+    return runs.resume_stale(
+        ConfigChange,
+        step_task=lambda change: (
+            apply_config_change_task,
+            {"change_id": change.pk, "run_token": str(change.run_token)},
+        ),
+        give_up=lambda pk, token, error: _finish(pk, token, ApplyOutcome(ok=False, message=error)),
+        verb="environment.config.apply.resume",
+        queued_statuses=frozenset({ConfigChangeStatus.QUEUED}),
+    )

@@ -320,6 +320,33 @@ class ImageRollout:
     previous_image: str
 
 
+@dataclass(frozen=True)
+class RunningImage:
+    image: str
+    rolled_out: bool  # every replica runs the current template and is available
+
+
+def environment_running_image(*, environment: ProjectEnvironment) -> RunningImage | None:
+    """What the environment's Deployment runs now, read from the cluster; None without a Deployment.
+    A run that lost its worker reconciles with this before it is failed."""
+    from integrations.kubernetes.client import KubeClient
+
+    with KubeClient.from_cluster(environment.cluster) as client:
+        live = client.get("Deployment", environment.namespace, environment.project.name)
+    if live is None:
+        return None
+    containers = live["spec"]["template"]["spec"]["containers"]
+    image = next((c.get("image", "") for c in containers if c["name"] == manifests.CONTAINER_NAME), "")
+    status, replicas = live.get("status") or {}, live["spec"].get("replicas", 1)
+    rolled_out = (
+        status.get("observedGeneration", 0) >= live["metadata"].get("generation", 0)
+        and status.get("updatedReplicas", 0) >= replicas
+        and status.get("availableReplicas", 0) >= replicas
+        and status.get("replicas", 0) <= replicas  # no old pod left
+    )
+    return RunningImage(image=image, rolled_out=rolled_out)
+
+
 def environment_set_image(*, environment: ProjectEnvironment, image: str, on_progress) -> ImageRollout:
     """Set the running Deployment's image and follow the rollout (a release or a rollback deploying).
 

@@ -25,6 +25,7 @@ from deploys.services.releases import (
     release_tag,
     release_version,
     releases_fail_stuck,
+    releases_resume_stale,
     rollback_deploy,
     rollback_failed,
     rollback_targets,
@@ -45,6 +46,7 @@ from deploys.services.tickets import (
     ticket_update,
     ticket_withdraw,
     tickets_fail_stuck,
+    tickets_resume_stale,
 )
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "release_tag",
     "release_version",
     "releases_fail_stuck",
+    "releases_resume_stale",
     "rollback_deploy",
     "rollback_failed",
     "rollback_targets",
@@ -87,5 +90,6 @@ __all__ = [
     "ticket_update",
     "ticket_withdraw",
     "tickets_fail_stuck",
+    "tickets_resume_stale",
     "validate_branch",
 ]

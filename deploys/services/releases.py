@@ -9,6 +9,7 @@ release on. Production never builds: it deploys the digest of a test release a t
 import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
@@ -19,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.models import ProjectEnvironment
-from clusters.services.environments import environment_set_image
+from clusters.services.environments import environment_running_image, environment_set_image
 from deploys import recipes
 from deploys.choices import ACTIVE_RELEASE_STATUSES, DeploymentKind, DeploymentOutcome, ReleaseStatus
 from deploys.models import BuildRecipe, DeploymentRecord, Release
@@ -310,10 +311,7 @@ def release_rollback(
                 {"record": _("Choose an earlier successful deployment of %(env)s.") % {"env": environment}}
             )
         _ensure_no_active_release(project, environment)
-        if DeploymentRecord.objects.filter(
-            project=project, environment=environment, outcome=DeploymentOutcome.RUNNING
-        ).exists():
-            raise StateConflict(_("A rollout is running in %(env)s; wait for it.") % {"env": environment})
+        _end_abandoned_rollouts(project, environment)
         record = DeploymentRecord.objects.create(
             project=project,
             environment=environment,
@@ -343,6 +341,55 @@ def release_rollback(
     return record
 
 
+def _end_record(record: DeploymentRecord, outcome: str, *, message: str, verb: str, project: Project) -> None:
+    """End a running rollout record (locked by the caller) with its cause, audited."""
+    record.outcome, record.message, record.finished_at = outcome, message, timezone.now()
+    record.save(update_fields=["outcome", "message", "finished_at"])
+    audit_record(
+        actor=None,
+        verb=verb,
+        target=record,
+        project=project,
+        changes={"outcome": [DeploymentOutcome.RUNNING, outcome], "message": message[:500]},
+    )
+
+
+def _abandoned_cause(record: DeploymentRecord) -> str:
+    """Why a "running" record has nobody behind it any more, or "" while its rollout may be alive."""
+    if record.kind != DeploymentKind.ROLLBACK:
+        if record.release.status not in ACTIVE_RELEASE_STATUSES:
+            return _("Its release %(v)s ended (%(s)s) before the rollout finished.") % {
+                "v": record.release.version,
+                "s": record.release.get_status_display(),
+            }
+        return ""
+    limit = runs.stuck_after(rollback_deploy_task)
+    if record.created_at < timezone.now() - timedelta(seconds=limit):
+        return _("The rollback's worker was lost (no result after %(s)s s).") % {"s": limit}
+    return ""
+
+
+def _end_abandoned_rollouts(project: Project, environment: str) -> None:
+    """Refuse while a live rollout runs here; end the records whose run is gone, so that a record left
+    behind by a dead worker never blocks a rollback."""
+    running = (
+        DeploymentRecord.objects.select_for_update()
+        .filter(project=project, environment=environment, outcome=DeploymentOutcome.RUNNING)
+        .select_related("release")
+    )
+    for record in running:
+        cause = _abandoned_cause(record)
+        if not cause:
+            raise StateConflict(_("A rollout is running in %(env)s; wait for it.") % {"env": environment})
+        _end_record(
+            record,
+            DeploymentOutcome.FAILED,
+            message=cause,
+            verb="release.deployment.abandoned",
+            project=project,
+        )
+
+
 # --- tasks' bodies --------------------------------------------------------------------------------
 
 # The steps of a release's run. A test release is tagged, built and deployed; a production release
@@ -361,6 +408,28 @@ def _queue(task, release: Release, **kwargs) -> None:
 
 def release_fail(*, release_id: int, run_token: str, error: str) -> None:
     runs.fail(Release, release_id, run_token, error=error, verb="release.fail")
+
+
+@runs.on_end(Release)
+def _end_release_rollouts(release: Release, status: str) -> None:
+    """A release that ends ends the rollout it started: succeeded if it ended deployed, else failed with
+    the release's cause. Left "running", the record would refuse every rollback of the environment."""
+    deployed = status == ReleaseStatus.DEPLOYED
+    outcome = DeploymentOutcome.SUCCEEDED if deployed else DeploymentOutcome.FAILED
+    message = release.error or _("The release ended %(s)s before its rollout finished.") % {
+        "s": release.get_status_display()
+    }
+    running = DeploymentRecord.objects.select_for_update().filter(
+        release=release, outcome=DeploymentOutcome.RUNNING
+    )
+    for record in running.exclude(kind=DeploymentKind.ROLLBACK):
+        _end_record(
+            record,
+            outcome,
+            message="" if deployed else message,
+            verb="release.deployment.end",
+            project=release.project,
+        )
 
 
 def _gitlab():
@@ -565,6 +634,8 @@ def release_build_poll(*, release_id: int, run_token: str, poll: int) -> None:
             console=console,
             console_offset=look.console_offset,
             updated_at=timezone.now(),
+            # The next look is due then: the run is looked after until it is.
+            heartbeat_at=timezone.now() + timedelta(seconds=settings.RELEASE_BUILD_POLL_SECONDS),
         )
         if not turn:
             return
@@ -630,6 +701,17 @@ def _rollout_publisher(project_id: int, **ids):
     return on_progress
 
 
+def _rollout_record(release: Release) -> DeploymentRecord:
+    """The release's one rollout record: a resumed deploy step finds the one it started."""
+    record, _created = DeploymentRecord.objects.get_or_create(
+        release=release,
+        environment=release.environment,
+        kind=DeploymentKind.PROMOTION if release.environment == "prod" else DeploymentKind.RELEASE,
+        defaults={"project": release.project, "image": release.image, "actor": release.created_by},
+    )
+    return record
+
+
 def release_deploy(*, release_id: int, run_token: str) -> None:
     promotion = Release.objects.filter(pk=release_id, environment="prod").exists()
     release = (DEPLOY_PROMOTION if promotion else DEPLOY).claim(release_id, run_token)
@@ -663,12 +745,7 @@ def release_deploy(*, release_id: int, run_token: str) -> None:
             release_fail(release_id=release_id, run_token=run_token, error=problem)
             return
     with transaction.atomic():
-        record, _created = DeploymentRecord.objects.get_or_create(
-            release=release,
-            environment=release.environment,
-            kind=DeploymentKind.PROMOTION if release.environment == "prod" else DeploymentKind.RELEASE,
-            defaults={"project": release.project, "image": release.image, "actor": release.created_by},
-        )
+        record = _rollout_record(release)
     ok, message, previous = _deploy_image(
         project=release.project,
         environment=release.environment,
@@ -846,10 +923,68 @@ def recipe_update(
     return recipe
 
 
+def _resume_task(release: Release):
+    """The task that continues the release from the step it is in (every step is idempotent: the tag
+    is ensured, the build found by its run marker, the rollout record reused)."""
+    if release.status == ReleaseStatus.SUBMITTED:
+        task = release_deploy_task if release.environment == "prod" else release_tag_task
+    else:
+        task = {
+            ReleaseStatus.TAGGING: release_tag_task,
+            ReleaseStatus.BUILDING: release_build_task,
+            ReleaseStatus.BUILT: release_deploy_task,
+            ReleaseStatus.DEPLOYING: release_deploy_task,
+        }.get(release.status)
+    if task is None:
+        return None
+    return task, {"release_id": release.pk, "run_token": str(release.run_token)}
+
+
+def release_give_up(*, release_id: int, run_token: str, error: str) -> None:
+    """End a release nobody can continue. A deploying one is first compared with what the cluster runs:
+    if its Deployment has rolled out the release's digest, the release did deploy — only its worker
+    died before saying so — and it ends deployed, not failed."""
+    release = Release.objects.select_related("project").filter(pk=release_id, run_token=run_token).first()
+    if release is not None and release.status == ReleaseStatus.DEPLOYING and release.image_digest:
+        try:
+            running = environment_running_image(
+                environment=_environment(release.project, release.environment)
+            )
+        except (IntegrationError, ValidationError) as exc:
+            logger.warning("release %s not reconciled with its cluster: %s", release_id, exc)
+            running = None
+        if running is not None and running.rolled_out and running.image == release.image:
+            with transaction.atomic():
+                release = runs.locked_run(Release, release_id, run_token, ReleaseStatus.DEPLOYING)
+                if release is None:
+                    return
+                _rollout_record(release)
+                runs.move(
+                    release,
+                    ReleaseStatus.DEPLOYED,
+                    actor=None,
+                    verb="release.deploy.reconciled",
+                    changes={"image": release.image, "cause": error[:500]},
+                )
+            return
+    release_fail(release_id=release_id, run_token=run_token, error=error)
+
+
+def releases_resume_stale() -> tuple[int, int]:
+    """Resume releases whose worker was lost (a stale heartbeat) from their step; give up the others."""
+    return runs.resume_stale(
+        Release,
+        step_task=_resume_task,
+        give_up=lambda pk, token, error: release_give_up(release_id=pk, run_token=token, error=error),
+        verb="release.resume",
+        queued_statuses=frozenset({ReleaseStatus.SUBMITTED, ReleaseStatus.BUILT}),
+    )
+
+
 def releases_fail_stuck(*, older_than_seconds: int) -> int:
-    """Fail runs whose worker vanished: active for longer than any step may take, without progress."""
+    """The last resort: end runs active for longer than any step may take, without progress."""
     error = _("The release stopped making progress (its worker was lost). Release again.")
-    fail = partial(release_fail, error=error)
+    fail = partial(release_give_up, error=error)
     return runs.fail_stuck(
         Release, older_than_seconds, lambda pk, token: fail(release_id=pk, run_token=token)
     )

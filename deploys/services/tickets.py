@@ -405,3 +405,17 @@ def tickets_fail_stuck(*, older_than_seconds: int) -> int:
     return runs.fail_stuck(
         OnboardingTicket, older_than_seconds, lambda pk, token: fail(ticket_id=pk, run_token=token)
     )
+
+
+def tickets_resume_stale() -> tuple[int, int]:
+    """Provision again the tickets whose worker was lost (provisioning applies idempotently)."""
+    return runs.resume_stale(
+        OnboardingTicket,
+        step_task=lambda ticket: (
+            provision_ticket_task,
+            {"ticket_id": ticket.pk, "run_token": str(ticket.run_token)},
+        ),
+        give_up=lambda pk, token, error: ticket_provision_failed(ticket_id=pk, run_token=token, error=error),
+        verb="ticket.provision.resume",
+        queued_statuses=frozenset({TicketStatus.APPROVED}),
+    )

@@ -1,8 +1,10 @@
 """Releases end to end: the GitLab and Jenkins stand-ins, the real registry and the real control plane.
 
-The steps run as Celery tasks applied in this process, in order, so each test sees exactly what every
-step did (the worker path is covered by the browser tests)."""
+The main path (test, confirm, promote, roll back) goes through the broker and a real worker, as in
+production. The other tests apply the steps as Celery tasks in this process, in order, so each sees
+exactly what every step did."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -12,11 +14,12 @@ from kubernetes import client as k8s
 from deploys import services
 from deploys.choices import DeploymentOutcome, ReleaseStatus
 from deploys.models import DeploymentRecord, Release
-from deploys.tasks import release_deploy, rollback_deploy
+from deploys.tasks import release_build, release_deploy, release_tag, rollback_deploy
 from integrations.registry import RegistryClient
 from observability.models import AuditEvent
 from opsportal.errors import StateConflict
-from tests.helpers.releases import git_tags, release_to_test, run
+from tests.helpers.releases import git_tags, release_to_test, run, wait_until_ended
+from tests.polling import until
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
 
@@ -28,8 +31,23 @@ def deployment_image(kube_cluster, onboarded, environment: str) -> str:
     return deployment.spec.template.spec.containers[0].image
 
 
-def test_release_to_test_confirm_promote_and_rollback(people, onboarded, kube_cluster):
-    first = release_to_test(people, onboarded)
+def _ended(record: DeploymentRecord) -> bool:
+    record.refresh_from_db()
+    return record.outcome != DeploymentOutcome.RUNNING
+
+
+def _through_worker(release: Release) -> Release:
+    """The worker takes every step the release's submit (or promote) queued; wait for the end."""
+    wait_until_ended(release, since=time.monotonic(), timeout=300)
+    return release
+
+
+@pytest.mark.django_db(transaction=True)  # on_commit queues the steps to the worker
+def test_release_to_test_confirm_promote_and_rollback(people, onboarded, kube_cluster, pipeline_workers):
+    pipeline_workers("pipeline")
+    first = _through_worker(
+        services.release_submit(actor=people.developer, project=onboarded.project, branch="main")
+    )
     assert first.status == ReleaseStatus.DEPLOYED, first.error
     # The version is the tag, and the tag really exists in the git repository.
     assert first.version.endswith(f"-u{people.developer.pk}")
@@ -45,22 +63,25 @@ def test_release_to_test_confirm_promote_and_rollback(people, onboarded, kube_cl
     assert first.image.startswith(f"{onboarded.pipeline.registry.host}/{onboarded.project.name}@sha256:")
 
     services.release_confirm(actor=people.tester, release_id=first.pk)
-    prod_first = run(release_deploy, services.release_promote(actor=people.developer, release_id=first.pk))
+    prod_first = _through_worker(services.release_promote(actor=people.developer, release_id=first.pk))
     assert prod_first.status == ReleaseStatus.DEPLOYED, prod_first.error
     assert deployment_image(kube_cluster, onboarded, "prod") == first.image
 
-    second = release_to_test(people, onboarded, description="second")
+    second = _through_worker(
+        services.release_submit(
+            actor=people.developer, project=onboarded.project, branch="main", description="second"
+        )
+    )
     assert second.status == ReleaseStatus.DEPLOYED, second.error
     services.release_confirm(actor=people.qa, release_id=second.pk)
-    prod_second = run(release_deploy, services.release_promote(actor=people.owner, release_id=second.pk))
+    prod_second = _through_worker(services.release_promote(actor=people.owner, release_id=second.pk))
     assert deployment_image(kube_cluster, onboarded, "prod") == second.image
 
     target = DeploymentRecord.objects.get(release=prod_first)
     record = services.release_rollback(
         actor=people.developer, project=onboarded.project, environment="prod", record_id=target.pk
     )
-    rollback_deploy.apply(kwargs={"record_id": record.pk})
-    record.refresh_from_db()
+    until("the worker to roll back", lambda: _ended(record), timeout=120)
     assert record.outcome == DeploymentOutcome.SUCCEEDED, record.message
     assert record.previous_image == second.image
     assert deployment_image(kube_cluster, onboarded, "prod") == first.image
@@ -180,6 +201,40 @@ def test_rollout_that_never_becomes_ready_fails_and_rollback_works(people, onboa
     assert "ProgressDeadlineExceeded" in stuck.error
     assert DeploymentRecord.objects.get(release=stuck).outcome == DeploymentOutcome.FAILED
 
+    roll_test_back_to(good, people, onboarded, kube_cluster)
+    stuck.refresh_from_db()
+    assert stuck.status == ReleaseStatus.ROLLED_BACK
+
+
+def test_apiserver_unreachable_during_deploy_fails_the_rollout_and_rollback_works(
+    people, onboarded, kube_cluster, settings
+):
+    from sandbox.procs import free_port
+
+    settings.INTEGRATION_MAX_RETRIES = 1
+    good = release_to_test(people, onboarded)
+    assert good.status == ReleaseStatus.DEPLOYED, good.error
+    cluster = onboarded.clusters["test"]
+    real_url = cluster.api_url
+    release = services.release_submit(actor=people.developer, project=onboarded.project, branch="main")
+    release = run(release_build, run(release_tag, release))
+    assert release.status == ReleaseStatus.BUILT, release.error
+    type(cluster).objects.filter(pk=cluster.pk).update(api_url=f"https://127.0.0.1:{free_port()}")
+    try:
+        release = run(release_deploy, release)
+    finally:
+        type(cluster).objects.filter(pk=cluster.pk).update(api_url=real_url)
+    assert release.status == ReleaseStatus.FAILED
+    record = DeploymentRecord.objects.get(release=release)
+    assert record.outcome == DeploymentOutcome.FAILED, "the release ended; its rollout must not stay running"
+    assert record.message and record.finished_at
+    assert AuditEvent.objects.filter(verb="release.deployment.end", target_id=str(record.pk)).exists()
+
+    roll_test_back_to(good, people, onboarded, kube_cluster)
+
+
+def roll_test_back_to(good: Release, people, onboarded, kube_cluster) -> DeploymentRecord:
+    """Roll test back to ``good``'s image (the developer asks, the rollback task runs here)."""
     target = DeploymentRecord.objects.get(release=good, environment="test")
     record = services.release_rollback(
         actor=people.developer, project=onboarded.project, environment="test", record_id=target.pk
@@ -188,5 +243,4 @@ def test_rollout_that_never_becomes_ready_fails_and_rollback_works(people, onboa
     record.refresh_from_db()
     assert record.outcome == DeploymentOutcome.SUCCEEDED, record.message
     assert deployment_image(kube_cluster, onboarded, "test") == good.image
-    stuck.refresh_from_db()
-    assert stuck.status == ReleaseStatus.ROLLED_BACK
+    return record

@@ -16,9 +16,13 @@ from opsportal.errors import StateConflict
 pytestmark = pytest.mark.django_db
 
 
-def _release(people, status: str = ReleaseStatus.SUBMITTED) -> Release:
+def _release(people, status: str = ReleaseStatus.SUBMITTED, environment: str = "test") -> Release:
     return Release.objects.create(
-        project=people.project, environment="test", created_by=people.developer, version="v1", status=status
+        project=people.project,
+        environment=environment,
+        created_by=people.developer,
+        version="v1",
+        status=status,
     )
 
 
@@ -121,3 +125,88 @@ def test_the_ticket_sweeper_spares_a_run_younger_than_its_tasks_limit(people, se
     assert quiet.status == TicketStatus.PROVISIONING
     assert lost.status == TicketStatus.FAILED and "stopped responding" in lost.error
     assert AuditEvent.objects.filter(verb="ticket.provision.fail", target_id=str(lost.pk)).count() == 1
+
+
+def _stale(release: Release, *, holder: str, seconds: int = 3600) -> None:
+    Release.objects.filter(pk=release.pk).update(
+        step_task_id=holder, heartbeat_at=timezone.now() - timedelta(seconds=seconds)
+    )
+
+
+def test_a_stale_run_is_resumed_by_a_new_message_and_the_lost_one_is_refused(
+    people, settings, django_capture_on_commit_callbacks
+):
+    from deploys.services import releases_resume_stale
+    from deploys.tasks import release_tag
+
+    settings.GITLAB_URL = ""  # the resumed step's outside call fails at once, visibly
+    lost = _claim(_release(people))
+    fresh = _release(people, ReleaseStatus.DEPLOYING, environment="prod")
+    _stale(lost, holder="killed-worker-task")
+    _stale(fresh, holder="live-worker-task", seconds=1)  # its worker beat a second ago
+
+    sent = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(release_tag, "apply_async", lambda **kw: sent.append(kw))
+        with django_capture_on_commit_callbacks(execute=True):
+            assert releases_resume_stale() == (1, 0)
+    assert len(sent) == 1
+    assert sent[0]["kwargs"] == {"release_id": lost.pk, "run_token": str(lost.run_token)}
+    lost.refresh_from_db()
+    assert lost.status == ReleaseStatus.TAGGING and lost.resumes == 1
+    assert lost.step_task_id == sent[0]["task_id"]
+    assert AuditEvent.objects.filter(verb="release.resume", target_id=str(lost.pk)).count() == 1
+    fresh.refresh_from_db()
+    assert fresh.resumes == 0 and fresh.step_task_id == "live-worker-task"
+
+    # The killed worker's message, redelivered by the broker, finds the step held by its successor.
+    attempts = lost.attempts
+    release_tag.apply(kwargs=sent[0]["kwargs"], task_id="killed-worker-task")
+    lost.refresh_from_db()
+    assert lost.status == ReleaseStatus.TAGGING and lost.attempts == attempts
+    # The resumed message takes it (and here meets GitLab switched off).
+    release_tag.apply(kwargs=sent[0]["kwargs"], task_id=sent[0]["task_id"])
+    lost.refresh_from_db()
+    assert lost.attempts == attempts + 1
+    assert lost.status == ReleaseStatus.FAILED and "GitLab is not configured" in lost.error
+
+
+def test_a_run_past_its_resumes_is_given_up_with_the_cause(people, settings):
+    from deploys.services import releases_resume_stale
+
+    settings.RUN_MAX_RESUMES = 2
+    release = _claim(_release(people))
+    _stale(release, holder="t")
+    Release.objects.filter(pk=release.pk).update(resumes=2)
+    assert releases_resume_stale() == (0, 1)
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.FAILED
+    assert "lost 2 times" in release.error
+
+
+def test_a_new_step_may_be_claimed_while_the_last_one_was_held(people):
+    """A status change is a step boundary: the next step's first message is never refused as a
+    duplicate of the step before."""
+    release = _claim(_release(people))
+    Release.objects.filter(pk=release.pk).update(step_task_id="tag-task")
+    with runs.transaction.atomic():
+        runs.move(runs.locked(Release, release.pk), ReleaseStatus.BUILDING, actor=None, verb="release.tag")
+    release.refresh_from_db()
+    assert release.step_task_id == "" and release.resumes == 0
+    from deploys.services.releases import BUILD
+
+    assert BUILD.claim(release.pk, str(release.run_token)) is not None
+
+
+def test_a_run_waiting_for_its_first_message_is_queued_again_but_never_given_up(people, settings):
+    """A submitted release no worker has taken is behind busy workers or lost with the broker: no worker
+    died on it, so its resumes do not count."""
+    from deploys.services import releases_resume_stale
+
+    settings.RUN_MAX_RESUMES = 1
+    release = _release(people)
+    _stale(release, holder="")
+    Release.objects.filter(pk=release.pk).update(resumes=1)
+    assert releases_resume_stale() == (1, 0)
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.SUBMITTED and release.resumes == 1
