@@ -181,8 +181,11 @@ def main() -> int:
             "--beat",
             "--loglevel",
             "INFO",
+            # Threads, as in docker-compose.yml: a killed prefork child can wedge its replacements.
+            "--pool",
+            "threads",
             "--concurrency",
-            "2",
+            "4",
             "--schedule",
             str(settings.VAR_DIR / "celerybeat-schedule"),
         ],

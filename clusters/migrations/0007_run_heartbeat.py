@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clusters', '0005_projectenvironment'),
+        ('clusters', '0006_terminal_commands'),
     ]
 
     operations = [
