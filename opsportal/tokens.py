@@ -24,6 +24,21 @@ def token_issue(*, user, remote_addr: str | None = None) -> Token:
     return token
 
 
+@transaction.atomic
+def token_revoke(*, actor, user, remote_addr: str | None = None) -> bool:
+    """Delete the user's API token; False when there was none. The audit row names the user, never the key."""
+    deleted, _ = Token.objects.filter(user=user).delete()
+    if deleted:
+        audit_record(
+            actor=actor,
+            verb="token.revoke",
+            target=user,
+            changes={"summary": "API token revoked"},
+            remote_addr=remote_addr,
+        )
+    return bool(deleted)
+
+
 class ObtainTokenView(ObtainAuthToken):
     """DRF's token endpoint (same request and answer), with the issue audited."""
 
