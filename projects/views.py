@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from observability.events import current_seq, project_stream
 from observability.selectors import audit_events_for
@@ -18,6 +18,7 @@ TABS = ("overview", "environments", "members", "tickets", "audit")
 
 
 @login_required
+@require_safe
 def project_list(request):
     scope = request.GET.get("scope", "mine")
     query = request.GET.get("q", "").strip()[:100]
@@ -48,6 +49,7 @@ def project_create(request):
 
 
 @login_required
+@require_safe
 def project_detail(request, name: str):
     project = get_project(request.user, name=name, action=Action.VIEW)
     tab = request.GET.get("tab", "overview")
