@@ -20,7 +20,6 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
-from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
@@ -30,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from opsportal.tokens import token_issue
 from tests.security.world import World
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +66,7 @@ def _path_parameters(world: World, path: str) -> dict:
 
 
 def _exercise(schema, world: World, user, budget, tally: Tally) -> None:
-    headers = {"Authorization": f"Token {Token.objects.get_or_create(user=user)[0].key}"}
+    headers = {"Authorization": f"Token {token_issue(user=user)}"}
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode, real_objects, examples in budget:
@@ -126,7 +126,7 @@ def wsgi_app():
 def test_every_operation_answers_as_documented(world, wsgi_app):
     started = time.monotonic()
     app = wsgi_app
-    ops_headers = {"Authorization": f"Token {Token.objects.get_or_create(user=world.people.ops)[0].key}"}
+    ops_headers = {"Authorization": f"Token {token_issue(user=world.people.ops)}"}
     schema = schemathesis.openapi.from_wsgi(
         "/api/schema/?format=json", app, config=_config(), headers=ops_headers
     )
