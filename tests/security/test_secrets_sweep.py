@@ -17,7 +17,7 @@ from django.db import connection
 from observability import events
 from observability.models import LiveEvent
 from tests.security.policy import Rule
-from tests.security.test_authz_matrix import example_kwargs, example_path, url_patterns
+from tests.security.routes import example_kwargs, example_path, url_patterns
 
 pytestmark = pytest.mark.django_db
 
