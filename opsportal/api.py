@@ -109,9 +109,9 @@ class PortalAutoSchema(AutoSchema):
         if writes or self.get_override_parameters() or self._is_list_view():
             codes.append("400")
         # A page number past the end is DRF's 404 too (PageNumberPagination raises NotFound); so is
-        # everything ops-only for anyone else (``hidden_from_non_ops = True`` on the view).
+        # everything of an ops-only view (``ops_only = True``) for anyone else, even without an object.
         paginated = self.method == "GET" and self._is_list_view() and self._get_paginator()
-        if "{" in self.path or paginated or getattr(self.view, "hidden_from_non_ops", False):
+        if "{" in self.path or paginated or getattr(self.view, "ops_only", False):
             codes.append("404")
         if writes and getattr(self.view, "state_conflicts", False):
             codes.append("409")

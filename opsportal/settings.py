@@ -274,6 +274,7 @@ CELERY_BEAT_SCHEDULE = {
     "fail-stuck-config-changes": {"task": "clusters.tasks.fail_stuck_config_changes", "schedule": 300.0},
     "prune-terminal-recordings": {"task": "clusters.tasks.prune_terminal_recordings", "schedule": 3600.0},
     "reap-terminal-sessions": {"task": "clusters.tasks.reap_stale_terminal_sessions", "schedule": 120.0},
+    "expire-terminal-grants": {"task": "projects.tasks.expire_terminal_grants", "schedule": 60.0},
 }
 
 # --- Provisioning and integrations ----------------------------------------------------------
@@ -327,6 +328,16 @@ TERMINAL_MAX_SESSIONS_PER_USER = env_int("TERMINAL_MAX_SESSIONS_PER_USER", 3)
 # An open session proves it is alive this often, in seconds; one silent for 3 beats is ended as lost
 # (its server crashed), so it no longer counts against the per-user limit.
 TERMINAL_HEARTBEAT_SECONDS = env_int("TERMINAL_HEARTBEAT_SECONDS", 60)
+# Production terminals are granted by ops for this many hours unless they choose otherwise, and for at
+# most PROD_TERMINAL_GRANT_MAX_HOURS: a shell in a prod pod reads the prod secrets.
+PROD_TERMINAL_GRANT_HOURS = env_int("PROD_TERMINAL_GRANT_HOURS", 8)
+PROD_TERMINAL_GRANT_MAX_HOURS = env_int("PROD_TERMINAL_GRANT_MAX_HOURS", 72)
+if not 1 <= PROD_TERMINAL_GRANT_HOURS <= PROD_TERMINAL_GRANT_MAX_HOURS:
+    raise ImproperlyConfigured(
+        "PROD_TERMINAL_GRANT_HOURS must be between 1 and PROD_TERMINAL_GRANT_MAX_HOURS."
+    )
+# An open production terminal re-checks its grant this often, in seconds, and closes once it lapsed.
+TERMINAL_GRANT_RECHECK_SECONDS = env_int("TERMINAL_GRANT_RECHECK_SECONDS", 30)
 # Session recordings (asciicast v2), append-only; deleted after the retention period.
 TERMINAL_RECORDINGS_DIR = Path(env_str("TERMINAL_RECORDINGS_DIR", str(VAR_DIR / "recordings")))
 TERMINAL_RECORDING_RETENTION_DAYS = env_int("TERMINAL_RECORDING_RETENTION_DAYS", 180)

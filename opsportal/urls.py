@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 # Imported for its effect: it replaces the user, group and token admins before admin.site.urls is read.
 import opsportal.admin_auth  # noqa: F401
 from opsportal import api, security, tokens, views
+from projects import views as project_views
 
 api_patterns = [
     path("me/", api.MeView.as_view(), name="api-me"),
@@ -28,6 +29,10 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("projects/", include("projects.urls")),
+    path("terminal-grants/", project_views.terminal_grant_list, name="terminal-grant-list"),
+    path(
+        "terminal-grants/<int:pk>/revoke/", project_views.terminal_grant_revoke, name="terminal-grant-revoke"
+    ),
     path("audit/", include("observability.urls")),
     path("", include("clusters.urls")),
     path("", include("deploys.urls")),

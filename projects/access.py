@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from projects.choices import OPS_GROUP, QA_GROUP, Role
-from projects.models import Project, ProjectMember
+from projects.models import ProdTerminalGrant, Project, ProjectMember
 
 
 class Action(StrEnum):
@@ -79,6 +79,12 @@ def is_ops(user: AnyUser) -> bool:
     return bool(user.is_authenticated and (user.is_superuser or OPS_GROUP in _groups(user)))
 
 
+def require_ops(user: AnyUser) -> None:
+    """Http404 for anyone but an active ops user, on what only ops may see (e.g. terminal grants)."""
+    if not is_ops(user) or not user.is_active:
+        raise Http404("Not found.")
+
+
 def is_qa(user: AnyUser) -> bool:
     return bool(user.is_authenticated and QA_GROUP in _groups(user))
 
@@ -98,7 +104,9 @@ def allowed_actions(user: AnyUser, project: Project) -> frozenset[Action]:
     member = membership(user, project)
     if member is not None:
         actions |= _ROLE_ACTIONS[member.role]
-        if member.prod_terminal:
+        # Only a grant from ops that has not expired by the clock; a lapsed grant the beat task has not
+        # recorded yet gives nothing.
+        if ProdTerminalGrant.objects.active().filter(project=project, user=user).exists():
             actions.add(Action.TERMINAL_PROD)
     if is_qa(user):
         actions |= _QA_ACTIONS

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -7,9 +8,9 @@ from rest_framework.views import APIView
 
 from opsportal.http import client_address
 from projects import selectors, services
-from projects.access import Action, get_project, is_ops
+from projects.access import Action, get_project, is_ops, require_ops
 from projects.choices import Language, Role
-from projects.models import Project, ProjectMember
+from projects.models import ProdTerminalGrant, Project, ProjectMember
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -22,10 +23,17 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 class MemberSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
+    prod_terminal = serializers.SerializerMethodField(help_text="Holds a production terminal grant now.")
+    prod_terminal_expires_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="When the grant ends; null without one."
+    )
 
     class Meta:
         model = ProjectMember
-        fields = ["username", "role", "prod_terminal", "created_at"]
+        fields = ["username", "role", "prod_terminal", "prod_terminal_expires_at", "created_at"]
+
+    def get_prod_terminal(self, member) -> bool:
+        return member.prod_terminal_expires_at is not None
 
 
 class ProjectSettingsSerializer(serializers.ModelSerializer):
@@ -57,7 +65,15 @@ class MemberSetSerializer(serializers.Serializer):
         slug_field="username", queryset=get_user_model().objects.filter(is_active=True)
     )
     role = serializers.ChoiceField(choices=Role.choices)
-    prod_terminal = serializers.BooleanField(default=False)
+    prod_terminal = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=(
+            "Ops only: true grants production terminals for the default duration, false revokes them; "
+            "omitted or null leaves them as they are. Anyone else asking for a change gets 403."
+        ),
+    )
 
 
 @extend_schema(
@@ -122,7 +138,7 @@ class MemberListView(generics.ListAPIView):
 
     def get_queryset(self):
         project = get_project(self.request.user, name=self.kwargs["name"], action=Action.VIEW)
-        return project.members.select_related("user")
+        return selectors.member_list(project=project)
 
     @extend_schema(request=MemberSetSerializer, responses=MemberSerializer)
     def post(self, request, name: str):
@@ -138,7 +154,7 @@ class MemberListView(generics.ListAPIView):
             prod_terminal=data.validated_data["prod_terminal"],
             remote_addr=client_address(request),
         )
-        return Response(MemberSerializer(member).data)
+        return Response(MemberSerializer(selectors.member_list(project=project).get(pk=member.pk)).data)
 
 
 class MemberDetailView(APIView):
@@ -155,3 +171,106 @@ class MemberDetailView(APIView):
                 remote_addr=client_address(request),
             )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TerminalGrantSerializer(serializers.ModelSerializer):
+    project = serializers.CharField(source="project.name", read_only=True)
+    username = serializers.CharField(source="user.username", read_only=True)
+    granted_by = serializers.CharField(source="granted_by.username", read_only=True, allow_null=True)
+    ended_by = serializers.CharField(source="ended_by.username", read_only=True, allow_null=True)
+    active = serializers.SerializerMethodField()
+    remaining_seconds = serializers.SerializerMethodField(help_text="Seconds of access left; 0 once ended.")
+
+    class Meta:
+        model = ProdTerminalGrant
+        fields = [
+            "id",
+            "project",
+            "username",
+            "granted_by",
+            "granted_at",
+            "expires_at",
+            "active",
+            "remaining_seconds",
+            "ended_at",
+            "end_reason",
+            "ended_by",
+        ]
+        read_only_fields = fields
+        extra_kwargs = {"ended_at": {"allow_null": True}}
+
+    def get_active(self, grant) -> bool:
+        return grant.is_active()
+
+    def get_remaining_seconds(self, grant) -> int:
+        return grant.remaining_seconds()
+
+
+class TerminalGrantListSerializer(serializers.Serializer):
+    active = TerminalGrantSerializer(many=True, help_text="Grants giving access now, soonest expiry first.")
+    ended = TerminalGrantSerializer(
+        many=True, help_text=f"The {selectors.RECENT_ENDED_GRANTS} latest expired or revoked grants."
+    )
+
+
+class TerminalGrantCreateSerializer(serializers.Serializer):
+    project = serializers.SlugRelatedField(slug_field="name", queryset=Project.objects.all())
+    username = serializers.SlugRelatedField(
+        slug_field="username", queryset=get_user_model().objects.filter(is_active=True)
+    )
+    hours = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=settings.PROD_TERMINAL_GRANT_MAX_HOURS,
+        help_text=f"How long the grant lasts; {settings.PROD_TERMINAL_GRANT_HOURS} hours when omitted.",
+    )
+
+
+class OpsOnly:
+    """Everyone but ops gets 404: the grants are not revealed."""
+
+    ops_only = True
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        require_ops(request.user)
+
+
+@extend_schema(tags=["terminal grants"])
+class TerminalGrantListView(OpsOnly, APIView):
+    @extend_schema(responses=TerminalGrantListSerializer, summary="Production terminal grants (ops)")
+    def get(self, request):
+        active, ended = selectors.terminal_grant_list(user=request.user)
+        return Response(TerminalGrantListSerializer({"active": active, "ended": ended}).data)
+
+    @extend_schema(
+        request=TerminalGrantCreateSerializer,
+        responses={201: TerminalGrantSerializer},
+        summary="Grant a member production terminals of a project for some hours (ops); audited",
+    )
+    def post(self, request):
+        data = TerminalGrantCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        grant = services.terminal_grant_create(
+            actor=request.user,
+            project=data.validated_data["project"],
+            user=data.validated_data["username"],
+            hours=data.validated_data.get("hours"),
+            remote_addr=client_address(request),
+        )
+        return Response(TerminalGrantSerializer(grant).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["terminal grants"])
+class TerminalGrantRevokeView(OpsOnly, APIView):
+    @extend_schema(
+        request=None,
+        responses=TerminalGrantSerializer,
+        summary="Revoke a production terminal grant now (ops); audited. An ended grant stays as it is",
+    )
+    def post(self, request, pk: int):
+        grant = selectors.terminal_grant_get(user=request.user, pk=pk)
+        grant = services.terminal_grant_revoke(
+            actor=request.user, grant=grant, remote_addr=client_address(request)
+        )
+        return Response(TerminalGrantSerializer(grant).data)

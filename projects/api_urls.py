@@ -3,6 +3,12 @@ from django.urls import path
 from projects import api
 
 urlpatterns = [
+    path("terminal-grants/", api.TerminalGrantListView.as_view(), name="api-terminal-grant-list"),
+    path(
+        "terminal-grants/<int:pk>/revoke/",
+        api.TerminalGrantRevokeView.as_view(),
+        name="api-terminal-grant-revoke",
+    ),
     path("projects/", api.ProjectListView.as_view(), name="api-project-list"),
     path("projects/<str:name>/", api.ProjectDetailView.as_view(), name="api-project-detail"),
     path("projects/<str:name>/settings/", api.ProjectSettingsView.as_view(), name="api-project-settings"),

@@ -24,5 +24,14 @@ class Role(models.TextChoices):
     VIEWER = "viewer", _("Viewer")
 
 
+class GrantEnd(models.TextChoices):
+    """Why a production terminal grant stopped giving access."""
+
+    EXPIRED = "expired", _("Expired")
+    REVOKED = "revoked", _("Revoked")
+    # Ops granted the same person again: the new grant carries on, the old row stays as history.
+    REPLACED = "replaced", _("Replaced")
+
+
 OPS_GROUP = "ops"
 QA_GROUP = "qa"

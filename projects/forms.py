@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
@@ -31,25 +32,59 @@ class ProjectForm(forms.Form):
             )
 
 
-class MemberForm(forms.Form):
-    username = forms.CharField(
+def _username_field() -> forms.CharField:
+    return forms.CharField(
         label=_("User"),
         max_length=150,
         widget=forms.TextInput(attrs={"class": "form-control form-control-sm"}),
     )
+
+
+class MemberForm(forms.Form):
+    username = _username_field()
     role = forms.ChoiceField(
         label=_("Role"),
         choices=Role.choices,
         initial=Role.DEVELOPER,  # the common case; owner is a deliberate choice
         widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
     )
-    prod_terminal = forms.BooleanField(label=_("May open production terminals"), required=False)
+    # Checked: grant production terminals for the default duration (ops only). Unchecked leaves a grant
+    # alone; ops revoke on the terminal grants page.
+    prod_terminal = forms.BooleanField(
+        label=_("Grant production terminals (ops only)"),
+        required=False,
+        widget=forms.CheckboxInput(attrs={"class": "form-check-input"}),
+    )
 
     def clean_username(self):
-        user = get_user_model().objects.filter(username=self.cleaned_data["username"], is_active=True).first()
-        if user is None:
-            raise forms.ValidationError(_("No active user with that name."))
-        return user
+        return _active_user(self.cleaned_data["username"])
+
+
+def _active_user(username: str):
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise forms.ValidationError(_("No active user with that name."))
+    return user
+
+
+class TerminalGrantForm(forms.Form):
+    project = forms.ModelChoiceField(
+        label=_("Project"),
+        queryset=Project.objects.order_by("name"),
+        to_field_name="name",
+        widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
+    )
+    username = _username_field()
+    hours = forms.IntegerField(
+        label=_("Hours"),
+        min_value=1,
+        max_value=settings.PROD_TERMINAL_GRANT_MAX_HOURS,
+        initial=settings.PROD_TERMINAL_GRANT_HOURS,
+        widget=forms.NumberInput(attrs={"class": "form-control form-control-sm"}),
+    )
+
+    def clean_username(self):
+        return _active_user(self.cleaned_data["username"])
 
 
 class ProjectSettingsForm(forms.Form):

@@ -1,9 +1,10 @@
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from projects.choices import Language, Role
+from projects.choices import GrantEnd, Language, Role
 
 # Project names become Kubernetes object names, image names and Jenkins job names.
 dns1123_label = RegexValidator(
@@ -50,8 +51,6 @@ class ProjectMember(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="members")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(_("role"), max_length=16, choices=Role.choices)
-    # An explicit grant: production terminals are otherwise for ops only.
-    prod_terminal = models.BooleanField(_("may open production terminals"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -60,6 +59,63 @@ class ProjectMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.project} ({self.role})"
+
+
+class ProdTerminalGrantQuerySet(models.QuerySet):
+    def open(self):
+        """Not yet ended; possibly past its expiry, which the beat task has not recorded yet."""
+        return self.filter(ended_at__isnull=True)
+
+    def active(self, now=None):
+        """Grants that give access now. Compared with the clock, never trusting the sweeper."""
+        return self.open().filter(expires_at__gt=now or timezone.now())
+
+
+class ProdTerminalGrant(models.Model):
+    """A member's time-limited right to open production terminals, given by ops.
+
+    A shell in a prod pod can read the prod secrets, so this is granted by ops only, for a limited time;
+    an expired grant gives no access even before the beat task records its expiry."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="terminal_grants")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="terminal_grants"
+    )
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    granted_at = models.DateTimeField(_("granted at"))
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    end_reason = models.CharField(_("ended because"), max_length=16, choices=GrantEnd.choices, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = ProdTerminalGrantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "user"],
+                condition=models.Q(ended_at__isnull=True),
+                name="one_open_terminal_grant",
+            )
+        ]
+        ordering = ["-granted_at", "-id"]
+        verbose_name = _("production terminal grant")
+        verbose_name_plural = _("production terminal grants")
+
+    def __str__(self) -> str:
+        return f"prod terminal for {self.user} @ {self.project}"
+
+    def is_active(self, now=None) -> bool:
+        return self.ended_at is None and self.expires_at > (now or timezone.now())
+
+    def remaining_seconds(self, now=None) -> int:
+        if self.ended_at is not None:
+            return 0
+        return max(0, int((self.expires_at - (now or timezone.now())).total_seconds()))
 
 
 class UserProfile(models.Model):

@@ -1,12 +1,16 @@
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from observability.services import audit_record
-from projects.access import Action, check
-from projects.choices import Language, Role
-from projects.models import Project, ProjectMember, UserProfile
+from projects.access import Action, check, is_ops
+from projects.choices import GrantEnd, Language, Role
+from projects.models import ProdTerminalGrant, Project, ProjectMember, UserProfile
 
 # Names that collide with the portal's own URLs under /projects/.
 RESERVED_NAMES = frozenset({"new"})
@@ -57,26 +61,40 @@ def member_set(
     project: Project,
     user: AbstractBaseUser,
     role: str,
-    prod_terminal: bool = False,
+    prod_terminal: bool | None = None,
     remote_addr: str | None = None,
 ) -> ProjectMember:
-    """Add a member or change their role; recorded with the old and new values."""
+    """Add a member or change their role; recorded with the old and new values.
+
+    ``prod_terminal`` True grants production terminals for the default duration, False revokes them,
+    None leaves them alone. Only ops may change them (PermissionDenied otherwise), before anything is
+    written."""
     if role not in Role.values:
         raise ValueError(f"Unknown role {role!r}.")
     member = ProjectMember.objects.select_for_update().filter(project=project, user=user).first()
-    before = {"role": member.role, "prod_terminal": member.prod_terminal} if member else {}
-    after = {"role": role, "prod_terminal": prod_terminal}
-    if before == after:
-        return member
-    member, _ = ProjectMember.objects.update_or_create(project=project, user=user, defaults=after)
-    audit_record(
-        actor=actor,
-        verb="member.set",
-        target=member,
-        project=project,
-        changes={"user": user.get_username(), **{k: [before.get(k), v] for k, v in after.items()}},
-        remote_addr=remote_addr,
-    )
+    grant = ProdTerminalGrant.objects.active().filter(project=project, user=user).first() if member else None
+    terminal_change = prod_terminal is not None and prod_terminal != (grant is not None)
+    if terminal_change and not is_ops(actor):
+        raise PermissionDenied(
+            _("Only ops may grant or revoke production terminal access; ask ops on the terminal grants page.")
+        )
+    if member is None or member.role != role:
+        before = member.role if member else None
+        member, _created = ProjectMember.objects.update_or_create(
+            project=project, user=user, defaults={"role": role}
+        )
+        audit_record(
+            actor=actor,
+            verb="member.set",
+            target=member,
+            project=project,
+            changes={"user": user.get_username(), "role": [before, role]},
+            remote_addr=remote_addr,
+        )
+    if terminal_change and prod_terminal:
+        terminal_grant_create(actor=actor, project=project, user=user, remote_addr=remote_addr)
+    elif terminal_change:
+        terminal_grant_revoke(actor=actor, grant=grant, remote_addr=remote_addr)
     return member
 
 
@@ -98,6 +116,141 @@ def member_remove(
         changes={"user": user.get_username(), "role": [member.role, None]},
         remote_addr=remote_addr,
     )
+    # A grant ends with the membership, so someone added again does not silently get prod shells back.
+    for grant in ProdTerminalGrant.objects.open().select_for_update().filter(project=project, user=user):
+        _grant_end(grant, reason=GrantEnd.REVOKED, actor=actor, remote_addr=remote_addr)
+
+
+# --- production terminal grants ---------------------------------------------------------------
+
+
+def _grant_changes(grant: ProdTerminalGrant, **extra) -> dict:
+    return {
+        "user": grant.user.get_username(),
+        "granted_by": grant.granted_by.get_username() if grant.granted_by else None,
+        "expires_at": grant.expires_at.isoformat(),
+        **extra,
+    }
+
+
+def _grant_end(
+    grant: ProdTerminalGrant,
+    *,
+    reason: str,
+    actor: AbstractBaseUser | None,
+    remote_addr: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """End a locked open grant and record why. An expired grant ends at its expiry, whoever notices."""
+    now = now or timezone.now()
+    if grant.expires_at <= now:
+        reason, actor = GrantEnd.EXPIRED, None
+    grant.ended_at = grant.expires_at if reason == GrantEnd.EXPIRED else now
+    grant.end_reason = reason
+    grant.ended_by = actor if actor is not None and actor.is_authenticated else None
+    grant.save(update_fields=["ended_at", "end_reason", "ended_by"])
+    audit_record(
+        actor=actor,
+        verb=f"prod_terminal.{reason}",
+        target=grant,
+        project=grant.project,
+        changes=_grant_changes(grant, ended_at=grant.ended_at.isoformat()),
+        remote_addr=remote_addr,
+    )
+
+
+def grant_hours_check(hours: int | None) -> int:
+    """The duration of a grant in hours: the default when None; ValidationError past the maximum."""
+    if hours is None:
+        return settings.PROD_TERMINAL_GRANT_HOURS
+    if not 1 <= hours <= settings.PROD_TERMINAL_GRANT_MAX_HOURS:
+        raise ValidationError(
+            {
+                "hours": _("Grant between 1 and %(max)s hours.")
+                % {"max": settings.PROD_TERMINAL_GRANT_MAX_HOURS}
+            }
+        )
+    return hours
+
+
+@transaction.atomic
+def terminal_grant_create(
+    *,
+    actor: AbstractBaseUser,
+    project: Project,
+    user: AbstractBaseUser,
+    hours: int | None = None,
+    remote_addr: str | None = None,
+) -> ProdTerminalGrant:
+    """Let a member open production terminals of the project for ``hours`` (ops only).
+
+    Granting someone who already holds a grant replaces it (the old row stays, ended as replaced)."""
+    if not is_ops(actor):
+        raise PermissionDenied(_("Only ops may grant production terminal access."))
+    hours = grant_hours_check(hours)
+    # Locking the membership serialises grants for one person (the open-grant constraint stays whole).
+    if not ProjectMember.objects.select_for_update().filter(project=project, user=user).exists():
+        raise ValidationError(
+            {
+                "username": _("%(user)s is not a member of %(project)s.")
+                % {"user": user.get_username(), "project": project.name}
+            }
+        )
+    now = timezone.now()
+    replaced = None
+    for old in ProdTerminalGrant.objects.open().select_for_update().filter(project=project, user=user):
+        if old.expires_at > now:
+            replaced = old
+        _grant_end(old, reason=GrantEnd.REPLACED, actor=actor, remote_addr=remote_addr, now=now)
+    grant = ProdTerminalGrant.objects.create(
+        project=project,
+        user=user,
+        granted_by=actor,
+        granted_at=now,
+        expires_at=now + timedelta(hours=hours),
+    )
+    audit_record(
+        actor=actor,
+        verb="prod_terminal.granted",
+        target=grant,
+        project=project,
+        changes=_grant_changes(grant, hours=hours, replaces=replaced.pk if replaced else None),
+        remote_addr=remote_addr,
+    )
+    return grant
+
+
+@transaction.atomic
+def terminal_grant_revoke(
+    *, actor: AbstractBaseUser, grant: ProdTerminalGrant, remote_addr: str | None = None
+) -> ProdTerminalGrant:
+    """End a grant now (ops only). An ended grant is left as it is; one past its expiry is recorded
+    as expired instead, so every grant has exactly one end."""
+    if not is_ops(actor):
+        raise PermissionDenied(_("Only ops may revoke production terminal access."))
+    grant = ProdTerminalGrant.objects.select_for_update().select_related("project", "user").get(pk=grant.pk)
+    if grant.ended_at is None:
+        _grant_end(grant, reason=GrantEnd.REVOKED, actor=actor, remote_addr=remote_addr)
+    return grant
+
+
+def terminal_grants_expire(*, now: datetime | None = None) -> int:
+    """Record the end of every grant past its expiry (the beat task). Access never waits for this:
+    the access check compares with the clock. Each expiry is recorded once: the row is locked and an
+    ended grant is no longer open."""
+    now = now or timezone.now()
+    ended = 0
+    with transaction.atomic():
+        due = (
+            ProdTerminalGrant.objects.open()
+            .filter(expires_at__lte=now)
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("project", "user", "granted_by")
+        )
+        for grant in due:
+            _grant_end(grant, reason=GrantEnd.EXPIRED, actor=None, now=now)
+            ended += 1
+    return ended
 
 
 # The release policy people may change after creation; everything else about a project is fixed at birth.

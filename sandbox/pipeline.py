@@ -4,15 +4,21 @@ the portal expects a company's servers (template jobs per language, a demo repos
 Used by `make run` and by the tests; `settings()` gives the environment the portal reads.
 """
 
+import json
+import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 from deploys.recipes import DEFAULT_RECIPES
 from sandbox.gitlab import GitLabStandin
 from sandbox.jenkins import JenkinsStandin
+from sandbox.procs import free_port, port_free
 from sandbox.registry import RegistryServer
+
+logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_REPOS = REPO_ROOT / "sandbox" / "demo_repos"
@@ -21,6 +27,8 @@ GITLAB_TOKEN = "glpat-sandbox-token"  # noqa: S105 - a local stand-in's fixed to
 JENKINS_USER = "opsportal"
 JENKINS_TOKEN = "11sandboxapitoken"  # noqa: S105
 TEMPLATE_PREFIX = "opsportal-template-"
+# How long a restart waits for the previous run's server to let go of a port before choosing another.
+PORT_RELEASE_WAIT_SECONDS = 10.0
 # Nothing can be pulled here: every language builds on the static busybox image build_image.sh makes.
 BASE_IMAGE = "localhost/sandbox/busybox:latest"
 
@@ -65,10 +73,46 @@ class SandboxPipeline:
             },
         )
 
+    @property
+    def ports_file(self) -> Path:
+        return self.root / "ports.json"
+
+    def _sticky_ports(self) -> dict[str, int]:
+        """The ports the previous start used, each kept when it is (or soon becomes) free.
+
+        The portal, its queued tasks and running builds hold these URLs (a build pushes to REGISTRY_HOST
+        it was given), so a restart that moved them would fail the builds in flight."""
+        try:
+            saved = json.loads(self.ports_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        ports = {}
+        for name, port in saved.items():
+            deadline = time.monotonic() + PORT_RELEASE_WAIT_SECONDS
+            while not port_free(port) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if port_free(port):
+                ports[name] = port
+            else:
+                ports[name] = free_port()
+                logger.warning(
+                    "sandbox %s: port %s is still taken; using %s (work in flight on the old port fails)",
+                    name,
+                    port,
+                    ports[name],
+                )
+        return ports
+
     def start(self) -> "SandboxPipeline":
+        ports = self._sticky_ports()
+        self.gitlab._port = ports.get("gitlab", self.gitlab._port)
+        self.registry.port = ports.get("registry", self.registry.port)
+        self.jenkins._port = ports.get("jenkins", self.jenkins._port)
         self.gitlab.start()
         self.registry.start()
         self.jenkins.start()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.ports_file.write_text(json.dumps(self.ports(), indent=1) + "\n")
         for language in DEFAULT_RECIPES:
             name = f"{TEMPLATE_PREFIX}{language}"
             if name not in self.jenkins.jobs:
@@ -76,6 +120,13 @@ class SandboxPipeline:
                     name, _TEMPLATE_JOB.format(description=escape(f"{language} template"))
                 )
         return self
+
+    def ports(self) -> dict[str, int]:
+        return {
+            "gitlab": int(self.gitlab.url.rstrip("/").rsplit(":", 1)[1]),
+            "registry": self.registry.port,
+            "jenkins": int(self.jenkins.url.rstrip("/").rsplit(":", 1)[1]),
+        }
 
     def stop(self) -> None:
         for server in (self.jenkins, self.registry, self.gitlab):

@@ -2,19 +2,111 @@
 
 Embedded by default (SQLite, filesystem broker, no Redis). With DATABASE_URL / REDIS_URL set it
 uses PostgreSQL and Redis instead. Everything started here stops with it (Ctrl-C).
+
+The web server and the worker are supervised: one that exits is started again after a growing pause
+(1 s, 2 s, … 30 s), and the launcher gives up only after MAX_FAST_CRASHES exits in a row each within
+FAST_CRASH_SECONDS of starting. One launcher runs per var dir (a lock, with its pid in run.pid): a new
+one waits for a stopping one to finish, so the two never share the sandbox's ports or control plane.
 """
 
+import contextlib
+import fcntl
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from sandbox.procs import port_open, spawn, stop_all, wait_for
 
 HOST = os.environ.get("OPSPORTAL_HOST", "127.0.0.1")
 PORT = int(os.environ.get("OPSPORTAL_PORT", "8000"))
 BASE_DIR = Path(__file__).resolve().parent.parent
+FAST_CRASH_SECONDS = 10.0
+MAX_FAST_CRASHES = 5
+MAX_RESTART_DELAY_SECONDS = 30.0
+# How long a new launcher waits for the previous one to stop (its children get 15 s, the sandbox more).
+PREVIOUS_RUN_WAIT_SECONDS = 60.0
+
+
+class Supervised:
+    """A child process kept running: restarted with backoff when it exits."""
+
+    def __init__(self, name: str, args: list[str], *, log: Path, env: dict, cwd: Path) -> None:
+        self.name, self.args, self.log, self.env, self.cwd = name, args, log, env, cwd
+        self.proc: subprocess.Popen | None = None
+        self.started = 0.0
+        self.fast_crashes = 0
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        self.proc = spawn(self.args, log=self.log, env=self.env, cwd=self.cwd)
+        self.started = time.monotonic()
+        self.restart_at = None
+        print(f"The {self.name} started (pid {self.proc.pid}).", flush=True)
+
+    def check(self) -> bool:
+        """Restart the child when it is gone and its pause is over; False once it is given up on."""
+        now = time.monotonic()
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.start()
+            return True
+        if self.proc is None or self.proc.poll() is None:
+            return True
+        code = self.proc.returncode
+        # What it left in its own process group (a crashed Celery's pool children) goes too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.fast_crashes = self.fast_crashes + 1 if now - self.started < FAST_CRASH_SECONDS else 1
+        if self.fast_crashes >= MAX_FAST_CRASHES:
+            print(
+                f"The {self.name} exited with code {code} {self.fast_crashes} times in a row, each within "
+                f"{FAST_CRASH_SECONDS:.0f} s of starting; giving up. See {self.log}.",
+                file=sys.stderr,
+                flush=True,
+            )
+            return False
+        delay = min(2.0 ** (self.fast_crashes - 1), MAX_RESTART_DELAY_SECONDS)
+        print(
+            f"The {self.name} exited with code {code}; restarting it in {delay:.0f} s (see {self.log}).",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.restart_at = now + delay
+        return True
+
+
+def run_lock(var_dir: Path, wait: float = PREVIOUS_RUN_WAIT_SECONDS) -> IO | None:
+    """Hold the var dir's run lock for this process's life (the kernel drops it when we die, however).
+
+    Waits for a previous launcher that is stopping; None when one is still running after ``wait``."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    pidfile = var_dir / "run.pid"
+    lock = (var_dir / "run.lock").open("a")  # noqa: SIM115 - held until exit
+    deadline = time.monotonic() + wait
+    announced = False
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            previous = pidfile.read_text().strip() if pidfile.exists() else "?"
+            if time.monotonic() > deadline:
+                print(
+                    f"Another `make run` (pid {previous}) still runs with {var_dir}; stop it first.",
+                    file=sys.stderr,
+                )
+                lock.close()
+                return None
+            if not announced:
+                print(f"Waiting for the previous `make run` (pid {previous}) to stop…", flush=True)
+                announced = True
+            time.sleep(0.2)
+    pidfile.write_text(f"{os.getpid()}\n")
+    return lock
 
 
 def main() -> int:
@@ -29,6 +121,9 @@ def main() -> int:
 
     from sandbox.seed import seed_demo
 
+    lock = run_lock(settings.VAR_DIR)
+    if lock is None:
+        return 1
     mode = "embedded (SQLite, no Redis)" if settings.EMBEDDED else "PostgreSQL + Redis"
     print(f"OpsPortal: database and broker mode: {mode}", flush=True)
     call_command("migrate", interactive=False, verbosity=0)
@@ -67,34 +162,37 @@ def main() -> int:
     log_dir = settings.VAR_DIR / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     python = sys.executable
-    procs = [
-        spawn(
-            [python, "-m", "daphne", "-b", HOST, "-p", str(PORT), "opsportal.asgi:application"],
-            log=log_dir / "web.log",
-            env=env,
-            cwd=BASE_DIR,
-        ),
-        spawn(
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "opsportal",
-                "worker",
-                "--beat",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "2",
-                "--schedule",
-                str(settings.VAR_DIR / "celerybeat-schedule"),
-            ],
-            log=log_dir / "worker.log",
-            env=env,
-            cwd=BASE_DIR,
-        ),
-    ]
+    web = Supervised(
+        "web server",
+        [python, "-m", "daphne", "-b", HOST, "-p", str(PORT), "opsportal.asgi:application"],
+        log=log_dir / "web.log",
+        env=env,
+        cwd=BASE_DIR,
+    )
+    worker = Supervised(
+        "worker",
+        [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "opsportal",
+            "worker",
+            "--beat",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+            "--schedule",
+            str(settings.VAR_DIR / "celerybeat-schedule"),
+        ],
+        log=log_dir / "worker.log",
+        env=env,
+        cwd=BASE_DIR,
+    )
+    children = [web, worker]
+    for child in children:
+        child.start()
     stopping = False
 
     def shutdown(*_):
@@ -108,7 +206,7 @@ def main() -> int:
             lambda: port_open(PORT, HOST),
             timeout=60,
             what="The web server",
-            proc=procs[0],
+            proc=web.proc,
             log=log_dir / "web.log",
         )
         print(
@@ -116,16 +214,16 @@ def main() -> int:
             flush=True,
         )
         while not stopping:
-            for proc, name in zip(procs, ("web server", "worker"), strict=True):
-                if proc.poll() is not None:
-                    print(f"The {name} exited with code {proc.returncode}; see {log_dir}.", file=sys.stderr)
-                    return 1
+            if not all(child.check() for child in children):
+                return 1
             time.sleep(0.5)
         return 0
     finally:
-        stop_all(procs)
+        stop_all([child.proc for child in children if child.proc is not None])
         if pipeline is not None:
             pipeline.stop()
+        (settings.VAR_DIR / "run.pid").unlink(missing_ok=True)
+        lock.close()
 
 
 if __name__ == "__main__":

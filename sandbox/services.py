@@ -5,20 +5,26 @@ The control plane may need a first build of several minutes; it runs in the back
 clusters page shows its progress (SANDBOX_KUBE_DIR) until it is registered.
 """
 
+import contextlib
 import logging
+import os
+import signal
 import threading
 import time
 from pathlib import Path
 
+import requests
 from django.db import transaction
 
 from clusters.models import Cluster
-from sandbox.kube.cluster import read_state, start_in_background
+from sandbox.kube.cluster import ClusterState, pid_alive, read_state, start_in_background
 from sandbox.pipeline import SandboxPipeline
 from sandbox.seed import DEMO_PROJECT
 
 logger = logging.getLogger(__name__)
 SANDBOX_CLUSTERS = {"test": "sandbox-test", "prod": "sandbox-prod"}
+# A previous run's control-plane supervisor gets this long to tear down before it is killed.
+PREVIOUS_SUPERVISOR_GRACE_SECONDS = 30.0
 
 
 def start_pipeline(root: Path) -> SandboxPipeline:
@@ -48,9 +54,50 @@ def real_clusters_configured() -> bool:
     return Cluster.objects.exclude(name__in=SANDBOX_CLUSTERS.values()).exists()
 
 
+def stop_previous_supervisor(workdir: Path, grace: float = PREVIOUS_SUPERVISOR_GRACE_SECONDS) -> int | None:
+    """Stop the control plane a previous `make run` left in ``workdir`` (its supervisor tears down a few
+    seconds after its launcher exits); return its pid, or None when none was alive.
+
+    Only the launcher holding the run lock calls this, so a live supervisor here is never the current
+    run's. Its apiserver would still answer for a moment: registering that URL left the portal without a
+    cluster once it died."""
+    state = ClusterState.read(workdir)
+    if state is None or not state.pid or not pid_alive(state.pid):
+        return None
+    print(f"Sandbox: stopping the previous run's control plane (supervisor pid {state.pid})…", flush=True)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(state.pid, signal.SIGTERM)  # started in its own session: the group is its components
+    deadline = time.monotonic() + grace
+    while pid_alive(state.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pid_alive(state.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(state.pid, signal.SIGKILL)
+    return state.pid
+
+
+def apiserver_answers(workdir: Path, server: str) -> bool:
+    """True when the apiserver at ``server`` says it is ready, to the cluster's own admin certificate."""
+    pki = Path(workdir) / "pki"
+    try:
+        answer = requests.get(
+            f"{server}/readyz",
+            verify=str(pki / "ca.crt"),
+            cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
+            timeout=5,
+        )
+    except (requests.RequestException, OSError):
+        return False
+    return answer.status_code == 200
+
+
 def start_cluster(workdir: Path, on_ready=register_clusters) -> threading.Thread:
-    """Start (building first if needed) the local control plane; register it once it is ready."""
-    start_in_background(workdir)
+    """Start (building first if needed) the local control plane; register it once it is ready.
+
+    Registered only once this run's own supervisor reports ready and its apiserver answers."""
+    stop_previous_supervisor(workdir)
+    proc = start_in_background(workdir)
+    supervisor = proc.pid if proc is not None else None
 
     def follow() -> None:
         last = ""
@@ -59,11 +106,19 @@ def start_cluster(workdir: Path, on_ready=register_clusters) -> threading.Thread
             if state.message != last:
                 logger.info("sandbox cluster: %s %s", state.phase, state.message)
                 last = state.message
-            if state.phase == "ready" and state.kubeconfig:
+            ours = supervisor is None or state.pid == supervisor
+            if (
+                ours
+                and state.phase == "ready"
+                and state.kubeconfig
+                and apiserver_answers(workdir, state.server or "")
+            ):
                 on_ready(Path(state.kubeconfig).read_text(), state.server or "")
                 logger.info("sandbox cluster registered as %s", ", ".join(SANDBOX_CLUSTERS.values()))
                 return
-            if state.phase in ("failed", "stopped"):
+            if (ours and state.phase in ("failed", "stopped")) or (
+                proc is not None and proc.poll() is not None
+            ):
                 return
             time.sleep(1)
 

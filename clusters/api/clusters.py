@@ -12,7 +12,7 @@ from opsportal.http import client_address
 class OpsOnly:
     """Authenticated non-ops users get 404 on every cluster endpoint: clusters are not revealed."""
 
-    hidden_from_non_ops = True  # the schema documents the 404 (opsportal.api.PortalAutoSchema)
+    ops_only = True  # the schema documents the 404 (opsportal.api.PortalAutoSchema)
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

@@ -17,6 +17,7 @@ from django.http import Http404
 
 from clusters.models import Cluster
 from clusters.services import terminal
+from projects.access import can
 
 logger = logging.getLogger(__name__)
 CLOSE_SIGNED_OUT = 4401
@@ -32,6 +33,7 @@ def _size(value: str | None, default: int, limit: int) -> int:
 
 class TerminalConsumer(AsyncJsonWebsocketConsumer):
     bridge: terminal.TerminalBridge | None = None
+    grant_watch: asyncio.Task | None = None
 
     async def connect(self):
         self.user = self.scope.get("user")
@@ -84,6 +86,20 @@ class TerminalConsumer(AsyncJsonWebsocketConsumer):
         )
         self.bridge.start()
         await self.send_json({"type": "ready", "session": session.pk, "container": target.container})
+        self.grant_watch = asyncio.create_task(self._watch_access(target))
+
+    async def _watch_access(self, target: terminal.Target) -> None:
+        """Close the session once its right lapses (a prod grant expiring or revoked, a member removed):
+        the right is asked again every TERMINAL_GRANT_RECHECK_SECONDS, not only at connect."""
+        action = terminal.terminal_action(target.environment)
+        while True:
+            await asyncio.sleep(settings.TERMINAL_GRANT_RECHECK_SECONDS)
+            if self.bridge is None:
+                return
+            allowed = await database_sync_to_async(can)(self.user, action, target.project)
+            if not allowed:
+                self.bridge.stop("access lapsed (grant expired or revoked)")
+                return
 
     async def _ended(self, reason: str) -> None:
         try:
@@ -93,6 +109,8 @@ class TerminalConsumer(AsyncJsonWebsocketConsumer):
             logger.debug("terminal socket already closed", exc_info=True)
 
     async def disconnect(self, code):
+        if self.grant_watch is not None:
+            self.grant_watch.cancel()
         if self.bridge is not None:
             self.bridge.stop("browser closed")
             if not await asyncio.to_thread(self.bridge.join, 15):

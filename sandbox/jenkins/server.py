@@ -1,8 +1,10 @@
 """Jenkins stand-in: the REST surface python-jenkins uses, running freestyle jobs' shell steps for real.
 
 State lives under ``root``: ``jobs/<name>/config.xml`` (loaded at start, so templates can be seeded on disk),
-``jobs/<name>/builds/<n>/log`` (console logs) and ``workspace/<name>/<n>/`` (one workspace per build).
-Build history and the queue are in memory only.
+``jobs/<name>/builds/<n>/log`` (console logs), ``jobs/<name>/builds/<n>/build.json`` (the build record),
+``queue.json`` (queue items, the left ones too) and ``workspace/<name>/<n>/`` (one workspace per build).
+Like real Jenkins, a restarted stand-in still answers for earlier builds and queue items: a build that was
+running when the stand-in stopped ends ABORTED, and a waiting queue item waits again.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ class JenkinsStandin:
         (self.root / "workspace").mkdir(parents=True, exist_ok=True)
         for config_file in sorted((self.root / "jobs").glob("*/config.xml")):
             self._load_job(config_file.parent)
+        self._load_queue()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -202,8 +205,96 @@ class JenkinsStandin:
         job = Job(job_dir.name, job_dir, xml, parse_config(xml))
         if number_file.is_file():
             job.next_build_number = int(number_file.read_text().strip() or 1)
+        for record in sorted((job_dir / "builds").glob("*/build.json")):
+            build = self._load_build(job, record)
+            job.builds[build.number] = build
         self.jobs[job.name] = job
         return job
+
+    def _load_build(self, job: Job, record: Path) -> Build:
+        data = json.loads(record.read_text())
+        build = Build(
+            job,
+            data["number"],
+            data["queue_id"],
+            [tuple(pair) for pair in data["params"]],
+            data["user"],
+            record.parent / "log",
+            self.root / "workspace" / job.name / str(data["number"]),
+            timestamp_ms=data["timestamp_ms"],
+            building=False,
+            result=data["result"],
+            duration_ms=data["duration_ms"],
+            aborted=data["aborted"],
+        )
+        if data["building"]:
+            # Its process died with the previous stand-in: Jenkins ends such a build ABORTED.
+            with build.log_path.open("ab") as log:
+                log.write(b"Build was aborted: the stand-in restarted\nFinished: ABORTED\n")
+            build.result, build.aborted = "ABORTED", True
+            build.duration_ms = max(0, int(time.time() * 1000) - build.timestamp_ms)
+            self._save_build(build)
+        return build
+
+    @staticmethod
+    def _write_json(path: Path, payload: Any) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(payload, indent=1))
+        tmp.replace(path)  # atomic: a stand-in killed mid-write leaves the previous record
+
+    def _save_build(self, build: Build) -> None:
+        record = {
+            "number": build.number,
+            "queue_id": build.queue_id,
+            "params": build.params,
+            "user": build.user,
+            "timestamp_ms": build.timestamp_ms,
+            "building": build.building,
+            "result": build.result,
+            "duration_ms": build.duration_ms,
+            "aborted": build.aborted,
+        }
+        self._write_json(build.log_path.parent / "build.json", record)
+
+    def _save_queue(self) -> None:
+        """Called with the lock held after every queue change."""
+        items = [
+            {
+                "id": item.id,
+                "job": item.job.name,
+                "params": item.params,
+                "user": item.user,
+                "since_ms": item.since_ms,
+                "cancelled": item.cancelled,
+                "build": item.build.number if item.build else None,
+            }
+            for item in self.queue.values()
+            if item.job.name in self.jobs
+        ]
+        self._write_json(self.root / "queue.json", {"next_id": self._next_queue_id, "items": items})
+
+    def _load_queue(self) -> None:
+        path = self.root / "queue.json"
+        if not path.is_file():
+            return
+        data = json.loads(path.read_text())
+        self._next_queue_id = data["next_id"]
+        for entry in data["items"]:
+            job = self.jobs.get(entry["job"])
+            if job is None:
+                continue
+            build = job.builds.get(entry["build"]) if entry["build"] is not None else None
+            item = QueueItem(
+                entry["id"],
+                job,
+                [tuple(pair) for pair in entry["params"]],
+                entry["user"],
+                entry["since_ms"],
+                time.monotonic() + self.quiet_period,
+                cancelled=entry["cancelled"],
+                build=build,
+            )
+            self.queue[item.id] = item
 
     def create_job(self, name: str, xml: str, hold_off: bool = False) -> Job:
         if not name.strip() or _UNSAFE_NAME.search(name) or name in (".", ".."):
@@ -235,6 +326,7 @@ class JenkinsStandin:
             for item in self.queue.values():
                 if item.job is job and not item.left:
                     item.cancelled = True
+            self._save_queue()
         for child in sorted(job.dir.rglob("*"), reverse=True):
             child.unlink() if child.is_file() or child.is_symlink() else child.rmdir()
         job.dir.rmdir()
@@ -263,6 +355,7 @@ class JenkinsStandin:
             )
             self._next_queue_id += 1
             self.queue[item.id] = item
+            self._save_queue()
         self._wake.set()
         return item
 
@@ -270,6 +363,7 @@ class JenkinsStandin:
         with self.lock:
             if not item.left:
                 item.cancelled = True
+                self._save_queue()
 
     def _schedule_loop(self) -> None:
         while not self._stopping.is_set():
@@ -301,6 +395,8 @@ class JenkinsStandin:
         )
         job.builds[number] = build
         item.build = build
+        self._save_build(build)
+        self._save_queue()
         threading.Thread(
             target=self._run_build, args=(build,), name=f"build-{job.name}-{number}", daemon=True
         ).start()
@@ -372,6 +468,7 @@ class JenkinsStandin:
             build.duration_ms = int((time.monotonic() - build.started) * 1000)
             build.building = False
             build.process = None
+            self._save_build(build)
         self._wake.set()
 
     def abort(self, build: Build) -> None:

@@ -19,7 +19,8 @@ from websockets.sync.client import connect
 from clusters.models import ProjectEnvironment, TerminalSession
 from clusters.services import terminal
 from observability.models import AuditEvent
-from projects.models import ProjectMember
+from projects import services as project_services
+from projects.models import ProdTerminalGrant
 from sandbox.procs import free_port, port_open, spawn, stop, wait_for
 from tests.browser import sign_in
 from tests.fixtures.services import BASE_DIR, _server_env
@@ -53,8 +54,11 @@ class Server:
 
 @pytest.fixture(scope="module")
 def terminal_server(django_db_setup, tmp_path_factory):
-    """Daphne with its recordings in a temporary directory and at most 3 sessions per user."""
-    proc, url, recordings = _daphne(tmp_path_factory, "terminal", TERMINAL_MAX_SESSIONS_PER_USER="3")
+    """Daphne with its recordings in a temporary directory, at most 3 sessions per user, and the prod
+    grant of an open session re-checked every second."""
+    proc, url, recordings = _daphne(
+        tmp_path_factory, "terminal", TERMINAL_MAX_SESSIONS_PER_USER="3", TERMINAL_GRANT_RECHECK_SECONDS="1"
+    )
     yield Server(url, recordings, proc.pid)
     stop(proc)
 
@@ -309,7 +313,9 @@ def test_prod_needs_ops_or_the_prod_grant(people, environments, terminal_server)
     client.force_login(people.developer)
     assert client.get("/projects/orders/env/prod/terminal/").status_code == 403
 
-    ProjectMember.objects.filter(project=people.project, user=people.developer).update(prod_terminal=True)
+    grant = project_services.terminal_grant_create(
+        actor=people.ops, project=people.project, user=people.developer
+    )
     term = Term(terminal_server, people.developer, environment="prod")
     assert term.next_notice()["type"] == "ready"
     term.close()
@@ -318,6 +324,34 @@ def test_prod_needs_ops_or_the_prod_grant(people, environments, terminal_server)
     ops = Term(terminal_server, people.ops, environment="prod")
     assert ops.next_notice()["type"] == "ready"
     ops.close()
+
+    # Lapsed by the clock, not yet recorded by the beat task: the server refuses all the same.
+    ProdTerminalGrant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    message, code = _refused(Term(terminal_server, people.developer, environment="prod"))
+    assert code == 4403 and "terminal prod" in message
+    assert client.get("/projects/orders/env/prod/terminal/").status_code == 403
+
+
+def test_an_open_prod_terminal_closes_when_its_grant_is_revoked(people, environments, terminal_server):
+    grant = project_services.terminal_grant_create(
+        actor=people.ops, project=people.project, user=people.developer
+    )
+    term = Term(terminal_server, people.developer, environment="prod")
+    session_id = term.next_notice()["session"]
+    term.type("echo still-here\r")
+    term.wait_output(r"still-here\r\n")
+    project_services.terminal_grant_revoke(actor=people.ops, grant=grant)
+    notice = term.next_notice(timeout=15)
+    assert notice == {"type": "exit", "reason": "access lapsed (grant expired or revoked)"}
+    session = until(
+        "the session row to end",
+        lambda: TerminalSession.objects.filter(pk=session_id, ended_at__isnull=False).first(),
+    )
+    assert session.end_reason == "access lapsed (grant expired or revoked)"
+    # A test terminal of the same member is not affected by the prod grant.
+    test_term = Term(terminal_server, people.developer)
+    assert test_term.next_notice()["type"] == "ready"
+    test_term.close()
 
 
 def test_only_the_projects_own_pods_can_be_opened(people, environments, terminal_server):

@@ -117,7 +117,7 @@ def test_tokens_issued_before_digests_keep_working(people):
 
     clear = "0123456789abcdef0123456789abcdef01234567"
     Token.objects.create(user=people.viewer, key=clear)  # as DRF stored keys before
-    migration = import_module("projects.migrations.0004_api_token_digests")
+    migration = import_module("projects.migrations.0005_api_token_digests")
     migration.keep_only_digests(MigrationLoader(connection).project_state().apps, None)
 
     assert not Token.objects.filter(key=clear).exists()

@@ -26,6 +26,7 @@ BODYLESS = {
     ("post", "/api/projects/{name}/releases/{id}/promote/"),
     ("post", "/api/projects/{name}/tickets/{id}/submit/"),
     ("post", "/api/projects/{name}/tickets/{id}/withdraw/"),
+    ("post", "/api/terminal-grants/{id}/revoke/"),
     ("post", "/api/worker-ping/"),
 }
 

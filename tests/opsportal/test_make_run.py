@@ -1,101 +1,219 @@
 """`make run`'s launcher, fully embedded (SQLite, file broker, no Redis): it seeds the demo, serves
-HTTP and WebSocket, and background tasks still run in a separate worker and reach the browser."""
+HTTP and WebSocket, and background tasks still run in a separate worker and reach the browser. It keeps
+its worker running, and a quick restart waits for the previous run and registers the live apiserver.
+
+One launcher serves the whole module (the last test replaces it with a second one)."""
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
 from django.conf import settings
 
+from sandbox.kube.cluster import ClusterState, pid_alive
 from sandbox.procs import free_port, stop
 from tests.livews import LiveClient
 
 pytestmark = pytest.mark.services
 
+CREDENTIALS = re.compile(r"^\s+(admin|ops|dev|qa)\s+(\S+)$", re.M)
 
-@pytest.fixture
-def embedded_portal(kube_binaries, tmp_path):
+
+class Launch:
+    """One `python -m sandbox.run` on a var dir; its output is in ``log``."""
+
+    def __init__(self, var_dir: Path, port: int, log: Path):
+        self.var_dir, self.port, self.log = var_dir, port, log
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+        }
+        env.update(OPSPORTAL_VAR_DIR=str(var_dir), OPSPORTAL_PORT=str(port), PYTHONUNBUFFERED="1")
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "sandbox.run"],
+                cwd=settings.BASE_DIR,
+                env=env,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait_output(self, pattern: str, timeout: float = 180) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while not (match := re.search(pattern, self.output, re.M)):
+            assert self.proc.poll() is None, self.output
+            assert time.monotonic() < deadline, f"no {pattern!r} in:\n{self.output}"
+            time.sleep(0.2)
+        return match
+
+    def stop(self) -> None:
+        # Longer than the launcher's own shutdown of its children, so it is never killed halfway.
+        stop(self.proc, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def embedded_portal(kube_binaries, tmp_path_factory):
     # With the binaries cached, the launcher's control plane starts in seconds; the test never waits
     # on (or races) a background build.
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    }
-    env.update(OPSPORTAL_VAR_DIR=str(tmp_path / "var"), OPSPORTAL_PORT=str(port), PYTHONUNBUFFERED="1")
-    log = tmp_path / "run.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.run"],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 180
-    while "OpsPortal is up" not in log.read_text():
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}", log.read_text()
-    # Longer than the launcher's own shutdown of its children, so it is never killed halfway.
-    stop(proc, timeout=60)
+    root = tmp_path_factory.mktemp("make-run")
+    launch = Launch(root / "var", free_port(), root / "run.log")
+    launch.wait_output("OpsPortal is up")
+    yield launch
+    launch.stop()
 
 
-def test_embedded_run_serves_login_dashboard_and_live_worker(embedded_portal):
-    base, output = embedded_portal
-    passwords = dict(re.findall(r"^\s+(admin|ops|dev|qa)\s+(\S+)$", output, re.M))
-    assert set(passwords) == {"admin", "ops", "dev", "qa"}
-    assert "embedded" in output
-
+def _signed_in(launch: Launch, credentials: dict[str, str], username: str) -> requests.Session:
     browser = requests.Session()
-    login_page = browser.get(f"{base}/login/", timeout=10)
-    assert login_page.status_code == 200
-    csrf = browser.cookies["csrftoken"]
+    assert browser.get(f"{launch.base}/login/", timeout=10).status_code == 200
     dashboard = browser.post(
-        f"{base}/login/",
-        data={"username": "dev", "password": passwords["dev"], "csrfmiddlewaretoken": csrf},
-        headers={"Referer": f"{base}/login/"},
+        f"{launch.base}/login/",
+        data={
+            "username": username,
+            "password": credentials[username],
+            "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+        },
+        headers={"Referer": f"{launch.base}/login/"},
         timeout=10,
     )
     assert dashboard.status_code == 200
-    assert "go-hello" in dashboard.text  # the demo project
-
-    me = browser.get(f"{base}/api/me/", timeout=10).json()
-    live = LiveClient(base, browser.cookies["sessionid"])
-    assert live.subscribe(f"user.{me['id']}") == []
-    queued = browser.post(
-        f"{base}/worker-ping/", headers={"X-CSRFToken": browser.cookies["csrftoken"]}, timeout=10
-    )
-    assert queued.status_code == 204
-    pong = live.next_event("worker-pong", timeout=60)
-    assert pong["seq"] == 1
-    live.close()
+    return browser
 
 
-def test_embedded_run_starts_the_sandbox_and_registers_the_local_cluster(embedded_portal):
-    base, output = embedded_portal
-    assert "Sandbox: GitLab http://127.0.0.1:" in output
-    passwords = dict(re.findall(r"^\s+(admin|ops|dev|qa)\s+(\S+)$", output, re.M))
+def _worker_answers(launch: Launch, browser: requests.Session) -> dict:
+    """A task through the broker and the worker, answered on the live stream."""
+    me = browser.get(f"{launch.base}/api/me/", timeout=10).json()
+    live = LiveClient(launch.base, browser.cookies["sessionid"])
+    try:
+        replayed = live.subscribe(f"user.{me['id']}")
+        queued = browser.post(
+            f"{launch.base}/worker-ping/", headers={"X-CSRFToken": browser.cookies["csrftoken"]}, timeout=10
+        )
+        assert queued.status_code == 204
+        pong = live.next_event("worker-pong", timeout=90)
+    finally:
+        live.close()
+    return {"replayed": replayed, "pong": pong}
+
+
+def _ops_headers(launch: Launch, credentials: dict[str, str]) -> dict[str, str]:
     token = requests.post(
-        f"{base}/api/token/", data={"username": "ops", "password": passwords["ops"]}, timeout=10
+        f"{launch.base}/api/token/", data={"username": "ops", "password": credentials["ops"]}, timeout=10
     )
-    headers = {"Authorization": f"Token {token.json()['token']}"}
-    deadline = time.monotonic() + 240
-    names: set[str] = set()
-    while not {"sandbox-test", "sandbox-prod"} <= names:
-        assert time.monotonic() < deadline, f"the sandbox cluster was not registered; clusters: {names}"
-        clusters = requests.get(f"{base}/api/clusters/", headers=headers, timeout=10).json()
-        names = {c["name"] for c in clusters.get("results", clusters)}
+    return {"Authorization": f"Token {token.json()['token']}"}
+
+
+def _sandbox_clusters(launch: Launch, headers: dict[str, str], timeout: float = 240) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = requests.get(f"{launch.base}/api/clusters/", headers=headers, timeout=10).json()
+        clusters = {c["name"]: c for c in answer.get("results", answer)}
+        if {"sandbox-test", "sandbox-prod"} <= set(clusters):
+            return clusters
+        assert time.monotonic() < deadline, (
+            f"the sandbox cluster was not registered; clusters: {set(clusters)}"
+        )
         time.sleep(1)
-    sandbox_test = next(c for c in clusters.get("results", clusters) if c["name"] == "sandbox-test")
+
+
+@pytest.fixture(scope="module")
+def credentials(embedded_portal) -> dict[str, str]:
+    return dict(CREDENTIALS.findall(embedded_portal.output))
+
+
+def test_embedded_run_serves_login_dashboard_and_live_worker(embedded_portal, credentials):
+    assert set(credentials) == {"admin", "ops", "dev", "qa"}
+    assert "embedded" in embedded_portal.output
+    browser = _signed_in(embedded_portal, credentials, "dev")
+    assert "go-hello" in browser.get(f"{embedded_portal.base}/", timeout=10).text  # the demo project
+    answered = _worker_answers(embedded_portal, browser)
+    assert answered["replayed"] == []
+    assert answered["pong"]["seq"] == 1
+
+
+def test_embedded_run_starts_the_sandbox_and_registers_the_local_cluster(embedded_portal, credentials):
+    assert "Sandbox: GitLab http://127.0.0.1:" in embedded_portal.output
+    headers = _ops_headers(embedded_portal, credentials)
+    sandbox_test = _sandbox_clusters(embedded_portal, headers)["sandbox-test"]
     check = requests.post(
-        f"{base}/api/clusters/{sandbox_test['id']}/test-connection/", headers=headers, timeout=30
+        f"{embedded_portal.base}/api/clusters/{sandbox_test['id']}/test-connection/",
+        headers=headers,
+        timeout=30,
     )
     assert check.json()["ok"] is True, check.text
+
+
+def test_a_killed_worker_is_restarted_and_runs_tasks(embedded_portal, credentials):
+    first = int(embedded_portal.wait_output(r"^The worker started \(pid (\d+)\)\.$").group(1))
+    os.killpg(first, signal.SIGKILL)  # the worker and its pool children, as the OOM killer would
+    embedded_portal.wait_output(r"^The worker exited with code -9; restarting it in 1 s", timeout=30)
+    restarted = embedded_portal.wait_output(rf"^The worker started \(pid (?!{first}\))(\d+)\)\.$", timeout=30)
+    assert pid_alive(int(restarted.group(1)))
+    browser = _signed_in(embedded_portal, credentials, "dev")
+    answered = _worker_answers(embedded_portal, browser)
+    assert answered["pong"]["name"] == "worker-pong"
+    assert answered["pong"]["seq"] == len(answered["replayed"]) + 1  # a new answer, after the earlier ones
+    assert embedded_portal.proc.poll() is None  # the portal never stopped
+    assert "giving up" not in embedded_portal.output
+
+
+def test_a_quick_restart_waits_for_the_previous_run_and_registers_the_live_apiserver(
+    embedded_portal, credentials, tmp_path
+):
+    """Runs last: it stops the module's launcher. The second launcher starts while the first still runs,
+    so it must wait; the first is then stopped, and the second must serve the cluster it started, not
+    the dying one (whose supervisor outlives its launcher by a few seconds)."""
+    headers = _ops_headers(embedded_portal, credentials)
+    _sandbox_clusters(embedded_portal, headers)
+    kube_dir = embedded_portal.var_dir / "kube"
+    before = ClusterState.read(kube_dir)
+    registry = re.search(r"registry (http://\S+)", embedded_portal.output).group(1)
+
+    second = Launch(embedded_portal.var_dir, embedded_portal.port, tmp_path / "run-2.log")
+    try:
+        second.wait_output(rf"Waiting for the previous `make run` \(pid {embedded_portal.proc.pid}\) to stop")
+        embedded_portal.proc.send_signal(signal.SIGINT)  # Ctrl-C, then at once the new run goes on
+        second.wait_output("OpsPortal is up")
+        assert embedded_portal.proc.wait(5) == 0
+        assert f"registry {registry}" in second.output  # builds in flight still find their registry
+
+        deadline = time.monotonic() + 240
+        while True:
+            state = ClusterState.read(kube_dir)
+            if state and state.phase == "ready" and state.pid != before.pid:
+                break
+            assert time.monotonic() < deadline, f"no new control plane: {state}"
+            time.sleep(0.5)
+        assert not pid_alive(before.pid)  # the previous run's supervisor is gone
+        clusters = _sandbox_clusters(second, headers)
+        deadline = time.monotonic() + 60
+        while clusters["sandbox-test"]["api_url"] != state.server:
+            assert time.monotonic() < deadline, (
+                f"registered {clusters['sandbox-test']['api_url']}, not {state.server}"
+            )
+            time.sleep(0.5)
+            clusters = _sandbox_clusters(second, headers)
+        assert clusters["sandbox-prod"]["api_url"] == state.server
+        check = requests.post(
+            f"{second.base}/api/clusters/{clusters['sandbox-test']['id']}/test-connection/",
+            headers=headers,
+            timeout=30,
+        )
+        assert check.json()["ok"] is True, check.text
+    finally:
+        second.stop()

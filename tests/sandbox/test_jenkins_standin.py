@@ -228,3 +228,69 @@ def test_jobs_are_loaded_from_disk_on_restart(tmp_path: Path) -> None:
     first.create_job("seeded", freestyle_xml(["true"]))
     second = JenkinsStandin(tmp_path / "j", JENKINS_USER, JENKINS_TOKEN)
     assert "seeded" in second.jobs and second.jobs["seeded"].buildable
+
+
+def test_a_restarted_standin_keeps_builds_console_and_queue_items(tmp_path: Path) -> None:
+    def started(quiet_period: float) -> tuple[JenkinsStandin, jenkins.Jenkins]:
+        standin = JenkinsStandin(tmp_path / "state", JENKINS_USER, JENKINS_TOKEN, quiet_period=quiet_period)
+        standin.start()
+        client = jenkins.Jenkins(standin.url, username=JENKINS_USER, password=JENKINS_TOKEN, timeout=10)
+        client.get_whoami()
+        return standin, client
+
+    standin, client = started(0.1)
+    client.create_job("svc", freestyle_xml(['echo "built $GIT_REF"'], params={"GIT_REF": "main"}))
+    queue_id = client.build_job("svc", {"GIT_REF": "v1"})
+    number = wait_for_build_number(client, queue_id)
+    assert wait_for_result(client, "svc", number)["result"] == "SUCCESS"
+    console = client.get_build_console_output("svc", number)
+    assert "built v1" in console and "Finished: SUCCESS" in console
+    standin.stop()
+    # A queued request that has not left the queue when the stand-in stops (a long quiet period).
+    standin, client = started(30.0)
+    waiting_id = client.build_job("svc", {"GIT_REF": "v2"})
+    standin.stop()
+
+    standin, client = started(0.1)
+    try:
+        info = client.get_build_info("svc", number)
+        assert (info["result"], info["building"], info["queueId"]) == ("SUCCESS", False, queue_id)
+        assert {"name": "GIT_REF", "value": "v1"} in [
+            {"name": p["name"], "value": p["value"]}
+            for action in info["actions"]
+            for p in action.get("parameters", [])
+        ]
+        assert client.get_build_console_output("svc", number) == console
+        assert client.get_queue_item(queue_id)["executable"]["number"] == number
+        assert client.get_job_info("svc")["firstBuild"]["number"] == number
+        # The waiting item waits again and runs as the next build, not as a reused number.
+        second = wait_for_build_number(client, waiting_id)
+        assert second == number + 1
+        assert wait_for_result(client, "svc", second)["result"] == "SUCCESS"
+        assert "built v2" in client.get_build_console_output("svc", second)
+        assert client.build_job("svc", {"GIT_REF": "v3"}) > waiting_id  # queue ids keep counting
+    finally:
+        standin.stop()
+
+
+def test_a_build_running_when_the_standin_dies_reads_aborted_after_restart(tmp_path: Path) -> None:
+    standin = JenkinsStandin(tmp_path / "state", JENKINS_USER, JENKINS_TOKEN, quiet_period=0.1)
+    standin.start()
+    client = jenkins.Jenkins(standin.url, username=JENKINS_USER, password=JENKINS_TOKEN, timeout=10)
+    client.create_job("slow", freestyle_xml(["echo started; sleep 30"]))
+    number = wait_for_build_number(client, client.build_job("slow"))
+    assert client.get_build_info("slow", number)["building"] is True
+    standin.stop()
+    # What a killed stand-in leaves: the record of a build still running.
+    record = tmp_path / "state" / "jobs" / "slow" / "builds" / str(number) / "build.json"
+    record.write_text(record.read_text().replace('"building": false', '"building": true'))
+
+    standin = JenkinsStandin(tmp_path / "state", JENKINS_USER, JENKINS_TOKEN, quiet_period=0.1)
+    standin.start()
+    try:
+        client = jenkins.Jenkins(standin.url, username=JENKINS_USER, password=JENKINS_TOKEN, timeout=10)
+        info = client.get_build_info("slow", number)
+        assert (info["building"], info["result"]) == (False, "ABORTED")
+        assert client.get_build_console_output("slow", number).endswith("Finished: ABORTED\n")
+    finally:
+        standin.stop()

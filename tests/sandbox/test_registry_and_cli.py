@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -126,3 +127,41 @@ def test_registry_cli_serves(tmp_path: Path) -> None:
         ["sandbox.registry", "serve", "--root", str(tmp_path / "r"), "--port", str(port)], tmp_path
     ):
         assert _wait_http(f"http://127.0.0.1:{port}/v2/").status_code == 200
+
+
+def test_sandbox_pipeline_keeps_its_ports_across_restarts(tmp_path: Path, monkeypatch, caplog) -> None:
+    """`make run` restarted: the registry (where builds in flight push) and the stand-ins answer on the
+    same addresses as before, with what they held; a port still taken by someone else is given up."""
+    from sandbox import pipeline as sandbox_pipeline
+
+    require(find_binary() is not None, "docker-registry (apt-get install docker-registry)")
+    first = sandbox_pipeline.SandboxPipeline(tmp_path / "sandbox").start()
+    try:
+        ports = first.ports()
+        settings = first.settings()
+        digest = _push_blob(first.registry, "demo/kept", b"layer bytes")
+    finally:
+        first.stop()
+
+    second = sandbox_pipeline.SandboxPipeline(tmp_path / "sandbox").start()
+    try:
+        assert second.ports() == ports
+        assert second.settings()["REGISTRY_HOST"] == settings["REGISTRY_HOST"]
+        assert second.settings()["JENKINS_URL"] == settings["JENKINS_URL"]
+        kept = requests.head(f"{second.registry.url}/v2/demo/kept/blobs/{digest}", timeout=10)
+        assert kept.status_code == 200
+    finally:
+        second.stop()
+
+    monkeypatch.setattr(sandbox_pipeline, "PORT_RELEASE_WAIT_SECONDS", 0.5)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", ports["registry"]))
+        squatter.listen()
+        third = sandbox_pipeline.SandboxPipeline(tmp_path / "sandbox").start()
+        try:
+            assert third.registry.port != ports["registry"]
+            assert third.ports()["jenkins"] == ports["jenkins"]
+            assert f"port {ports['registry']} is still taken" in caplog.text
+        finally:
+            third.stop()

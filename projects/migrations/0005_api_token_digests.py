@@ -13,7 +13,7 @@ def keep_only_digests(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("projects", "0003_project_auto_rollback_and_more"),
+        ("projects", "0004_prod_terminal_grants"),
         ("authtoken", "0004_alter_tokenproxy_options"),
     ]
 
