@@ -5,7 +5,7 @@ Every API error answers ``{"detail": "<a sentence>", "errors": {"<field>": ["...
 empty unless the input was at fault; errors not about one field are under ``non_field_errors``.
 """
 
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -125,6 +125,20 @@ class PortalAutoSchema(AutoSchema):
         # relation is empty: say so, or every such answer breaks the schema.
         if field.default is None and (field.read_only or direction == "response") and "$ref" not in schema:
             schema["nullable"] = True
+        # DRF drops ``allow_blank`` from read-only model fields, so a blank-able choice (an end reason
+        # while the grant runs) would be documented without the "" it answers.
+        if (
+            isinstance(field, serializers.ChoiceField)
+            and field.read_only
+            and "" not in schema.get("enum", [""])
+        ):
+            model = getattr(getattr(field.parent, "Meta", None), "model", None)
+            try:
+                blank = model is not None and model._meta.get_field(field.source).blank
+            except FieldDoesNotExist:
+                blank = False
+            if blank:
+                schema["enum"] = [*schema["enum"], ""]
         return schema
 
     def _get_response_bodies(self, direction="response"):

@@ -142,7 +142,8 @@ POLICY: list[Rule] = [
     *project(ENV + "config/changes/", "GET"),
     *project(ENV + "config/changes/<int:pk>/", "GET"),
     # The terminal pages answer POST like GET (no require_safe yet).
-    *per_environment(ENV + "terminal/", "GET POST", test=FILERS, prod=OPS),
+    # Prod terminals: ops, and whoever holds an active grant (the world grants one to the developer).
+    *per_environment(ENV + "terminal/", "GET POST", test=FILERS, prod=OPS | {"developer"}),
     *signed_in("terminal-sessions/", "GET POST"),
     *project("terminal-sessions/<int:pk>/", "GET POST"),
     *signed_in("tickets/", "GET"),
@@ -175,6 +176,8 @@ POLICY: list[Rule] = [
         kwargs={"environment": "prod"},
         data={"record": _record("prod")},
     ),
+    *ops_only("terminal-grants/", "GET POST"),
+    *ops_only("terminal-grants/<int:pk>/revoke/", "POST"),
     *ops_only("recipes/", "GET"),
     *ops_only("recipes/<str:language>/", "GET POST"),
     # --- the API -------------------------------------------------------------------------------------
@@ -237,6 +240,8 @@ POLICY: list[Rule] = [
         data={"environment": "prod", "record": _record("prod")},
     ),
     *ops_only("api/recipes/<str:language>/", "GET POST"),
+    *ops_only("api/terminal-grants/", "GET POST"),
+    *ops_only("api/terminal-grants/<int:pk>/revoke/", "POST"),
     *signed_in("api/schema/", "GET"),
     *signed_in("api/docs/", "GET"),
     # --- Django's admin: superusers only; what it may change there is tested with the admin itself -----

@@ -64,3 +64,14 @@ def test_paginated_lists_and_ops_only_endpoints_document_404(schema):
 )
 def test_fields_that_answer_null_are_nullable(schema, component, field):
     assert schema["components"]["schemas"][component]["properties"][field].get("nullable") is True
+
+
+def test_blank_choices_of_read_only_model_fields_are_documented(schema):
+    field = schema["components"]["schemas"]["TerminalGrant"]["properties"]["end_reason"]
+    documented = set()
+    for option in field.get("oneOf", [field]):
+        target = option
+        if "$ref" in option:
+            target = schema["components"]["schemas"][option["$ref"].rsplit("/", 1)[1]]
+        documented |= set(target.get("enum", []))
+    assert "" in documented

@@ -4,6 +4,7 @@ reach what, not how the objects came to be. The clusters point at a closed port,
 to Kubernetes meets an unreachable apiserver (the one 502 shape) and no suite needs the control plane."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from clusters.models import Cluster, ConfigChange, ProjectEnvironment, TerminalSession
 from deploys.models import BuildRecipe, DeploymentRecord, OnboardingTicket, Release
+from projects.models import ProdTerminalGrant
 from tests.fixtures.clusters import VALID_REQUEST
 from tests.fixtures.people import PASSWORD, People
 
@@ -30,6 +32,7 @@ class World:
     config_change: ConfigChange
     terminal_session: TerminalSession
     recipe: BuildRecipe
+    terminal_grant: ProdTerminalGrant
     # A successful deployment per environment, to roll back to.
     records: dict[str, DeploymentRecord]
 
@@ -52,6 +55,7 @@ class World:
             ("changes", self.config_change),
             ("terminal-sessions", self.terminal_session),
             ("clusters", self.clusters["test"]),
+            ("terminal-grants", self.terminal_grant),
         ]:
             if f"{collection}/{placeholder}" in path:
                 return obj.pk
@@ -137,6 +141,13 @@ def build_world(people: People, recordings_dir, *, cluster_token: str = CLUSTER_
     (recordings_dir / "world-session.cast").write_text(
         '{"version": 2, "width": 80, "height": 24}\n[0.1, "o", "$ "]\n'
     )
+    terminal_grant = ProdTerminalGrant.objects.create(
+        project=people.project,
+        user=people.developer,
+        granted_by=people.ops,
+        granted_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(hours=8),
+    )
     return World(
         people=people,
         superuser=superuser,
@@ -148,6 +159,7 @@ def build_world(people: People, recordings_dir, *, cluster_token: str = CLUSTER_
         terminal_session=terminal_session,
         recipe=recipe,
         records=records,
+        terminal_grant=terminal_grant,
     )
 
 
