@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.exceptions import ValidationError
 
@@ -8,7 +8,8 @@ from observability.selectors import audit_events_for
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
-    project = serializers.CharField(source="project.name", default=None, read_only=True)
+    # The name kept on the row, so it outlives the project; null for events outside any project.
+    project = serializers.SerializerMethodField()
 
     class Meta:
         model = AuditEvent
@@ -24,6 +25,10 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "remote_addr",
             "created_at",
         ]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_project(self, event: AuditEvent) -> str | None:
+        return event.project_name or None
 
 
 class AuditFilterSerializer(serializers.Serializer):

@@ -1,15 +1,17 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from opsportal.forms import UTCDateTimeField
+
 
 class AuditFilterForm(forms.Form):
     project = forms.CharField(label=_("Project"), required=False, max_length=63)
     actor = forms.CharField(label=_("User"), required=False, max_length=150)
     verb = forms.CharField(label=_("Action"), required=False, max_length=64)
-    since = forms.DateTimeField(
+    since = UTCDateTimeField(
         label=_("From"), required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
-    until = forms.DateTimeField(
+    until = UTCDateTimeField(
         label=_("To"), required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
 

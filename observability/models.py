@@ -24,9 +24,12 @@ class AuditEvent(models.Model):
     target_type = models.CharField(_("target type"), max_length=64)
     target_id = models.CharField(_("target id"), max_length=64)
     target_repr = models.CharField(_("target"), max_length=255, blank=True)
+    # SET_NULL, not PROTECT: every project and user has audit rows from its first day, so protecting them
+    # would make deletion impossible; the names below keep the record readable after the deletion.
     project = models.ForeignKey(
         "projects.Project", on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_events"
     )
+    project_name = models.CharField(_("project"), max_length=63, blank=True, default="")
     changes = models.JSONField(_("changes"), default=dict, blank=True)
     remote_addr = models.GenericIPAddressField(_("remote address"), null=True, blank=True)
     created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)

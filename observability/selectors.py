@@ -33,7 +33,7 @@ def audit_events_for(
     if readable is not None:
         events = events.filter(Q(project__in=readable) | Q(actor=user))
     if project:
-        events = events.filter(project__name=project)
+        events = events.filter(project_name=project)
     if actor:
         events = events.filter(actor_name=actor)
     if verb:

@@ -59,6 +59,7 @@ def audit_record(
         target_id=str(target.pk),
         target_repr=str(target)[:255],
         project=project,
+        project_name=project.name if project is not None else "",
         changes=redact(changes or {}),
         remote_addr=remote_addr,
     )

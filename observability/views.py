@@ -1,6 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from observability.forms import AuditFilterForm
 from observability.models import AuditEvent
@@ -8,6 +9,7 @@ from observability.selectors import audit_events_for
 
 
 @login_required
+@require_safe
 def audit_list(request):
     form = AuditFilterForm(request.GET or None)
     events = AuditEvent.objects.none()

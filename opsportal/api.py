@@ -5,7 +5,7 @@ Every API error answers ``{"detail": "<a sentence>", "errors": {"<field>": ["...
 empty unless the input was at fault; errors not about one field are under ``non_field_errors``.
 """
 
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -95,7 +95,8 @@ def exception_handler(exc, context):
 class PortalAutoSchema(AutoSchema):
     """Declares the error responses an operation can give, all with the one ErrorSerializer body.
 
-    403 wherever a permission applies (signed out, or not allowed); 404 where the path names an object;
+    403 wherever a permission applies (signed out, or not allowed); 404 where the path names an object
+    and on paginated lists (a page past the end);
     400 where there is input; 409 on writes of views whose services refuse by state (a transition, a
     busy object, a stale version: ``state_conflicts = True`` on the view); 502 on views that talk to
     another system in the request (``remote_errors = True``)."""
@@ -107,14 +108,38 @@ class PortalAutoSchema(AutoSchema):
         writes = self.method in ("POST", "PUT", "PATCH", "DELETE")
         if writes or self.get_override_parameters() or self._is_list_view():
             codes.append("400")
-        # An ops-only view (``ops_only = True``) answers 404 to everyone else, even without an object.
-        if "{" in self.path or getattr(self.view, "ops_only", False):
+        # A page number past the end is DRF's 404 too (PageNumberPagination raises NotFound); so is
+        # everything of an ops-only view (``ops_only = True``) for anyone else, even without an object.
+        paginated = self.method == "GET" and self._is_list_view() and self._get_paginator()
+        if "{" in self.path or paginated or getattr(self.view, "ops_only", False):
             codes.append("404")
         if writes and getattr(self.view, "state_conflicts", False):
             codes.append("409")
         if getattr(self.view, "remote_errors", False):
             codes.append("502")
         return codes
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        # ``default=None`` on an output field (``source="reviewed_by.username"``) answers null when the
+        # relation is empty: say so, or every such answer breaks the schema.
+        if field.default is None and (field.read_only or direction == "response") and "$ref" not in schema:
+            schema["nullable"] = True
+        # DRF drops ``allow_blank`` from read-only model fields, so a blank-able choice (an end reason
+        # while the grant runs) would be documented without the "" it answers.
+        if (
+            isinstance(field, serializers.ChoiceField)
+            and field.read_only
+            and "" not in schema.get("enum", [""])
+        ):
+            model = getattr(getattr(field.parent, "Meta", None), "model", None)
+            try:
+                blank = model is not None and model._meta.get_field(field.source).blank
+            except FieldDoesNotExist:
+                blank = False
+            if blank:
+                schema["enum"] = [*schema["enum"], ""]
+        return schema
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

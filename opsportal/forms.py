@@ -1,3 +1,5 @@
+from datetime import UTC
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -50,3 +52,19 @@ def check_version(form, cleaned: dict) -> dict:
     if not cleaned.get("version"):
         form.add_error(None, _("This form is out of date or incomplete: reload the page and edit again."))
     return cleaned
+
+
+class UTCDateTimeField(forms.DateTimeField):
+    """A date and time stored as UTC. Python accepts UTC offsets up to ±23:59, PostgreSQL only up to
+    ±15:59, so an offset such as +21:45 used to reach the database and fail there (a 500)."""
+
+    def to_python(self, value):
+        result = super().to_python(value)
+        if result is None:
+            return None
+        try:
+            return result.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValidationError(
+                _("Enter a date and time between the years 1 and 9999."), code="invalid"
+            ) from None

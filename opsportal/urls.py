@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+# Imported for its effect: it replaces the user, group and token admins before admin.site.urls is read.
+import opsportal.admin_auth  # noqa: F401
 from opsportal import api, security, tokens, views
 from projects import views as project_views
 

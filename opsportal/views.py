@@ -4,7 +4,7 @@ from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from observability import services as observability_services
 from observability.events import current_seq, user_stream
@@ -14,6 +14,7 @@ from projects.access import visible_projects
 
 
 @login_required
+@require_safe
 def dashboard(request):
     projects = visible_projects(request.user)
     context = {

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from observability.events import current_seq, project_stream
 from observability.selectors import audit_events_for
@@ -20,6 +20,7 @@ TABS = ("overview", "environments", "members", "tickets", "audit")
 
 
 @login_required
+@require_safe
 def project_list(request):
     scope = request.GET.get("scope", "mine")
     query = request.GET.get("q", "").strip()[:100]
@@ -75,6 +76,7 @@ def _detail_context(request, project, tab: str, member_form: MemberForm | None =
 
 
 @login_required
+@require_safe
 def project_detail(request, name: str):
     project = get_project(request.user, name=name, action=Action.VIEW)
     tab = request.GET.get("tab", "overview")

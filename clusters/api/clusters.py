@@ -12,6 +12,8 @@ from opsportal.http import client_address
 class OpsOnly:
     """Authenticated non-ops users get 404 on every cluster endpoint: clusters are not revealed."""
 
+    ops_only = True  # the schema documents the 404 (opsportal.api.PortalAutoSchema)
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         selectors.check_ops(request.user)  # Http404, turned into a JSON 404 by the exception handler

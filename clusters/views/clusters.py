@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_safe
 
 from clusters.forms.clusters import ClusterForm
 from clusters.selectors import clusters as selectors
@@ -25,6 +26,7 @@ def _save(form: ClusterForm, save) -> bool:
 
 
 @login_required
+@require_safe
 def cluster_list(request):
     selectors.check_ops(request.user)
     return render(

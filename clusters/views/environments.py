@@ -7,6 +7,7 @@ from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
+from django.views.decorators.http import require_safe
 
 from clusters.choices import ConfigChangeStatus
 from clusters.forms.environments import EnvironmentConfigForm
@@ -39,6 +40,7 @@ def _error_text(exc: ValidationError) -> str:
 
 
 @login_required
+@require_safe
 def environment_page(request, name: str, environment: str):
     ref = selectors.environment_get(user=request.user, name=name, environment=environment)
     actions = ref.actions
@@ -207,6 +209,7 @@ def _int_arg(request, key: str, default, *, maximum: int):
 
 
 @login_required
+@require_safe
 def environment_logs_download(request, name: str, environment: str, pod: str):
     ref = selectors.environment_get(user=request.user, name=name, environment=environment)
     try:
@@ -229,6 +232,7 @@ def environment_logs_download(request, name: str, environment: str, pod: str):
 
 
 @login_required
+@require_safe
 def config_change_list(request, name: str, environment: str):
     ref = selectors.environment_get(user=request.user, name=name, environment=environment)
     return render(
@@ -239,6 +243,7 @@ def config_change_list(request, name: str, environment: str):
 
 
 @login_required
+@require_safe
 def config_change_detail(request, name: str, environment: str, pk: int):
     ref = selectors.environment_get(user=request.user, name=name, environment=environment)
     change = selectors.config_change_get(ref, pk)

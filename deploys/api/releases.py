@@ -118,7 +118,8 @@ class ProjectReleasesView(APIView):
         summary="Release a branch to test (tag → build → deploy)",
     )
     def post(self, request, name: str):
-        project = get_project(request.user, name=name, action=Action.VIEW)
+        # The right before the input: a member who may not release hears 403, not what to fix.
+        project = get_project(request.user, name=name, action=Action.RELEASE_TEST)
         data = ReleaseSubmitSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         release = services.release_submit(

@@ -88,8 +88,8 @@ class RejectSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
-def _ticket(request, name: str, pk: int) -> OnboardingTicket:
-    project = get_project(request.user, name=name, action=Action.VIEW)
+def _ticket(request, name: str, pk: int, action: Action = Action.VIEW) -> OnboardingTicket:
+    project = get_project(request.user, name=name, action=action)
     return get_object_or_404(selectors.tickets_for_project(project=project), pk=pk)
 
 
@@ -105,7 +105,8 @@ class ProjectTicketsView(APIView):
         request=TicketCreateSerializer, responses={201: TicketSerializer}, summary="File an onboarding ticket"
     )
     def post(self, request, name: str):
-        project = get_project(request.user, name=name, action=Action.VIEW)
+        # The right before the input: a member who may not file tickets hears 403, not what to fix.
+        project = get_project(request.user, name=name, action=Action.FILE_TICKET)
         data = TicketCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         ticket = services.ticket_create(
@@ -146,12 +147,14 @@ class _TicketActionView(APIView):
     state_conflicts = True
 
     serializer_class = None
+    # The right checked before the input is read (the service checks it again, with the ticket's state).
+    required_action = Action.VIEW
 
     def perform(self, request, ticket: OnboardingTicket, data: dict) -> OnboardingTicket:
         raise NotImplementedError
 
     def post(self, request, name: str, pk: int):
-        ticket = _ticket(request, name, pk)
+        ticket = _ticket(request, name, pk, self.required_action)
         data = {}
         if self.serializer_class is not None:
             serializer = self.serializer_class(data=request.data)
@@ -184,6 +187,7 @@ class TicketWithdrawView(_TicketActionView):
 )
 class TicketApproveView(_TicketActionView):
     serializer_class = ApproveSerializer
+    required_action = Action.APPROVE_TICKET
 
     def perform(self, request, ticket, data):
         return services.ticket_approve(
@@ -199,6 +203,7 @@ class TicketApproveView(_TicketActionView):
 )
 class TicketRejectView(_TicketActionView):
     serializer_class = RejectSerializer
+    required_action = Action.APPROVE_TICKET
 
     def perform(self, request, ticket, data):
         return services.ticket_reject(

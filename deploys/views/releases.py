@@ -7,7 +7,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from deploys import selectors, services
 from deploys.choices import ReleaseStatus
@@ -55,6 +55,7 @@ def release_list(request, name: str):
 
 
 @login_required
+@require_safe
 def release_detail(request, name: str, pk: int):
     project = get_project(request.user, name=name, action=Action.VIEW)
     release = get_object_or_404(selectors.releases_for_project(project=project), pk=pk)
@@ -137,6 +138,7 @@ def rollback(request, name: str, environment: str):
 
 
 @login_required
+@require_safe
 def release_queue(request):
     status = request.GET.get("status", "")
     if status not in ReleaseStatus.values:
@@ -154,6 +156,7 @@ def _ops_only(request) -> None:
 
 
 @login_required
+@require_safe
 def recipe_list(request):
     _ops_only(request)
     latest = {}

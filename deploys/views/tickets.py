@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from clusters.forms.workload import OverridesForm
 from clusters.workload import manifests
@@ -148,6 +148,7 @@ def _detail_context(request, project, ticket) -> dict:
 
 
 @login_required
+@require_safe
 def ticket_detail(request, name: str, pk: int):
     project, ticket = _ticket(request, name, pk)
     template = "deploys/_ticket_status.html" if request.htmx else "deploys/ticket_detail.html"
@@ -155,6 +156,7 @@ def ticket_detail(request, name: str, pk: int):
 
 
 @login_required
+@require_safe
 def ticket_preview(request, name: str, pk: int):
     project, ticket = _ticket(request, name, pk)
     return render(request, "deploys/_ticket_preview.html", {"preview": preview.ticket_preview(ticket=ticket)})
@@ -188,6 +190,7 @@ def ticket_action(request, name: str, pk: int, action: str):
 
 
 @login_required
+@require_safe
 def ticket_queue(request):
     status = request.GET.get("status", "")
     if status and status not in TicketStatus.values:

@@ -42,11 +42,16 @@ def test_me_with_session(client, people):
 def test_me_with_token():
     from django.contrib.auth.models import User
 
+    from opsportal.tokens import token_issue
+
     user = User.objects.create_user("api-user", password="x-very-long-password")
-    token = Token.objects.create(user=user)
+    key = token_issue(user=user)
     api = APIClient()
     assert api.get(reverse("api-me")).status_code in {401, 403}
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    # The stored digest is not a key.
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get(user=user).key}")
+    assert api.get(reverse("api-me")).status_code in {401, 403}
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     data = api.get(reverse("api-me")).json()
     assert data["username"] == "api-user"
     assert data["is_ops"] is False
@@ -60,7 +65,11 @@ def test_token_endpoint_issues_a_token(people):
     assert bad.status_code == 400
     good = api.post(reverse("api-token"), {"username": people.developer.username, "password": PASSWORD})
     assert good.status_code == 200
-    assert Token.objects.get(user=people.developer).key == good.json()["token"]
+    from opsportal.authentication import token_digest
+
+    # Only the digest is stored; the clear key is in this answer alone.
+    assert Token.objects.get(user=people.developer).key == token_digest(good.json()["token"])
+    assert not Token.objects.filter(key=good.json()["token"]).exists()
 
 
 def test_api_errors_are_json_with_detail(client, people):
@@ -86,10 +95,32 @@ def test_issuing_a_token_is_audited_without_the_token(people):
     assert first.status_code == again.status_code == 200
     key = first.json()["token"]
     events = list(AuditEvent.objects.filter(verb__startswith="token.").order_by("pk"))
-    assert [event.verb for event in events] == ["token.create", "token.issue"]
+    assert [event.verb for event in events] == ["token.create", "token.rotate"]
+    assert key != again.json()["token"]
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get(reverse("api-me")).status_code in {401, 403}  # replaced by the second
+    api.credentials(HTTP_AUTHORIZATION=f"Token {again.json()['token']}")
+    assert api.get(reverse("api-me")).status_code == 200
     for event in events:
         assert event.actor == people.developer
         assert event.target_repr == people.developer.username
         assert event.remote_addr == "127.0.0.1"
         stored = " ".join(str(value) for value in vars(event).values())
         assert key not in stored
+
+
+def test_tokens_issued_before_digests_keep_working(people):
+    from importlib import import_module
+
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    clear = "0123456789abcdef0123456789abcdef01234567"
+    Token.objects.create(user=people.viewer, key=clear)  # as DRF stored keys before
+    migration = import_module("projects.migrations.0005_api_token_digests")
+    migration.keep_only_digests(MigrationLoader(connection).project_state().apps, None)
+
+    assert not Token.objects.filter(key=clear).exists()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {clear}")
+    assert api.get(reverse("api-me")).json()["username"] == people.viewer.username

@@ -23,6 +23,7 @@ WIRING = {
     "opsportal.views",
     "opsportal.context_processors",
     "opsportal.tokens",
+    "opsportal.admin_auth",
 }
 # Modules whose layer is not their package's. The Run mechanics audit and read the project, so they sit
 # just above projects, below the apps whose work they run.

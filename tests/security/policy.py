@@ -1,0 +1,251 @@
+"""Who may use every URL of the portal: the one policy table the authorization matrix checks.
+
+One row per URL pattern (its route, as Django's resolver writes it) and HTTP method: the roles for
+whom the request is allowed. Everyone else gets what the row's kind says (see ``Rule.expected``):
+
+- anonymous: pages redirect to the login page, the API answers 401/403, the admin redirects to its login;
+- a role that may not see the object (an outsider on a project; anyone but ops on ops-only things): 404;
+- a role that sees the object but lacks the right: 403.
+
+Adding a URL means adding a line here, e.g.::
+
+    project("projects/<str:name>/grants/", "GET", OPS),
+
+A row whose route is exact wins over glob rows for the same pattern and method. The matrix fails for a
+URL pattern or an accepted method without a row, and for a row that matches no URL.
+"""
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+ROLES = ("anonymous", "outsider", "viewer", "developer", "tester", "owner", "ops", "superuser")
+OPS = frozenset({"ops", "superuser"})
+MEMBERS = frozenset({"viewer", "developer", "tester", "owner"}) | OPS
+SIGNED_IN = MEMBERS | {"outsider"}
+EVERYONE = SIGNED_IN | {"anonymous"}
+FILERS = frozenset({"developer", "owner"}) | OPS  # file tickets, release, operate and open terminals on test
+OWNERS = frozenset({"owner"}) | OPS
+CONFIRMERS = frozenset({"tester"}) | OPS
+
+
+@dataclass(frozen=True)
+class Rule:
+    route: str  # the resolver's route; a glob (fnmatch) for families of patterns such as the admin's
+    method: str
+    allowed: frozenset[str]
+    # Roles that get 404 (may not know the object exists) rather than 403.
+    hidden: frozenset[str] = frozenset()
+    # URL arguments this row sets (e.g. the environment or the action); the rest come from the world.
+    kwargs: dict = field(default_factory=dict, hash=False)
+    # The request body (form fields for pages, JSON for the API) when an empty one would not reach
+    # the access check. Values may be callables of the world.
+    data: dict = field(default_factory=dict, hash=False)
+    admin: bool = False
+    expect_any: bool = False  # every role: any answer but a server error
+
+    def matches(self, route: str) -> bool:
+        return fnmatchcase(route, self.route) if "*" in self.route else route == self.route
+
+    def expected(self, role: str) -> str:
+        if self.expect_any:
+            return "reachable"
+        if role in self.allowed:
+            # In the admin, a superuser may still meet 403 (read-only models) or 404 (a missing object).
+            return "reachable" if self.admin else "allowed"
+        if self.admin:
+            return "admin-login"  # the admin sends everyone but staff to its own login page
+        if role == "anonymous":
+            return "login"
+        return "hidden" if role in self.hidden else "denied"
+
+
+def _rows(route, methods, allowed, hidden, **extra) -> list[Rule]:
+    return [Rule(route, method, frozenset(allowed), frozenset(hidden), **extra) for method in methods.split()]
+
+
+def public(route: str, methods: str) -> list[Rule]:
+    return _rows(route, methods, EVERYONE, ())
+
+
+def signed_in(route: str, methods: str) -> list[Rule]:
+    """Anyone signed in; what they see is filtered to their projects."""
+    return _rows(route, methods, SIGNED_IN, ())
+
+
+def project(route: str, methods: str, allowed=MEMBERS, **extra) -> list[Rule]:
+    """A project's object: outsiders do not see the project at all."""
+    return _rows(route, methods, allowed, SIGNED_IN - MEMBERS, **extra)
+
+
+def ops_only(route: str, methods: str) -> list[Rule]:
+    """Only ops may know it exists (clusters, build recipes)."""
+    return _rows(route, methods, OPS, SIGNED_IN - OPS)
+
+
+def ops_right(route: str, methods: str) -> list[Rule]:
+    """A right only ops have on something everyone sees."""
+    return _rows(route, methods, OPS, ())
+
+
+def reachable(route: str, methods: str, *, admin: bool = False) -> list[Rule]:
+    """Anyone, with any answer but a server error (logging out, which sends everyone to a login page)."""
+    return [Rule(route, m, frozenset(ROLES), expect_any=True, admin=admin) for m in methods.split()]
+
+
+def admin_site(route: str, methods: str = "GET") -> list[Rule]:
+    return _rows(route, methods, {"superuser"}, (), admin=True)
+
+
+def per_environment(route: str, methods: str, *, test, prod, **extra) -> list[Rule]:
+    return project(route, methods, test, kwargs={"environment": "test"}, **extra) + project(
+        route, methods, prod, kwargs={"environment": "prod"}, **extra
+    )
+
+
+ENV = "projects/<str:name>/env/<str:environment>/"
+API_ENV = "api/projects/<str:name>/environments/<str:environment>/"
+TICKET = "projects/<str:name>/tickets/<int:pk>/"
+API_TICKET = "api/projects/<str:name>/tickets/<int:pk>/"
+RELEASE = "projects/<str:name>/releases/<int:pk>/"
+API_RELEASE = "api/projects/<str:name>/releases/<int:pk>/"
+
+
+def _record(environment: str):
+    return lambda world: world.records[environment].pk
+
+
+POLICY: list[Rule] = [
+    # --- the portal's pages -------------------------------------------------------------------------
+    *signed_in("", "GET"),
+    *signed_in("worker-ping/", "POST"),
+    *public("language/", "POST"),
+    *public("login/", "GET POST"),
+    *reachable("logout/", "POST"),
+    *signed_in("projects/", "GET"),
+    *ops_right("projects/new/", "GET POST"),
+    *project("projects/<str:name>/", "GET"),
+    *project("projects/<str:name>/settings/", "GET POST", OWNERS),
+    *project("projects/<str:name>/members/", "POST", OWNERS),
+    *project("projects/<str:name>/members/<str:username>/remove/", "POST", OWNERS),
+    *signed_in("audit/", "GET"),
+    *ops_only("clusters/", "GET"),
+    *ops_only("clusters/new/", "GET POST"),
+    *ops_only("clusters/<int:pk>/", "GET POST"),
+    *ops_only("clusters/<int:pk>/test-connection/", "POST"),
+    *per_environment(ENV, "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(ENV + "restart/", "POST", test=FILERS, prod=OPS),
+    *per_environment(ENV + "scale/", "POST", test=FILERS, prod=OPS),
+    *per_environment(ENV + "pods/<str:pod>/delete/", "POST", test=FILERS, prod=OPS),
+    *per_environment(ENV + "pods/<str:pod>/logs/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(ENV + "config/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(ENV + "config/", "POST", test=OPS, prod=OPS),
+    *project(ENV + "config/changes/", "GET"),
+    *project(ENV + "config/changes/<int:pk>/", "GET"),
+    # The terminal pages answer POST like GET (no require_safe yet).
+    # Prod terminals: ops, and whoever holds an active grant (the world grants one to the developer).
+    *per_environment(ENV + "terminal/", "GET POST", test=FILERS, prod=OPS | {"developer"}),
+    *signed_in("terminal-sessions/", "GET POST"),
+    *project("terminal-sessions/<int:pk>/", "GET POST"),
+    *signed_in("tickets/", "GET"),
+    *project("projects/<str:name>/tickets/new/", "GET POST", FILERS),
+    *project(TICKET, "GET"),
+    *project(TICKET + "edit/", "GET POST", FILERS),
+    *project(TICKET + "preview/", "GET"),
+    *project(TICKET + "<str:action>/", "POST", FILERS, kwargs={"action": "submit"}),
+    *project(TICKET + "<str:action>/", "POST", FILERS, kwargs={"action": "withdraw"}),
+    *project(TICKET + "<str:action>/", "POST", OPS, kwargs={"action": "approve"}),
+    *project(TICKET + "<str:action>/", "POST", OPS, kwargs={"action": "reject"}),
+    *signed_in("releases/", "GET"),
+    *project("projects/<str:name>/releases/", "GET"),
+    *project("projects/<str:name>/releases/", "POST", FILERS | {"tester"}),
+    *project(RELEASE, "GET"),
+    *project(RELEASE + "<str:action>/", "POST", CONFIRMERS, kwargs={"action": "confirm"}),
+    *project(RELEASE + "<str:action>/", "POST", FILERS, kwargs={"action": "promote"}),
+    *project(RELEASE + "<str:action>/", "POST", FILERS | {"tester"}, kwargs={"action": "cancel"}),
+    *project(
+        "projects/<str:name>/rollback/<str:environment>/",
+        "POST",
+        FILERS | {"tester"},
+        kwargs={"environment": "test"},
+        data={"record": _record("test")},
+    ),
+    *project(
+        "projects/<str:name>/rollback/<str:environment>/",
+        "POST",
+        FILERS,
+        kwargs={"environment": "prod"},
+        data={"record": _record("prod")},
+    ),
+    *ops_only("terminal-grants/", "GET POST"),
+    *ops_only("terminal-grants/<int:pk>/revoke/", "POST"),
+    *ops_only("recipes/", "GET"),
+    *ops_only("recipes/<str:language>/", "GET POST"),
+    # --- the API -------------------------------------------------------------------------------------
+    *signed_in("api/me/", "GET"),
+    *signed_in("api/worker-ping/", "POST"),
+    *public("api/token/", "POST"),
+    *signed_in("api/projects/", "GET"),
+    *ops_right("api/projects/", "POST"),
+    *project("api/projects/<str:name>/", "GET"),
+    *project("api/projects/<str:name>/settings/", "GET", OWNERS),
+    *project("api/projects/<str:name>/settings/", "PATCH", OWNERS),
+    *project("api/projects/<str:name>/members/", "GET"),
+    *project("api/projects/<str:name>/members/", "POST", OWNERS),
+    *project("api/projects/<str:name>/members/<str:username>/", "DELETE", OWNERS),
+    *signed_in("api/audit-events/", "GET"),
+    *ops_only("api/clusters/", "GET POST"),
+    *ops_only("api/clusters/<int:pk>/", "GET PUT PATCH"),
+    *ops_only("api/clusters/<int:pk>/test-connection/", "POST"),
+    *per_environment(API_ENV, "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(API_ENV + "restart/", "POST", test=FILERS, prod=OPS),
+    *per_environment(API_ENV + "scale/", "POST", test=FILERS, prod=OPS, data={"replicas": 2}),
+    *per_environment(API_ENV + "pods/<str:pod>/", "DELETE", test=FILERS, prod=OPS),
+    *per_environment(API_ENV + "pods/<str:pod>/logs/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(API_ENV + "config/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(API_ENV + "config/", "PUT", test=OPS, prod=OPS),
+    *project(API_ENV + "config/changes/", "GET"),
+    *project(API_ENV + "config/changes/<int:pk>/", "GET"),
+    *signed_in("api/terminal-sessions/", "GET"),
+    *project("api/terminal-sessions/<int:pk>/", "GET"),
+    *project("api/terminal-sessions/<int:pk>/recording", "GET"),
+    *signed_in("api/tickets/", "GET"),
+    *project("api/projects/<str:name>/tickets/", "GET"),
+    *project("api/projects/<str:name>/tickets/", "POST", FILERS),
+    *project(API_TICKET, "GET"),
+    *project(API_TICKET, "PATCH", FILERS),
+    *project(API_TICKET + "submit/", "POST", FILERS),
+    *project(API_TICKET + "withdraw/", "POST", FILERS),
+    *project(API_TICKET + "approve/", "POST", OPS),
+    *project(API_TICKET + "reject/", "POST", OPS),
+    *project(API_TICKET + "preview/", "GET"),
+    *signed_in("api/releases/", "GET"),
+    *project("api/projects/<str:name>/releases/", "GET"),
+    *project("api/projects/<str:name>/releases/", "POST", FILERS | {"tester"}),
+    *project(API_RELEASE, "GET"),
+    *project(API_RELEASE + "console/", "GET"),
+    *project(API_RELEASE + "confirm/", "POST", CONFIRMERS),
+    *project(API_RELEASE + "promote/", "POST", FILERS),
+    *project(API_RELEASE + "cancel/", "POST", FILERS | {"tester"}),
+    *project("api/projects/<str:name>/deployments/", "GET"),
+    *project(
+        "api/projects/<str:name>/rollback/",
+        "POST",
+        FILERS | {"tester"},
+        data={"environment": "test", "record": _record("test")},
+    ),
+    *project(
+        "api/projects/<str:name>/rollback/",
+        "POST",
+        FILERS,
+        data={"environment": "prod", "record": _record("prod")},
+    ),
+    *ops_only("api/recipes/<str:language>/", "GET POST"),
+    *ops_only("api/terminal-grants/", "GET POST"),
+    *ops_only("api/terminal-grants/<int:pk>/revoke/", "POST"),
+    *signed_in("api/schema/", "GET"),
+    *signed_in("api/docs/", "GET"),
+    # --- Django's admin: superusers only; what it may change there is tested with the admin itself -----
+    *admin_site("admin/*", "GET POST"),
+    *_rows("admin/login/", "GET POST", EVERYONE, (), admin=True),
+    *reachable("admin/logout/", "POST", admin=True),
+]

@@ -1,0 +1,218 @@
+"""Planted secrets never come back: not in API answers, rendered pages, live events, logs or any text
+column of the database (encrypted columns hold ciphertext, never the clear value).
+
+The secrets are planted through the real paths (the API and the login form), then every page and
+every API GET is read as ops, a superuser, the owner and a developer, the admin's pages included.
+"""
+
+import asyncio
+import json
+import logging
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection
+
+from observability import events
+from observability.models import LiveEvent
+from tests.security.policy import Rule
+from tests.security.routes import example_kwargs, example_path, url_patterns
+
+pytestmark = pytest.mark.django_db
+
+SECRET_ENV_VALUE = "planted-secret-env-value-4be1d07f"
+CLUSTER_TOKEN = "planted-cluster-token-9d3c55aa17"
+GITLAB_TOKEN = "planted-gitlab-token-0e6f2c"
+JENKINS_TOKEN = "planted-jenkins-token-71ab90"
+REGISTRY_PASSWORD = "planted-registry-password-5c2e"
+USER_PASSWORD = "planted-User-passw0rd-e83a1c"
+WRONG_PASSWORD = "planted-Wrong-passw0rd-21f7d9"
+READERS = ("ops", "superuser", "owner", "developer")
+
+
+class Sweep:
+    def __init__(self, secrets: dict[str, str]):
+        self.secrets = secrets
+        self.found: list[str] = []
+        self.places = 0
+
+    def search(self, where: str, text: str) -> None:
+        self.places += 1
+        for label, secret in self.secrets.items():
+            if secret in text:
+                self.found.append(f"{label} in {where}")
+
+
+def _push_callbacks(callbacks):
+    """The on-commit callbacks that push live events (not the ones that queue Celery tasks)."""
+    return [c for c in callbacks if c.__code__.co_filename == events.__file__]
+
+
+async def _receive(layer, channel, timeout: float = 10):
+    return await asyncio.wait_for(layer.receive(channel), timeout)
+
+
+def _database_text() -> list[tuple[str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
+            " AND data_type IN ('character varying', 'text', 'json', 'jsonb', 'bytea')"
+        )
+        columns = cursor.fetchall()
+        rows = []
+        for table, column in columns:
+            quoted_table, quoted_column = connection.ops.quote_name(table), connection.ops.quote_name(column)
+            # bytea as its bytes decoded: a clear value stored in binary must show too.
+            expression = (
+                f"convert_from({quoted_column}, 'LATIN1')"
+                if _is_bytea(cursor, table, column)
+                else f"{quoted_column}::text"
+            )
+            cursor.execute(f"SELECT {expression} FROM {quoted_table} WHERE {quoted_column} IS NOT NULL")  # noqa: S608
+            rows += [(f"{table}.{column}", value) for (value,) in cursor.fetchall()]
+    return rows
+
+
+def _is_bytea(cursor, table, column) -> bool:
+    cursor.execute(
+        "SELECT data_type FROM information_schema.columns WHERE table_name = %s AND column_name = %s",
+        [table, column],
+    )
+    return cursor.fetchone()[0] == "bytea"
+
+
+def test_planted_secrets_never_show(client, world, settings, caplog, django_capture_on_commit_callbacks):
+    settings.GITLAB_TOKEN = GITLAB_TOKEN
+    settings.JENKINS_TOKEN = JENKINS_TOKEN
+    settings.REGISTRY_PASSWORD = REGISTRY_PASSWORD
+    caplog.set_level(logging.DEBUG)
+    people = world.people
+    api_token = None
+    answers: list[tuple[str, str]] = []
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        # A user's password: set in the admin's user form (audited), then used at the login form after
+        # a failed attempt (which django-axes records).
+        client.force_login(world.superuser)
+        added = client.post(
+            "/admin/auth/user/add/",
+            {"username": "pat-planted", "password1": USER_PASSWORD, "password2": USER_PASSWORD},
+        )
+        assert added.status_code == 302, added.content.decode()[:500]
+        client.logout()
+        for password in (WRONG_PASSWORD, USER_PASSWORD):
+            response = client.post("/login/", {"username": "pat-planted", "password": password})
+            answers.append(("POST /login/", response.content.decode(errors="replace")))
+        client.logout()
+
+        # An API token: its own answer carries it, nothing else may.
+        response = client.post("/api/token/", {"username": "pat-planted", "password": USER_PASSWORD})
+        assert response.status_code == 200
+        api_token = response.json()["token"]
+
+        client.force_login(people.ops)
+        created = client.post(
+            "/api/clusters/",
+            {
+                "name": "planted-cluster",
+                "environment": "test",
+                "api_url": "https://127.0.0.1:9",
+                "auth_type": "token",
+                "credential": CLUSTER_TOKEN,
+                "verify_tls": False,
+            },
+            content_type="application/json",
+        )
+        assert created.status_code == 201, created.content
+        answers.append(("POST /api/clusters/", created.content.decode()))
+        # The cluster page form posted back with an error must not echo the credential either.
+        page = client.post(
+            f"/clusters/{created.json()['id']}/",
+            {"name": "", "environment": "test", "auth_type": "token", "credential": CLUSTER_TOKEN},
+        )
+        answers.append(("POST /clusters/<id>/ (invalid)", page.content.decode()))
+
+        client.force_login(people.developer)
+        from tests.fixtures.clusters import VALID_REQUEST
+
+        filed = client.post(
+            "/api/projects/orders/tickets/",
+            {
+                "environment": "prod",
+                "request": VALID_REQUEST,
+                "secret_env_vars": {"DB_PASSWORD": SECRET_ENV_VALUE},
+                "submit": True,
+            },
+            content_type="application/json",
+        )
+        assert filed.status_code == 201, filed.content
+        answers.append(("POST /api/projects/orders/tickets/", filed.content.decode()))
+        client.force_login(people.ops)
+        config = client.put(
+            "/api/projects/orders/environments/test/config/",
+            {"request": VALID_REQUEST, "secret_env_vars": {"API_KEY": SECRET_ENV_VALUE}},
+            content_type="application/json",
+        )
+        answers.append(("PUT config", config.content.decode()))
+
+    sweep = Sweep(
+        {
+            "secret env value": SECRET_ENV_VALUE,
+            "cluster token": CLUSTER_TOKEN,
+            "world cluster token": world.clusters["test"].credential,
+            "GitLab token": GITLAB_TOKEN,
+            "Jenkins token": JENKINS_TOKEN,
+            "registry password": REGISTRY_PASSWORD,
+            "user password": USER_PASSWORD,
+            "wrong password": WRONG_PASSWORD,
+            "API token": api_token,
+        }
+    )
+    assert world.clusters["test"].credential  # planted when the world was built
+
+    # Every page and every API GET, as each reader.
+    for role in READERS:
+        client.force_login(world.user(role))
+        for route, _ in url_patterns():
+            path = example_path(route, example_kwargs(route, Rule(route, "GET", frozenset()), world))
+            response = client.get(path)
+            body = b"".join(response.streaming_content) if response.streaming else response.content
+            answers.append((f"GET {path} as {role}", body.decode(errors="replace")))
+        for admin_page in (
+            "/admin/clusters/cluster/",
+            f"/admin/clusters/cluster/{world.clusters['test'].pk}/change/",
+            "/admin/authtoken/tokenproxy/",
+            "/admin/observability/auditevent/",
+            "/admin/axes/accessattempt/",
+            "/admin/axes/accesslog/",
+            "/admin/axes/accessfailurelog/",
+        ):
+            answers.append((f"GET {admin_page} as {role}", client.get(admin_page).content.decode()))
+    for where, text in answers:
+        sweep.search(where, text)
+
+    # Live events, as the channel layer delivers them: subscribe to every stream written, then push.
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    for stream in set(LiveEvent.objects.values_list("stream", flat=True)):
+        async_to_sync(layer.group_add)(events.group_name(stream), channel)
+    pushes = _push_callbacks(callbacks)
+    for push in pushes:
+        push()
+    for _ in pushes:
+        message = async_to_sync(_receive)(layer, channel)
+        sweep.search("a live event", json.dumps(message))
+    assert pushes
+
+    for record in caplog.records:
+        sweep.search(f"log {record.name}", record.getMessage() + str(record.args) + str(record.exc_text))
+
+    rows = _database_text()
+    for where, value in rows:
+        sweep.search(f"database {where}", value)
+
+    counts = f"{len(answers)} answers, {len(pushes)} live events, {len(caplog.records)} log records"
+    print(f"secrets sweep: {counts}, {len(rows)} database values")
+    assert len(answers) > 300 and len(rows) > 100
+    assert not sweep.found, "Planted secrets found:\n" + "\n".join(sorted(set(sweep.found)))

@@ -1,0 +1,169 @@
+"""One of every object a URL can name, owned by the named people, for the suites that walk every URL
+(authorization matrix, schemathesis, secrets sweep). Rows are made directly: the suites test who may
+reach what, not how the objects came to be. The clusters point at a closed port, so a view that talks
+to Kubernetes meets an unreachable apiserver (the one 502 shape) and no suite needs the control plane."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from clusters.models import Cluster, ConfigChange, ProjectEnvironment, TerminalSession
+from deploys.models import BuildRecipe, DeploymentRecord, OnboardingTicket, Release
+from projects.models import ProdTerminalGrant
+from tests.fixtures.clusters import VALID_REQUEST
+from tests.fixtures.people import PASSWORD, People
+
+# Nothing listens on the discard port: connections are refused at once.
+UNREACHABLE_API = "https://127.0.0.1:9"
+CLUSTER_TOKEN = "planted-cluster-token-7c41e0a9b2"
+
+
+@dataclass
+class World:
+    people: People
+    superuser: User
+    clusters: dict[str, Cluster]
+    environments: dict[str, ProjectEnvironment]
+    ticket: OnboardingTicket
+    release: Release
+    config_change: ConfigChange
+    terminal_session: TerminalSession
+    recipe: BuildRecipe
+    terminal_grant: ProdTerminalGrant
+    # A successful deployment per environment, to roll back to.
+    records: dict[str, DeploymentRecord]
+
+    def example_values(self) -> dict:
+        """What a URL's named arguments are, for objects of this world."""
+        return {
+            "name": self.people.project.name,
+            "environment": "test",
+            "pod": "orders-0",
+            "username": self.people.viewer.username,
+            "language": "java",
+        }
+
+    def pk_in(self, path: str, placeholder: str) -> int | None:
+        """The id of the object a path names with its placeholder (``<int:pk>`` in Django's routes,
+        ``{id}`` in the OpenAPI document)."""
+        for collection, obj in [
+            ("tickets", self.ticket),
+            ("releases", self.release),
+            ("changes", self.config_change),
+            ("terminal-sessions", self.terminal_session),
+            ("clusters", self.clusters["test"]),
+            ("terminal-grants", self.terminal_grant),
+        ]:
+            if f"{collection}/{placeholder}" in path:
+                return obj.pk
+        return None
+
+    def user(self, role: str) -> User | None:
+        if role == "anonymous":
+            return None
+        if role == "superuser":
+            return self.superuser
+        return getattr(self.people, role)
+
+
+def build_world(people: People, recordings_dir, *, cluster_token: str = CLUSTER_TOKEN) -> World:
+    superuser = User.objects.create_superuser("sue-super", password=PASSWORD)
+    clusters = {
+        env: Cluster.objects.create(
+            name=f"unreachable-{env}",
+            environment=env,
+            api_url=UNREACHABLE_API,
+            auth_type="token",
+            credential=cluster_token,
+            verify_tls=False,
+        )
+        for env in ("test", "prod")
+    }
+    environments = {
+        env: ProjectEnvironment.objects.create(
+            project=people.project,
+            environment=env,
+            cluster=clusters[env],
+            namespace=f"orders-{env}",
+            spec={"request": dict(VALID_REQUEST), "overrides": {}},
+            live_objects=[{"kind": "Deployment", "name": "orders"}],
+            provisioned_at=timezone.now(),
+        )
+        for env in ("test", "prod")
+    }
+    ticket = OnboardingTicket.objects.create(
+        project=people.project, environment="test", created_by=people.developer, request=dict(VALID_REQUEST)
+    )
+    # The data migrations seed a recipe per language.
+    recipe = BuildRecipe.objects.filter(language="java").order_by("-version").first()
+    # Released by ops: confirming one's own release is refused by state before rights.
+    release = Release.objects.create(
+        project=people.project,
+        environment="test",
+        created_by=people.ops,
+        branch="main",
+        version="1.0.0",
+        status="deployed",
+        recipe=recipe,
+        finished_at=timezone.now(),
+    )
+    records = {
+        env: DeploymentRecord.objects.create(
+            project=people.project,
+            environment=env,
+            kind="release",
+            release=release,
+            image=f"registry.local/orders@sha256:{'0' * 63}{index}",
+            outcome="succeeded",
+            actor=people.developer,
+            finished_at=timezone.now(),
+        )
+        for index, env in enumerate(("test", "prod"))
+    }
+    config_change = ConfigChange.objects.create(
+        environment=environments["test"], actor=people.developer, status="applied", request={}
+    )
+    terminal_session = TerminalSession.objects.create(
+        user=people.developer,
+        username=people.developer.username,
+        project=people.project,
+        environment="test",
+        cluster_name=clusters["test"].name,
+        namespace="orders-test",
+        pod="orders-0",
+        container="orders",
+        ended_at=timezone.now(),
+        recording="world-session.cast",
+    )
+    (recordings_dir / "world-session.cast").write_text(
+        '{"version": 2, "width": 80, "height": 24}\n[0.1, "o", "$ "]\n'
+    )
+    terminal_grant = ProdTerminalGrant.objects.create(
+        project=people.project,
+        user=people.developer,
+        granted_by=people.ops,
+        granted_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(hours=8),
+    )
+    return World(
+        people=people,
+        superuser=superuser,
+        clusters=clusters,
+        environments=environments,
+        ticket=ticket,
+        release=release,
+        config_change=config_change,
+        terminal_session=terminal_session,
+        recipe=recipe,
+        records=records,
+        terminal_grant=terminal_grant,
+    )
+
+
+@pytest.fixture
+def world(people, settings, tmp_path) -> World:
+    settings.TERMINAL_RECORDINGS_DIR = tmp_path
+    return build_world(people, tmp_path)
