@@ -44,7 +44,8 @@ def pattern_validate(*, kind: str, pattern: str) -> None:
     if kind == PatternKind.REGEX:
         try:
             compiled = re.compile(pattern)
-        except re.error as exc:
+        # A repetition count beyond the engine's limit raises OverflowError, not re.error.
+        except (re.error, OverflowError) as exc:
             raise ValidationError(
                 {"pattern": _("Not a valid regular expression: %(error)s") % {"error": exc}}
             ) from None
@@ -61,7 +62,13 @@ def pattern_validate(*, kind: str, pattern: str) -> None:
 
 
 def pattern_create(
-    *, actor, environment: str, kind: str, pattern: str, description: str = "", remote_addr: str | None = None
+    *,
+    actor,
+    environment: str,
+    pattern: str,
+    kind: str = PatternKind.REGEX,
+    description: str = "",
+    remote_addr: str | None = None,
 ) -> RefusedCommandPattern:
     if environment not in Environment.values:
         raise ValidationError({"environment": _("Choose test or prod.")})

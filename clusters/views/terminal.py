@@ -10,6 +10,7 @@ from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_safe
 
 from clusters.models import PatternKind, RefusedCommandPattern
 from clusters.selectors import terminal as selectors
@@ -51,6 +52,7 @@ def _page(request, items):
 
 
 @login_required
+@require_safe
 def terminal_page(request, name: str, environment: str):
     # 404 for a non-member or an environment that is not provisioned, 403 without the terminal right.
     ref = environment_get(
@@ -79,6 +81,7 @@ def terminal_page(request, name: str, environment: str):
 
 
 @login_required
+@require_safe
 def session_list(request):
     form = SessionFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
@@ -90,6 +93,7 @@ def session_list(request):
 
 
 @login_required
+@require_safe
 def session_replay(request, pk: int):
     session = selectors.session_get(request.user, session_id=pk)
     return render(
@@ -100,6 +104,7 @@ def session_replay(request, pk: int):
 
 
 @login_required
+@require_safe
 def command_search(request):
     selectors.check_ops(request.user)
     form = CommandSearchForm(request.GET or None)

@@ -348,6 +348,16 @@ def test_ops_edit_refused_patterns_through_the_api_with_validation_and_audit(cli
     )
     assert "environment" in refused({"environment": "staging", "kind": "glob", "pattern": "halt"})
     assert "kind" in refused({"environment": "test", "kind": "shell", "pattern": "halt"})
+    # A repetition beyond the regex engine's limit is an OverflowError, not re.error.
+    assert (
+        "Not a valid regular expression"
+        in refused({"environment": "test", "kind": "regex", "pattern": "a{4294967296}"})["pattern"][0]
+    )
+    # The kind may be left out: a regex, as the model says (schemathesis found a 500 here).
+    implicit = client.post(
+        url, {"environment": "test", "pattern": "^drop-all-the-things$"}, content_type="application/json"
+    )
+    assert implicit.status_code == 201 and implicit.json()["kind"] == "regex", implicit.content
 
     detail = f"{url}{body['id']}/"
     assert client.get(detail).json()["pattern"] == "drop database *"

@@ -26,6 +26,7 @@ EVERYONE = SIGNED_IN | {"anonymous"}
 FILERS = frozenset({"developer", "owner"}) | OPS  # file tickets, release, operate and open terminals on test
 OWNERS = frozenset({"owner"}) | OPS
 CONFIRMERS = frozenset({"tester"}) | OPS
+SESSION_READERS = frozenset({"developer", "owner"}) | OPS  # of a test session the developer opened
 
 
 @dataclass(frozen=True)
@@ -141,11 +142,14 @@ POLICY: list[Rule] = [
     *per_environment(ENV + "config/", "POST", test=OPS, prod=OPS),
     *project(ENV + "config/changes/", "GET"),
     *project(ENV + "config/changes/<int:pk>/", "GET"),
-    # The terminal pages answer POST like GET (no require_safe yet).
     # Prod terminals: ops, and whoever holds an active grant (the world grants one to the developer).
-    *per_environment(ENV + "terminal/", "GET POST", test=FILERS, prod=OPS | {"developer"}),
-    *signed_in("terminal-sessions/", "GET POST"),
-    *project("terminal-sessions/<int:pk>/", "GET POST"),
+    *per_environment(ENV + "terminal/", "GET", test=FILERS, prod=OPS | {"developer"}),
+    *signed_in("terminal-sessions/", "GET"),
+    # The world's session is the developer's, on test: its own user, the project's owners and ops read it.
+    *project("terminal-sessions/<int:pk>/", "GET", SESSION_READERS),
+    *ops_only("terminal-commands/", "GET"),
+    *ops_only("terminal-refused-patterns/", "GET POST"),
+    *ops_only("terminal-refused-patterns/<int:pk>/delete/", "POST"),
     *signed_in("tickets/", "GET"),
     *project("projects/<str:name>/tickets/new/", "GET POST", FILERS),
     *project(TICKET, "GET"),
@@ -206,8 +210,12 @@ POLICY: list[Rule] = [
     *project(API_ENV + "config/changes/", "GET"),
     *project(API_ENV + "config/changes/<int:pk>/", "GET"),
     *signed_in("api/terminal-sessions/", "GET"),
-    *project("api/terminal-sessions/<int:pk>/", "GET"),
-    *project("api/terminal-sessions/<int:pk>/recording", "GET"),
+    *project("api/terminal-sessions/<int:pk>/", "GET", SESSION_READERS),
+    *project("api/terminal-sessions/<int:pk>/recording", "GET", SESSION_READERS),
+    *project("api/terminal-sessions/<int:pk>/commands", "GET", SESSION_READERS),
+    *ops_only("api/terminal-commands/", "GET"),
+    *ops_only("api/terminal-refused-patterns/", "GET POST"),
+    *ops_only("api/terminal-refused-patterns/<int:pk>/", "GET DELETE"),
     *signed_in("api/tickets/", "GET"),
     *project("api/projects/<str:name>/tickets/", "GET"),
     *project("api/projects/<str:name>/tickets/", "POST", FILERS),

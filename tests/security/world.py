@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from clusters.models import Cluster, ConfigChange, ProjectEnvironment, TerminalSession
+from clusters.models import Cluster, ConfigChange, ProjectEnvironment, RefusedCommandPattern, TerminalSession
 from deploys.models import BuildRecipe, DeploymentRecord, OnboardingTicket, Release
 from projects.models import ProdTerminalGrant
 from tests.fixtures.clusters import VALID_REQUEST
@@ -33,6 +33,7 @@ class World:
     terminal_session: TerminalSession
     recipe: BuildRecipe
     terminal_grant: ProdTerminalGrant
+    refused_pattern: RefusedCommandPattern
     # A successful deployment per environment, to roll back to.
     records: dict[str, DeploymentRecord]
 
@@ -56,6 +57,7 @@ class World:
             ("terminal-sessions", self.terminal_session),
             ("clusters", self.clusters["test"]),
             ("terminal-grants", self.terminal_grant),
+            ("terminal-refused-patterns", self.refused_pattern),
         ]:
             if f"{collection}/{placeholder}" in path:
                 return obj.pk
@@ -148,6 +150,9 @@ def build_world(people: People, recordings_dir, *, cluster_token: str = CLUSTER_
         granted_at=timezone.now(),
         expires_at=timezone.now() + timedelta(hours=8),
     )
+    refused_pattern = RefusedCommandPattern.objects.create(
+        environment="test", kind="regex", pattern=r"^world-refused\b", created_by=people.ops
+    )
     return World(
         people=people,
         superuser=superuser,
@@ -160,6 +165,7 @@ def build_world(people: People, recordings_dir, *, cluster_token: str = CLUSTER_
         recipe=recipe,
         records=records,
         terminal_grant=terminal_grant,
+        refused_pattern=refused_pattern,
     )
 
 
