@@ -17,7 +17,7 @@ from deploys.models import DeploymentRecord, Release
 from sandbox.procs import stop
 from tests.chaos.helpers import FAST_RUNS, assert_no_duplicates, builds_of
 from tests.chaos.servers import PrivateServers
-from tests.helpers.releases import running_image, status, wait_until_ended
+from tests.helpers.releases import hold_rollouts, running_image, status, wait_until_ended
 from tests.polling import until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kube, pytest.mark.standins]
@@ -71,13 +71,15 @@ def test_redis_postgres_and_apiserver_restarts(people, onboarded, pipeline_worke
     _ended_with_cause(release)
     assert_no_duplicates(onboarded, release)
 
-    # The apiserver, while the release deploys.
+    # The apiserver, while the release deploys (its rollout held open so that it is seen deploying).
+    hold_rollouts(onboarded, "test", 15)
     release = services.release_submit(actor=people.developer, project=project, branch="main")
     until("the release to deploy", lambda: status(release) == ReleaseStatus.DEPLOYING, timeout=240)
     restart_apiserver(kube_cluster, downtime=5)
     timings["apiserver"] = wait_until_ended(release, since=time.monotonic())
     _ended_with_cause(release)
     assert_no_duplicates(onboarded, release)
+    hold_rollouts(onboarded, "test", 0)
 
     # Rollback works afterwards, through the worker.
     target = DeploymentRecord.objects.get(release=good)

@@ -19,7 +19,14 @@ from tests.chaos.helpers import (
     assert_no_duplicates,
     builds_of,
 )
-from tests.helpers.releases import RECOVERY_LIMIT, kill, running_image, status, wait_until_ended
+from tests.helpers.releases import (
+    RECOVERY_LIMIT,
+    hold_rollouts,
+    kill,
+    running_image,
+    status,
+    wait_until_ended,
+)
 from tests.polling import until
 
 pytestmark = [
@@ -66,7 +73,9 @@ def test_worker_killed_at_tagging_building_and_deploying(people, onboarded, pipe
     kill(worker)
     worker = pipeline_workers("after-building", env=FAST_RUNS, beat=True)
 
-    # Deploying: killed as soon as the deploy step has claimed the release.
+    # Deploying: killed as soon as the deploy step has claimed the release (its rollout held open, so
+    # that a fast build cannot carry the release past deploying unseen).
+    hold_rollouts(onboarded, "test", 15)
     until("the release to deploy", lambda: status(release) == ReleaseStatus.DEPLOYING, timeout=240)
     kill(worker)
     pipeline_workers("after-deploying", env=FAST_RUNS, beat=True)
@@ -78,6 +87,7 @@ def test_worker_killed_at_tagging_building_and_deploying(people, onboarded, pipe
     resumed_in = {changes["status"] for changes in resumed.values_list("changes", flat=True)}
     assert resumed_in == {ReleaseStatus.TAGGING, ReleaseStatus.BUILDING, ReleaseStatus.DEPLOYING}
     assert DeploymentRecord.objects.get(release=release).outcome == DeploymentOutcome.SUCCEEDED
+    hold_rollouts(onboarded, "test", 0)
 
     # Rollback afterwards, through the worker.
     target = DeploymentRecord.objects.get(release=good)

@@ -22,7 +22,7 @@ from deploys.tasks import release_build
 from integrations.gitlab import GitLabClient
 from observability.models import AuditEvent
 from tests.fixtures.pipeline import run_release_task
-from tests.helpers.releases import git_tags, kill, running_image, status
+from tests.helpers.releases import git_tags, hold_rollouts, kill, running_image, status
 from tests.polling import until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kube, pytest.mark.standins]
@@ -111,6 +111,8 @@ def test_killed_workers_are_resumed_or_reconciled_without_duplicates(
 
     # 1. Killed while deploying, and not resumable (RUN_MAX_RESUMES=0): the cluster did roll the digest
     #    out, so the release is reconciled to deployed instead of failed.
+    # The rollout stays open long enough to be seen deploying and killed, however fast the build was.
+    hold_rollouts(onboarded, "test", 20)
     worker = pipeline_workers("first", env=FAST_RUNS)
     first = services.release_submit(actor=people.developer, project=project, branch="main")
     until("the first release to build", lambda: status(first) == ReleaseStatus.BUILDING, timeout=60)
@@ -133,6 +135,7 @@ def test_killed_workers_are_resumed_or_reconciled_without_duplicates(
     assert AuditEvent.objects.filter(verb="release.deploy.reconciled", target_id=str(first.pk)).exists()
     record = DeploymentRecord.objects.get(release=first)
     assert record.outcome == DeploymentOutcome.SUCCEEDED
+    hold_rollouts(onboarded, "test", 0)
 
     # 2. Killed while building: resumed from its step by a fresh worker, one build, one record.
     settings.RUN_MAX_RESUMES = 3

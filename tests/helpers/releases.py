@@ -11,6 +11,7 @@ from deploys import services
 from deploys.choices import ReleaseStatus
 from deploys.models import Release
 from deploys.tasks import release_build, release_deploy, release_tag
+from integrations.kubernetes.client import KubeClient
 from tests.fixtures.pipeline import run_release_task
 from tests.polling import until
 
@@ -54,6 +55,19 @@ def running_image(onboarded, environment: str) -> tuple[str, bool]:
     )
     running = environment_running_image(environment=env)
     return (running.image, running.rolled_out) if running else ("", False)
+
+
+def hold_rollouts(onboarded, environment: str, seconds: int) -> None:
+    """Keep the environment's next rollouts open for ``seconds`` (the Deployment's minReadySeconds).
+
+    The local control plane marks pods ready at once, so a rollout can finish before a test sees its
+    release deploying; a pod counts as available only after minReadySeconds, which leaves a window as
+    wide as a test needs. The release's image swap patches the image only and keeps this field."""
+    env = ProjectEnvironment.objects.select_related("cluster", "project").get(
+        project=onboarded.project, environment=environment
+    )
+    with KubeClient.from_cluster(env.cluster) as client:
+        client.patch("Deployment", env.namespace, env.project.name, {"spec": {"minReadySeconds": seconds}})
 
 
 def wait_until_ended(release: Release, *, since: float, timeout: float = RECOVERY_LIMIT) -> float:
