@@ -7,6 +7,7 @@ from clusters.models import Cluster
 from clusters.selectors import clusters as selectors
 from clusters.services import clusters as services
 from opsportal.http import client_address
+from projects.access import require_ops
 
 
 class OpsOnly:
@@ -16,7 +17,7 @@ class OpsOnly:
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        selectors.check_ops(request.user)  # Http404, turned into a JSON 404 by the exception handler
+        require_ops(request.user)  # Http404, turned into a JSON 404 by the exception handler
 
 
 class ClusterSerializer(serializers.ModelSerializer):

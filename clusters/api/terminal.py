@@ -17,6 +17,7 @@ from clusters.models import RefusedCommandPattern, TerminalCommand, TerminalSess
 from clusters.selectors import terminal as selectors
 from clusters.services import terminal_commands
 from opsportal.http import client_address
+from projects.access import require_ops
 from projects.choices import Environment
 
 
@@ -108,7 +109,7 @@ class OpsOnly:
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        selectors.check_ops(request.user)
+        require_ops(request.user)
 
 
 # --- commands --------------------------------------------------------------------------------------

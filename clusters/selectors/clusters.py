@@ -23,12 +23,6 @@ def cluster_get(*, user: AnyUser, pk: int) -> Cluster:
     return cluster
 
 
-def check_ops(user: AnyUser) -> None:
-    """Http404 for a non-ops user on any cluster page (not even the list may be seen)."""
-    if not is_ops(user) or not user.is_active:
-        raise Http404("Not found.")
-
-
 def dev_cluster_status():
     """The local development cluster's phase and message (under `make run`), or None elsewhere.
 

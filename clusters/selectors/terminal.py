@@ -87,9 +87,3 @@ def commands_search(
     if until:
         commands = commands.filter(entered_at__lt=until)
     return commands.order_by("-entered_at", "-id")
-
-
-def check_ops(user) -> None:
-    """Http404 for anyone but ops: the cross-session search and the refused patterns are ops' own."""
-    if not user.is_authenticated or not user.is_active or not access.is_ops(user):
-        raise Http404("Not found.")

@@ -11,6 +11,7 @@ from clusters.selectors import clusters as selectors
 from clusters.services import clusters as services
 from clusters.services.clusters import AUDITED_FIELDS
 from opsportal.http import client_address
+from projects.access import require_ops
 
 
 def _save(form: ClusterForm, save) -> bool:
@@ -28,7 +29,7 @@ def _save(form: ClusterForm, save) -> bool:
 @login_required
 @require_safe
 def cluster_list(request):
-    selectors.check_ops(request.user)
+    require_ops(request.user)
     return render(
         request,
         "clusters/list.html",
@@ -38,7 +39,7 @@ def cluster_list(request):
 
 @login_required
 def cluster_create(request):
-    selectors.check_ops(request.user)
+    require_ops(request.user)
     form = ClusterForm(request.POST or None)
     if request.method == "POST":
         created = {}

@@ -18,6 +18,7 @@ from clusters.selectors.environments import environment_get
 from clusters.services import terminal, terminal_commands
 from integrations.errors import IntegrationError
 from opsportal.http import client_address
+from projects.access import require_ops
 from projects.choices import Environment
 
 
@@ -106,7 +107,7 @@ def session_replay(request, pk: int):
 @login_required
 @require_safe
 def command_search(request):
-    selectors.check_ops(request.user)
+    require_ops(request.user)
     form = CommandSearchForm(request.GET or None)
     commands = selectors.commands_search(**(form.cleaned_data if form.is_valid() else {}))
     page, query = _page(request, commands)
@@ -121,7 +122,7 @@ def command_search(request):
 
 @login_required
 def refused_patterns(request):
-    selectors.check_ops(request.user)
+    require_ops(request.user)
     form = PatternForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -144,7 +145,7 @@ def refused_patterns(request):
 
 @login_required
 def refused_pattern_delete(request, pk: int):
-    selectors.check_ops(request.user)
+    require_ops(request.user)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     if not RefusedCommandPattern.objects.filter(pk=pk).exists():
