@@ -85,6 +85,17 @@ def require_ops(user: AnyUser) -> None:
         raise Http404("Not found.")
 
 
+class OpsOnly:
+    """An API view mixin: everyone but ops gets 404, so what only ops manage (clusters, terminal grants,
+    the command search, refused patterns) is not revealed. ``ops_only`` makes the schema document it."""
+
+    ops_only = True
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        require_ops(request.user)  # Http404, turned into a JSON 404 by the exception handler
+
+
 def is_qa(user: AnyUser) -> bool:
     return bool(user.is_authenticated and QA_GROUP in _groups(user))
 

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from opsportal.http import client_address
 from projects import selectors, services
-from projects.access import Action, get_project, is_ops, require_ops
+from projects.access import Action, OpsOnly, get_project, is_ops
 from projects.choices import Language, Role
 from projects.models import ProdTerminalGrant, Project, ProjectMember
 
@@ -224,16 +224,6 @@ class TerminalGrantCreateSerializer(serializers.Serializer):
         max_value=settings.PROD_TERMINAL_GRANT_MAX_HOURS,
         help_text=f"How long the grant lasts; {settings.PROD_TERMINAL_GRANT_HOURS} hours when omitted.",
     )
-
-
-class OpsOnly:
-    """Everyone but ops gets 404: the grants are not revealed."""
-
-    ops_only = True
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        require_ops(request.user)
 
 
 @extend_schema(tags=["terminal grants"])

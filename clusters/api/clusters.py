@@ -7,17 +7,7 @@ from clusters.models import Cluster
 from clusters.selectors import clusters as selectors
 from clusters.services import clusters as services
 from opsportal.http import client_address
-from projects.access import require_ops
-
-
-class OpsOnly:
-    """Authenticated non-ops users get 404 on every cluster endpoint: clusters are not revealed."""
-
-    ops_only = True  # the schema documents the 404 (opsportal.api.PortalAutoSchema)
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        require_ops(request.user)  # Http404, turned into a JSON 404 by the exception handler
+from projects.access import OpsOnly
 
 
 class ClusterSerializer(serializers.ModelSerializer):

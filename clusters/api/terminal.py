@@ -17,7 +17,7 @@ from clusters.models import RefusedCommandPattern, TerminalCommand, TerminalSess
 from clusters.selectors import terminal as selectors
 from clusters.services import terminal_commands
 from opsportal.http import client_address
-from projects.access import require_ops
+from projects.access import OpsOnly
 from projects.choices import Environment
 
 
@@ -100,16 +100,6 @@ class TerminalRecordingView(APIView):
             as_attachment=True,
             filename=f"terminal-session-{session.pk}.cast",
         )
-
-
-class OpsOnly:
-    """Anyone but ops gets 404: the command search and the refused patterns are not revealed."""
-
-    ops_only = True
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        require_ops(request.user)
 
 
 # --- commands --------------------------------------------------------------------------------------

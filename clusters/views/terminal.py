@@ -5,7 +5,6 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -17,7 +16,7 @@ from clusters.selectors import terminal as selectors
 from clusters.selectors.environments import environment_get
 from clusters.services import terminal, terminal_commands
 from integrations.errors import IntegrationError
-from opsportal.http import client_address
+from opsportal.http import client_address, page_of
 from projects.access import require_ops
 from projects.choices import Environment
 
@@ -43,13 +42,6 @@ class PatternForm(forms.Form):
     kind = forms.ChoiceField(label=gettext_lazy("Kind"), choices=PatternKind.choices)
     pattern = forms.CharField(label=gettext_lazy("Pattern"), max_length=500)
     description = forms.CharField(label=gettext_lazy("Description"), required=False, max_length=200)
-
-
-def _page(request, items):
-    page = Paginator(items, 50).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return page, query.urlencode()
 
 
 @login_required
@@ -89,7 +81,7 @@ def session_list(request):
     sessions = selectors.sessions_readable(
         request.user, project=filters.get("project", ""), username=filters.get("user", "")
     )
-    page, query = _page(request, sessions)
+    page, query = page_of(request, sessions)
     return render(request, "clusters/terminal/sessions.html", {"form": form, "page": page, "query": query})
 
 
@@ -110,7 +102,7 @@ def command_search(request):
     require_ops(request.user)
     form = CommandSearchForm(request.GET or None)
     commands = selectors.commands_search(**(form.cleaned_data if form.is_valid() else {}))
-    page, query = _page(request, commands)
+    page, query = page_of(request, commands)
     status = 400 if form.is_bound and not form.is_valid() else 200
     return render(
         request,
