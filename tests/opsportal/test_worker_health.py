@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 
 from sandbox.procs import stop
+from tests.fixtures.ci import unavailable
 from tests.fixtures.services import BASE_DIR, server_env, start_celery_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,7 +33,7 @@ def _health(queue: str, timeout: float) -> tuple[subprocess.CompletedProcess, fl
 
 def test_health_check_passes_for_a_working_worker_and_fails_for_a_wedged_one(tmp_path):
     if not settings.REDIS_URL:
-        pytest.skip("needs REDIS_URL (run through sandbox.testenv)")
+        unavailable("needs REDIS_URL (run through sandbox.testenv)")
     queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-health-{os.getpid()}"
     # The pool docker-compose.yml runs (see docs/architecture.md).
     worker = start_celery_worker(tmp_path / "worker.log", queue=queue, pool=("threads", "--concurrency", "2"))
