@@ -1,4 +1,4 @@
-/* Enter a running sandbox container: its cgroups, then its ipc, uts, net, pid and mount namespaces, its
+/* Enter a running sandbox container: its cgroups, then its ipc, uts, net, pid, cgroup and mount namespaces, its
  * root, its user and its working directory. Built two ways from this one file:
  *
  *  - libopsportal-enter.so, for LD_PRELOAD: kwok runs exec commands (the web terminal, kubectl exec) on
@@ -154,12 +154,16 @@ static void enter(const char *pid, int take_env) {
     snprintf(root_path, sizeof root_path, "/proc/%s/root", pid);
     int root = open(root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) die("open", root_path);
-    static const char *names[] = {"ipc", "uts", "net", "pid", "mnt"};
-    static const int types[] = {CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWNS};
-    int fds[5];
-    for (int i = 0; i < 5; i++) fds[i] = open_ns(pid, names[i]);
+    /* The cgroup namespace after the groups are joined, so that its root is the container's groups
+     * (as for the container itself: /proc/self/cgroup reads "/"); the mount namespace last, since the
+     * paths above are the host's. */
+    static const char *names[] = {"ipc", "uts", "net", "pid", "cgroup", "mnt"};
+    static const int types[] = {CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWCGROUP, CLONE_NEWNS};
+    enum { COUNT = sizeof names / sizeof *names };
+    int fds[COUNT];
+    for (int i = 0; i < COUNT; i++) fds[i] = open_ns(pid, names[i]);
     join_cgroups(pid);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < COUNT; i++) {
         if (setns(fds[i], types[i]) < 0) die("setns", names[i]);
         close(fds[i]);
     }

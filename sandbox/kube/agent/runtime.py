@@ -3,10 +3,10 @@
 A container is the image's unpacked rootfs (shared, read-only) run by bubblewrap in the pod's network
 namespace, with its own pid, mount, uts, ipc and cgroup namespaces, inside cgroup v1 groups that enforce
 its memory and CPU limits. bwrap runs as root without a user namespace (a user namespace would map the
-container's uid back to root on the host), so the first program in the sandbox is ``opsportal-init``, a
-static C helper that drops to the container's uid/gid for real and then execs the command; the command
-is pid 1 of its namespace, as in a Kubernetes container. stdout and stderr are written to a CRI-format
-log file by reader threads. See docs/sandbox.md, "Container runtime".
+container's uid back to root on the host), so the program bwrap starts is ``opsportal-init``, a static C
+helper that drops to the container's uid/gid for real and then execs the command. bwrap's own init is
+pid 1 of the namespace (a reaper, as with ``docker run --init``); the command is pid 2. stdout and stderr
+go to a CRI-format log file through reader threads. See docs/sandbox.md, "Container runtime".
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sandbox.kube import build
-from sandbox.kube.agent.cgroups import CONTROLLERS, CgroupError, ContainerCgroups
+from sandbox.kube.agent.cgroups import CONTROLLERS, CgroupError, ContainerCgroups, controller_dir
 from sandbox.kube.agent.images import ImageConfig, ImagePullError, ImageStore, is_sandbox_image
 
 __all__ = [
@@ -230,6 +230,7 @@ class Container:
         self.spec = spec
         self.cgroups = cgroups
         self.pid = 0
+        self.init_pid = 0  # bwrap's pid 1 of the container's pid namespace
         self._bwrap: subprocess.Popen | None = None
         self._readers: list[threading.Thread] = []
         self._log: _CriLog | None = None
@@ -274,8 +275,10 @@ class Container:
             "--unshare-ipc",
             "--unshare-uts",
             "--unshare-cgroup",
-            # No --new-session: the container must stay in the session the launcher gave it (its own).
-            "--as-pid-1",
+            # bwrap's own pid 1 stays (no --as-pid-1): it runs as root, so the parent-death SIGKILL of
+            # --die-with-parent reaches it when bwrap dies, and with it the whole pid namespace goes. The
+            # command, once it has dropped to its uid, would not get that signal: the kernel checks it
+            # against bwrap's credentials, and bwrap has given up CAP_KILL by then.
             "--hostname",
             spec.hostname,
             "--ro-bind",
@@ -313,6 +316,11 @@ class Container:
         # cgroup namespace rooted at the container's groups, /proc/self/cgroup says "/" for them.
         for controller in CONTROLLERS:
             argv += ["--ro-bind", str(self.cgroups.dirs[controller]), f"/sys/fs/cgroup/{controller}"]
+        # HotSpot ignores every cgroup v1 limit unless a cpuset hierarchy is mounted too; the container
+        # keeps the agent's cpuset, so that group is what it sees.
+        cpuset = controller_dir("cpuset", "")
+        if cpuset.is_dir():
+            argv += ["--ro-bind", str(cpuset), "/sys/fs/cgroup/cpuset"]
         for name in ("hosts", "hostname", "resolv.conf"):
             # bwrap would make them 0600 root-owned: unreadable to a non-root container user.
             argv += ["--perms", "0644", "--ro-bind-data", str(fds[name]), f"/etc/{name}"]
@@ -403,10 +411,19 @@ class Container:
         info = self._read_all(info_r)
         if status.startswith(b"R") and len(status) == 1:
             try:
-                self.pid = int(json.loads(info)["child-pid"])
+                self.init_pid = int(json.loads(info)["child-pid"])
             except (ValueError, KeyError) as exc:
                 raise StartError(f"bwrap reported no child pid: {info!r}") from exc
-            return
+            # The helper that wrote "R" is the command now, pid 2 of the namespace: the init's only child.
+            children = Path(f"/proc/{self.init_pid}/task/{self.init_pid}/children")
+            try:
+                self.pid = int(children.read_text().split()[0])
+            except (OSError, IndexError, ValueError):
+                self.pid = 0
+            if self.pid:
+                return
+            self._bwrap.wait(timeout=10)
+            raise StartError(f"the command exited at once (bwrap exit code {self._bwrap.returncode})")
         # The exec failed (message after "R"), or bwrap failed before running the helper (its stderr).
         try:
             self._bwrap.wait(timeout=10)
@@ -477,11 +494,12 @@ class Container:
 
     def kill(self) -> None:
         """SIGKILL every process of the container (the command, execs into it, bwrap) and reap bwrap."""
-        if self.pid:
-            try:
-                os.kill(self.pid, signal.SIGKILL)  # pid 1: the kernel kills the whole pid namespace
-            except ProcessLookupError:
-                pass
+        for pid in (self.init_pid, self.pid):  # pid 1 first: the kernel kills its whole pid namespace
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         try:
             self.cgroups.kill_all()
         except CgroupError:
