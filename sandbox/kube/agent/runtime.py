@@ -15,6 +15,7 @@ import ctypes
 import json
 import os
 import queue
+import select
 import signal
 import subprocess
 import threading
@@ -180,6 +181,12 @@ class _Launcher:
 _launcher = _Launcher()
 
 
+def cri_timestamp(ns: int) -> str:
+    """RFC 3339 with nanoseconds in UTC, as containerd writes it: ``2026-11-30T10:58:22.264402954Z``."""
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{nanos:09d}Z"
+
+
 class _CriLog:
     """Appends CRI-format records ("<RFC3339Nano> <stream> F|P <text>") from several reader threads."""
 
@@ -189,8 +196,7 @@ class _CriLog:
         self._lock = threading.Lock()
 
     def write(self, stream: str, text: bytes, partial: bool) -> None:
-        now = datetime.now(UTC)
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time.time_ns() % 1_000_000_000:09d}Z"
+        stamp = cri_timestamp(time.time_ns())
         record = f"{stamp} {stream} {'P' if partial else 'F'} ".encode() + text + b"\n"
         with self._lock:
             if not self._file.closed:
@@ -441,11 +447,13 @@ class Container:
 
     @staticmethod
     def _read_all(fd: int) -> bytes:
+        """Everything written to a start-up pipe until its writers close it (bounded: bwrap may hang)."""
         chunks = []
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         with os.fdopen(fd, "rb", buffering=0) as pipe:
-            os.set_blocking(fd, True)
-            while time.monotonic() < deadline:
+            while (left := deadline - time.monotonic()) > 0:
+                if not select.select([fd], [], [], left)[0]:
+                    break
                 chunk = pipe.read(4096)
                 if not chunk:
                     break

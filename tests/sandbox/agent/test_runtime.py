@@ -478,15 +478,25 @@ def test_exec_env_makes_a_host_shell_command_run_inside_like_kwok_exec(make_spec
     """kwok runs the Exec command itself (the web terminal's /bin/sh -c …, resolved on the host) with the
     Exec object's envs added: with exec_env() that command must land in the container."""
     container = make_spec.start(make_spec())
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **container.exec_env()}
-    done = run_inside(["/bin/sh", "-c", "ls /; cat /etc/hostname; pwd; echo pid=$$; env"], env=env)
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "KWOK_ONLY": "kwok's own environment",
+        "TERM": "xterm-test",
+        "CHOSEN": "passed on on purpose",
+        "OPSPORTAL_ENTER_KEEP": "CHOSEN",
+        **container.exec_env(),
+    }
+    done = run_inside(["/bin/sh", "-c", "ls /; cat /etc/hostname; pwd; echo pid=$$; id -u; env"], env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "image-marker" not in lines and "srv" in lines and "usr" not in lines
-    assert "web-0" in lines and "/srv" in lines
+    assert "web-0" in lines and "/srv" in lines and "65534" in lines
     pid_line = next(line for line in lines if line.startswith("pid="))
     assert int(pid_line.removeprefix("pid=")) < 50  # a pid of the container's namespace
-    assert not any(line.startswith(("LD_PRELOAD=", "OPSPORTAL_ENTER_PID=")) for line in lines)
+    # The container's environment, as kubectl exec gives, not the caller's (kwok's).
+    assert "GREETING=hello-from-the-pod" in lines
+    assert not any(line.startswith(("LD_PRELOAD=", "OPSPORTAL_ENTER_PID=", "KWOK_ONLY=")) for line in lines)
+    assert "TERM=xterm-test" in lines and "CHOSEN=passed on on purpose" in lines
     assert run_inside(["/bin/sh", "-c", "exit 5"], env=env).returncode == 5
 
 
