@@ -213,18 +213,23 @@ def _pump(fd: int, stream: str, log: _CriLog, sink: list[bytes] | None = None) -
         while chunk := pipe.read(65536):
             if sink is not None:
                 sink.append(chunk)
-            pending += chunk
-            while True:
-                newline = pending.find(b"\n")
-                if newline < 0 or newline > MAX_LOG_LINE:
-                    break
-                log.write(stream, pending[:newline], partial=False)
-                pending = pending[newline + 1 :]
-            while len(pending) > MAX_LOG_LINE:
-                log.write(stream, pending[:MAX_LOG_LINE], partial=True)
-                pending = pending[MAX_LOG_LINE:]
+            pending = _write_lines(pending + chunk, stream, log)
     if pending:
         log.write(stream, pending, partial=False)
+
+
+def _write_lines(pending: bytes, stream: str, log: _CriLog) -> bytes:
+    """Write every complete line (a long one as partial records); return the unfinished rest."""
+    while True:
+        newline = pending.find(b"\n", 0, MAX_LOG_LINE + 1)
+        if newline >= 0:
+            log.write(stream, pending[:newline], partial=False)
+            pending = pending[newline + 1 :]
+        elif len(pending) > MAX_LOG_LINE:
+            log.write(stream, pending[:MAX_LOG_LINE], partial=True)
+            pending = pending[MAX_LOG_LINE:]
+        else:
+            return pending
 
 
 class Container:
@@ -363,19 +368,26 @@ class Container:
 
         def preexec() -> None:
             # Runs in the forked child before exec: die with the agent, join the groups (bwrap and all it
-            # starts inherit them), enter the pod's network namespace.
+            # starts inherit them), enter the pod's network namespace. A failure is written to fd 2 (the
+            # bwrap-errors pipe by now) and becomes the StartError's message.
             _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != agent_pid:
                 os._exit(1)
-            pid = str(os.getpid()).encode()
-            for procs in procs_files:
-                fd = os.open(procs, os.O_WRONLY)
-                os.write(fd, pid)
+            step = "joining the cgroups"
+            try:
+                pid = str(os.getpid()).encode()
+                for procs in procs_files:
+                    fd = os.open(procs, os.O_WRONLY)
+                    os.write(fd, pid)
+                    os.close(fd)
+                step = f"entering the network namespace {spec.netns}"
+                fd = os.open(netns_path, os.O_RDONLY)
+                if _libc.setns(fd, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
                 os.close(fd)
-            fd = os.open(netns_path, os.O_RDONLY)
-            if _libc.setns(fd, _CLONE_NEWNET) != 0:
+            except OSError as exc:
+                os.write(2, f"{step}: {exc}".encode())
                 os._exit(2)
-            os.close(fd)
 
         argv = self._bwrap_argv(init_fd, uid, gid, fds)
         try:
@@ -391,7 +403,7 @@ class Container:
                     preexec_fn=preexec,
                 )
             )
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             for fd in (status_r, info_r, out_r, err_r, bwrap_err_r, out_w, bwrap_err_w, *child_fds):
                 os.close(fd)
             raise StartError(f"cannot run bwrap: {exc}") from exc
@@ -421,15 +433,13 @@ class Container:
             except (ValueError, KeyError) as exc:
                 raise StartError(f"bwrap reported no child pid: {info!r}") from exc
             # The helper that wrote "R" is the command now, pid 2 of the namespace: the init's only child.
+            # A command that exits at once may be gone already: it started, and poll() has its code.
             children = Path(f"/proc/{self.init_pid}/task/{self.init_pid}/children")
             try:
                 self.pid = int(children.read_text().split()[0])
             except (OSError, IndexError, ValueError):
-                self.pid = 0
-            if self.pid:
-                return
-            self._bwrap.wait(timeout=10)
-            raise StartError(f"the command exited at once (bwrap exit code {self._bwrap.returncode})")
+                self.pid = self.init_pid
+            return
         # The exec failed (message after "R"), or bwrap failed before running the helper (its stderr).
         try:
             self._bwrap.wait(timeout=10)

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,11 +29,14 @@ from sandbox.kube import build
 from sandbox.kube.agent import cgroups
 from sandbox.kube.agent.images import prepare_rootfs
 from sandbox.kube.agent.runtime import (
+    MAX_LOG_LINE,
     Container,
     ContainerSpec,
     ImagePullError,
     ImageStore,
     StartError,
+    _CriLog,
+    _pump,
     is_sandbox_image,
 )
 from sandbox.registry import RegistryServer, find_binary
@@ -341,6 +345,42 @@ def test_output_goes_to_a_cri_log_and_the_exit_code_is_reported(make_spec) -> No
     assert [tag for tag, _ in long_parts] == ["P", "F"]
     assert sum(len(text) for _, text in long_parts) == 20000
     assert ("stdout", "F", "no newline at the end") in records
+
+
+def test_a_command_that_exits_at_once_has_started_and_reports_its_code(make_spec) -> None:
+    """A crash-looping container is a started one that exits, not a CreateContainerError."""
+    for argv, code in ((["true"], 0), (["false"], 1), (["sh", "-c", "exit 42"], 42)):
+        container = make_spec.start(make_spec(argv=argv))
+        assert container.wait(10) == code
+        container.signal(signal.SIGTERM)  # harmless once it has exited
+        container.cleanup()
+
+
+def test_a_missing_network_namespace_is_a_start_error(make_spec) -> None:
+    with pytest.raises(StartError, match="network namespace rt-no-such-netns does not exist"):
+        Container.start(make_spec(netns="rt-no-such-netns"))
+
+
+def test_cri_records_split_long_lines_whatever_the_chunks(tmp_path: Path) -> None:
+    """The pipe may deliver a long line and the next ones in one read or byte by byte: same records."""
+    output = b"x" * 20000 + b"\nshort\n" + b"y" * (MAX_LOG_LINE) + b"\nlast, unfinished"
+    expected = [
+        ("stdout", "P", "x" * MAX_LOG_LINE),
+        ("stdout", "F", "x" * (20000 - MAX_LOG_LINE)),
+        ("stdout", "F", "short"),
+        ("stdout", "F", "y" * MAX_LOG_LINE),
+        ("stdout", "F", "last, unfinished"),
+    ]
+    for size in (len(output), 4096, 1):
+        path = tmp_path / f"chunks-{size}.log"
+        read, write = os.pipe()
+        pump = threading.Thread(target=_pump, args=(read, "stdout", _CriLog(path)))
+        pump.start()
+        for offset in range(0, len(output), size):
+            os.write(write, output[offset : offset + size])
+        os.close(write)
+        pump.join(10)
+        assert log_records(path) == expected, size
 
 
 def test_generated_etc_files_and_an_own_pid_namespace(make_spec) -> None:
