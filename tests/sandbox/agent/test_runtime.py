@@ -614,6 +614,7 @@ def _zombie(pid: int) -> bool:
 def test_the_container_dies_with_its_agent(tmp_path: Path, make_spec) -> None:
     """A killed agent (SIGKILL: no cleanup code runs) takes its containers with it."""
     spec = make_spec()
+    leftover = cgroups.ContainerCgroups(f"{spec.cgroup_parent}/{spec.pod_uid}/{spec.container_name}")
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
@@ -636,11 +637,12 @@ def test_the_container_dies_with_its_agent(tmp_path: Path, make_spec) -> None:
         agent.kill()
         agent.wait()
         until("container gone", lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), timeout=10)
+        # Nothing of it is left running; only its (empty) groups, for the next agent's cleanup.
+        until("its groups empty", lambda: not leftover.pids(), timeout=10)
     finally:
         agent.kill()
         agent.wait()
-        relative = f"{spec.cgroup_parent}/{spec.pod_uid}"
-        cgroups.remove_tree(relative)
+        leftover.remove(parents=3)
 
 
 def _spec_literal(spec: ContainerSpec) -> str:
