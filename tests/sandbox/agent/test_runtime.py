@@ -276,6 +276,18 @@ def test_pull_unpacks_by_digest_and_a_second_pull_is_a_cache_hit(
     assert again.pulls == 0
 
 
+def test_concurrent_pulls_of_one_digest_copy_it_once(tmp_path: Path, image_ref: str) -> None:
+    store = ImageStore(tmp_path / "images")
+    results: list[tuple] = []
+    threads = [threading.Thread(target=lambda: results.append(store.pull(image_ref))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 4 and all(result == results[0] for result in results)
+    assert store.pulls == 1
+
+
 def test_an_unknown_image_raises_a_readable_pull_error(store: ImageStore, registry: RegistryServer) -> None:
     with pytest.raises(ImagePullError) as missing_repo:
         store.pull(f"{registry.host}/no-such-image:v1")
@@ -596,12 +608,16 @@ def test_kill_and_cleanup_leave_no_process_and_no_cgroup(make_spec) -> None:
     assert exec_sleep.wait(10) != 0
     container.cleanup()
     container.cleanup()  # idempotent
-    for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+    # A namespace's init takes a moment to exit: it waits until every process of the namespace is reaped.
+    until("every process of the container gone", lambda: all(_gone(pid) for pid in pids), timeout=10)
     for controller in cgroups.CONTROLLERS:
         assert not cgroups.controller_dir(controller, f"{spec.cgroup_parent}/{spec.pod_uid}").exists()
     assert container.oom_killed is False
     assert container.usage()[0] > 0  # the last numbers stay readable after cleanup
+
+
+def _gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists() or _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:
@@ -636,7 +652,7 @@ def test_the_container_dies_with_its_agent(tmp_path: Path, make_spec) -> None:
         assert _comm(pid) == "httpd"
         agent.kill()
         agent.wait()
-        until("container gone", lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), timeout=10)
+        until("container gone", lambda: _gone(pid), timeout=10)
         # Nothing of it is left running; only its (empty) groups, for the next agent's cleanup.
         until("its groups empty", lambda: not leftover.pids(), timeout=10)
     finally:
