@@ -183,7 +183,8 @@ class PodNetwork:
 
     # -- pods ------------------------------------------------------------------------------------------
 
-    def _allocate(self, pod_uid: str) -> str:
+    def allocate(self, pod_uid: str) -> str:
+        """The pod's IP (the same one on every call until released)."""
         with self._mutex:
             if pod_uid in self._used:
                 return self._used[pod_uid]
@@ -198,7 +199,7 @@ class PodNetwork:
     def add_pod(self, pod_uid: str) -> PodNetns:
         """A namespace with ``lo`` and ``eth0`` (pod IP/24 on a veth to the bridge); no default route."""
         name, veth = self.netns_name(pod_uid), self._host_veth(pod_uid)
-        ip = self._allocate(pod_uid)
+        ip = self.allocate(pod_uid)
         try:
             if name in list_netns():  # a retry after a failure half-way
                 _ip("netns", "delete", name, check=False)
@@ -220,6 +221,10 @@ class PodNetwork:
         _kill_netns_processes(name)
         _ip("netns", "delete", name, check=False)  # deleting the namespace deletes both veth ends
         _ip("link", "delete", self._host_veth(pod_uid), check=False)
+        with self._mutex:
+            self._used.pop(pod_uid, None)
+
+    def release_ip(self, pod_uid: str) -> None:
         with self._mutex:
             self._used.pop(pod_uid, None)
 
