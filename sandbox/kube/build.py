@@ -7,6 +7,7 @@ Each component is rebuilt only when its pinned version differs from the one reco
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -43,6 +44,17 @@ KWOK_CRDS = ("kwok.x-k8s.io_execs.yaml", "kwok.x-k8s.io_logs.yaml")
 
 Progress = Callable[[str], None]
 
+# The container runtime's C helpers (sandbox/kube/agent/*.c): gcc builds them in seconds, so unlike the
+# Go components they are rebuilt whenever their sources change (the stamp is a hash of sources and flags).
+RUNTIME_SOURCES = Path(__file__).resolve().parent / "agent"
+RUNTIME_HELPERS = {
+    # Static: it runs inside the image's rootfs, which need not have a libc.
+    "opsportal-init": ("init.c", ["-static", "-O2"]),
+    "opsportal-enter": ("enter.c", ["-O2", "-DENTER_MAIN"]),
+    "libopsportal-enter.so": ("enter.c", ["-O2", "-shared", "-fPIC"]),
+}
+RUNTIME_STAMP = "runtime-helpers.sha256"
+
 
 class BuildError(RuntimeError):
     pass
@@ -66,7 +78,59 @@ def _components() -> dict[str, tuple[str, tuple[str, ...]]]:
 
 def binary_paths() -> dict[str, Path]:
     """Where every artefact lives once built (whether or not it exists yet)."""
-    return {name: bin_dir() / name for _, names in _components().values() for name in names}
+    paths = {name: bin_dir() / name for _, names in _components().values() for name in names}
+    paths.update(runtime_helper_paths())
+    return paths
+
+
+def runtime_helper_paths() -> dict[str, Path]:
+    return {name: bin_dir() / name for name in RUNTIME_HELPERS}
+
+
+def _runtime_hash() -> str:
+    digest = hashlib.sha256()
+    for name, (source, flags) in sorted(RUNTIME_HELPERS.items()):
+        digest.update(f"{name}\0{source}\0{' '.join(flags)}\0".encode())
+        digest.update((RUNTIME_SOURCES / source).read_bytes())
+    return digest.hexdigest()
+
+
+def runtime_helpers_ready() -> bool:
+    """True when the C helpers exist and were built from the current sources; never builds."""
+    try:
+        stamp = (bin_dir() / RUNTIME_STAMP).read_text().strip()
+    except OSError:
+        return False
+    return stamp == _runtime_hash() and all(path.exists() for path in runtime_helper_paths().values())
+
+
+def ensure_runtime_helpers(progress: Progress | None = None) -> dict[str, Path]:
+    """Compile the runtime's C helpers with gcc when missing or outdated; return their paths."""
+    progress = progress or _print_progress
+    out = bin_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    # Its own lock: a ten-minute Go build under build.lock must not hold up a few seconds of gcc.
+    with (cache_dir() / "runtime-build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if runtime_helpers_ready():
+            return runtime_helper_paths()
+        gcc = shutil.which("gcc") or shutil.which("cc")
+        if not gcc:
+            raise BuildError(
+                "gcc not found: the container runtime's helpers are C (apt-get install gcc libc6-dev)"
+            )
+        (out / RUNTIME_STAMP).unlink(missing_ok=True)
+        for name, (source, flags) in RUNTIME_HELPERS.items():
+            staging = out / f".building-{name}"
+            args = [gcc, *flags, "-Wall", "-Wextra", "-o", str(staging), str(RUNTIME_SOURCES / source)]
+            progress(f"[runtime] $ {' '.join(args)}")
+            done = subprocess.run(args, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                staging.unlink(missing_ok=True)
+                raise BuildError(f"runtime: {' '.join(args)} failed:\n{done.stderr.strip()}")
+            staging.replace(out / name)
+        (out / RUNTIME_STAMP).write_text(_runtime_hash() + "\n")
+    return runtime_helper_paths()
 
 
 def _read_stamp() -> dict[str, str]:
@@ -93,8 +157,8 @@ def _outdated() -> list[str]:
 
 
 def binaries_ready() -> bool:
-    """True when every pinned binary is cached; never builds."""
-    return not _outdated()
+    """True when every pinned binary and the runtime's C helpers are built; never builds."""
+    return not _outdated() and runtime_helpers_ready()
 
 
 def _go_env() -> dict[str, str]:
@@ -311,6 +375,7 @@ def ensure_binaries(progress: Progress | None = None) -> dict[str, Path]:
     progress = progress or _print_progress
     out = bin_dir()
     out.mkdir(parents=True, exist_ok=True)
+    ensure_runtime_helpers(progress)
     with (cache_dir() / "build.lock").open("w") as lock:
         # Tests and `make run` may both decide to build; they would delete each other's wrapper modules.
         try:
