@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from kubernetes.stream import stream
 
 from sandbox.kube import podnet
 from sandbox.kube.agent.agent import NOT_IN_REGISTRY, SIMULATED_ANNOTATION
 from sandbox.registry import RegistryServer, find_binary
 from tests.fixtures.ci import unavailable
-from tests.fixtures.kube import KubeCluster
+from tests.fixtures.kube import KubeCluster, exec_output
 from tests.polling import until
 
 BUILD_IMAGE_SH = Path(__file__).resolve().parents[3] / "sandbox" / "jenkins" / "build_image.sh"
@@ -91,19 +90,6 @@ def _status(pod: client.V1Pod) -> client.V1ContainerStatus | None:
     return (pod.status.container_statuses or [None])[0]
 
 
-def _exec(core: client.CoreV1Api, namespace: str, pod: str, command: list[str]) -> str:
-    return stream(
-        core.connect_get_namespaced_pod_exec,
-        pod,
-        namespace,
-        command=command,
-        stdout=True,
-        stderr=True,
-        stdin=False,
-        tty=False,
-    )
-
-
 def test_ready_only_after_readiness_probe_passes_and_serves_http_on_the_pod_ip(
     kube_cluster: KubeCluster, kube_namespace: str, web_image: str
 ) -> None:
@@ -130,7 +116,7 @@ def test_ready_only_after_readiness_probe_passes_and_serves_http_on_the_pod_ip(
     )
     # The readiness file exists inside the container, which is what an exec (through kwok) sees.
     assert (
-        _exec(core, kube_namespace, "web", ["ls", "/tmp/ready", "/www"])
+        exec_output(core, kube_namespace, "web", ["ls", "/tmp/ready", "/www"])
         == "/tmp/ready\n\n/www:\nindex.html\n"
     )
     status = _status(pod)
