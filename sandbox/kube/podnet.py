@@ -224,6 +224,14 @@ class PodNetwork:
         with self._mutex:
             self._used.pop(pod_uid, None)
 
+    def reserve(self, pod_uid: str, ip: str) -> None:
+        """Keep ``ip`` for ``pod_uid`` (a simulated pod of a resumed cluster), if it is ours and free."""
+        if not self.contains(ip) or ip == self.gateway:
+            return
+        with self._mutex:
+            if pod_uid not in self._used and ip not in self._used.values():
+                self._used[pod_uid] = ip
+
     def release_ip(self, pod_uid: str) -> None:
         with self._mutex:
             self._used.pop(pod_uid, None)

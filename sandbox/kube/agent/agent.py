@@ -312,6 +312,10 @@ class ContainerRunner:
         return status
 
 
+def spec_host_network(pod: dict) -> bool:
+    return bool((pod.get("spec") or {}).get("hostNetwork"))
+
+
 def _image_name(image: str) -> str:
     """``host:port/repo`` of an image reference, without tag or digest."""
     name = image.split("@", 1)[0]
@@ -701,6 +705,8 @@ class Agent:
         if "exec" not in done:
             self.ensure_exec(pod, envs=None)
             done.add("exec")
+        if status.get("podIP") and not spec_host_network(pod):
+            self.network.reserve(meta["uid"], status["podIP"])  # a pod simulated before a restart
         phase = status.get("phase") or "Pending"
         ready = any(
             c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
