@@ -146,6 +146,10 @@ class ContainerRunner:
             except runtime.ImagePullError as exc:
                 self._waiting("ErrImagePull", str(exc), now)
                 return
+            except Exception as exc:  # a broken tool or cache must not kill the pod's worker
+                log.exception("pulling %s", image)
+                self._waiting("ErrImagePull", f"{type(exc).__name__}: {exc}", now)
+                return
             self.image_id = f"{_image_name(image)}@{self.config.digest}"
         try:
             env = kenv.resolve_env(
@@ -184,6 +188,10 @@ class ContainerRunner:
             self.container = runtime.Container.start(spec)
         except runtime.StartError as exc:
             self._waiting("CreateContainerError", str(exc), now)
+            return
+        except Exception as exc:
+            log.exception("starting %s/%s %s", worker.namespace, worker.name, self.name)
+            self._waiting("CreateContainerError", f"{type(exc).__name__}: {exc}", now)
             return
         self.failures = 0
         self.started_mono = now
