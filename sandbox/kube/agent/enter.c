@@ -1,10 +1,11 @@
-/* Enter a running sandbox container: its cgroups, then its ipc, uts, net, pid and mount namespaces, its
+/* Enter a running sandbox container: its cgroups, then its ipc, uts, net, pid, cgroup and mount namespaces, its
  * root, its user and its working directory. Built two ways from this one file:
  *
  *  - libopsportal-enter.so, for LD_PRELOAD: kwok runs exec commands (the web terminal, kubectl exec) on
  *    the host; with LD_PRELOAD=<this .so> and OPSPORTAL_ENTER_PID=<container pid> in the Exec object's
  *    envs, a constructor moves the freshly started program into the container before its main() runs,
- *    so every program it then execs comes from the container's rootfs.
+ *    so every program it then execs comes from the container's rootfs. It gets the container's
+ *    environment, plus TERM and the variables named in OPSPORTAL_ENTER_KEEP from the caller's.
  *  - opsportal-enter PID ARGV... (compiled with -DENTER_MAIN), for the agent's exec probes and preStop
  *    hooks: enters the same way, takes the container's environment and execs ARGV found in its PATH.
  *
@@ -114,8 +115,9 @@ static void read_workdir(const char *pid, char *out, size_t size) {
     out[n] = '\0';
 }
 
-/* Load the target's environment (its initial one, as the kubelet gives an exec its container's env). */
-static void take_environment(const char *pid) {
+/* Replace the environment with the target's (its initial one: the kubelet gives an exec its container's
+ * env), keeping the current values of the names in the comma-separated KEEP (may be NULL). */
+static void take_environment(const char *pid, const char *keep) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%s/environ", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -130,13 +132,27 @@ static void take_environment(const char *pid) {
     close(fd);
     if (!buf) die("read", path);
     buf[len] = '\0';
+    char *kept[32];
+    int nkept = 0;
+    if (keep) {
+        char *names = strdup(keep);
+        for (char *save = NULL, *name = strtok_r(names, ",", &save); name && nkept < 32;
+             name = strtok_r(NULL, ",", &save)) {
+            const char *value = getenv(name);
+            if (!value) continue;
+            size_t size = strlen(name) + strlen(value) + 2;
+            kept[nkept] = malloc(size);
+            if (kept[nkept]) snprintf(kept[nkept++], size, "%s=%s", name, value);
+        }
+    }
     clearenv();
     for (char *p = buf; p < buf + len; p += strlen(p) + 1)
         if (strchr(p, '=')) putenv(p); /* the buffer stays alive: putenv keeps the pointer */
+    for (int i = 0; i < nkept; i++) putenv(kept[i]);
 }
 
 /* Returns in the child, inside the container; the parent never returns. */
-static void enter(const char *pid, int take_env) {
+static void enter(const char *pid, const char *keep) {
     char *end;
     long value = strtol(pid, &end, 10);
     if (value <= 0 || *end) {
@@ -149,17 +165,21 @@ static void enter(const char *pid, int take_env) {
     char workdir[4096];
     read_ids(pid, &uid, &gid, groups, &ngroups);
     read_workdir(pid, workdir, sizeof workdir);
-    if (take_env) take_environment(pid);
+    take_environment(pid, keep);
     char root_path[64];
     snprintf(root_path, sizeof root_path, "/proc/%s/root", pid);
     int root = open(root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) die("open", root_path);
-    static const char *names[] = {"ipc", "uts", "net", "pid", "mnt"};
-    static const int types[] = {CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWNS};
-    int fds[5];
-    for (int i = 0; i < 5; i++) fds[i] = open_ns(pid, names[i]);
+    /* The cgroup namespace after the groups are joined, so that its root is the container's groups
+     * (as for the container itself: /proc/self/cgroup reads "/"); the mount namespace last, since the
+     * paths above are the host's. */
+    static const char *names[] = {"ipc", "uts", "net", "pid", "cgroup", "mnt"};
+    static const int types[] = {CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWCGROUP, CLONE_NEWNS};
+    enum { COUNT = sizeof names / sizeof *names };
+    int fds[COUNT];
+    for (int i = 0; i < COUNT; i++) fds[i] = open_ns(pid, names[i]);
     join_cgroups(pid);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < COUNT; i++) {
         if (setns(fds[i], types[i]) < 0) die("setns", names[i]);
         close(fds[i]);
     }
@@ -206,7 +226,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: opsportal-enter PID ARGV...\n");
         return 126;
     }
-    enter(argv[1], 1);
+    enter(argv[1], NULL);
     execvp(argv[2], argv + 2);
     int saved = errno;
     fprintf(stderr, "opsportal-enter: exec %s: %s\n", argv[2], strerror(saved));
@@ -218,9 +238,12 @@ __attribute__((constructor)) static void enter_from_env(void) {
     if (!pid) return;
     char copy[32];
     snprintf(copy, sizeof copy, "%s", pid);
-    /* Programs started inside the container must not enter again (nor see how they got there). */
-    unsetenv("LD_PRELOAD");
-    unsetenv("OPSPORTAL_ENTER_PID");
-    enter(copy, 0);
+    /* The container's environment replaces the caller's (kwok's own would leak in otherwise), which also
+     * drops LD_PRELOAD and OPSPORTAL_ENTER_PID, so nothing started inside enters again. TERM (the
+     * terminal's type) and the names listed in OPSPORTAL_ENTER_KEEP keep the caller's values. */
+    char keep[1024];
+    const char *extra = getenv("OPSPORTAL_ENTER_KEEP");
+    snprintf(keep, sizeof keep, "TERM%s%s", extra ? "," : "", extra ? extra : "");
+    enter(copy, keep);
 }
 #endif

@@ -1,4 +1,4 @@
-/* opsportal-init: the first program bubblewrap runs inside a sandbox container, as the future pid 1.
+/* opsportal-init: what bubblewrap runs inside a sandbox container, before (and as) the command.
  *
  *   opsportal-init UID GID STATUS_FD STDERR_FD ARGV...
  *

@@ -3,10 +3,10 @@
 A container is the image's unpacked rootfs (shared, read-only) run by bubblewrap in the pod's network
 namespace, with its own pid, mount, uts, ipc and cgroup namespaces, inside cgroup v1 groups that enforce
 its memory and CPU limits. bwrap runs as root without a user namespace (a user namespace would map the
-container's uid back to root on the host), so the first program in the sandbox is ``opsportal-init``, a
-static C helper that drops to the container's uid/gid for real and then execs the command; the command
-is pid 1 of its namespace, as in a Kubernetes container. stdout and stderr are written to a CRI-format
-log file by reader threads. See docs/sandbox.md, "Container runtime".
+container's uid back to root on the host), so the program bwrap starts is ``opsportal-init``, a static C
+helper that drops to the container's uid/gid for real and then execs the command. bwrap's own init is
+pid 1 of the namespace (a reaper, as with ``docker run --init``); the command is pid 2. stdout and stderr
+go to a CRI-format log file through reader threads. See docs/sandbox.md, "Container runtime".
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import ctypes
 import json
 import os
 import queue
+import select
 import signal
 import subprocess
 import threading
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sandbox.kube import build
-from sandbox.kube.agent.cgroups import CONTROLLERS, CgroupError, ContainerCgroups
+from sandbox.kube.agent.cgroups import CONTROLLERS, CgroupError, ContainerCgroups, controller_dir
 from sandbox.kube.agent.images import ImageConfig, ImagePullError, ImageStore, is_sandbox_image
 
 __all__ = [
@@ -180,6 +181,12 @@ class _Launcher:
 _launcher = _Launcher()
 
 
+def cri_timestamp(ns: int) -> str:
+    """RFC 3339 with nanoseconds in UTC, as containerd writes it: ``2026-11-30T10:58:22.264402954Z``."""
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{nanos:09d}Z"
+
+
 class _CriLog:
     """Appends CRI-format records ("<RFC3339Nano> <stream> F|P <text>") from several reader threads."""
 
@@ -189,8 +196,7 @@ class _CriLog:
         self._lock = threading.Lock()
 
     def write(self, stream: str, text: bytes, partial: bool) -> None:
-        now = datetime.now(UTC)
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time.time_ns() % 1_000_000_000:09d}Z"
+        stamp = cri_timestamp(time.time_ns())
         record = f"{stamp} {stream} {'P' if partial else 'F'} ".encode() + text + b"\n"
         with self._lock:
             if not self._file.closed:
@@ -207,18 +213,23 @@ def _pump(fd: int, stream: str, log: _CriLog, sink: list[bytes] | None = None) -
         while chunk := pipe.read(65536):
             if sink is not None:
                 sink.append(chunk)
-            pending += chunk
-            while True:
-                newline = pending.find(b"\n")
-                if newline < 0 or newline > MAX_LOG_LINE:
-                    break
-                log.write(stream, pending[:newline], partial=False)
-                pending = pending[newline + 1 :]
-            while len(pending) > MAX_LOG_LINE:
-                log.write(stream, pending[:MAX_LOG_LINE], partial=True)
-                pending = pending[MAX_LOG_LINE:]
+            pending = _write_lines(pending + chunk, stream, log)
     if pending:
         log.write(stream, pending, partial=False)
+
+
+def _write_lines(pending: bytes, stream: str, log: _CriLog) -> bytes:
+    """Write every complete line (a long one as partial records); return the unfinished rest."""
+    while True:
+        newline = pending.find(b"\n", 0, MAX_LOG_LINE + 1)
+        if newline >= 0:
+            log.write(stream, pending[:newline], partial=False)
+            pending = pending[newline + 1 :]
+        elif len(pending) > MAX_LOG_LINE:
+            log.write(stream, pending[:MAX_LOG_LINE], partial=True)
+            pending = pending[MAX_LOG_LINE:]
+        else:
+            return pending
 
 
 class Container:
@@ -230,6 +241,7 @@ class Container:
         self.spec = spec
         self.cgroups = cgroups
         self.pid = 0
+        self.init_pid = 0  # bwrap's pid 1 of the container's pid namespace
         self._bwrap: subprocess.Popen | None = None
         self._readers: list[threading.Thread] = []
         self._log: _CriLog | None = None
@@ -274,8 +286,10 @@ class Container:
             "--unshare-ipc",
             "--unshare-uts",
             "--unshare-cgroup",
-            # No --new-session: the container must stay in the session the launcher gave it (its own).
-            "--as-pid-1",
+            # bwrap's own pid 1 stays (no --as-pid-1): it runs as root, so the parent-death SIGKILL of
+            # --die-with-parent reaches it when bwrap dies, and with it the whole pid namespace goes. The
+            # command, once it has dropped to its uid, would not get that signal: the kernel checks it
+            # against bwrap's credentials, and bwrap has given up CAP_KILL by then.
             "--hostname",
             spec.hostname,
             "--ro-bind",
@@ -313,6 +327,11 @@ class Container:
         # cgroup namespace rooted at the container's groups, /proc/self/cgroup says "/" for them.
         for controller in CONTROLLERS:
             argv += ["--ro-bind", str(self.cgroups.dirs[controller]), f"/sys/fs/cgroup/{controller}"]
+        # HotSpot ignores every cgroup v1 limit unless a cpuset hierarchy is mounted too; the container
+        # keeps the agent's cpuset, so that group is what it sees.
+        cpuset = controller_dir("cpuset", "")
+        if cpuset.is_dir():
+            argv += ["--ro-bind", str(cpuset), "/sys/fs/cgroup/cpuset"]
         for name in ("hosts", "hostname", "resolv.conf"):
             # bwrap would make them 0600 root-owned: unreadable to a non-root container user.
             argv += ["--perms", "0644", "--ro-bind-data", str(fds[name]), f"/etc/{name}"]
@@ -349,19 +368,26 @@ class Container:
 
         def preexec() -> None:
             # Runs in the forked child before exec: die with the agent, join the groups (bwrap and all it
-            # starts inherit them), enter the pod's network namespace.
+            # starts inherit them), enter the pod's network namespace. A failure is written to fd 2 (the
+            # bwrap-errors pipe by now) and becomes the StartError's message.
             _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != agent_pid:
                 os._exit(1)
-            pid = str(os.getpid()).encode()
-            for procs in procs_files:
-                fd = os.open(procs, os.O_WRONLY)
-                os.write(fd, pid)
+            step = "joining the cgroups"
+            try:
+                pid = str(os.getpid()).encode()
+                for procs in procs_files:
+                    fd = os.open(procs, os.O_WRONLY)
+                    os.write(fd, pid)
+                    os.close(fd)
+                step = f"entering the network namespace {spec.netns}"
+                fd = os.open(netns_path, os.O_RDONLY)
+                if _libc.setns(fd, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
                 os.close(fd)
-            fd = os.open(netns_path, os.O_RDONLY)
-            if _libc.setns(fd, _CLONE_NEWNET) != 0:
+            except OSError as exc:
+                os.write(2, f"{step}: {exc}".encode())
                 os._exit(2)
-            os.close(fd)
 
         argv = self._bwrap_argv(init_fd, uid, gid, fds)
         try:
@@ -377,7 +403,7 @@ class Container:
                     preexec_fn=preexec,
                 )
             )
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             for fd in (status_r, info_r, out_r, err_r, bwrap_err_r, out_w, bwrap_err_w, *child_fds):
                 os.close(fd)
             raise StartError(f"cannot run bwrap: {exc}") from exc
@@ -403,9 +429,16 @@ class Container:
         info = self._read_all(info_r)
         if status.startswith(b"R") and len(status) == 1:
             try:
-                self.pid = int(json.loads(info)["child-pid"])
+                self.init_pid = int(json.loads(info)["child-pid"])
             except (ValueError, KeyError) as exc:
                 raise StartError(f"bwrap reported no child pid: {info!r}") from exc
+            # The helper that wrote "R" is the command now, pid 2 of the namespace: the init's only child.
+            # A command that exits at once may be gone already: it started, and poll() has its code.
+            children = Path(f"/proc/{self.init_pid}/task/{self.init_pid}/children")
+            try:
+                self.pid = int(children.read_text().split()[0])
+            except (OSError, IndexError, ValueError):
+                self.pid = self.init_pid
             return
         # The exec failed (message after "R"), or bwrap failed before running the helper (its stderr).
         try:
@@ -424,11 +457,13 @@ class Container:
 
     @staticmethod
     def _read_all(fd: int) -> bytes:
+        """Everything written to a start-up pipe until its writers close it (bounded: bwrap may hang)."""
         chunks = []
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         with os.fdopen(fd, "rb", buffering=0) as pipe:
-            os.set_blocking(fd, True)
-            while time.monotonic() < deadline:
+            while (left := deadline - time.monotonic()) > 0:
+                if not select.select([fd], [], [], left)[0]:
+                    break
                 chunk = pipe.read(4096)
                 if not chunk:
                     break
@@ -477,11 +512,12 @@ class Container:
 
     def kill(self) -> None:
         """SIGKILL every process of the container (the command, execs into it, bwrap) and reap bwrap."""
-        if self.pid:
-            try:
-                os.kill(self.pid, signal.SIGKILL)  # pid 1: the kernel kills the whole pid namespace
-            except ProcessLookupError:
-                pass
+        for pid in (self.init_pid, self.pid):  # pid 1 first: the kernel kills its whole pid namespace
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         try:
             self.cgroups.kill_all()
         except CgroupError:
