@@ -6,6 +6,7 @@ test; the session cluster's agent is told about the registry with ``allow_regist
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 import urllib.request
@@ -152,8 +153,8 @@ def test_failing_liveness_probe_restarts_with_crash_loop_back_off(
 
     status = until("two liveness restarts and a back-off", restarted_twice, 120)
     last = status.last_state.terminated
-    # httpd is pid 1 and ignores SIGTERM, so the grace period ends with SIGKILL.
-    assert last.exit_code == 137 and last.reason == "Error"
+    # The kill for a failed liveness probe is a SIGTERM, which ends httpd.
+    assert last.exit_code == 128 + signal.SIGTERM and last.reason == "Error"
     assert "restarting failed container=app" in seen_back_off[0].state.waiting.message
     events = core.list_namespaced_event(kube_namespace, field_selector="involvedObject.name=sick").items
     assert any(e.reason == "Killing" and "liveness probe failed" in e.message for e in events)
