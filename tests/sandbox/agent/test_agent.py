@@ -48,6 +48,10 @@ def web_image(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactor
     context = root / "context"
     (context / "www").mkdir(parents=True)
     (context / "www" / "index.html").write_text("hello from the pod\n")
+    (context / "www" / "cgi-bin").mkdir()
+    slow = context / "www" / "cgi-bin" / "slow"
+    slow.write_text('#!/bin/sh\nsleep 2\nprintf "Content-Type: text/plain\\r\\n\\r\\nslow\\n"\n')
+    slow.chmod(0o755)
     (context / "Dockerfile").write_text(DOCKERFILE)
     image = f"{registry.host}/agent/web:1"
     build = subprocess.run(
@@ -118,7 +122,7 @@ def test_ready_only_after_readiness_probe_passes_and_serves_http_on_the_pod_ip(
     # The readiness file exists inside the container, which is what an exec (through kwok) sees.
     assert (
         exec_output(core, kube_namespace, "web", ["ls", "/tmp/ready", "/www"])
-        == "/tmp/ready\n\n/www:\nindex.html\n"
+        == "/tmp/ready\n\n/www:\ncgi-bin\nindex.html\n"
     )
     status = _status(pod)
     assert status.started and status.ready and status.restart_count == 0
@@ -314,3 +318,115 @@ def test_image_outside_the_sandbox_registries_is_simulated(
     assert kube_cluster.cluster.network.contains(pod.status.pod_ip)
     # Nothing runs for it: no network namespace was made.
     assert kube_cluster.cluster.network.netns_name(pod.metadata.uid) not in podnet.list_netns()
+
+
+def test_startup_probe_holds_back_liveness_until_the_app_has_started(
+    kube_cluster: KubeCluster, kube_namespace: str, web_image: str
+) -> None:
+    core = _core(kube_cluster)
+    started = {"exec": {"command": ["test", "-f", "/tmp/started"]}, "periodSeconds": 1}
+    command = ["sh", "-c", "sleep 3; touch /tmp/started; exec httpd -f -p 8080 -h /www"]
+    core.create_namespaced_pod(
+        kube_namespace,
+        _pod(
+            "slow-start",
+            web_image,
+            command=command,
+            startupProbe={**started, "failureThreshold": 20},
+            # Alone, this would kill the container during its first 3 s.
+            livenessProbe={**started, "failureThreshold": 1},
+            readinessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+        ),
+    )
+    starting = until(
+        "the container to run",
+        lambda: s
+        if (s := _status(core.read_namespaced_pod("slow-start", kube_namespace))) and s.state.running
+        else None,
+        120,
+    )
+    assert not starting.started and not starting.ready
+    until("the pod to be Ready", lambda: _ready(core.read_namespaced_pod("slow-start", kube_namespace)), 30)
+    status = _status(core.read_namespaced_pod("slow-start", kube_namespace))
+    assert status.started and status.restart_count == 0
+
+
+def test_probe_timeout_fails_a_slow_endpoint_that_a_longer_timeout_accepts(
+    kube_cluster: KubeCluster, kube_namespace: str, web_image: str
+) -> None:
+    core = _core(kube_cluster)
+    for name, timeout in (("short", 1), ("long", 5)):
+        probe = {
+            "httpGet": {"path": "/cgi-bin/slow", "port": 8080},
+            "periodSeconds": 1,
+            "timeoutSeconds": timeout,
+        }
+        core.create_namespaced_pod(kube_namespace, _pod(name, web_image, readinessProbe=probe))
+    until(
+        "the long-timeout pod to be Ready",
+        lambda: _ready(core.read_namespaced_pod("long", kube_namespace)),
+        120,
+    )
+    # The endpoint answers in 2 s: by now the short-timeout pod has failed several probes.
+    time.sleep(3)
+    short = core.read_namespaced_pod("short", kube_namespace)
+    assert _status(short).state.running and not _ready(short)
+
+
+def test_memory_limit_ends_in_oom_killed(
+    kube_cluster: KubeCluster, kube_namespace: str, web_image: str
+) -> None:
+    core = _core(kube_cluster)
+    hog = ["sh", "-c", "echo start; x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"]
+    core.create_namespaced_pod(
+        kube_namespace,
+        _pod(
+            "hog",
+            web_image,
+            command=hog,
+            resources={"limits": {"memory": "32Mi"}},
+            pod_spec={"restartPolicy": "Never"},
+        ),
+    )
+
+    def terminated():
+        status = _status(core.read_namespaced_pod("hog", kube_namespace))
+        return status.state.terminated if status and status.state.terminated else None
+
+    state = until("the container to be killed", terminated, 120)
+    assert state.reason == "OOMKilled" and state.exit_code == 128 + signal.SIGKILL
+    assert core.read_namespaced_pod("hog", kube_namespace).status.phase == "Failed"
+
+
+def test_deletion_kills_a_process_that_ignores_sigterm_after_the_grace_period(
+    kube_cluster: KubeCluster, kube_namespace: str, web_image: str
+) -> None:
+    core = _core(kube_cluster)
+    script = 'trap "echo ignoring TERM" TERM; echo started; while true; do sleep 0.2; done'
+    core.create_namespaced_pod(
+        kube_namespace,
+        _pod(
+            "stubborn", web_image, command=["sh", "-c", script], pod_spec={"terminationGracePeriodSeconds": 3}
+        ),
+    )
+    until("the pod to be Ready", lambda: _ready(core.read_namespaced_pod("stubborn", kube_namespace)), 120)
+    log_file = kube_cluster.cluster.workdir / "pods" / kube_namespace / "stubborn" / "app.log"
+    until("the process to start", lambda: "started" in log_file.read_text(), 30)
+    netns = kube_cluster.cluster.network.netns_name(
+        core.read_namespaced_pod("stubborn", kube_namespace).metadata.uid
+    )
+
+    began = time.monotonic()
+    core.delete_namespaced_pod("stubborn", kube_namespace)
+
+    def gone() -> bool:
+        try:
+            core.read_namespaced_pod("stubborn", kube_namespace)
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    until("the pod object to go", gone, 30)
+    assert 3.0 <= time.monotonic() - began < 15
+    assert "ignoring TERM" in log_file.read_text()
+    assert netns not in podnet.list_netns()  # the namespace went before the object did
