@@ -91,6 +91,14 @@ def _ready(pod: client.V1Pod) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
 
 
+def _gone(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+    try:
+        core.read_namespaced_pod(name, namespace)
+    except client.ApiException as exc:
+        return exc.status == 404
+    return False
+
+
 def _status(pod: client.V1Pod) -> client.V1ContainerStatus | None:
     return (pod.status.container_statuses or [None])[0]
 
@@ -217,14 +225,7 @@ def test_deletion_runs_pre_stop_then_sigterm_and_waits_for_the_process(
     time.sleep(1.5)
     assert core.read_namespaced_pod("graceful", kube_namespace).metadata.deletion_timestamp is not None
 
-    def gone() -> bool:
-        try:
-            core.read_namespaced_pod("graceful", kube_namespace)
-        except client.ApiException as exc:
-            return exc.status == 404
-        return False
-
-    until("the pod object to go", gone, 30)
+    until("the pod object to go", lambda: _gone(core, kube_namespace, "graceful"), 30)
     elapsed = time.monotonic() - started
     assert 3.0 <= elapsed < 20, elapsed
     lines = [line.split(" ", 3)[3] for line in log_file.read_text().splitlines()]
@@ -419,14 +420,7 @@ def test_deletion_kills_a_process_that_ignores_sigterm_after_the_grace_period(
     began = time.monotonic()
     core.delete_namespaced_pod("stubborn", kube_namespace)
 
-    def gone() -> bool:
-        try:
-            core.read_namespaced_pod("stubborn", kube_namespace)
-        except client.ApiException as exc:
-            return exc.status == 404
-        return False
-
-    until("the pod object to go", gone, 30)
+    until("the pod object to go", lambda: _gone(core, kube_namespace, "stubborn"), 30)
     assert 3.0 <= time.monotonic() - began < 15
     assert "ignoring TERM" in log_file.read_text()
     assert netns not in podnet.list_netns()  # the namespace went before the object did
