@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from kubernetes import config
@@ -21,6 +22,36 @@ from sandbox.kube.build import cache_dir
 from sandbox.kube.podnet import PodNetwork
 
 REGISTRIES_ENV = "SANDBOX_REGISTRIES"
+
+
+def serve_metrics(agent: Agent, api_client, workdir: Path, nodes: list[str]) -> Callable[[], None] | None:
+    """Serve metrics.k8s.io from the agent's containers when the metrics module and its serving
+    certificate (issued by LocalCluster) are there; returns the server's stop function."""
+    try:
+        from sandbox.kube.agent import metrics_api
+    except ImportError:
+        return None
+    pki = workdir / "pki"
+    if not (pki / "metrics-server.crt").is_file():
+        return None
+
+    def sample() -> list:
+        return [
+            metrics_api.PodSample(
+                namespace=pod["namespace"],
+                name=pod["name"],
+                labels=pod["labels"],
+                node=pod["node"],
+                containers=[metrics_api.ContainerSample(**container) for container in pod["containers"]],
+            )
+            for pod in agent.pod_samples()
+        ]
+
+    server = metrics_api.MetricsServer(pki_dir=pki, sample=sample, nodes=nodes)
+    port = server.start()
+    metrics_api.register_metrics_api(api_client, port=port, ca_bundle=(pki / "ca.crt").read_bytes())
+    logging.info("metrics.k8s.io served on 127.0.0.1:%d", port)
+    return server.stop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     network = PodNetwork.attach(args.net_index)
     network.clean_leftovers()
     network.setup()  # seals 10.0.0.0/16 first; raises (no pods start) if the route cannot be installed
+    api_client = config.new_client_from_config(config_file=str(args.kubeconfig))
     agent = Agent(
-        api_client=config.new_client_from_config(config_file=str(args.kubeconfig)),
+        api_client=api_client,
         nodes=args.node,
         workdir=args.workdir,
         network=network,
@@ -58,11 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda *_: done.set())
     threading.Thread(target=agent.run, name="pod-watch", daemon=True).start()
+    stop_metrics = serve_metrics(agent, api_client, args.workdir, args.node)
     if args.ready_file:
         args.ready_file.write_text(f"{os.getpid()}\n")
     logging.info("pod agent up: nodes %s, pod network %s, registries %s", args.node, network.cidr, registries)
     done.wait()
     logging.info("stopping: terminating containers")
+    if stop_metrics is not None:
+        stop_metrics()
     agent.shutdown()
     network.clean_leftovers()
     logging.info("stopped")
