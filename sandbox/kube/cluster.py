@@ -282,12 +282,15 @@ class LocalCluster:
         pods: str = "auto",
         registries: Sequence[str] = (),
         pod_backoff: tuple[float, float] | None = None,
+        serve_metrics: bool = False,
     ) -> None:
         """``pods``: "real" runs pods as processes through the pod agent (sandbox.kube.agent; fails to
         start where that is impossible), "simulated" keeps kwok's fake pods, "auto" picks real when
         :func:`podnet.pods_supported`. ``registries``: ``host:port`` of the sandbox registries real pods
         may pull from (more with :meth:`allow_registry`); other images are simulated by the agent.
         ``pod_backoff``: the agent's CrashLoopBackOff (first delay, cap) in seconds (default 10, 300).
+        ``serve_metrics``: the agent serves metrics.k8s.io from its containers' cgroups (needs the
+        metrics module, sandbox.kube.agent.metrics_api).
         ``per_pod_exec``: watch pods and give each its own exec work directory (see pod_workdir).
         ``keep_data``: resume the certificates and etcd data a previous start left in ``workdir``, so
         what was deployed survives a restart (``make run``); otherwise every start is a fresh cluster.
@@ -313,6 +316,7 @@ class LocalCluster:
         self.pods = pods
         self.registries = [r for r in registries if r]
         self.pod_backoff = pod_backoff
+        self.serve_metrics = serve_metrics
         self.pods_mode = ""
         self.pods_reason = ""
         self.network: podnet.PodNetwork | None = None
@@ -904,6 +908,8 @@ class LocalCluster:
             *(f"--node={node}" for node in self.node_names),
             *(f"--registry={registry}" for registry in self.registries),
         ]
+        if self.serve_metrics:
+            args.append("--serve-metrics")
         if self.pod_backoff:
             args += [f"--backoff-base={self.pod_backoff[0]:g}", f"--backoff-max={self.pod_backoff[1]:g}"]
         proc = self._spawn(AGENT, args, cwd=Path(__file__).resolve().parents[2])

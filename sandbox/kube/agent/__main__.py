@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backoff-base", type=float, default=10.0, help="CrashLoopBackOff first delay (s)")
     parser.add_argument("--backoff-max", type=float, default=300.0, help="CrashLoopBackOff cap (s)")
     parser.add_argument("--ready-file", type=Path, help="written once the agent watches pods")
+    parser.add_argument(
+        "--serve-metrics", action="store_true", help="serve metrics.k8s.io from the containers' cgroups"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
 
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda *_: done.set())
     threading.Thread(target=agent.run, name="pod-watch", daemon=True).start()
-    stop_metrics = serve_metrics(agent, api_client, args.workdir, args.node)
+    stop_metrics = serve_metrics(agent, api_client, args.workdir, args.node) if args.serve_metrics else None
     if args.ready_file:
         args.ready_file.write_text(f"{os.getpid()}\n")
     logging.info("pod agent up: nodes %s, pod network %s, registries %s", args.node, network.cidr, registries)
