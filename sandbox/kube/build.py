@@ -44,8 +44,9 @@ KWOK_CRDS = ("kwok.x-k8s.io_execs.yaml", "kwok.x-k8s.io_logs.yaml")
 
 Progress = Callable[[str], None]
 
-# The container runtime's C helpers (sandbox/kube/agent/*.c): gcc builds them in seconds, so unlike the
-# Go components they are rebuilt whenever their sources change (the stamp is a hash of sources and flags).
+# The container runtime's C helpers (sandbox/kube/agent/*.c): gcc builds them in seconds. They live in a
+# directory named by a hash of their sources and flags, so an edited source is a new build, and checkouts
+# with different sources (worktrees sharing this cache) never overwrite each other's helpers.
 RUNTIME_SOURCES = Path(__file__).resolve().parent / "agent"
 RUNTIME_HELPERS = {
     # Static: it runs inside the image's rootfs, which need not have a libc.
@@ -53,7 +54,6 @@ RUNTIME_HELPERS = {
     "opsportal-enter": ("enter.c", ["-O2", "-DENTER_MAIN"]),
     "libopsportal-enter.so": ("enter.c", ["-O2", "-shared", "-fPIC"]),
 }
-RUNTIME_STAMP = "runtime-helpers.sha256"
 
 
 class BuildError(RuntimeError):
@@ -83,8 +83,12 @@ def binary_paths() -> dict[str, Path]:
     return paths
 
 
+def runtime_helper_dir() -> Path:
+    return bin_dir() / f"runtime-{_runtime_hash()[:16]}"
+
+
 def runtime_helper_paths() -> dict[str, Path]:
-    return {name: bin_dir() / name for name in RUNTIME_HELPERS}
+    return {name: runtime_helper_dir() / name for name in RUNTIME_HELPERS}
 
 
 def _runtime_hash() -> str:
@@ -96,19 +100,14 @@ def _runtime_hash() -> str:
 
 
 def runtime_helpers_ready() -> bool:
-    """True when the C helpers exist and were built from the current sources; never builds."""
-    try:
-        stamp = (bin_dir() / RUNTIME_STAMP).read_text().strip()
-    except OSError:
-        return False
-    return stamp == _runtime_hash() and all(path.exists() for path in runtime_helper_paths().values())
+    """True when the C helpers of the current sources are built; never builds."""
+    return all(path.exists() for path in runtime_helper_paths().values())
 
 
 def ensure_runtime_helpers(progress: Progress | None = None) -> dict[str, Path]:
-    """Compile the runtime's C helpers with gcc when missing or outdated; return their paths."""
+    """Compile the runtime's C helpers with gcc unless this version is built; return their paths."""
     progress = progress or _print_progress
-    out = bin_dir()
-    out.mkdir(parents=True, exist_ok=True)
+    bin_dir().mkdir(parents=True, exist_ok=True)
     # Its own lock: a ten-minute Go build under build.lock must not hold up a few seconds of gcc.
     with (cache_dir() / "runtime-build.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -116,20 +115,31 @@ def ensure_runtime_helpers(progress: Progress | None = None) -> dict[str, Path]:
             return runtime_helper_paths()
         gcc = shutil.which("gcc") or shutil.which("cc")
         if not gcc:
-            raise BuildError(
-                "gcc not found: the container runtime's helpers are C (apt-get install gcc libc6-dev)"
-            )
-        (out / RUNTIME_STAMP).unlink(missing_ok=True)
-        for name, (source, flags) in RUNTIME_HELPERS.items():
-            staging = out / f".building-{name}"
-            args = [gcc, *flags, "-Wall", "-Wextra", "-o", str(staging), str(RUNTIME_SOURCES / source)]
-            progress(f"[runtime] $ {' '.join(args)}")
-            done = subprocess.run(args, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                staging.unlink(missing_ok=True)
-                raise BuildError(f"runtime: {' '.join(args)} failed:\n{done.stderr.strip()}")
-            staging.replace(out / name)
-        (out / RUNTIME_STAMP).write_text(_runtime_hash() + "\n")
+            raise BuildError("gcc not found: the runtime helpers are C (apt-get install gcc libc6-dev)")
+        target = runtime_helper_dir()
+        # Built beside the target and renamed into place whole: never a half-built set under its name.
+        staging = target.with_name(f".building-{target.name}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        try:
+            for name, (source, flags) in RUNTIME_HELPERS.items():
+                args = [
+                    gcc,
+                    *flags,
+                    "-Wall",
+                    "-Wextra",
+                    "-o",
+                    str(staging / name),
+                    str(RUNTIME_SOURCES / source),
+                ]
+                progress(f"[runtime] $ {' '.join(args)}")
+                done = subprocess.run(args, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise BuildError(f"runtime: {' '.join(args)} failed:\n{done.stderr.strip()}")
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return runtime_helper_paths()
 
 

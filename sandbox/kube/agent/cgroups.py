@@ -1,9 +1,7 @@
 """cgroup v1 groups for sandbox containers: memory limit and OOM count, CFS quota, shares, cpuacct.
 
-A container's groups live at ``/sys/fs/cgroup/<controller>/<base>/<cgroup_parent>/<pod_uid>/<container>``,
-where ``<base>`` is the agent's own group in that controller (``/`` on a plain machine). Nesting under
-the agent's own group, rather than the hierarchy's root, keeps the containers inside whatever limits and
-accounting the machine put the agent under.
+A container's groups live at ``/sys/fs/cgroup/<controller>/<cgroup_parent>/<pod_uid>/<container>``, the
+layout the pod network's leftover cleanup (sandbox/kube/podnet.py) removes from.
 """
 
 from __future__ import annotations
@@ -35,19 +33,19 @@ def available() -> bool:
     return all((ROOT / c / "cgroup.procs").exists() and os.access(ROOT / c, os.W_OK) for c in CONTROLLERS)
 
 
-def own_path(controller: str, proc_cgroup: str | None = None) -> str:
-    """This process's group in a v1 controller (``/process_api/x`` or ``/``), from /proc/self/cgroup."""
+def controller_dir(controller: str, relative: str) -> Path:
+    return ROOT / controller / relative.strip("/")
+
+
+def cpuset_dir(proc_cgroup: str | None = None) -> Path | None:
+    """This process's cpuset group (containers stay in it), from /proc/self/cgroup; None without cpuset."""
     text = proc_cgroup if proc_cgroup is not None else Path("/proc/self/cgroup").read_text()
     for line in text.splitlines():
         _, controllers, path = line.split(":", 2)
-        if controller in controllers.split(","):
-            return path or "/"
-    return "/"
-
-
-def controller_dir(controller: str, relative: str) -> Path:
-    base = own_path(controller).strip("/")
-    return ROOT / controller / base / relative.strip("/")
+        if "cpuset" in controllers.split(","):
+            found = ROOT / controllers / path.strip("/")
+            return found if found.is_dir() else None
+    return None
 
 
 def _read(path: Path) -> str:
@@ -198,19 +196,3 @@ def _rmdir_retrying(path: Path, timeout: float = 5.0) -> None:
             if exc.errno != errno.EBUSY or time.monotonic() > deadline:
                 raise CgroupError(f"cannot remove {path}: {exc}") from exc
             time.sleep(0.02)
-
-
-def remove_tree(relative: str) -> None:
-    """Kill every process under ``relative`` in each controller and remove its groups, deepest first.
-
-    For the agent's start: containers of a killed previous agent leave their groups (and may leave
-    processes if they were not started with --die-with-parent).
-    """
-    for controller in CONTROLLERS:
-        top = controller_dir(controller, relative)
-        if not top.exists():
-            continue
-        groups = sorted((Path(d) for d, _, _ in os.walk(top)), key=lambda p: len(p.parts), reverse=True)
-        for group in groups:
-            _kill_until_empty([group / "cgroup.procs"])
-            _rmdir_retrying(group)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sandbox.kube import build
-from sandbox.kube.agent.cgroups import CONTROLLERS, CgroupError, ContainerCgroups, controller_dir
+from sandbox.kube.agent.cgroups import CONTROLLERS, CgroupError, ContainerCgroups, cpuset_dir
 from sandbox.kube.agent.images import ImageConfig, ImagePullError, ImageStore, is_sandbox_image
 
 __all__ = [
@@ -328,9 +328,9 @@ class Container:
         for controller in CONTROLLERS:
             argv += ["--ro-bind", str(self.cgroups.dirs[controller]), f"/sys/fs/cgroup/{controller}"]
         # HotSpot ignores every cgroup v1 limit unless a cpuset hierarchy is mounted too; the container
-        # keeps the agent's cpuset, so that group is what it sees.
-        cpuset = controller_dir("cpuset", "")
-        if cpuset.is_dir():
+        # keeps the agent's cpuset group, so that is what it sees.
+        cpuset = cpuset_dir()
+        if cpuset is not None:
             argv += ["--ro-bind", str(cpuset), "/sys/fs/cgroup/cpuset"]
         for name in ("hosts", "hostname", "resolv.conf"):
             # bwrap would make them 0600 root-owned: unreadable to a non-root container user.

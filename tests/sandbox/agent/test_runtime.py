@@ -614,6 +614,7 @@ def _zombie(pid: int) -> bool:
 def test_the_container_dies_with_its_agent(tmp_path: Path, make_spec) -> None:
     """A killed agent (SIGKILL: no cleanup code runs) takes its containers with it."""
     spec = make_spec()
+    leftover = cgroups.ContainerCgroups(f"{spec.cgroup_parent}/{spec.pod_uid}/{spec.container_name}")
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
@@ -636,11 +637,12 @@ def test_the_container_dies_with_its_agent(tmp_path: Path, make_spec) -> None:
         agent.kill()
         agent.wait()
         until("container gone", lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), timeout=10)
+        # Nothing of it is left running; only its (empty) groups, for the next agent's cleanup.
+        until("its groups empty", lambda: not leftover.pids(), timeout=10)
     finally:
         agent.kill()
         agent.wait()
-        relative = f"{spec.cgroup_parent}/{spec.pod_uid}"
-        cgroups.remove_tree(relative)
+        leftover.remove(parents=3)
 
 
 def _spec_literal(spec: ContainerSpec) -> str:
@@ -725,27 +727,42 @@ def test_the_jvm_inside_sizes_itself_from_the_container_limits(make_spec, jre_ro
 # -- the C helpers' build ---------------------------------------------------------------------------------
 
 
-def test_the_runtime_helpers_are_built_by_gcc_and_rebuilt_when_outdated(tmp_path: Path, monkeypatch) -> None:
+def test_the_runtime_helpers_are_built_by_gcc_per_source_version(tmp_path: Path, monkeypatch) -> None:
     if not shutil.which("gcc"):
         unavailable("required tool missing: gcc")
     monkeypatch.setenv("OPSPORTAL_CACHE", str(tmp_path / "cache"))
+    sources = tmp_path / "sources"
+    shutil.copytree(build.RUNTIME_SOURCES, sources, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    monkeypatch.setattr(build, "RUNTIME_SOURCES", sources)
     assert not build.runtime_helpers_ready()
+    assert not build.binaries_ready()
     messages: list[str] = []
     paths = build.ensure_runtime_helpers(messages.append)
     assert set(paths) == {"opsportal-init", "opsportal-enter", "libopsportal-enter.so"}
     assert all(os.access(path, os.X_OK) for path in paths.values())
     assert build.runtime_helpers_ready()
+    assert build.binary_paths()["libopsportal-enter.so"] == paths["libopsportal-enter.so"]
     assert sum("gcc" in m for m in messages) == 3
     # The init helper runs inside images without a libc.
     ldd = subprocess.run(["ldd", str(paths["opsportal-init"])], capture_output=True, text=True, check=False)
     assert "not a dynamic executable" in ldd.stdout + ldd.stderr
     messages.clear()
-    build.ensure_runtime_helpers(messages.append)
+    assert build.ensure_runtime_helpers(messages.append) == paths
     assert messages == []  # up to date: nothing compiled
-    # A stamp from other sources (an edited enter.c) means a rebuild.
-    (build.bin_dir() / build.RUNTIME_STAMP).write_text("0" * 64 + "\n")
+
+    # An edited source is another version: not ready until built, built beside the old one.
+    (sources / "enter.c").write_text((sources / "enter.c").read_text() + "\n/* edited */\n")
     assert not build.runtime_helpers_ready()
-    assert not build.binaries_ready()
-    build.ensure_runtime_helpers(messages.append)
-    assert build.runtime_helpers_ready()
+    edited = build.ensure_runtime_helpers(messages.append)
     assert sum("gcc" in m for m in messages) == 3
+    assert edited["opsportal-enter"].parent != paths["opsportal-enter"].parent
+    assert paths["opsportal-enter"].exists()  # another checkout may still use it
+    assert not list(build.bin_dir().glob(".building-*"))
+
+    # A failed compile leaves nothing under the version's name.
+    (sources / "init.c").write_text("this is not C\n")
+    with pytest.raises(build.BuildError, match="init.c"):
+        build.ensure_runtime_helpers(messages.append)
+    assert not build.runtime_helpers_ready()
+    assert not build.runtime_helper_dir().exists()
+    assert not list(build.bin_dir().glob(".building-*"))
