@@ -152,7 +152,7 @@ def main() -> int:
             kube_dir = settings.VAR_DIR / "kube"
             env["SANDBOX_KUBE_DIR"] = str(kube_dir)
             env["OPSPORTAL_DEV_CLUSTER_STATUS"] = "sandbox.kube.cluster.dev_cluster_status"
-            services.start_cluster(kube_dir)
+            services.start_cluster(kube_dir, registries=[pipeline.registry.host])
             print(
                 "Sandbox: starting the local Kubernetes control plane in the background "
                 "(the first build takes several minutes; progress on the Clusters page).",

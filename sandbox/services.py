@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import requests
@@ -91,12 +92,15 @@ def apiserver_answers(workdir: Path, server: str) -> bool:
     return answer.status_code == 200
 
 
-def start_cluster(workdir: Path, on_ready=register_clusters) -> threading.Thread:
+def start_cluster(
+    workdir: Path, on_ready=register_clusters, registries: Sequence[str] = ()
+) -> threading.Thread:
     """Start (building first if needed) the local control plane; register it once it is ready.
 
     Registered only once this run's own supervisor reports ready and its apiserver answers."""
     stop_previous_supervisor(workdir)
-    proc = start_in_background(workdir)
+    # Real pods pull only from these registries (the sandbox's own); other images stay simulated.
+    proc = start_in_background(workdir, registries=registries)
     supervisor = proc.pid if proc is not None else None
 
     def follow() -> None:

@@ -12,7 +12,16 @@ import time
 from pathlib import Path
 
 from sandbox.kube import build
-from sandbox.kube.cluster import COMPONENTS, DEFAULT_API_PORT, LocalCluster, free_port, pid_alive, read_state
+from sandbox.kube.cluster import (
+    AGENT,
+    COMPONENTS,
+    DEFAULT_API_PORT,
+    POD_MODES,
+    LocalCluster,
+    free_port,
+    pid_alive,
+    read_state,
+)
 
 
 def _print(message: str) -> None:
@@ -35,7 +44,14 @@ def _exit_with(pid: int) -> None:
     threading.Thread(target=watch, name="exit-with", daemon=True).start()
 
 
-def _up(workdir: Path | None, port: int | None, exit_with: int | None, keep_data: bool = False) -> int:
+def _up(
+    workdir: Path | None,
+    port: int | None,
+    exit_with: int | None,
+    keep_data: bool = False,
+    pods: str = "auto",
+    registries: list[str] | None = None,
+) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     if exit_with:
@@ -46,6 +62,8 @@ def _up(workdir: Path | None, port: int | None, exit_with: int | None, keep_data
         progress=_print,
         keep_data=keep_data,
         build_missing=True,
+        pods=pods,
+        registries=registries or [],
     )
     code = 0
     try:
@@ -53,6 +71,7 @@ def _up(workdir: Path | None, port: int | None, exit_with: int | None, keep_data
             _print(f"kubeconfig: {cluster.kubeconfig}")
             _print(f"server: {cluster.server}")
             _print(f"export KUBECONFIG={cluster.kubeconfig}")
+            _print(f"pods: {cluster.pods_mode} ({cluster.pods_reason})")
             _print("running; press Ctrl-C to stop")
             code = _supervise(cluster)
     except KeyboardInterrupt:
@@ -65,7 +84,8 @@ def _supervise(cluster: LocalCluster) -> int:
     """Block until interrupted; a component that dies leaves a half-working cluster, so give up then."""
     tick = threading.Event()
     while not tick.wait(2.0):
-        dead = sorted(set(COMPONENTS) - set(cluster.alive()))
+        expected = set(COMPONENTS) | ({AGENT} if cluster.agent_running else set())
+        dead = sorted(expected - set(cluster.alive()))
         if dead:
             _print(f"component(s) exited: {', '.join(dead)}; logs in {cluster.logs_dir}")
             return 1
@@ -83,6 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument(
         "--keep-data", action="store_true", help="resume what an earlier start left in --dir (certs, etcd)"
     )
+    up.add_argument(
+        "--pods",
+        choices=POD_MODES,
+        default="auto",
+        help="real: run pods as processes (root); simulated: kwok only; auto: real where possible",
+    )
+    up.add_argument(
+        "--registry", action="append", default=[], help="host:port real pods may pull images from"
+    )
     status = sub.add_parser("status", help="binary cache state, and cluster state of --dir if given")
     status.add_argument("--dir", type=Path)
     args = parser.parse_args(argv)
@@ -90,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         return build.main()
     if args.command == "up":
-        return _up(args.dir, args.port, args.exit_with, args.keep_data)
+        return _up(args.dir, args.port, args.exit_with, args.keep_data, args.pods, args.registry)
     report = {
         "cache": str(build.bin_dir()),
         "binaries_ready": build.binaries_ready(),

@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from sandbox.kube import build
+from sandbox.kube import build, podnet
 from sandbox.procs import die_with_parent, stop
 
 DEFAULT_API_PORT = 16443
@@ -45,6 +45,8 @@ STATE_FILE = "state.json"
 HOW_TO_BUILD = "build them with `make cluster-binaries` (or `.venv/bin/python -m sandbox.kube build`)"
 ACTIVE_PHASES = ("building", "starting", "ready")
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+AGENT = "pod-agent"
+POD_MODES = ("auto", "real", "simulated")
 
 
 Progress = Callable[[str], None]
@@ -243,6 +245,9 @@ class ClusterState:
     kubeconfig: str | None = None
     server: str | None = None
     pid: int | None = None
+    # "real": the pod agent runs pods as processes; "simulated": kwok's pod stages fake them (why: reason).
+    pods_mode: str = ""
+    pods_reason: str = ""
     updated: float = field(default_factory=time.time)
 
     @classmethod
@@ -251,7 +256,8 @@ class ClusterState:
             data = json.loads((Path(workdir) / STATE_FILE).read_text())
         except (OSError, ValueError):
             return None
-        return cls(**data)
+        known = cls.__dataclass_fields__
+        return cls(**{key: value for key, value in data.items() if key in known})
 
     def write(self, workdir: Path) -> None:
         path = Path(workdir) / STATE_FILE
@@ -273,8 +279,19 @@ class LocalCluster:
         per_pod_exec: bool = True,
         keep_data: bool = False,
         build_missing: bool = False,
+        pods: str = "auto",
+        registries: Sequence[str] = (),
+        pod_backoff: tuple[float, float] | None = None,
+        serve_metrics: bool = False,
     ) -> None:
-        """``per_pod_exec``: watch pods and give each its own exec work directory (see pod_workdir).
+        """``pods``: "real" runs pods as processes through the pod agent (sandbox.kube.agent; fails to
+        start where that is impossible), "simulated" keeps kwok's fake pods, "auto" picks real when
+        :func:`podnet.pods_supported`. ``registries``: ``host:port`` of the sandbox registries real pods
+        may pull from (more with :meth:`allow_registry`); other images are simulated by the agent.
+        ``pod_backoff``: the agent's CrashLoopBackOff (first delay, cap) in seconds (default 10, 300).
+        ``serve_metrics``: the agent serves metrics.k8s.io from its containers' cgroups (needs the
+        metrics module, sandbox.kube.agent.metrics_api).
+        ``per_pod_exec``: watch pods and give each its own exec work directory (see pod_workdir).
         ``keep_data``: resume the certificates and etcd data a previous start left in ``workdir``, so
         what was deployed survives a restart (``make run``); otherwise every start is a fresh cluster.
         ``build_missing``: build binaries that are not cached yet (minutes when cold) instead of failing;
@@ -294,6 +311,15 @@ class LocalCluster:
         self._lock = threading.RLock()  # re-entrant for the same reason as _live_lock
         self.ports: Ports | None = None
         self.bins: dict[str, Path] = {}
+        if pods not in POD_MODES:
+            raise ValueError(f"pods must be one of {POD_MODES}, not {pods!r}")
+        self.pods = pods
+        self.registries = [r for r in registries if r]
+        self.pod_backoff = pod_backoff
+        self.serve_metrics = serve_metrics
+        self.pods_mode = ""
+        self.pods_reason = ""
+        self.network: podnet.PodNetwork | None = None
 
     # -- public paths ------------------------------------------------------------------------------------
 
@@ -348,6 +374,8 @@ class LocalCluster:
             kubeconfig=str(self.kubeconfig) if phase == "ready" else None,
             server=self.server if phase == "ready" else None,
             pid=os.getpid(),
+            pods_mode=self.pods_mode,
+            pods_reason=self.pods_reason,
         ).write(self.workdir)
 
     def start(self, timeout: float = 180.0) -> LocalCluster:
@@ -368,6 +396,7 @@ class LocalCluster:
                 self._state("building", "building control-plane binaries (cold: about 10 minutes on 2 cores)")
                 build.ensure_binaries(progress=lambda m: self._building(m))
             self.bins = build.binary_paths()
+            self._choose_pods_mode()
             self._state("starting", "starting control plane")
             deadline = time.monotonic() + timeout
             try:
@@ -383,7 +412,7 @@ class LocalCluster:
             self._state("failed", f"{type(exc).__name__}: {exc}")
             self.stop(final_phase=None)
             raise
-        if self.per_pod_exec:
+        if self.per_pod_exec and not self.agent_running:
             threading.Thread(target=self._run_pod_agent, name="kube-pod-agent", daemon=True).start()
         self._state("ready", f"apiserver {self.server}")
         return self
@@ -398,6 +427,8 @@ class LocalCluster:
         self._start_kwok(deadline)
         self._create_nodes(deadline)
         self._wait_default_service_account(deadline)
+        if self.agent_running:
+            self._start_agent(deadline)
 
     def _resumable(self) -> bool:
         needed = ["ca.crt", "ca.key", "sa.key", "sa.pub", "apiserver.crt", "kwok-serving.crt"]
@@ -425,12 +456,55 @@ class LocalCluster:
         """Terminate components in reverse start order; safe to call repeatedly and from handlers."""
         self._stopping.set()
         procs = self._stop_components()
+        if self.network is not None:
+            # The agent removes its namespaces and bridge itself; this covers an agent that was killed.
+            self.network.teardown()
+            self.network = None
         with _live_lock:
             _live.discard(self)
         if final_phase and procs:
             self._state(final_phase)
         if self._owns_workdir and final_phase:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @property
+    def agent_running(self) -> bool:
+        return self.pods_mode == "real"
+
+    @property
+    def registries_file(self) -> Path:
+        return self.workdir / "config" / "registries"
+
+    def allow_registry(self, host: str) -> None:
+        """Let the pod agent pull from ``host`` (``host:port``) too, e.g. a test's own registry."""
+        with self._lock:
+            known = self.registries_file.read_text().split() if self.registries_file.exists() else []
+            if host not in known:
+                self.registries_file.write_text("".join(f"{h}\n" for h in [*known, host]))
+
+    def _choose_pods_mode(self) -> None:
+        if self.pods == "simulated":
+            self.pods_mode, self.pods_reason = "simulated", "simulated pods were asked for"
+            return
+        supported, reason = podnet.pods_supported()
+        if supported and self.pods == "auto":
+            try:
+                import sandbox.kube.agent.runtime  # noqa: F401 - present once the container runtime exists
+            except ImportError:
+                supported, reason = (
+                    False,
+                    "the sandbox container runtime (sandbox.kube.agent.runtime) is missing",
+                )
+        if not supported and self.pods == "real":
+            raise ClusterError(f"real pods are not possible here: {reason}")
+        self.pods_mode = "real" if supported else "simulated"
+        self.pods_reason = reason
+        if self.network is None and supported:
+            self.network = podnet.PodNetwork.claim(preferred=1)
+
+    @property
+    def pod_cidr(self) -> str:
+        return self.network.cidr if self.network is not None else POD_CIDR
 
     def alive(self) -> list[str]:
         return [p.name for p in self._procs if p.popen.poll() is None]
@@ -584,7 +658,7 @@ class LocalCluster:
             self.kubeconfig.write_text(path.read_text())
             self.kubeconfig.chmod(0o600)
 
-    def _spawn(self, name: str, args: list[str]) -> _Proc:
+    def _spawn(self, name: str, args: list[str], cwd: Path | None = None) -> _Proc:
         log = self.logs_dir / f"{name}.log"
         self._progress(f"starting {name}")
         with log.open("ab") as out:
@@ -593,7 +667,7 @@ class LocalCluster:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                cwd=self.workdir,
+                cwd=cwd or self.workdir,
                 start_new_session=True,
                 preexec_fn=die_with_parent(os.getpid()),
             )
@@ -770,6 +844,9 @@ class LocalCluster:
 
     def _kwok_config(self) -> Path:
         stages = [d for d in yaml.safe_load_all(self.bins["kwok-stages.yaml"].read_text()) if d]
+        if self.agent_running:
+            # The agent is the pods' kubelet; kwok keeps only the node stages (initialize, heartbeat).
+            stages = [d for d in stages if d.get("spec", {}).get("resourceRef", {}).get("kind") != "Pod"]
         docs = [
             *stages,
             {
@@ -804,7 +881,7 @@ class LocalCluster:
                 f"--server-address=127.0.0.1:{p.kwok}",
                 f"--tls-cert-file={pki / 'kwok-serving.crt'}",
                 f"--tls-private-key-file={pki / 'kwok-serving.key'}",
-                f"--cidr={POD_CIDR}",
+                f"--cidr={self.pod_cidr}",
                 "--node-lease-duration-seconds=40",
             ],
         )
@@ -814,6 +891,29 @@ class LocalCluster:
             deadline,
             lambda: self._https_ok(p.kwok, "/healthz", client_cert=False, verify=True),
         )
+
+    def _start_agent(self, deadline: float) -> None:
+        ready_file = self.workdir / "config" / "agent.ready"
+        ready_file.unlink(missing_ok=True)
+        self.registries_file.touch()
+        args = [
+            sys.executable,
+            "-m",
+            "sandbox.kube.agent",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--workdir={self.workdir}",
+            f"--net-index={self.network.index}",
+            f"--registries-file={self.registries_file}",
+            f"--ready-file={ready_file}",
+            *(f"--node={node}" for node in self.node_names),
+            *(f"--registry={registry}" for registry in self.registries),
+        ]
+        if self.serve_metrics:
+            args.append("--serve-metrics")
+        if self.pod_backoff:
+            args += [f"--backoff-base={self.pod_backoff[0]:g}", f"--backoff-max={self.pod_backoff[1]:g}"]
+        proc = self._spawn(AGENT, args, cwd=Path(__file__).resolve().parents[2])
+        self._wait("pod agent", proc, deadline, ready_file.exists)
 
     def _create_nodes(self, deadline: float) -> None:
         from kubernetes import client
@@ -857,7 +957,8 @@ class LocalCluster:
                 }
                 return set(self.node_names) <= ready
 
-            self._wait("fake nodes Ready", self._procs[-1], deadline, all_ready)
+            kwok = next(proc for proc in self._procs if proc.name == "kwok")
+            self._wait("fake nodes Ready", kwok, deadline, all_ready)
 
     def _wait_default_service_account(self, deadline: float) -> None:
         from kubernetes import client
@@ -893,7 +994,9 @@ def _terminate(popen: subprocess.Popen, grace: float = 10.0) -> None:
         os.killpg(popen.pid, signal.SIGKILL)
 
 
-def start_in_background(workdir: Path, *, api_port: int | None = None) -> subprocess.Popen | None:
+def start_in_background(
+    workdir: Path, *, api_port: int | None = None, registries: Sequence[str] = ()
+) -> subprocess.Popen | None:
     """Run ``python -m sandbox.kube up --dir workdir`` detached; poll :func:`read_state` for progress.
 
     The supervisor builds the binaries if needed, so the caller (the portal) never blocks on a build.
@@ -919,6 +1022,7 @@ def start_in_background(workdir: Path, *, api_port: int | None = None) -> subpro
     ]
     # Any free port: the fixed default is for `make cluster`, and two clusters may start at once here.
     args += ["--port", str(api_port or free_port())]
+    args += [f"--registry={registry}" for registry in registries]
     with (workdir / "supervisor.log").open("ab") as log:
         proc = subprocess.Popen(
             args,

@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.stream import stream
 
-from tests.fixtures.kube import KubeCluster
+from tests.fixtures.kube import KubeCluster, exec_output
 from tests.polling import until
 
 pytestmark = pytest.mark.kube
@@ -148,19 +148,6 @@ def test_invalid_quantity_is_rejected_with_readable_causes(kube_cluster: KubeClu
             "field": "spec.template.spec.containers[0].resources.requests[cpu]",
         }
     ]
-
-
-def exec_output(core: client.CoreV1Api, namespace: str, pod: str, command: list[str]) -> str:
-    return stream(
-        core.connect_get_namespaced_pod_exec,
-        pod,
-        namespace,
-        command=command,
-        stdout=True,
-        stderr=True,
-        stdin=False,
-        tty=False,
-    )
 
 
 def test_exec_runs_local_command_in_pod_workdir(kube_cluster: KubeCluster, kube_namespace: str):
