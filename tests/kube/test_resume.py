@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from kubernetes import client
 
 from sandbox.kube.cluster import LocalCluster
@@ -50,12 +51,22 @@ def test_a_kept_cluster_resumes_with_its_objects(kube_cluster: KubeCluster, tmp_
             )
     finally:
         first.stop()
+    # As kept by a version before the aggregation layer: its certificates must be issued on resume.
+    aggregation = ("front-proxy-client", "metrics-server")
+    for stem in aggregation:
+        (tmp_path / "pki" / f"{stem}.crt").unlink()
+        (tmp_path / "pki" / f"{stem}.key").unlink()
 
     second = _cluster(tmp_path)
     try:
         assert second.resumed
         assert _configmap(second).data == {"answer": "42"}
         _pod_runs(second, "after-restart")
+        ca = x509.load_pem_x509_certificate((tmp_path / "pki" / "ca.crt").read_bytes())
+        for stem in aggregation:
+            issued = x509.load_pem_x509_certificate((tmp_path / "pki" / f"{stem}.crt").read_bytes())
+            issued.verify_directly_issued_by(ca)  # raises unless the kept CA signed it
+            assert issued.subject.rfc4514_string() == f"CN={stem}"
     finally:
         second.stop()
 
