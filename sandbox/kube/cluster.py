@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sandbox.kube import build
+from sandbox.kube.agent import metrics_api
 from sandbox.procs import die_with_parent, stop
 
 DEFAULT_API_PORT = 16443
@@ -420,6 +421,8 @@ class LocalCluster:
         self._prepare(resume=resume)
         self._start_etcd(deadline)
         self._start_apiserver(deadline)
+        if resume:
+            self._forget_metrics_api()
         self._start_controller_manager(deadline)
         self._start_scheduler(deadline)
         self._install_kwok_crds(deadline)
@@ -745,6 +748,19 @@ class LocalCluster:
             deadline,
             lambda: self._https_ok(p.apiserver, "/readyz", client_cert=True, verify=True),
         )
+
+    def _forget_metrics_api(self) -> None:
+        """Drop the metrics.k8s.io registration a previous run kept: its server died with that run, and
+        an unavailable APIService breaks discovery for every client. Whoever serves it registers anew."""
+        from kubernetes import client
+
+        with self.api_client() as api:
+            with contextlib.suppress(client.ApiException):
+                client.ApiregistrationV1Api(api).delete_api_service(metrics_api.APISERVICE_NAME)
+            with contextlib.suppress(client.ApiException):
+                client.CoreV1Api(api).delete_namespaced_service(
+                    metrics_api.SERVICE_NAME, metrics_api.SERVICE_NAMESPACE
+                )
 
     def _component_flags(self, user: str, port: int) -> list[str]:
         kubeconfig = self.workdir / "config" / f"{user}.kubeconfig"

@@ -27,27 +27,32 @@ with the front-proxy client certificate (CN ``front-proxy-client``, signed by th
 ``ca.crt`` in LocalCluster's pki), anything else gets 401. The apiserver has already authenticated and
 authorized the user it names in ``X-Remote-User``; that header is only logged.
 
-Usage from the pod agent (the agent owns the containers, so it builds ``sample``)::
+Usage from the pod agent (it owns the containers, so it builds ``sample``; ``Agent.pod_samples()`` on
+the wt-podnet branch returns exactly these fields as dicts, one entry per pod with running containers)::
 
     from sandbox.kube.agent.metrics_api import ContainerSample, MetricsServer, PodSample, register_metrics_api
 
-    def sample() -> list[PodSample]:
+    def sample() -> list[PodSample]:  # runs on the server's sampling thread: take a snapshot
         return [
             PodSample(
-                namespace=pod.namespace,
-                name=pod.name,
-                labels=pod.labels,
-                node=pod.node_name,
-                containers=[ContainerSample(c.name, *c.container.usage()) for c in pod.containers],
+                namespace=pod["namespace"],
+                name=pod["name"],
+                labels=pod["labels"],
+                node=pod["node"],
+                containers=[ContainerSample(**container) for container in pod["containers"]],
             )
-            for pod in running_pods()  # a snapshot: sample() runs on the server's sampling thread
+            for pod in agent.pod_samples()
         ]
 
-    server = MetricsServer(pki_dir=cluster_pki, sample=sample, nodes=node_names)
+    server = MetricsServer(pki_dir=workdir / "pki", sample=sample, nodes=node_names)
     port = server.start()
-    register_metrics_api(api_client, port=port, ca_bundle=(cluster_pki / "ca.crt").read_bytes())
-    ...
+    register_metrics_api(api_client, port=port, ca_bundle=(workdir / "pki" / "ca.crt").read_bytes())
+    ...  # on shutdown:
     server.stop()
+
+The registration outlives the agent in etcd; LocalCluster drops a kept one when it resumes, and a new
+agent's ``register_metrics_api`` replaces the port. ``metrics_api_available(api_client)`` tells when the
+aggregator has checked the server (about a second).
 
 ``pki_dir`` must hold ``ca.crt`` (the request-header client CA) and ``metrics-server.crt``/``.key``, which
 LocalCluster issues (SANs ``localhost``, ``127.0.0.1`` and ``metrics-server.kube-system.svc``, the name the

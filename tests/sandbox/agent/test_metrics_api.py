@@ -400,6 +400,11 @@ def test_hpa_controller_reads_the_metrics_and_scales_out_under_load(
             ]
 
     metered.pods = deployment_pods
+    # As metrics-server would have before anyone creates an HPA: the pod's usage is already served.
+    until(
+        "metrics of the Deployment's pod",
+        lambda: _get(api_client, f"/apis/metrics.k8s.io/v1beta1/namespaces/{kube_namespace}/pods")["items"],
+    )
     client.AutoscalingV2Api(api_client).create_namespaced_horizontal_pod_autoscaler(
         kube_namespace,
         {
@@ -447,9 +452,12 @@ def test_hpa_controller_reads_the_metrics_and_scales_out_under_load(
         "the Deployment scaled to 3",
         lambda: apps.read_namespaced_deployment_scale("web", kube_namespace).spec.replicas == 3,
     )
-    reasons = [e.reason for e in core.list_namespaced_event(kube_namespace).items]
-    assert "FailedGetResourceMetric" not in reasons
-    assert "SuccessfulRescale" in reasons
+
+    def event_reasons() -> set[str]:
+        return {event.reason for event in core.list_namespaced_event(kube_namespace).items}
+
+    until("the HPA's SuccessfulRescale event", lambda: "SuccessfulRescale" in event_reasons())
+    assert "FailedGetResourceMetric" not in event_reasons()
 
 
 def test_the_metrics_server_refuses_clients_without_the_front_proxy_certificate(metrics_api):
