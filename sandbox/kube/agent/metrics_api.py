@@ -136,6 +136,7 @@ def _tokens(text: str) -> list[str]:
     return tokens
 
 
+_PUNCTUATION = frozenset(("(", ")", ",", "!", "=", "==", "!="))
 Requirement = Callable[[dict[str, str]], bool]
 
 
@@ -158,9 +159,7 @@ def parse_label_selector(text: str) -> list[Requirement]:
         found: set[str] = set()
         while True:
             word = take()
-            if word == ")" and not found:
-                return frozenset()
-            if word in ("(", ")", ",", "!", "=", "==", "!="):
+            if word in _PUNCTUATION:  # also "()": in and notin need at least one value
                 raise SelectorError(f"expected a value in label selector {text!r}")
             found.add(word)
             word = take()
@@ -169,23 +168,36 @@ def parse_label_selector(text: str) -> list[Requirement]:
             if word != ",":
                 raise SelectorError(f"expected ',' or ')' in label selector {text!r}")
 
+    def optional_value() -> str:  # "a=" selects an empty value
+        nonlocal i
+        if i >= len(tokens) or tokens[i] == ",":
+            return ""
+        word = take()
+        if word in _PUNCTUATION:
+            raise SelectorError(f"expected a value in label selector {text!r}")
+        return word
+
     while i < len(tokens):
         word = take()
         if word == "!":
             key = take()
+            if key in _PUNCTUATION:
+                raise SelectorError(f"expected a label key in label selector {text!r}")
             requirements.append(lambda labels, key=key: key not in labels)
         else:
             key = word
+            if key in _PUNCTUATION:
+                raise SelectorError(f"expected a label key in label selector {text!r}")
             op = tokens[i] if i < len(tokens) else ","
             if op == ",":
                 requirements.append(lambda labels, key=key: key in labels)
             elif op in ("=", "=="):
                 i += 1
-                value = take()
+                value = optional_value()
                 requirements.append(lambda labels, key=key, value=value: labels.get(key) == value)
             elif op == "!=":
                 i += 1
-                value = take()
+                value = optional_value()
                 requirements.append(lambda labels, key=key, value=value: labels.get(key) != value)
             elif op == "in":
                 i += 1

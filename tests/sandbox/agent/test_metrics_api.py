@@ -343,9 +343,11 @@ def test_pod_metrics_through_the_apiserver_are_the_processes_real_usage(
     assert names("?labelSelector=app,!missing") == ["busy", "idle"]
     assert names("?labelSelector=missing") == []
     assert names("?fieldSelector=metadata.name%3Didle") == ["idle"]
-    with pytest.raises(client.ApiException) as bad:
-        names("?labelSelector=role+in+idle")
-    assert bad.value.status == 400
+    assert names("?labelSelector=app%3Dload,role%3D") == []  # an empty value is a value
+    for malformed in ("role+in+idle", "role+in+()", "role+%3D+(", ",role"):
+        with pytest.raises(client.ApiException) as bad:
+            names(f"?labelSelector={malformed}")
+        assert bad.value.status == 400, malformed
 
     # A node's usage is the sum of its pods'.
     node = pods["busy"].node
