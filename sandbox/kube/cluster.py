@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sandbox.kube import build, podnet
+from sandbox.kube.agent import metrics_api
 from sandbox.procs import die_with_parent, stop
 
 DEFAULT_API_PORT = 16443
@@ -90,6 +91,31 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
+_APISERVER_NAMES = (
+    "127.0.0.1",
+    "10.0.0.1",
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+# The metrics.k8s.io server (sandbox/kube/agent/metrics_api.py): the aggregator checks the Service's DNS name.
+_METRICS_SERVER_NAMES = (
+    "127.0.0.1",
+    "localhost",
+    "metrics-server.kube-system.svc",
+    "metrics-server.kube-system",
+)
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
 @dataclass
 class _CA:
     key: ec.EllipticCurvePrivateKey
@@ -128,7 +154,20 @@ class _CA:
         (pki / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cls(key, cert)
 
-    def issue(self, pki: Path, stem: str, subject: x509.Name, *, server: bool = False) -> tuple[Path, Path]:
+    @classmethod
+    def load(cls, pki: Path) -> _CA:
+        key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
+        return cls(key, x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes()))
+
+    def issue(
+        self,
+        pki: Path,
+        stem: str,
+        subject: x509.Name,
+        *,
+        server: bool = False,
+        names: tuple[str, ...] = _APISERVER_NAMES,
+    ) -> tuple[Path, Path]:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -144,17 +183,7 @@ class _CA:
         )
         if server:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                        x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
-                        x509.DNSName("localhost"),
-                        x509.DNSName("kubernetes"),
-                        x509.DNSName("kubernetes.default"),
-                        x509.DNSName("kubernetes.default.svc"),
-                        x509.DNSName("kubernetes.default.svc.cluster.local"),
-                    ]
-                ),
+                x509.SubjectAlternativeName([_general_name(name) for name in names]),
                 critical=False,
             )
         cert = builder.sign(self.key, hashes.SHA256())
@@ -421,6 +450,8 @@ class LocalCluster:
         self._prepare(resume=resume)
         self._start_etcd(deadline)
         self._start_apiserver(deadline)
+        if resume:
+            self._forget_metrics_api()
         self._start_controller_manager(deadline)
         self._start_scheduler(deadline)
         self._install_kwok_crds(deadline)
@@ -605,12 +636,15 @@ class LocalCluster:
             for user in _USERS:
                 config = self.workdir / "config" / f"{user}.kubeconfig"
                 self._write_kubeconfig(config, user, self.pki / f"{user}.crt", self.pki / f"{user}.key")
+            # A cluster kept by an older version has no aggregation certificates yet.
+            self._create_aggregation_certs(_CA.load(self.pki))
         else:
             self._create_pki()
         (self.logs_dir / "default.log").write_text(_cri_log_line("kwok fake container: no logs configured"))
 
     def _create_pki(self) -> None:
         ca = _CA.create(self.pki)
+        self._create_aggregation_certs(ca)
         ca.issue(self.pki, "apiserver", _name("kube-apiserver"), server=True)
         ca.issue(self.pki, "kwok-serving", _name("kwok"), server=True)
         ca.issue(
@@ -626,6 +660,15 @@ class LocalCluster:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
+
+    def _create_aggregation_certs(self, ca: _CA) -> None:
+        """The apiserver's front-proxy client certificate and the metrics.k8s.io server's serving one."""
+        if not (self.pki / "front-proxy-client.crt").is_file():
+            ca.issue(self.pki, "front-proxy-client", _name("front-proxy-client"))
+        if not (self.pki / "metrics-server.crt").is_file():
+            ca.issue(
+                self.pki, "metrics-server", _name("metrics-server"), server=True, names=_METRICS_SERVER_NAMES
+            )
 
     def _write_kubeconfig(self, path: Path, user: str, cert: Path, key: Path) -> None:
         # Embedded data, not file paths: the portal accepts only self-contained kubeconfigs.
@@ -758,9 +801,12 @@ class LocalCluster:
                 f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
                 f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
                 "--kubelet-preferred-address-types=InternalIP,Hostname",
-                # Without a request-header CA the controller-manager and scheduler log an error every
-                # few seconds; nothing holds a certificate with the allowed name, so no one can proxy.
+                # The aggregation layer: the apiserver proxies /apis/metrics.k8s.io to the pod agent's
+                # metrics server (an APIService) with this client certificate and the X-Remote-* headers,
+                # which the aggregated server trusts from the request-header CA with the allowed name.
                 f"--requestheader-client-ca-file={pki / 'ca.crt'}",
+                f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
                 "--requestheader-allowed-names=front-proxy-client",
                 "--requestheader-username-headers=X-Remote-User",
                 "--requestheader-group-headers=X-Remote-Group",
@@ -776,6 +822,19 @@ class LocalCluster:
             deadline,
             lambda: self._https_ok(p.apiserver, "/readyz", client_cert=True, verify=True),
         )
+
+    def _forget_metrics_api(self) -> None:
+        """Drop the metrics.k8s.io registration a previous run kept: its server died with that run, and
+        an unavailable APIService breaks discovery for every client. Whoever serves it registers anew."""
+        from kubernetes import client
+
+        with self.api_client() as api:
+            with contextlib.suppress(client.ApiException):
+                client.ApiregistrationV1Api(api).delete_api_service(metrics_api.APISERVICE_NAME)
+            with contextlib.suppress(client.ApiException):
+                client.CoreV1Api(api).delete_namespaced_service(
+                    metrics_api.SERVICE_NAME, metrics_api.SERVICE_NAMESPACE
+                )
 
     def _component_flags(self, user: str, port: int) -> list[str]:
         kubeconfig = self.workdir / "config" / f"{user}.kubeconfig"
@@ -799,6 +858,8 @@ class LocalCluster:
                 f"--root-ca-file={pki / 'ca.crt'}",
                 "--use-service-account-credentials=true",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # HPAs read metrics.k8s.io every 5 s instead of 15 s, so a test sees a scale-out sooner.
+                "--horizontal-pod-autoscaler-sync-period=5s",
             ],
         )
         self._wait(

@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from kubernetes import client
 
-from sandbox.kube.cluster import LocalCluster
+from sandbox.kube.agent.metrics_api import metrics_api_available, register_metrics_api
+from sandbox.kube.cluster import LocalCluster, free_port
 from tests.fixtures.kube import KubeCluster
 
 # Two control planes of its own: as slow as the rest of the kube suite, and selected with it.
@@ -48,14 +50,28 @@ def test_a_kept_cluster_resumes_with_its_objects(kube_cluster: KubeCluster, tmp_
             client.CoreV1Api(api).create_namespaced_config_map(
                 "default", {"metadata": {"name": "kept"}, "data": {"answer": "42"}}
             )
+            # Its metrics server dies with this run: the resumed cluster must not keep pointing at it.
+            register_metrics_api(api, port=free_port(), ca_bundle=(tmp_path / "pki" / "ca.crt").read_bytes())
     finally:
         first.stop()
+    # As kept by a version before the aggregation layer: its certificates must be issued on resume.
+    aggregation = ("front-proxy-client", "metrics-server")
+    for stem in aggregation:
+        (tmp_path / "pki" / f"{stem}.crt").unlink()
+        (tmp_path / "pki" / f"{stem}.key").unlink()
 
     second = _cluster(tmp_path)
     try:
         assert second.resumed
         assert _configmap(second).data == {"answer": "42"}
         _pod_runs(second, "after-restart")
+        ca = x509.load_pem_x509_certificate((tmp_path / "pki" / "ca.crt").read_bytes())
+        for stem in aggregation:
+            issued = x509.load_pem_x509_certificate((tmp_path / "pki" / f"{stem}.crt").read_bytes())
+            issued.verify_directly_issued_by(ca)  # raises unless the kept CA signed it
+            assert issued.subject.rfc4514_string() == f"CN={stem}"
+        with second.api_client() as api:
+            assert metrics_api_available(api) == (False, "not registered")
     finally:
         second.stop()
 
