@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import tarfile
 import time
@@ -19,6 +20,8 @@ from deploys import recipes
 from deploys.recipes import BUILD_PARAMETERS, DEFAULT_RECIPES, RUN_MARKER
 from integrations.gitlab import GitLabClient
 from integrations.jenkins import JenkinsClient, render_freestyle_config
+from projects.choices import Language
+from sandbox.images import build
 from sandbox.pipeline import GITLAB_TOKEN, JENKINS_TOKEN, JENKINS_USER, TEMPLATE_PREFIX
 from sandbox.seed import DEMO_PROJECTS
 from tests.fixtures.standins import DEMO_REPOS, require, require_tools
@@ -156,3 +159,62 @@ def test_base_images_are_in_the_registry_and_named_for_the_portal(sandbox_pipeli
         assert config["os"] == "linux" and config["architecture"] == "amd64"
     assert "JAVA_HOME=/opt/java" in inspect_config(images["java"])["config"]["Env"]
     assert inspect_config(images["php"])["config"]["WorkingDir"] == "/var/www/html"
+
+
+ROW = re.compile(r"<tr><td>([^<]+)</td><td>[^<]*</td><td class=\"base-image\">(.*?)</td>", re.S)
+
+
+@pytest.mark.django_db
+def test_recipes_page_shows_the_base_image_of_each_language(client, people, sandbox_pipeline, settings):
+    settings.OPSPORTAL_BASE_IMAGES = json.loads(sandbox_pipeline.settings()["OPSPORTAL_BASE_IMAGES"])
+    client.force_login(people.ops)
+    page = client.get("/recipes/")
+    assert page.status_code == 200
+    rows = dict(ROW.findall(page.content.decode()))
+    labels = dict(Language.choices)
+    for language in ("go", "java", "php"):
+        assert rows[str(labels[language])] == f"<code>{settings.OPSPORTAL_BASE_IMAGES[language]}</code>"
+    # Languages without an image of their own show the default one (what {{ base_image }} becomes).
+    assert rows[str(labels["python"])] == f"<code>{settings.OPSPORTAL_BASE_IMAGES['default']}</code>"
+
+    settings.OPSPORTAL_BASE_IMAGES = {"java": "127.0.0.1:5000/sandbox/base/java:x"}
+    rows = dict(ROW.findall(client.get("/recipes/").content.decode()))
+    assert rows[str(labels["java"])] == "<code>127.0.0.1:5000/sandbox/base/java:x</code>"
+    assert "not set" in rows[str(labels["go"])]
+    client.force_login(people.developer)
+    assert client.get("/recipes/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "expected"),
+    [
+        ("java", ["java", "-XX:MaxRAMPercentage=75.0", "-version"], "OpenJDK 64-Bit Server VM"),
+        (
+            "php",
+            ["php", "-r", 'echo json_encode(["tz" => date_default_timezone_get()]), PHP_EOL;'],
+            '{"tz":"UTC"}',
+        ),
+        ("busybox", ["sh", "-c", "id -u nobody"], "65534"),
+    ],
+)
+def test_base_image_runs_its_runtime_from_its_own_files(tmp_path, name, argv, expected):
+    """The image's rootfs alone (no host /usr, no network) runs the language's runtime: the ldd closure is
+    complete and PATH is right."""
+    require_tools("umoci", "bwrap")
+    layout, tag = build(name)
+    bundle = tmp_path / "bundle"
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{layout}:{tag}", str(bundle)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    env = json.loads((bundle / "config.json").read_text())["process"]["env"]
+    sandbox = ["bwrap", "--bind", str(bundle / "rootfs"), "/", "--proc", "/proc", "--dev", "/dev"]
+    sandbox += ["--tmpfs", "/tmp", "--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv"]
+    for variable in env:
+        sandbox += ["--setenv", *variable.split("=", 1)]
+    done = subprocess.run([*sandbox, *argv], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert expected in done.stdout + done.stderr
+    assert "Warning" not in done.stderr, done.stderr
