@@ -14,6 +14,7 @@ from xml.sax.saxutils import escape
 
 from deploys.recipes import DEFAULT_RECIPES
 from sandbox.gitlab import GitLabStandin
+from sandbox.images import ensure_base_images
 from sandbox.jenkins import JenkinsStandin
 from sandbox.procs import free_port, port_free
 from sandbox.registry import RegistryServer
@@ -29,8 +30,6 @@ JENKINS_TOKEN = "11sandboxapitoken"  # noqa: S105
 TEMPLATE_PREFIX = "opsportal-template-"
 # How long a restart waits for the previous run's server to let go of a port before choosing another.
 PORT_RELEASE_WAIT_SECONDS = 10.0
-# Nothing can be pulled here: every language builds on the static busybox image build_image.sh makes.
-BASE_IMAGE = "localhost/sandbox/busybox:latest"
 
 _TEMPLATE_JOB = """<?xml version='1.1' encoding='UTF-8'?>
 <project>
@@ -56,6 +55,8 @@ _TEMPLATE_JOB = """<?xml version='1.1' encoding='UTF-8'?>
 class SandboxPipeline:
     def __init__(self, root: Path, *, buildah_root: Path | None = None, quiet_period: float = 0.2) -> None:
         self.root = Path(root)
+        # language -> base image in this pipeline's registry (OPSPORTAL_BASE_IMAGES), set by start()
+        self.base_images: dict[str, str] = {}
         self.gitlab = GitLabStandin(self.root / "gitlab", GITLAB_TOKEN)
         self.registry = RegistryServer(self.root / "registry")
         go = shutil.which("go") or "/usr/local/go/bin/go"
@@ -68,8 +69,11 @@ class SandboxPipeline:
                 # What a real build agent provides: the image build-and-push command and the tool chain.
                 "IMAGE_BUILDER": str(IMAGE_BUILDER),
                 "SANDBOX_BUILDAH_ROOT": str(buildah_root or self.root / "buildah"),
+                # The recipes' tools: go (the go recipe), mvn (java); php needs none without composer.json.
                 "PATH": f"{Path(go).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
                 "GOTOOLCHAIN": "local",
+                # Go needs a build cache directory; a stand-in started without HOME would fail without it.
+                **({} if os.environ.get("HOME") else {"GOCACHE": str(self.root / "go-build")}),
             },
         )
 
@@ -112,6 +116,9 @@ class SandboxPipeline:
         self.registry.start()
         self.jenkins.start()
         self.root.mkdir(parents=True, exist_ok=True)
+        # Nothing can be pulled here: the generic Dockerfiles start FROM images made from this machine's
+        # packages (sandbox/images), pushed to this registry before any build needs them.
+        self.base_images = ensure_base_images(self.registry.host)
         self.ports_file.write_text(json.dumps(self.ports(), indent=1) + "\n")
         for language in DEFAULT_RECIPES:
             name = f"{TEMPLATE_PREFIX}{language}"
@@ -147,5 +154,5 @@ class SandboxPipeline:
             "JENKINS_TEMPLATE_PREFIX": TEMPLATE_PREFIX,
             "REGISTRY_URL": self.registry.url,
             "REGISTRY_HOST": self.registry.host,
-            "OPSPORTAL_BASE_IMAGES": f'{{"default": "{BASE_IMAGE}"}}',
+            "OPSPORTAL_BASE_IMAGES": json.dumps(self.base_images),
         }

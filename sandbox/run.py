@@ -148,6 +148,8 @@ def main() -> int:
             f"registry {pipeline.registry.url}",
             flush=True,
         )
+        bases = ", ".join(f"{language} {image}" for language, image in pipeline.base_images.items())
+        print(f"Sandbox: base images (OPSPORTAL_BASE_IMAGES) {bases}", flush=True)
         if not services.real_clusters_configured():
             kube_dir = settings.VAR_DIR / "kube"
             env["SANDBOX_KUBE_DIR"] = str(kube_dir)

@@ -1,4 +1,5 @@
-"""Demo data for `make run`: users ops, dev, qa, admin and one demo project. Idempotent."""
+"""Demo data for `make run`: users ops, dev, qa, admin and one demo project per language the sandbox builds
+(their repositories are sandbox/demo_repos/<name>, in the GitLab stand-in as demo/<name>). Idempotent."""
 
 import secrets
 
@@ -17,7 +18,26 @@ DEMO_USERS = {
     "dev": ((), False),
     "qa": ((QA_GROUP,), False),
 }
-DEMO_PROJECT = "go-hello"
+# name -> (language, description); each is built by its language's generic recipe (no Dockerfile of its own).
+DEMO_PROJECTS = {
+    "go-hello": (
+        Language.GO,
+        "Demo Go service: /healthz, Prometheus metrics on /metrics, a JSON log line per request.",
+    ),
+    "java-hello": (
+        Language.JAVA,
+        "Demo Java 17 service (Maven): /actuator/health, /actuator/prometheus; takes STARTUP_DELAY_SECONDS "
+        "(default 40) to start, as Spring Boot did; SLOW_HEALTH=true makes health answer in 1.5 s.",
+    ),
+    "php-hello": (
+        Language.PHP,
+        "Demo PHP service (PHP's built-in server): /healthz, /metrics, a JSON log line per request.",
+    ),
+}
+
+
+def demo_repository(name: str) -> str:
+    return f"demo/{name}"
 
 
 @transaction.atomic
@@ -36,14 +56,16 @@ def seed_demo() -> dict[str, str]:
             user.groups.set(Group.objects.filter(name__in=groups))
             created[username] = password
         users[username] = user
-    if not Project.objects.filter(name=DEMO_PROJECT).exists():
+    for name, (language, description) in DEMO_PROJECTS.items():
+        if Project.objects.filter(name=name).exists():
+            continue
         project = project_services.project_create(
             actor=users["admin"],
-            name=DEMO_PROJECT,
+            name=name,
             owner=users["dev"],
-            description="Demo Go service: a tiny HTTP server with /healthz and /metrics.",
-            language=Language.GO,
-            gitlab_repository="demo/go-hello",
+            description=description,
+            language=language,
+            gitlab_repository=demo_repository(name),
         )
         project_services.member_set(actor=users["admin"], project=project, user=users["qa"], role=Role.TESTER)
     return created

@@ -20,7 +20,7 @@ from django.db import transaction
 from clusters.models import Cluster
 from sandbox.kube.cluster import ClusterState, pid_alive, read_state, start_in_background
 from sandbox.pipeline import SandboxPipeline
-from sandbox.seed import DEMO_PROJECT
+from sandbox.seed import DEMO_PROJECTS, demo_repository
 
 logger = logging.getLogger(__name__)
 SANDBOX_CLUSTERS = {"test": "sandbox-test", "prod": "sandbox-prod"}
@@ -30,7 +30,8 @@ PREVIOUS_SUPERVISOR_GRACE_SECONDS = 30.0
 
 def start_pipeline(root: Path) -> SandboxPipeline:
     pipeline = SandboxPipeline(root).start()
-    pipeline.add_repository(f"demo/{DEMO_PROJECT}")
+    for name in DEMO_PROJECTS:
+        pipeline.add_repository(demo_repository(name), demo=name)
     return pipeline
 
 

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
-from deploys import selectors, services
+from deploys import recipes, selectors, services
 from deploys.choices import ReleaseStatus
 from deploys.forms.releases import RecipeForm, ReleaseForm
 from deploys.models import BuildRecipe
@@ -162,7 +162,13 @@ def recipe_list(request):
     latest = {}
     for recipe in BuildRecipe.objects.order_by("language", "-version"):
         latest.setdefault(recipe.language, recipe)
-    return render(request, "deploys/recipe_list.html", {"recipes": latest, "languages": Language.choices})
+    # What {{ base_image }} becomes in each language's Dockerfile (OPSPORTAL_BASE_IMAGES).
+    bases = {code: recipes.base_image(code) for code in Language.values}
+    return render(
+        request,
+        "deploys/recipe_list.html",
+        {"recipes": latest, "languages": Language.choices, "base_images": bases},
+    )
 
 
 @login_required

@@ -3,17 +3,18 @@
 #
 #   build_image.sh CONTEXT_DIR IMAGE_REF        e.g. build_image.sh src 127.0.0.1:5000/go-hello:v1.0.0
 #
-# Nothing can be pulled here, so:
-#   * the base image localhost/sandbox/busybox:latest is made locally from the host's static busybox
-#     (package busybox-static) the first time it is needed; `FROM scratch` works as well;
-#   * a context with go.mod is compiled on the host first (CGO_ENABLED=0, GOTOOLCHAIN=local) into
-#     CONTEXT_DIR/bin/app, which the Dockerfile COPYs; there is no golang builder image.
+# Nothing can be pulled from outside, so a FROM line names either
+#   * an image in a registry on this machine (127.0.0.1:PORT/…, localhost:PORT/…): the sandbox's base images
+#     (sandbox/images, named in OPSPORTAL_BASE_IMAGES) are pulled from the sandbox registry (plain HTTP);
+#   * localhost/sandbox/busybox:latest, made locally from the host's static busybox (package busybox-static)
+#     the first time a Dockerfile names it (sandbox/images/rootfs.sh); or `FROM scratch`.
+# Anything else fails: the build never reaches outside the machine. Compiling is the build shell's job (the
+# portal's recipes compile before they call this); this script only builds the image and pushes it.
 # buildah runs rootless-style storage (vfs) with chroot isolation, so it needs no daemon, no overlayfs and
 # no user namespaces. The registry is plain HTTP (--tls-verify=false).
 #
 # Environment: SANDBOX_BUILDAH_ROOT (storage, default ~/.local/share/sandbox-buildah), SANDBOX_BUSYBOX
-# (static busybox, default /bin/busybox), GO (go binary, default `go` on PATH, else /usr/local/go/bin/go),
-# DIGEST_FILE (optional: the pushed manifest digest is written there).
+# (static busybox, default /bin/busybox), DIGEST_FILE (optional: the pushed manifest digest is written there).
 # Last line of output on success: "pushed IMAGE_REF@sha256:...".
 set -euo pipefail
 
@@ -26,57 +27,56 @@ image_ref=$2
   || die "invalid image reference: $image_ref"
 command -v buildah >/dev/null || die "buildah not found (apt-get install buildah)"
 
-base_image=localhost/sandbox/busybox:latest
+local_busybox=localhost/sandbox/busybox:latest
+rootfs_sh=$(cd "$(dirname "${BASH_SOURCE[0]}")/../images" && pwd)/rootfs.sh
 storage_root=${SANDBOX_BUILDAH_ROOT:-${HOME:-/root}/.local/share/sandbox-buildah}
 mkdir -p "$storage_root"
 export BUILDAH_ISOLATION=chroot
 bah() { buildah --storage-driver vfs --root "$storage_root/storage" --runroot "$storage_root/run" "$@"; }
 
-ensure_base_image() {
-  # Two concurrent builds must not both create the base image.
+ensure_local_busybox() {
+  # Two concurrent builds must not both create it.
   exec 9>"$storage_root/base.lock"
   flock 9
-  if bah inspect --type image "$base_image" >/dev/null 2>&1; then
-    flock -u 9
-    return
+  if ! bah inspect --type image "$local_busybox" >/dev/null 2>&1; then
+    local rootfs ctr
+    rootfs=$(mktemp -d)
+    bash "$rootfs_sh" build busybox "$rootfs"
+    ctr=$(bah from --pull=never scratch)
+    bah copy "$ctr" "$rootfs" / >/dev/null
+    bah config --env PATH=/bin --cmd /bin/sh --label org.opencontainers.image.title=sandbox-busybox "$ctr"
+    bah commit --rm --quiet "$ctr" "$local_busybox" >/dev/null
+    rm -rf "$rootfs"
+    echo "created base image $local_busybox"
   fi
-  local busybox=${SANDBOX_BUSYBOX:-/bin/busybox}
-  [[ -x $busybox ]] || die "static busybox not found at $busybox (apt-get install busybox-static)"
-  # A dynamically linked busybox would fail inside the image for lack of libc.
-  if ldd "$busybox" >/dev/null 2>&1; then die "$busybox is dynamically linked; install busybox-static"; fi
-  local rootfs
-  rootfs=$(mktemp -d)
-  mkdir -p "$rootfs"/{bin,etc,tmp,root}
-  chmod 1777 "$rootfs/tmp"
-  cp "$busybox" "$rootfs/bin/busybox"
-  local applet
-  for applet in $("$busybox" --list); do
-    [[ $applet == busybox ]] || ln -s busybox "$rootfs/bin/$applet"
-  done
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$rootfs/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
-  local ctr
-  ctr=$(bah from --pull=never scratch)
-  bah copy "$ctr" "$rootfs" / >/dev/null
-  bah config --env PATH=/bin --cmd /bin/sh --label org.opencontainers.image.title=sandbox-busybox "$ctr"
-  bah commit --rm --quiet "$ctr" "$base_image" >/dev/null
-  rm -rf "$rootfs"
-  echo "created base image $base_image from $busybox"
   flock -u 9
 }
 
-compile_go() {
-  local go_bin=${GO:-}
-  if [[ -z $go_bin ]]; then go_bin=$(command -v go || echo /usr/local/go/bin/go); fi
-  [[ -x $go_bin ]] || die "go not found (set GO=/path/to/go)"
-  # Go needs a build cache directory; build shells started without HOME would otherwise fail.
-  if [[ -z ${HOME:-} && -z ${GOCACHE:-} ]]; then export GOCACHE=$storage_root/go-build; fi
-  echo "compiling $(cd "$context" && "$go_bin" list -m) with $("$go_bin" version)"
-  (cd "$context" && CGO_ENABLED=0 GOTOOLCHAIN=local "$go_bin" build -trimpath -ldflags='-s -w' -o bin/app .)
+# The Dockerfile's base images, made available locally; `buildah build --pull=never` then uses only those.
+prepare_base_images() {
+  local dockerfile=$context/Dockerfile base
+  [[ -f $dockerfile ]] || dockerfile=$context/Containerfile
+  [[ -f $dockerfile ]] || die "no Dockerfile or Containerfile in $context"
+  # FROM [--flags] IMAGE [AS stage]; a later FROM naming an earlier stage is no image to fetch.
+  for base in $(awk 'toupper($1) == "FROM" {
+      for (i = 2; i <= NF && $i ~ /^--/; i++) {}
+      if (!($i in stages)) print $i
+      if (toupper($(i + 1)) == "AS") stages[$(i + 2)] = 1
+    }' "$dockerfile"); do
+    if [[ $base == scratch ]]; then
+      continue
+    elif [[ $base == "$local_busybox" ]]; then
+      ensure_local_busybox
+    elif [[ $base =~ ^(127\.[0-9]+\.[0-9]+\.[0-9]+|localhost):[0-9]+/ ]]; then
+      echo "pulling base image $base"
+      bah pull --tls-verify=false --quiet "$base" >/dev/null
+    else
+      die "base image $base is not in a registry on this machine (the sandbox pulls nothing from outside)"
+    fi
+  done
 }
 
-ensure_base_image
-if [[ -f $context/go.mod ]]; then compile_go; fi
+prepare_base_images
 
 labels=()
 if revision=$(git -C "$context" rev-parse HEAD 2>/dev/null); then

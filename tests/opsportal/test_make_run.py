@@ -140,7 +140,13 @@ def test_embedded_run_serves_login_dashboard_and_live_worker(embedded_portal, cr
     assert set(credentials) == {"admin", "ops", "dev", "qa"}
     assert "embedded" in embedded_portal.output
     browser = _signed_in(embedded_portal, credentials, "dev")
-    assert "go-hello" in browser.get(f"{embedded_portal.base}/", timeout=10).text  # the demo project
+    home = browser.get(f"{embedded_portal.base}/", timeout=10).text
+    assert "go-hello" in home  # the demo project
+    assert "java-hello" in home and "php-hello" in home  # one demo project per language the sandbox builds
+    # The base images it built from this machine's packages, in its own registry, for the generic Dockerfiles.
+    assert re.search(
+        r"^Sandbox: base images .*java 127\.0\.0\.1:\d+/sandbox/base/java:\w+", embedded_portal.output, re.M
+    )
     answered = _worker_answers(embedded_portal, browser)
     assert answered["replayed"] == []
     assert answered["pong"]["seq"] == 1

@@ -1,5 +1,6 @@
-"""End to end: a Jenkins job clones the GitLab stand-in at a tag, builds go-hello with buildah, pushes it to
-the real registry; the registry then serves the manifest by tag."""
+"""End to end: a Jenkins job clones the GitLab stand-in at a tag, compiles go-hello and builds it with buildah
+from the portal's generic Go Dockerfile (go-hello has none of its own) on the sandbox's busybox base image,
+pushes it to the real registry; the registry then serves the manifest by tag."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import jenkins
 import pytest
 import requests
 
+from deploys.recipes import DEFAULT_RECIPES, render_dockerfile
 from sandbox.gitlab import GitLabStandin
+from sandbox.images import ensure_base_images
 from sandbox.registry import RegistryServer
 from tests.fixtures.standins import (
     DEMO_REPOS,
@@ -38,7 +41,10 @@ MANIFEST_ACCEPT = ", ".join(
 RELEASE_SHELL = """set -eu
 rm -rf src
 git clone --quiet --depth 1 --branch "$GIT_REF" "$REPO_URL" src
-"$BUILD_IMAGE" src "$IMAGE"
+cd src
+CGO_ENABLED=0 GOTOOLCHAIN=local "$GO" build -trimpath -ldflags "-s -w" -o bin/app .
+printf '%s\\n' "$DOCKERFILE" > Dockerfile
+"$BUILD_IMAGE" . "$IMAGE"
 """
 
 
@@ -58,13 +64,20 @@ def test_jenkins_builds_tag_and_pushes_image(
 
     jenkins_client.create_job(
         "release-template",
-        freestyle_xml([RELEASE_SHELL], params={"GIT_REF": "main", "REPO_URL": "", "IMAGE": ""}),
+        freestyle_xml(
+            [RELEASE_SHELL], params={"GIT_REF": "main", "REPO_URL": "", "IMAGE": "", "DOCKERFILE": ""}
+        ),
     )
     jenkins_client.copy_job("release-template", "go-hello-release")
     jenkins_client.reconfig_job("go-hello-release", jenkins_client.get_job_config("go-hello-release"))
     image = f"{registry_server.host}/demo/go-hello:v1.0.0"
+    base = ensure_base_images(registry_server.host)["go"]
+    dockerfile = render_dockerfile(
+        DEFAULT_RECIPES["go"]["dockerfile"], project="go-hello", port=8080, base=base
+    )
     queue_id = jenkins_client.build_job(
-        "go-hello-release", {"GIT_REF": "v1.0.0", "REPO_URL": project.http_url_to_repo, "IMAGE": image}
+        "go-hello-release",
+        {"GIT_REF": "v1.0.0", "REPO_URL": project.http_url_to_repo, "IMAGE": image, "DOCKERFILE": dockerfile},
     )
     number = wait_for_build_number(jenkins_client, queue_id)
     info = wait_for_result(jenkins_client, "go-hello-release", number, timeout=240)
@@ -90,7 +103,7 @@ def test_jenkins_builds_tag_and_pushes_image(
     config_blob = requests.get(
         f"{registry_server.url}/v2/demo/go-hello/blobs/{manifest['config']['digest']}", timeout=10
     ).json()
-    assert config_blob["config"]["Entrypoint"] == ["/app/go-hello"]
+    assert config_blob["config"]["Entrypoint"] == ["/app/app"]  # the generic Go Dockerfile's
     assert config_blob["config"]["User"] == "65534:65534"
     assert config_blob["config"]["Labels"]["org.opencontainers.image.revision"] == tag.commit["id"]
     assert config_blob["architecture"] == "amd64" and config_blob["os"] == "linux"

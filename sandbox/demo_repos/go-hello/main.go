@@ -1,54 +1,157 @@
-// go-hello is the sandbox's demo service: a tiny HTTP server with a health probe and Prometheus metrics.
+// go-hello is the sandbox's Go demo service: /healthz, Prometheus metrics (requests by code, a latency
+// histogram), one JSON log line per request, and a graceful stop on SIGTERM. Standard library only, so a
+// cold build needs nothing from the module proxy.
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"log"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
-	"sync/atomic"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
-var (
-	requests atomic.Int64
-	started  = time.Now()
-)
+var buckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
-func version() string {
-	if v := os.Getenv("APP_VERSION"); v != "" {
-		return v
-	}
-	return "dev"
+type metrics struct {
+	mu       sync.Mutex
+	started  time.Time
+	requests map[string]int64 // `method="GET",code="200"` -> count
+	counts   []int64          // per bucket, cumulative
+	total    int64
+	sum      float64
 }
 
-func main() {
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
+func newMetrics() *metrics {
+	return &metrics{started: time.Now(), requests: map[string]int64{}, counts: make([]int64, len(buckets))}
+}
+
+func (m *metrics) observe(method string, code int, seconds float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.requests[fmt.Sprintf("method=%q,code=\"%d\"", method, code)]++
+	for i, le := range buckets {
+		if seconds <= le {
+			m.counts[i]++
+		}
 	}
+	m.total++
+	m.sum += seconds
+}
+
+func (m *metrics) render(version string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var b strings.Builder
+	b.WriteString("# HELP http_requests_total HTTP requests served, by method and status code.\n")
+	b.WriteString("# TYPE http_requests_total counter\n")
+	labels := make([]string, 0, len(m.requests))
+	for l := range m.requests {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	for _, l := range labels {
+		fmt.Fprintf(&b, "http_requests_total{%s} %d\n", l, m.requests[l])
+	}
+	b.WriteString("# HELP http_request_duration_seconds Time to serve a request.\n")
+	b.WriteString("# TYPE http_request_duration_seconds histogram\n")
+	for i, le := range buckets {
+		fmt.Fprintf(&b, "http_request_duration_seconds_bucket{le=\"%g\"} %d\n", le, m.counts[i])
+	}
+	fmt.Fprintf(&b, "http_request_duration_seconds_bucket{le=\"+Inf\"} %d\n", m.total)
+	fmt.Fprintf(&b, "http_request_duration_seconds_sum %.6f\n", m.sum)
+	fmt.Fprintf(&b, "http_request_duration_seconds_count %d\n", m.total)
+	b.WriteString("# HELP process_uptime_seconds Seconds since start.\n# TYPE process_uptime_seconds gauge\n")
+	fmt.Fprintf(&b, "process_uptime_seconds %.3f\n", time.Since(m.started).Seconds())
+	b.WriteString("# HELP app_info Build information.\n# TYPE app_info gauge\n")
+	fmt.Fprintf(&b, "app_info{version=%q} 1\n", version)
+	return b.String()
+}
+
+// statusRecorder keeps the status code a handler wrote, for the log line and the counter.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func newHandler(m *metrics, logger *slog.Logger, version string) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		fmt.Fprintf(w, "hello from go-hello %s\n", version())
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "hello from go-hello %s\n", version)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"status":"UP"}`)
 	})
-	// Served under both paths so Spring-style scrape configs (/actuator/prometheus) work unchanged.
-	metrics := func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		fmt.Fprintf(w, "# HELP http_requests_total Requests served by /.\n# TYPE http_requests_total counter\n")
-		fmt.Fprintf(w, "http_requests_total %d\n", requests.Load())
-		fmt.Fprintf(w, "# HELP process_uptime_seconds Seconds since start.\n# TYPE process_uptime_seconds gauge\n")
-		fmt.Fprintf(w, "process_uptime_seconds %.3f\n", time.Since(started).Seconds())
-		fmt.Fprintf(w, "# HELP app_info Build information.\n# TYPE app_info gauge\n")
-		fmt.Fprintf(w, "app_info{version=%q} 1\n", version())
+	// Also under /actuator/prometheus, so Spring-style scrape configs work unchanged.
+	serveMetrics := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		fmt.Fprint(w, m.render(version))
 	}
-	mux.HandleFunc("/metrics", metrics)
-	mux.HandleFunc("/actuator/prometheus", metrics)
-	addr := ":" + port
-	log.Printf("go-hello %s listening on %s", version(), addr)
-	log.Fatal(http.ListenAndServe(addr, mux))
+	mux.HandleFunc("/metrics", serveMetrics)
+	mux.HandleFunc("/actuator/prometheus", serveMetrics)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		mux.ServeHTTP(rec, r)
+		elapsed := time.Since(start)
+		m.observe(r.Method, rec.code, elapsed.Seconds())
+		remote, _, _ := net.SplitHostPort(r.RemoteAddr)
+		logger.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.code,
+			"duration_ms", float64(elapsed.Microseconds())/1000, "remote", remote)
+	})
+}
+
+func main() {
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("logger", "go-hello")
+	version := envOr("APP_VERSION", "dev")
+	addr := net.JoinHostPort("0.0.0.0", envOr("PORT", "8080"))
+	server := &http.Server{Addr: addr, Handler: newHandler(newMetrics(), logger, version), ReadHeaderTimeout: 10 * time.Second}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	listener, err := net.Listen("tcp", addr)
+	if err != nil {
+		logger.Error("listen failed", "addr", addr, "error", err.Error())
+		os.Exit(1)
+	}
+	logger.Info("listening", "addr", addr, "version", version)
+	served := make(chan error, 1)
+	go func() { served <- server.Serve(listener) }()
+	select {
+	case err := <-served:
+		logger.Error("server failed", "error", err.Error())
+		os.Exit(1)
+	case <-ctx.Done():
+	}
+	// Requests in flight get up to 10 s; new connections are refused from now on.
+	logger.Info("shutting down", "signal", "TERM")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Error("shutdown incomplete", "error", err.Error())
+		os.Exit(1)
+	}
+	logger.Info("stopped")
 }

@@ -1,0 +1,244 @@
+package hello;
+
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * java-hello: the sandbox's Java demo service, shaped like the company's Spring Boot services without Spring.
+ *
+ * <p>It does not listen until STARTUP_DELAY_SECONDS (default 40) have passed, as a Spring Boot service took that
+ * long to start; that is what makes a startupProbe necessary. SLOW_HEALTH=true (or POST
+ * /admin/slow-health?enabled=true) makes the health endpoints answer after 1.5 s, which a 1 s probe timeout
+ * fails. It prints its maximum heap and CPU count at start, so a test can see whether the JVM sized them from
+ * the container's limits.
+ */
+public final class App {
+    static final double[] BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    static final long SLOW_HEALTH_MILLIS = 1500;
+
+    private final AtomicBoolean slowHealth;
+    private final AtomicInteger inFlight = new AtomicInteger();
+    private final long startedNanos = System.nanoTime();
+    // Keyed by method and code; one lock guards all of it (a demo's request rate needs nothing finer).
+    private final Map<String, Long> requests = new TreeMap<>();
+    private final long[] bucketCounts = new long[BUCKETS.length];
+    private long durationCount;
+    private double durationSum;
+
+    App(boolean slowHealth) {
+        this.slowHealth = new AtomicBoolean(slowHealth);
+    }
+
+    public static void main(String[] args) throws Exception {
+        int port = intEnv("PORT", 8080);
+        int delay = intEnv("STARTUP_DELAY_SECONDS", 40);
+        boolean slow = Boolean.parseBoolean(System.getenv().getOrDefault("SLOW_HEALTH", "false"));
+        Runtime runtime = Runtime.getRuntime();
+        log(
+                "starting",
+                "\"max_heap_bytes\":" + runtime.maxMemory()
+                        + ",\"max_heap_mib\":" + runtime.maxMemory() / (1024 * 1024)
+                        + ",\"available_processors\":" + runtime.availableProcessors()
+                        + ",\"startup_delay_seconds\":" + delay
+                        + ",\"slow_health\":" + slow
+                        + ",\"java_version\":" + json(System.getProperty("java.version")));
+        // A plain line too, for people reading `kubectl logs`.
+        System.out.printf(
+                "java-hello: max heap %d MiB, %d processors%n",
+                runtime.maxMemory() / (1024 * 1024),
+                runtime.availableProcessors());
+        System.out.flush();
+        Thread.sleep(delay * 1000L);
+
+        App app = new App(slow);
+        HttpServer server = HttpServer.create(new InetSocketAddress("0.0.0.0", port), 64);
+        ExecutorService pool = Executors.newFixedThreadPool(8);
+        server.setExecutor(pool);
+        server.createContext("/", app::handle);
+        server.start();
+        log("listening", "\"port\":" + port);
+
+        Runtime.getRuntime()
+                .addShutdownHook(
+                        new Thread(
+                                () -> {
+                                    log("shutting down", "\"in_flight\":" + app.inFlight.get());
+                                    // Requests in flight get up to 5 s to finish. HttpServer.stop(delay) would
+                                    // wait the whole delay even when idle (JDK 17), so wait here, then close.
+                                    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+                                    while (app.inFlight.get() > 0 && System.nanoTime() < deadline) {
+                                        sleep(20);
+                                    }
+                                    server.stop(0);
+                                    pool.shutdown();
+                                    try {
+                                        pool.awaitTermination(5, TimeUnit.SECONDS);
+                                    } catch (InterruptedException e) {
+                                        Thread.currentThread().interrupt();
+                                    }
+                                    log("stopped", null);
+                                },
+                                "shutdown"));
+    }
+
+    void handle(HttpExchange exchange) throws IOException {
+        inFlight.incrementAndGet();
+        try {
+            serve(exchange);
+        } finally {
+            inFlight.decrementAndGet();
+        }
+    }
+
+    private void serve(HttpExchange exchange) throws IOException {
+        long start = System.nanoTime();
+        String path = exchange.getRequestURI().getPath();
+        String method = exchange.getRequestMethod();
+        int status = 200;
+        String type = "application/json";
+        String body;
+        try (InputStream in = exchange.getRequestBody()) {
+            in.readAllBytes();
+        }
+        switch (path) {
+            case "/actuator/health", "/healthz" -> {
+                if (slowHealth.get()) {
+                    sleep(SLOW_HEALTH_MILLIS);
+                }
+                body = "{\"status\":\"UP\"}";
+            }
+            case "/actuator/prometheus", "/metrics" -> {
+                type = "text/plain; version=0.0.4; charset=utf-8";
+                body = metrics();
+            }
+            case "/admin/slow-health" -> {
+                String query = exchange.getRequestURI().getQuery();
+                if ("POST".equals(method) && query != null && query.matches("enabled=(true|false)")) {
+                    slowHealth.set(query.endsWith("true"));
+                } else if (!"GET".equals(method)) {
+                    status = 400;
+                }
+                body = status == 400
+                        ? "{\"error\":\"POST ?enabled=true|false, or GET\"}"
+                        : "{\"slow_health\":" + slowHealth.get() + "}";
+            }
+            case "/" -> {
+                type = "text/plain; charset=utf-8";
+                body = "hello from java-hello " + System.getenv().getOrDefault("APP_VERSION", "dev") + "\n";
+            }
+            default -> {
+                status = 404;
+                body = "{\"error\":\"not found\"}";
+            }
+        }
+        byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
+        double seconds = (System.nanoTime() - start) / 1e9;
+        // Counted before the client has the answer, so a scrape right after a request always includes it.
+        record(method, status, seconds);
+        exchange.getResponseHeaders().set("Content-Type", type);
+        exchange.sendResponseHeaders(status, bytes.length);
+        try (OutputStream out = exchange.getResponseBody()) {
+            out.write(bytes);
+        }
+        log(
+                "request",
+                "\"method\":" + json(method)
+                        + ",\"path\":" + json(path)
+                        + ",\"status\":" + status
+                        + ",\"duration_ms\":" + String.format(Locale.ROOT, "%.3f", seconds * 1000)
+                        + ",\"remote\":" + json(exchange.getRemoteAddress().getAddress().getHostAddress()));
+    }
+
+    synchronized void record(String method, int status, double seconds) {
+        requests.merge("method=\"" + method + "\",code=\"" + status + "\"", 1L, Long::sum);
+        for (int i = 0; i < BUCKETS.length; i++) {
+            if (seconds <= BUCKETS[i]) {
+                bucketCounts[i]++;
+            }
+        }
+        durationCount++;
+        durationSum += seconds;
+    }
+
+    synchronized String metrics() {
+        StringBuilder out = new StringBuilder();
+        out.append("# HELP http_requests_total HTTP requests served, by method and status code.\n");
+        out.append("# TYPE http_requests_total counter\n");
+        requests.forEach((labels, count) -> out.append("http_requests_total{").append(labels).append("} ")
+                .append(count).append('\n'));
+        out.append("# HELP http_request_duration_seconds Time to serve a request.\n");
+        out.append("# TYPE http_request_duration_seconds histogram\n");
+        for (int i = 0; i < BUCKETS.length; i++) {
+            out.append("http_request_duration_seconds_bucket{le=\"").append(BUCKETS[i]).append("\"} ")
+                    .append(bucketCounts[i]).append('\n');
+        }
+        out.append("http_request_duration_seconds_bucket{le=\"+Inf\"} ").append(durationCount).append('\n');
+        out.append("http_request_duration_seconds_sum ").append(String.format(Locale.ROOT, "%.6f", durationSum))
+                .append('\n');
+        out.append("http_request_duration_seconds_count ").append(durationCount).append('\n');
+        out.append("# HELP jvm_memory_max_bytes The JVM's maximum heap.\n# TYPE jvm_memory_max_bytes gauge\n");
+        out.append("jvm_memory_max_bytes{area=\"heap\"} ").append(Runtime.getRuntime().maxMemory()).append('\n');
+        out.append("# HELP process_uptime_seconds Seconds since the JVM started.\n");
+        out.append("# TYPE process_uptime_seconds gauge\n");
+        out.append("process_uptime_seconds ")
+                .append(String.format(Locale.ROOT, "%.3f", (System.nanoTime() - startedNanos) / 1e9)).append('\n');
+        return out.toString();
+    }
+
+    static void log(String message, String fields) {
+        String line = "{\"ts\":\"" + Instant.now() + "\",\"level\":\"INFO\",\"logger\":\"java-hello\",\"msg\":"
+                + json(message) + (fields == null ? "" : "," + fields) + "}";
+        synchronized (System.out) {
+            System.out.println(line);
+            System.out.flush();
+        }
+    }
+
+    static String json(String value) {
+        StringBuilder out = new StringBuilder("\"");
+        for (char c : value.toCharArray()) {
+            switch (c) {
+                case '"' -> out.append("\\\"");
+                case '\\' -> out.append("\\\\");
+                case '\n' -> out.append("\\n");
+                case '\r' -> out.append("\\r");
+                case '\t' -> out.append("\\t");
+                default -> {
+                    if (c < 0x20) {
+                        out.append(String.format("\\u%04x", (int) c));
+                    } else {
+                        out.append(c);
+                    }
+                }
+            }
+        }
+        return out.append('"').toString();
+    }
+
+    static int intEnv(String name, int fallback) {
+        String value = System.getenv(name);
+        return value == null || value.isBlank() ? fallback : Integer.parseInt(value.trim());
+    }
+
+    static void sleep(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

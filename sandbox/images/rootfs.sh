@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Root filesystems of the sandbox's base images, assembled from this machine's own Debian packages
+# (nothing can be pulled here).
+#
+#   rootfs.sh build busybox|java|php DIR   fill DIR (empty or absent) with the image's files
+#   rootfs.sh inputs busybox|java|php      print the host files the image is made from, one per line
+#                                          (sandbox/images/base.py hashes them: a changed input rebuilds)
+#
+# busybox: static busybox with its applets in /bin, /etc/passwd (nobody = 65534), /tmp.
+# java:    busybox + a jlink'ed JRE 17 in /opt/java (the modules JAVA_MODULES) + the shared libraries it links.
+# php:     busybox + /usr/bin/php with its php.ini, conf.d, the extensions those load and their libraries.
+#
+# Environment: SANDBOX_BUSYBOX (default /bin/busybox), JAVA_HOME (default: the JDK of `javac` on PATH).
+set -euo pipefail
+
+die() { echo "rootfs.sh: $*" >&2; exit 1; }
+
+busybox=${SANDBOX_BUSYBOX:-/bin/busybox}
+# The service's own needs (HTTP server, JMX/container metrics) plus what TLS clients and the JVM's container
+# support use. java.base holds the cgroup code that sizes the heap from the container's memory limit.
+JAVA_MODULES=java.base,java.logging,java.management,java.naming,jdk.httpserver,jdk.management,jdk.crypto.ec,jdk.unsupported,jdk.zipfs
+
+java_home() {
+  if [[ -n ${JAVA_HOME:-} ]]; then echo "$JAVA_HOME"; return; fi
+  local javac
+  javac=$(command -v javac) || die "no JDK: javac not on PATH (apt-get install openjdk-17-jdk-headless)"
+  dirname "$(dirname "$(readlink -f "$javac")")"
+}
+
+php_binary() {
+  local php
+  php=$(command -v php) || die "php not found (apt-get install php-cli)"
+  readlink -f "$php"
+}
+
+# The ini directory PHP reads (e.g. /etc/php/8.2/cli) and the extension directory.
+php_ini_dir() { "$(php_binary)" -r 'echo dirname(php_ini_loaded_file() ?: PHP_CONFIG_FILE_PATH . "/php.ini");'; }
+php_extension_dir() { "$(php_binary)" -r 'echo ini_get("extension_dir");'; }
+
+# Extensions the conf.d files load, as paths.
+php_extensions() {
+  local ini_dir ext_dir line name
+  ini_dir=$(php_ini_dir)
+  ext_dir=$(php_extension_dir)
+  cat "$ini_dir"/conf.d/*.ini 2>/dev/null | while read -r line; do
+    if [[ $line =~ ^[[:space:]]*(zend_)?extension[[:space:]]*=[[:space:]]*\"?([A-Za-z0-9_./-]+)\"? ]]; then
+      name=${BASH_REMATCH[2]}
+      [[ $name == *.so ]] || name=$name.so
+      [[ $name == /* ]] || name=$ext_dir/$name
+      echo "$name"
+    fi
+  done
+}
+
+# Every shared library FILE... needs (ldd's closure), with the dynamic loader.
+libraries_of() {
+  local file
+  for file in "$@"; do
+    ldd "$file" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+  done | sort -u
+}
+
+# Copy FILE... into DIR at the same paths, following symlinks (the image must not point back at the host).
+copy_into() {
+  local dir=$1 file
+  shift
+  for file in "$@"; do
+    mkdir -p "$dir$(dirname "$file")"
+    cp -L --preserve=mode "$file" "$dir$file"
+  done
+}
+
+build_busybox() {
+  local dir=$1 applet
+  [[ -x $busybox ]] || die "static busybox not found at $busybox (apt-get install busybox-static)"
+  # A dynamically linked busybox would fail inside the image for lack of libc.
+  if ldd "$busybox" >/dev/null 2>&1; then die "$busybox is dynamically linked; install busybox-static"; fi
+  mkdir -p "$dir"/{bin,etc,tmp,root}
+  chmod 1777 "$dir/tmp"
+  cp "$busybox" "$dir/bin/busybox"
+  for applet in $("$busybox" --list); do
+    [[ $applet == busybox ]] || ln -sf busybox "$dir/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$dir/etc/group"
+}
+
+build_java() {
+  local dir=$1 home elves
+  home=$(java_home)
+  [[ -x $home/bin/jlink ]] || die "jlink not found in $home (apt-get install openjdk-17-jdk-headless)"
+  build_busybox "$dir"
+  mkdir -p "$dir/opt"
+  "$home/bin/jlink" --add-modules "$JAVA_MODULES" --strip-debug --no-man-pages --no-header-files \
+    --compress=2 --output "$dir/opt/java"
+  mapfile -t elves < <(find "$dir/opt/java" -type f \( -name '*.so' -o -path '*/bin/*' \))
+  mapfile -t libs < <(libraries_of "${elves[@]}")
+  copy_into "$dir" "${libs[@]}"
+}
+
+build_php() {
+  local dir=$1 php ini_dir ext
+  php=$(php_binary)
+  ini_dir=$(php_ini_dir)
+  build_busybox "$dir"
+  mkdir -p "$dir/usr/bin" "$dir/var/www/html" "$dir$ini_dir"
+  cp "$php" "$dir/usr/bin/php"
+  # conf.d holds symlinks into mods-available: copied as files.
+  cp -rL "$ini_dir/." "$dir$ini_dir/"
+  mapfile -t exts < <(php_extensions)
+  for ext in "${exts[@]}"; do [[ -f $ext ]] || die "$ini_dir/conf.d loads $ext, which does not exist"; done
+  copy_into "$dir" "${exts[@]}"
+  mapfile -t libs < <(libraries_of "$php" "${exts[@]}")
+  copy_into "$dir" "${libs[@]}"
+  # Debian's PHP reads the system time zone database; UTC is all a container needs (date.timezone = UTC).
+  if [[ -f /usr/share/zoneinfo/Etc/UTC ]]; then copy_into "$dir" /usr/share/zoneinfo/Etc/UTC /usr/share/zoneinfo/UTC; fi
+}
+
+inputs() {
+  echo "$busybox"
+  case $1 in
+    busybox) ;;
+    java)
+      local home
+      home=$(java_home)
+      # The jmods are what jlink reads; release names the exact JDK build.
+      echo "$home/release"
+      find "$home/jmods" -name '*.jmod' | sort
+      libraries_of "$home/bin/java" "$home/lib/server/libjvm.so" "$home"/lib/*.so
+      ;;
+    php)
+      local php
+      php=$(php_binary)
+      echo "$php"
+      find "$(php_ini_dir)" -name '*.ini' | sort
+      php_extensions
+      mapfile -t exts < <(php_extensions)
+      libraries_of "$php" "${exts[@]}"
+      ;;
+    *) die "unknown image: $1" ;;
+  esac
+}
+
+case ${1:-} in
+  build)
+    [[ $# -eq 3 ]] || die "usage: rootfs.sh build busybox|java|php DIR"
+    [[ $2 =~ ^(busybox|java|php)$ ]] || die "unknown image: $2"
+    mkdir -p "$3"
+    "build_$2" "$3"
+    ;;
+  inputs)
+    [[ $# -eq 2 ]] || die "usage: rootfs.sh inputs busybox|java|php"
+    inputs "$2"
+    ;;
+  *) die "usage: rootfs.sh build|inputs IMAGE [DIR]" ;;
+esac

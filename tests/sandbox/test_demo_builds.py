@@ -1,0 +1,220 @@
+"""Each demo service is built the way a release builds it: the portal's Jenkins client copies the language's
+template job with the generic build shell (deploys/recipes.py), triggers it with the rendered generic
+Dockerfile, and the Jenkins stand-in clones the GitLab stand-in, compiles, builds FROM the sandbox base image
+named in OPSPORTAL_BASE_IMAGES and pushes to the sandbox registry. None of the demos has a Dockerfile, so
+the pushed image's config can only have come from the generic one."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import tarfile
+import time
+
+import pytest
+import requests
+
+from deploys import recipes
+from deploys.recipes import BUILD_PARAMETERS, DEFAULT_RECIPES, RUN_MARKER
+from integrations.gitlab import GitLabClient
+from integrations.jenkins import JenkinsClient, render_freestyle_config
+from projects.choices import Language
+from sandbox.images import build
+from sandbox.pipeline import GITLAB_TOKEN, JENKINS_TOKEN, JENKINS_USER, TEMPLATE_PREFIX
+from sandbox.seed import DEMO_PROJECTS
+from tests.fixtures.standins import DEMO_REPOS, require, require_tools
+
+pytestmark = pytest.mark.standins
+
+PORT = 8080
+MANIFEST_ACCEPT = (
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+)
+# What each generic Dockerfile (and its base image) must have put into the image.
+EXPECTED = {
+    "go-hello": {"entrypoint": ["/app/app"], "user": "65534:65534", "file": "app/app"},
+    "java-hello": {
+        "entrypoint": ["java", "-jar", "/app/app.jar"],
+        "user": "65534:65534",
+        "file": "app/app.jar",
+    },
+    # php's Dockerfile sets no ENTRYPOINT: the base image's CMD serves /var/www/html.
+    "php-hello": {"entrypoint": None, "user": "", "file": "var/www/html/index.php"},
+}
+
+
+def inspect_config(image: str) -> dict:
+    done = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--config", f"docker://{image}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def last_layer_files(registry_url: str, repository: str, digest: str) -> set[str]:
+    manifest = requests.get(
+        f"{registry_url}/v2/{repository}/manifests/{digest}", headers={"Accept": MANIFEST_ACCEPT}, timeout=10
+    ).json()
+    blob = requests.get(
+        f"{registry_url}/v2/{repository}/blobs/{manifest['layers'][-1]['digest']}", timeout=60
+    )
+    with tarfile.open(fileobj=io.BytesIO(blob.content)) as layer:
+        return {name.lstrip("./") for name in layer.getnames()}
+
+
+def build_like_a_release(pipeline, name: str, version: str) -> tuple[str, str, float]:
+    """Tag the demo's repository and run its language's recipe through Jenkins; (image, console, seconds)."""
+    language = str(DEMO_PROJECTS[name][0])
+    recipe = DEFAULT_RECIPES[language]
+    repository = f"demo/{name}-build"
+    pipeline.add_repository(repository, demo=name)
+    gitlab = GitLabClient(pipeline.gitlab.url, GITLAB_TOKEN)
+    gitlab.ensure_tag(repository, version, "main", f"release {version}")
+    jenkins = JenkinsClient(pipeline.jenkins.url, JENKINS_USER, JENKINS_TOKEN)
+    job = f"{name}-build"
+    jenkins.ensure_job(
+        job,
+        f"{TEMPLATE_PREFIX}{language}",
+        lambda xml: render_freestyle_config(
+            xml, description=name, parameters=[(p, "") for p in BUILD_PARAMETERS], shell=recipe["build_shell"]
+        ),
+    )
+    image = f"{pipeline.registry.host}/demo/{name}:{version}"
+    base = pipeline.base_images[language]
+    started = time.monotonic()
+    queue_id = jenkins.trigger(
+        job,
+        {
+            "GIT_URL": gitlab.project(repository).http_url_to_repo,
+            "GIT_TAG": version,
+            "IMAGE": image,
+            "DOCKERFILE": recipes.render_dockerfile(recipe["dockerfile"], project=name, port=PORT, base=base),
+            "APP_PORT": str(PORT),
+            RUN_MARKER: f"{name}-{version}",
+        },
+    )
+    number = jenkins.wait_for_queue(queue_id, timeout=60)
+    deadline = time.monotonic() + 600
+    while (info := jenkins.build_info(job, number)).building:
+        assert time.monotonic() < deadline, f"{job} #{number} still building"
+        time.sleep(0.5)
+    seconds = time.monotonic() - started
+    console = jenkins.console_chunk(job, number).text
+    assert info.succeeded, console[-4000:]
+    return image, console, seconds
+
+
+@pytest.mark.parametrize("name", list(DEMO_PROJECTS))
+def test_demo_is_built_by_its_languages_generic_recipe(sandbox_pipeline, name):
+    require_tools("git", "buildah", "skopeo")
+    if name == "java-hello":
+        require_tools("mvn", "java")
+    language = str(DEMO_PROJECTS[name][0])
+    require(language in sandbox_pipeline.base_images, f"the {language} base image (see sandbox/images)")
+    assert not list(DEMO_REPOS.joinpath(name).glob("*ockerfile")), "the demo must not ship a Dockerfile"
+    assert not (DEMO_REPOS / name / "Containerfile").exists()
+
+    image, console, seconds = build_like_a_release(sandbox_pipeline, name, "v1.0.0")
+    print(f"{name}: tag-to-pushed build through Jenkins took {seconds:.1f} s")
+    base = sandbox_pipeline.base_images[language]
+    assert f"pulling base image {base}" in console
+    pushed = [line for line in console.splitlines() if line.startswith(f"pushed {image}@sha256:")]
+    assert len(pushed) == 1, console[-3000:]
+    digest = pushed[0].rsplit("@", 1)[1]
+
+    config = inspect_config(f"{image.rsplit(':', 1)[0]}@{digest}")
+    base_config = inspect_config(base)
+    expected = EXPECTED[name]
+    assert config["config"].get("Entrypoint") == expected["entrypoint"]
+    assert config["config"].get("User", "") == expected["user"]
+    assert f"{PORT}/tcp" in config["config"]["ExposedPorts"]
+    # Built on the base image: its layers come first, and its environment is kept.
+    base_layers = base_config["rootfs"]["diff_ids"]
+    assert config["rootfs"]["diff_ids"][: len(base_layers)] == base_layers
+    assert len(config["rootfs"]["diff_ids"]) > len(base_layers)
+    assert set(base_config["config"]["Env"]) <= set(config["config"]["Env"])
+    if name == "php-hello":
+        assert config["config"]["Cmd"] == base_config["config"]["Cmd"]
+        assert "php -q -S" in " ".join(config["config"]["Cmd"])
+    if name == "java-hello":
+        assert "PATH=/opt/java/bin:/bin" in config["config"]["Env"]
+    files = last_layer_files(sandbox_pipeline.registry.url, f"demo/{name}", digest)
+    assert expected["file"] in files, sorted(files)[:50]
+
+
+def test_base_images_are_in_the_registry_and_named_for_the_portal(sandbox_pipeline):
+    images = json.loads(sandbox_pipeline.settings()["OPSPORTAL_BASE_IMAGES"])
+    assert images == sandbox_pipeline.base_images
+    assert images["default"] == images["go"]
+    for language in ("go", "java", "php"):
+        require(language in images, f"the {language} base image (see sandbox/images)")
+        assert images[language].startswith(f"{sandbox_pipeline.registry.host}/sandbox/base/")
+        config = inspect_config(images[language])
+        assert config["os"] == "linux" and config["architecture"] == "amd64"
+    assert "JAVA_HOME=/opt/java" in inspect_config(images["java"])["config"]["Env"]
+    assert inspect_config(images["php"])["config"]["WorkingDir"] == "/var/www/html"
+
+
+ROW = re.compile(r"<tr><td>([^<]+)</td><td>[^<]*</td><td class=\"base-image\">(.*?)</td>", re.S)
+
+
+@pytest.mark.django_db
+def test_recipes_page_shows_the_base_image_of_each_language(client, people, sandbox_pipeline, settings):
+    settings.OPSPORTAL_BASE_IMAGES = json.loads(sandbox_pipeline.settings()["OPSPORTAL_BASE_IMAGES"])
+    client.force_login(people.ops)
+    page = client.get("/recipes/")
+    assert page.status_code == 200
+    rows = dict(ROW.findall(page.content.decode()))
+    labels = dict(Language.choices)
+    for language in ("go", "java", "php"):
+        assert rows[str(labels[language])] == f"<code>{settings.OPSPORTAL_BASE_IMAGES[language]}</code>"
+    # Languages without an image of their own show the default one (what {{ base_image }} becomes).
+    assert rows[str(labels["python"])] == f"<code>{settings.OPSPORTAL_BASE_IMAGES['default']}</code>"
+
+    settings.OPSPORTAL_BASE_IMAGES = {"java": "127.0.0.1:5000/sandbox/base/java:x"}
+    rows = dict(ROW.findall(client.get("/recipes/").content.decode()))
+    assert rows[str(labels["java"])] == "<code>127.0.0.1:5000/sandbox/base/java:x</code>"
+    assert "not set" in rows[str(labels["go"])]
+    client.force_login(people.developer)
+    assert client.get("/recipes/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "expected"),
+    [
+        ("java", ["java", "-XX:MaxRAMPercentage=75.0", "-version"], "OpenJDK 64-Bit Server VM"),
+        (
+            "php",
+            ["php", "-r", 'echo json_encode(["tz" => date_default_timezone_get()]), PHP_EOL;'],
+            '{"tz":"UTC"}',
+        ),
+        ("busybox", ["sh", "-c", "id -u nobody"], "65534"),
+    ],
+)
+def test_base_image_runs_its_runtime_from_its_own_files(tmp_path, name, argv, expected):
+    """The image's rootfs alone (no host /usr, no network) runs the language's runtime: the ldd closure is
+    complete and PATH is right."""
+    require_tools("umoci", "bwrap")
+    layout, tag = build(name)
+    bundle = tmp_path / "bundle"
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{layout}:{tag}", str(bundle)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    env = json.loads((bundle / "config.json").read_text())["process"]["env"]
+    sandbox = ["bwrap", "--bind", str(bundle / "rootfs"), "/", "--proc", "/proc", "--dev", "/dev"]
+    sandbox += ["--tmpfs", "/tmp", "--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv"]
+    for variable in env:
+        sandbox += ["--setenv", *variable.split("=", 1)]
+    done = subprocess.run([*sandbox, *argv], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert expected in done.stdout + done.stderr
+    assert "Warning" not in done.stderr, done.stderr

@@ -1,0 +1,311 @@
+"""The demo services (sandbox/demo_repos) as real processes on 127.0.0.1: health, Prometheus metrics
+(requests by code and a latency histogram), one JSON log line per request, and a graceful stop on SIGTERM;
+java-hello's start-up delay, heap report and slow-health switch; php-hello's counters shared across its
+worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from sandbox.procs import free_port, port_open, stop
+from tests.fixtures.standins import DEMO_REPOS, GO_BIN, require, require_go, require_tools
+from tests.polling import until
+
+pytestmark = pytest.mark.standins
+
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
+
+
+@dataclass
+class Service:
+    proc: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_lines(self) -> list[dict]:
+        """Every stdout line must be one JSON object (the plain heap line of java-hello aside)."""
+        lines = []
+        for raw in self.log.read_text().splitlines():
+            if raw.startswith("java-hello: max heap"):
+                continue
+            lines.append(json.loads(raw))
+        return lines
+
+    def requests_logged(self) -> list[dict]:
+        return [line for line in self.log_lines() if line.get("msg") == "request"]
+
+    def terminate(self, timeout: float = 10) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+
+def start(argv: list[str], tmp_path: Path, env: dict[str, str], *, name: str, wait: bool = True) -> Service:
+    port = free_port()
+    log = tmp_path / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv,
+            env={**os.environ, "PORT": str(port), **env},
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            cwd=tmp_path,
+            start_new_session=True,  # sandbox.procs.stop signals the process group
+        )
+    service = Service(proc, port, log)
+    if wait:
+        until(f"{name} to listen", lambda: proc.poll() is None and port_open(port) or proc.poll() is not None)
+        assert proc.poll() is None, log.read_text()
+    return service
+
+
+def parse_metrics(text: str) -> dict[tuple[str, str], float]:
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not Prometheus text format: {line!r}"
+        samples[(match[1], match[2] or "")] = float(match[3])
+    return samples
+
+
+def check_http_contract(service: Service, health: str, metrics: str) -> None:
+    """The three services' shared contract: health UP, metrics by code with a consistent histogram, a JSON
+    log line per request with its method, path, status and duration."""
+    assert requests.get(service.url + health, timeout=5).json() == {"status": "UP"}
+    assert requests.get(service.url + "/", timeout=5).status_code == 200
+    assert requests.get(service.url + "/no-such-page", timeout=5).status_code == 404
+    scrape = requests.get(service.url + metrics, timeout=5)
+    assert scrape.status_code == 200
+    assert scrape.headers["Content-Type"].startswith("text/plain")
+    samples = parse_metrics(scrape.text)
+    # The scrape itself is counted once it has been answered: 2 x 200 and 1 x 404 so far.
+    assert samples[("http_requests_total", '{method="GET",code="200"}')] == 2
+    assert samples[("http_requests_total", '{method="GET",code="404"}')] == 1
+    buckets = [(labels, value) for (name, labels), value in samples.items() if name.endswith("_bucket")]
+    assert len(buckets) >= 5 and buckets[-1][0] == '{le="+Inf"}'
+    counts = [value for _, value in buckets]
+    assert counts == sorted(counts), "histogram buckets must be cumulative"
+    assert counts[-1] == samples[("http_request_duration_seconds_count", "")] == 3
+    assert samples[("http_request_duration_seconds_sum", "")] > 0
+
+    second = parse_metrics(requests.get(service.url + metrics, timeout=5).text)
+    assert second[("http_requests_total", '{method="GET",code="200"}')] == 3  # the first scrape now counts
+
+    until("the request log lines", lambda: len(service.requests_logged()) >= 4)
+    logged = service.requests_logged()
+    # A threaded server may log a request after the next one it answered: compare without order.
+    assert sorted((line["method"], line["path"], line["status"]) for line in logged[:4]) == sorted(
+        [("GET", health, 200), ("GET", "/", 200), ("GET", "/no-such-page", 404), ("GET", metrics, 200)]
+    )
+    assert all(line["duration_ms"] >= 0 and line["remote"] == "127.0.0.1" for line in logged)
+
+
+# --- go-hello ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def go_hello_binary(tmp_path_factory) -> Path:
+    require_go()
+    out = tmp_path_factory.mktemp("go-hello") / "app"
+    # The go recipe's own command (deploys/recipes.py), from a copy: the repository stays clean.
+    src = tmp_path_factory.mktemp("go-src") / "src"
+    shutil.copytree(DEMO_REPOS / "go-hello", src)
+    subprocess.run(
+        [GO_BIN, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "."],
+        cwd=src,
+        env={**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"},
+        check=True,
+        timeout=300,
+    )
+    return out
+
+
+def test_go_hello_serves_health_metrics_and_json_logs_and_stops_on_sigterm(go_hello_binary, tmp_path):
+    service = start([str(go_hello_binary)], tmp_path, {}, name="go-hello")
+    try:
+        check_http_contract(service, "/healthz", "/metrics")
+        assert "http_requests_total" in requests.get(service.url + "/actuator/prometheus", timeout=5).text
+        listening = service.log_lines()[0]
+        assert listening["msg"] == "listening" and listening["addr"] == f"0.0.0.0:{service.port}"
+        assert service.terminate() == 0
+        assert [line["msg"] for line in service.log_lines()[-2:]] == ["shutting down", "stopped"]
+    finally:
+        stop(service.proc)
+
+
+def test_go_hello_lets_a_request_in_flight_finish_on_sigterm(go_hello_binary, tmp_path):
+    service = start([str(go_hello_binary)], tmp_path, {}, name="go-hello")
+    try:
+        # A connection opened before SIGTERM whose request arrives after it is still answered.
+        with requests.Session() as session:
+            assert session.get(service.url + "/healthz", timeout=5).status_code == 200
+            service.proc.send_signal(signal.SIGTERM)
+            until("the shutdown to begin", lambda: "shutting down" in service.log.read_text())
+            assert not port_open(service.port)  # new connections are refused at once
+        assert service.proc.wait(timeout=15) == 0
+    finally:
+        stop(service.proc)
+
+
+# --- java-hello -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def java_hello_jar(tmp_path_factory) -> Path:
+    require_tools("mvn", "java")
+    src = tmp_path_factory.mktemp("java-src") / "src"
+    shutil.copytree(DEMO_REPOS / "java-hello", src)
+    # The java recipe's command (deploys/recipes.py); Maven's plugins come from Maven Central (~/.m2 after).
+    done = subprocess.run(
+        ["mvn", "-B", "-q", "-DskipTests", "package"], cwd=src, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return src / "target" / "java-hello.jar"
+
+
+def java(jar: Path, *flags: str) -> list[str]:
+    return ["java", *flags, "-jar", str(jar)]
+
+
+def test_java_hello_serves_actuator_endpoints_and_json_logs_and_stops_on_sigterm(java_hello_jar, tmp_path):
+    service = start(java(java_hello_jar), tmp_path, {"STARTUP_DELAY_SECONDS": "0"}, name="java-hello")
+    try:
+        check_http_contract(service, "/actuator/health", "/actuator/prometheus")
+        assert requests.get(service.url + "/healthz", timeout=5).json() == {"status": "UP"}
+        assert requests.get(service.url + "/metrics", timeout=5).status_code == 200
+        # The JVM answers SIGTERM with 143 once its shutdown hook has run.
+        assert service.terminate() == 128 + signal.SIGTERM
+        assert [line["msg"] for line in service.log_lines()[-2:]] == ["shutting down", "stopped"]
+    finally:
+        stop(service.proc)
+
+
+def test_java_hello_waits_its_startup_delay_and_defaults_to_40_seconds(java_hello_jar, tmp_path):
+    delayed = start(
+        java(java_hello_jar), tmp_path, {"STARTUP_DELAY_SECONDS": "3"}, name="delayed", wait=False
+    )
+    default = start(java(java_hello_jar), tmp_path, {"STARTUP_DELAY_SECONDS": ""}, name="default", wait=False)
+    try:
+        until("java-hello to report its start", lambda: "starting" in delayed.log.read_text())
+        started = time.monotonic()
+        assert not port_open(delayed.port), "it must not listen before its start-up delay is over"
+        until("java-hello to listen", lambda: port_open(delayed.port), timeout=30)
+        assert time.monotonic() - started >= 2.0
+        assert requests.get(delayed.url + "/actuator/health", timeout=5).json() == {"status": "UP"}
+
+        until("the default java-hello to report its start", lambda: "starting" in default.log.read_text())
+        assert default.log_lines()[0]["startup_delay_seconds"] == 40
+        time.sleep(1)
+        assert not port_open(default.port)
+        # SIGTERM during the delay stops it at once (a kubelet killing a pod that never started).
+        default.proc.send_signal(signal.SIGTERM)
+        assert default.proc.wait(timeout=10) == 128 + signal.SIGTERM
+    finally:
+        stop(delayed.proc)
+        stop(default.proc)
+
+
+def test_java_hello_prints_its_max_heap_and_processors(java_hello_jar, tmp_path):
+    service = start(
+        java(java_hello_jar, "-Xmx96m", "-XX:ActiveProcessorCount=1"), tmp_path, {}, name="heap", wait=False
+    )
+    try:
+        until("the start lines", lambda: "processors\n" in service.log.read_text())
+        first = service.log_lines()[0]
+        assert first["msg"] == "starting"
+        # Runtime.maxMemory() is -Xmx less a survivor space: close to, never above, 96 MiB.
+        assert 80 <= first["max_heap_mib"] <= 96, first
+        assert first["max_heap_bytes"] // (1024 * 1024) == first["max_heap_mib"]
+        assert first["available_processors"] == 1
+        assert f"max heap {first['max_heap_mib']} MiB, 1 processors" in service.log.read_text()
+    finally:
+        stop(service.proc)
+
+
+def test_java_hello_slow_health_switch(java_hello_jar, tmp_path):
+    service = start(
+        java(java_hello_jar), tmp_path, {"STARTUP_DELAY_SECONDS": "0", "SLOW_HEALTH": "true"}, name="slow"
+    )
+    try:
+        for path in ("/actuator/health", "/healthz"):
+            began = time.monotonic()
+            assert requests.get(service.url + path, timeout=5).json() == {"status": "UP"}
+            assert time.monotonic() - began >= 1.5
+            # A 1 s probe timeout fails against it.
+            with pytest.raises(requests.exceptions.ReadTimeout):
+                requests.get(service.url + path, timeout=(1, 1))
+        assert requests.get(service.url + "/admin/slow-health", timeout=5).json() == {"slow_health": True}
+        off = requests.post(service.url + "/admin/slow-health?enabled=false", timeout=5)
+        assert off.json() == {"slow_health": False}
+        began = time.monotonic()
+        assert requests.get(service.url + "/actuator/health", timeout=1).status_code == 200
+        assert time.monotonic() - began < 1.0
+        assert requests.post(service.url + "/admin/slow-health?enabled=true", timeout=5).json() == {
+            "slow_health": True
+        }
+        assert requests.post(service.url + "/admin/slow-health?enabled=maybe", timeout=5).status_code == 400
+    finally:
+        stop(service.proc)
+
+
+# --- php-hello --------------------------------------------------------------------------------------------
+
+
+def php_server(tmp_path: Path, *, workers: int = 0) -> tuple[list[str], dict[str, str]]:
+    require_tools("php")
+    # The php base image's command (sandbox/images): PHP's built-in server over the repository's files.
+    argv = ["sh", "-c", 'exec php -q -S "127.0.0.1:$PORT" -t "$DOCROOT"']
+    env = {"METRICS_FILE": str(tmp_path / "metrics.json"), "DOCROOT": str(DEMO_REPOS / "php-hello")}
+    if workers:
+        env["PHP_CLI_SERVER_WORKERS"] = str(workers)
+    return argv, env
+
+
+def test_php_hello_serves_health_metrics_and_json_logs_and_stops_on_sigterm(tmp_path):
+    argv, env = php_server(tmp_path)
+    service = start(argv, tmp_path, env, name="php-hello")
+    try:
+        check_http_contract(service, "/healthz", "/metrics")
+        assert service.terminate() in (0, -signal.SIGTERM)
+        assert not port_open(service.port)
+    finally:
+        stop(service.proc)
+
+
+def test_php_hello_counts_every_request_across_worker_processes(tmp_path):
+    require(hasattr(os, "fork"), "fork")
+    argv, env = php_server(tmp_path, workers=4)
+    service = start(argv, tmp_path, env, name="php-workers")
+    try:
+        total = 60
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = list(
+                pool.map(
+                    lambda _: requests.get(service.url + "/healthz", timeout=10).status_code, range(total)
+                )
+            )
+        assert codes == [200] * total
+        samples = parse_metrics(requests.get(service.url + "/metrics", timeout=5).text)
+        # Four processes update one file under flock: no increment is lost.
+        assert samples[("http_requests_total", '{method="GET",code="200"}')] == total
+        assert samples[("http_request_duration_seconds_count", "")] == total
+        until("every request's log line", lambda: len(service.requests_logged()) >= total + 1)
+    finally:
+        stop(service.proc)
