@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
@@ -244,6 +244,10 @@ class ClusterState:
     server: str | None = None
     pid: int | None = None
     updated: float = field(default_factory=time.time)
+    # "real": the pod agent runs pods' processes; "simulated": kwok's stages fake them (``pods_reason``
+    # says why), which the portal's Clusters page shows as a banner.
+    pods_mode: str = "real"
+    pods_reason: str = ""
 
     @classmethod
     def read(cls, workdir: Path) -> ClusterState | None:
@@ -251,7 +255,12 @@ class ClusterState:
             data = json.loads((Path(workdir) / STATE_FILE).read_text())
         except (OSError, ValueError):
             return None
-        return cls(**data)
+        if not isinstance(data, dict):
+            return None
+        # A state file written by an older or newer sandbox still reads: unknown keys are dropped and
+        # missing ones take their defaults.
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
     def write(self, workdir: Path) -> None:
         path = Path(workdir) / STATE_FILE
