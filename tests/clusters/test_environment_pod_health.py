@@ -178,3 +178,64 @@ def test_the_diagnosis_tells_the_lessons_apart():
     assert pod_problem(pulling).reason == "ImagePullBackOff"
     going = {**exits, "metadata": {"name": "x", "deletionTimestamp": "2026-01-01T00:00:00Z"}}
     assert pod_problem(going) is None
+
+
+def test_the_autoscaler_summary_says_cpu_against_target_and_why_it_cannot_scale():
+    from clusters.selectors.environments import hpa_summary
+
+    cpu = {
+        "type": "Resource",
+        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+    }
+    hpa = {
+        "metadata": {"name": "orders"},
+        "spec": {"minReplicas": 2, "maxReplicas": 5, "metrics": [cpu]},
+        "status": {
+            "currentReplicas": 2,
+            "desiredReplicas": 2,
+            "conditions": [
+                {"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale", "message": "ok"},
+                {
+                    "type": "ScalingActive",
+                    "status": "False",
+                    "reason": "FailedGetResourceMetric",
+                    "message": "unable to fetch metrics from resource metrics API: pods.metrics.k8s.io",
+                },
+            ],
+        },
+    }
+    summary = hpa_summary(hpa)
+    assert summary["cpu_target_utilization"] == 70 and summary["cpu_current_utilization"] is None
+    assert summary["scaling_active"] is False
+    assert summary["inactive_messages"] == [
+        "FailedGetResourceMetric: unable to fetch metrics from resource metrics API: pods.metrics.k8s.io"
+    ]
+    hpa["status"]["conditions"][1].update(status="True", reason="ValidMetricFound", message="")
+    hpa["status"].update(
+        currentReplicas=3,
+        desiredReplicas=4,
+        currentMetrics=[
+            {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 95}}}
+        ],
+    )
+    summary = hpa_summary(hpa)
+    assert (summary["cpu_current_utilization"], summary["current_replicas"], summary["desired_replicas"]) == (
+        95,
+        3,
+        4,
+    )
+    assert summary["scaling_active"] is True and summary["inactive_messages"] == []
+
+
+def test_the_page_shows_the_autoscaler_cpu_target(client, people, env):
+    client.force_login(people.viewer)
+    response = client.get(reverse("environment-page", args=[env.project.name, env.environment]))
+    html = response.content.decode()
+    assert response.context["state"]["hpa"]["cpu_target_utilization"] == 70
+    assert 'data-field="cpu"' in html and "target 70%" in html
+    # Shown only while the controller says it cannot scale (in the sandbox: until it has metrics).
+    inactive = response.context["state"]["hpa"]["inactive_messages"]
+    if inactive:
+        assert 'small" id="hpa-inactive"' in html and inactive[0].split(":")[0] in html
+    else:
+        assert 'small d-none" id="hpa-inactive"' in html
