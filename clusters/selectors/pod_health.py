@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 # Exit codes of a process ended by SIGKILL / SIGTERM: the kubelet stopped it (a failed probe); it did
 # not exit on its own.
@@ -154,7 +155,11 @@ def crash_loop_cause(pod: dict, *, restart_threshold: int) -> str:
     ):
         name = (pod.get("metadata") or {}).get("name", "")
         exit_code = "—" if problem.exit_code is None else problem.exit_code
-        text = _("%(pod)s: %(reason)s, restarted %(n)s times, last exit %(code)s") % {
+        text = ngettext(
+            "%(pod)s: %(reason)s, restarted %(n)s time, last exit %(code)s",
+            "%(pod)s: %(reason)s, restarted %(n)s times, last exit %(code)s",
+            problem.restarts,
+        ) % {
             "pod": name,
             "reason": problem.reason,
             "n": problem.restarts,

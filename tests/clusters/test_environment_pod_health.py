@@ -113,6 +113,10 @@ def test_the_page_flags_a_crash_loop_with_its_cause_and_the_warnings_with_counts
         ("Killing", 4),
     }
 
+    client.post(reverse("set-language"), {"language": "zh-hans", "next": "/"})
+    html = client.get(reverse("environment-page", args=[env.project.name, env.environment])).content.decode()
+    assert "提高启动时间预算" in html and "已重启 4 次" in html and "Pod 警告" in html
+
 
 def test_an_oom_killed_pod_says_raise_the_memory_limit(client, people, env, kube_cluster):
     name = pod_names(kube_cluster, env.namespace)[0]
@@ -129,7 +133,7 @@ def test_an_oom_killed_pod_says_raise_the_memory_limit(client, people, env, kube
     assert problem["reason"] == "OOMKilled" and problem["exit_code"] == 137
     assert "raise the memory limit" in problem["hint"]
     # One OOM kill is enough to fail a release; a crash loop needs its restarts.
-    assert "OOMKilled, restarted 1 times, last exit 137" in crash_loop_cause(
+    assert "OOMKilled, restarted 1 time, last exit 137" in crash_loop_cause(
         pod_raw(client, env, name), restart_threshold=3
     )
 

@@ -134,7 +134,7 @@ def test_an_oom_killed_release_fails_at_once_and_stays_without_auto_rollback(
     bad.refresh_from_db()
     assert bad.status == ReleaseStatus.FAILED
     assert time.monotonic() - started < 30
-    assert "OOMKilled, restarted 1 times, last exit 137" in bad.error
+    assert "OOMKilled, restarted 1 time, last exit 137" in bad.error
     assert "raise the memory limit" in bad.error
     time.sleep(2)  # an automatic rollback would be queued by now
     assert not DeploymentRecord.objects.filter(project=project, kind=DeploymentKind.ROLLBACK).exists()
