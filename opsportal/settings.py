@@ -325,13 +325,18 @@ REGISTRY_PASSWORD = env_str("REGISTRY_PASSWORD", "")
 # Base image per language for the generic Dockerfiles, as JSON, e.g. {"java": "…/jre:17", "default": "…"}.
 OPSPORTAL_BASE_IMAGES = json.loads(env_str("OPSPORTAL_BASE_IMAGES", "{}") or "{}")
 # `make run` only: the dotted path of a callable that returns the local development cluster's progress
-# (an object with .phase and .message) or None; the Clusters page shows it until the cluster is ready.
+# (an object with .phase and .message, and .pods_mode/.pods_reason) or None; the Clusters page shows it
+# until the cluster is ready, and a banner while the sandbox's pods are simulated.
 # The sandbox sets it, so the application never imports the sandbox.
 DEV_CLUSTER_STATUS = env_str("OPSPORTAL_DEV_CLUSTER_STATUS", "")
 # How long a release waits for its Jenkins build, in seconds.
 RELEASE_BUILD_TIMEOUT = env_int("RELEASE_BUILD_TIMEOUT", 1800)
 # A running build is looked at this often, in seconds; between looks it holds no worker.
 RELEASE_BUILD_POLL_SECONDS = env_int("RELEASE_BUILD_POLL_SECONDS", 2)
+# A rollout fails as soon as one of its new pods is OOMKilled or in CrashLoopBackOff after this many
+# restarts (waiting longer only restarts it again); its pods are looked at every ..._CHECK_SECONDS.
+RELEASE_CRASHLOOP_RESTARTS = env_int("RELEASE_CRASHLOOP_RESTARTS", 3)
+RELEASE_POD_CHECK_SECONDS = env_int("RELEASE_POD_CHECK_SECONDS", 5)
 
 # --- Environment pages ----------------------------------------------------------------------
 # Each web process runs one watch per (cluster, namespace, kind) however many pages show it; this caps

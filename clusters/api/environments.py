@@ -60,6 +60,11 @@ _CHANGE_FIELDS = {
 _PLAN_FIELDS = {
     "changes": serializers.DictField(),
     "diff": serializers.CharField(),
+    "guardrails": serializers.ListField(
+        child=serializers.DictField(),
+        help_text="What the portal's defaults protect against, and each override with its warning: "
+        "code, level (info|warning), message, overridden.",
+    ),
     "config": ConfigSerializer,
 }
 ConfigPlanSerializer = inline_serializer(
@@ -99,6 +104,11 @@ class EnvironmentDetailView(APIView):
                 "deployment": serializers.DictField(allow_null=True),
                 "hpa": serializers.DictField(allow_null=True),
                 "events": serializers.ListField(child=serializers.DictField()),
+                "pod_warnings": serializers.ListField(
+                    child=serializers.DictField(),
+                    help_text="Warning events about the pods (Unhealthy, BackOff, Killing…), one per pod and "
+                    "reason: pod, reason, count, message, last_seen.",
+                ),
                 "config": ConfigSerializer,
                 "error": serializers.CharField(help_text="Why the cluster could not be read, or empty."),
             },
@@ -248,6 +258,10 @@ class ConfigView(EnvironmentAPIView):
         body = {
             "changes": plan.changes,
             "diff": plan.diff,
+            "guardrails": [
+                {"code": g.code, "level": g.level, "message": g.message, "overridden": g.overridden}
+                for g in plan.guardrails
+            ],
             "config": {
                 "request": plan.request,
                 "overrides": plan.overrides,

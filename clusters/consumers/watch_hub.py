@@ -123,7 +123,11 @@ def _message(ref: env_selectors.EnvironmentRef, kind: str, own: list[dict]) -> d
         pods = sorted((env_selectors.pod_summary(p) for p in own), key=lambda p: p["name"])
         return {"type": "pods", "items": pods}
     if kind == "Event":
-        return {"type": "events", "items": env_selectors.events_summary(ref, own)}
+        return {
+            "type": "events",
+            "items": env_selectors.events_summary(ref, own),
+            "warnings": env_selectors.pod_warnings(ref, own),
+        }
     summarize = {
         "Deployment": env_selectors.deployment_summary,
         "HorizontalPodAutoscaler": env_selectors.hpa_summary,

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from clusters.choices import ConfigChangeStatus
 from clusters.models import ProjectEnvironment
+from clusters.selectors.pod_health import pod_problem
 from integrations.errors import IntegrationError
 from opsportal.versions import combine_changes, content_version, stale_message
 from projects.access import Action, check, get_project
@@ -116,13 +117,18 @@ def pod_summary(pod: dict) -> dict:
                 "restarts": item.get("restartCount", 0),
                 "state": current,
                 "reason": detail.get("reason", ""),
+                "message": detail.get("message", ""),
                 "image": item.get("image", ""),
                 "image_id": item.get("imageID", ""),
                 "last_termination_reason": last.get("reason", ""),
                 "last_exit_code": last.get("exitCode"),
+                "last_termination": _termination(last),
             }
         )
     names = [c.get("name", "") for c in spec.get("containers") or []]
+    # The container the row speaks for: the first one not running, else the first one.
+    shown = next((c for c in containers if c["state"] != "running"), containers[0] if containers else None)
+    problem = pod_problem(pod)
     phase = status.get("phase", "Unknown")
     if meta.get("deletionTimestamp"):
         phase = "Terminating"
@@ -140,8 +146,24 @@ def pod_summary(pod: dict) -> dict:
         "last_termination_reason": next(
             (c["last_termination_reason"] for c in containers if c["last_termination_reason"]), ""
         ),
+        "state_reason": (shown or {}).get("reason", ""),
+        "state_message": (shown or {}).get("message", ""),
+        "last_termination": next((c["last_termination"] for c in containers if c["last_termination"]), None),
+        "problem": problem.as_dict() if problem else None,
         "containers": names or [c["name"] for c in containers],
         "container_statuses": containers,
+    }
+
+
+def _termination(terminated: dict) -> dict | None:
+    """A container's last termination as the page shows it: reason, exit code, when, message."""
+    if not terminated:
+        return None
+    return {
+        "reason": terminated.get("reason", ""),
+        "exit_code": terminated.get("exitCode"),
+        "finished_at": terminated.get("finishedAt") or "",
+        "message": terminated.get("message", ""),
     }
 
 
@@ -203,10 +225,18 @@ def _metric(metric: dict, key: str) -> dict:
     }
 
 
+def _cpu_utilization(metrics: list[dict] | None, key: str) -> int | None:
+    for metric in metrics or []:
+        if metric.get("type") == "Resource" and (metric.get("resource") or {}).get("name") == "cpu":
+            return ((metric.get("resource") or {}).get(key) or {}).get("averageUtilization")
+    return None
+
+
 def hpa_summary(hpa: dict | None) -> dict | None:
     if not hpa:
         return None
     spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+    conditions = {c.get("type", ""): c for c in status.get("conditions") or []}
     return {
         "name": (hpa.get("metadata") or {}).get("name", ""),
         "min_replicas": spec.get("minReplicas", 1),
@@ -215,6 +245,15 @@ def hpa_summary(hpa: dict | None) -> dict | None:
         "desired_replicas": status.get("desiredReplicas", 0),
         "metrics": [_metric(m, "target") for m in spec.get("metrics") or []],
         "current_metrics": [_metric(m, "current") for m in status.get("currentMetrics") or []],
+        "cpu_target_utilization": _cpu_utilization(spec.get("metrics"), "target"),
+        "cpu_current_utilization": _cpu_utilization(status.get("currentMetrics"), "current"),
+        "scaling_active": conditions.get("ScalingActive", {}).get("status") == "True" if conditions else None,
+        # Why the autoscaler cannot act (e.g. FailedGetResourceMetric: no metrics API), shown as a warning.
+        "inactive_messages": [
+            f"{c.get('reason', '')}: {c.get('message', '')}"
+            for c in conditions.values()
+            if conditions.get("ScalingActive", {}).get("status") != "True" and c.get("status") != "True"
+        ],
         "conditions": [
             {
                 "type": c.get("type", ""),
@@ -252,6 +291,35 @@ def events_summary(ref: EnvironmentRef, events: list[dict]) -> list[dict]:
     own = [event_summary(e) for e in events if is_own_event(ref, e)]
     own.sort(key=lambda e: e["last_seen"], reverse=True)
     return own[:EVENT_LIMIT]
+
+
+def pod_warnings(ref: EnvironmentRef, events: list[dict]) -> list[dict]:
+    """The kubelet's warnings about the environment's pods (Unhealthy, BackOff, Killing, OOM…), one row
+    per pod and reason with the count summed over its events and the latest message, newest first.
+
+    Events repeat (a probe fails every period) and the apiserver keeps them for an hour, so a count
+    says how often while the page stays short."""
+    rows: dict[tuple[str, str], dict] = {}
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        if event.get("type") != "Warning" or involved.get("kind") != "Pod" or not is_own_event(ref, event):
+            continue
+        summary = event_summary(event)
+        key = (involved.get("name", ""), summary["reason"])
+        row = rows.get(key)
+        if row is None:
+            rows[key] = {
+                "pod": key[0],
+                "reason": summary["reason"],
+                "count": summary["count"],
+                "message": summary["message"],
+                "last_seen": summary["last_seen"],
+            }
+            continue
+        row["count"] += summary["count"]
+        if summary["last_seen"] >= row["last_seen"]:
+            row["message"], row["last_seen"] = summary["message"], summary["last_seen"]
+    return sorted(rows.values(), key=lambda r: r["last_seen"], reverse=True)[:EVENT_LIMIT]
 
 
 def config_version(spec: dict | None) -> str:
@@ -312,6 +380,7 @@ def environment_state(ref: EnvironmentRef) -> dict:
         "deployment": None,
         "hpa": None,
         "events": [],
+        "pod_warnings": [],
         "config": config_summary(ref),
         "error": "",
     }
@@ -324,6 +393,7 @@ def environment_state(ref: EnvironmentRef) -> dict:
             state["hpa"] = hpa_summary(client.get("HorizontalPodAutoscaler", ref.namespace, ref.name))
             events = client.list_objects("Event", ref.namespace)
             state["events"] = events_summary(ref, events.get("items") or [])
+            state["pod_warnings"] = pod_warnings(ref, events.get("items") or [])
     except IntegrationError as exc:
         state["error"] = str(exc)
     return state

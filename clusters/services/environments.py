@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -25,6 +27,7 @@ from clusters.selectors.environments import (
     is_own_pod,
     operate_action,
 )
+from clusters.selectors.pod_health import crash_loop_cause
 from clusters.services.workload import keep_live_fields, objects_to_apply
 from clusters.workload import manifests, secret_env
 from clusters.workload.diff import object_diff
@@ -369,11 +372,42 @@ def environment_set_image(*, environment: ProjectEnvironment, image: str, on_pro
         previous = next((c.get("image", "") for c in containers if c["name"] == container), "")
         client.set_image(environment.namespace, name, container, image)
         deadline = int(live["spec"].get("progressDeadlineSeconds") or 600) + 60
+        selector = ",".join(
+            f"{k}={v}" for k, v in (live["spec"]["selector"].get("matchLabels") or {}).items()
+        )
         outcome = client.wait_for_deployment(
-            environment.namespace, name, timeout=deadline, on_progress=on_progress
+            environment.namespace,
+            name,
+            timeout=deadline,
+            on_progress=on_progress,
+            check=partial(_failing_new_pods, client, environment.namespace, selector, container, image),
+            check_seconds=settings.RELEASE_POD_CHECK_SECONDS,
         )
     if outcome.succeeded:
         return ImageRollout(ok=True, message="", previous_image=previous)
+    if outcome.reason == NEW_PODS_FAILING:
+        return ImageRollout(ok=False, message=outcome.message, previous_image=previous)
     return ImageRollout(
         ok=False, message=f"{outcome.reason or outcome.state}: {outcome.message}", previous_image=previous
     )
+
+
+NEW_PODS_FAILING = "NewPodsFailing"
+
+
+def _failing_new_pods(client, namespace: str, selector: str, container: str, image: str):
+    """A failed rollout when a pod running the new image crash-loops or was OOMKilled, else None.
+
+    The rollout's new pods are the ones whose container runs ``image`` (what the release just set);
+    the old ReplicaSet's pods may fail too, but that is not this release's doing."""
+    from integrations.kubernetes.client import Rollout, RolloutOutcome
+
+    pods = client.list_objects("Pod", namespace, label_selector=selector).get("items") or []
+    for pod in sorted(pods, key=lambda p: (p.get("metadata") or {}).get("name", "")):
+        containers = (pod.get("spec") or {}).get("containers") or []
+        if not any(c.get("name") == container and c.get("image") == image for c in containers):
+            continue
+        cause = crash_loop_cause(pod, restart_threshold=settings.RELEASE_CRASHLOOP_RESTARTS)
+        if cause:
+            return RolloutOutcome(Rollout.FAILED, reason=NEW_PODS_FAILING, message=cause)
+    return None

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
+from django.utils.translation import ngettext, pgettext
 from django.views.decorators.http import require_safe
 
 from clusters.choices import ConfigChangeStatus
@@ -81,6 +81,12 @@ def environment_page(request, name: str, environment: str):
                 "pause": _("Pause"),
                 "ended": _("The log stream ended."),
                 "nodePort": _("node port"),
+                "noWarnings": _("No warnings."),
+                "exit": _("%(reason)s (exit %(code)s)") % {"reason": "{reason}", "code": "{code}"},
+                "lastExit": _("last exit %(code)s") % {"code": "{code}"},
+                "restartedOne": ngettext("restarted %(n)s time", "restarted %(n)s times", 1) % {"n": "{n}"},
+                "restartedMany": ngettext("restarted %(n)s time", "restarted %(n)s times", 2) % {"n": "{n}"},
+                "cpuTarget": _("target %(target)s%%") % {"target": "{target}"},
             },
         },
     )

@@ -157,6 +157,16 @@ def _safe_shutdown(spec: WorkloadSpec) -> int:
     return 30 if spec.language == "java" else 10
 
 
+def _startup_probe_off(spec: WorkloadSpec) -> bool:
+    overrides = spec.overrides if isinstance(spec.overrides, tuple | list) else ()
+    return any(isinstance(p, tuple | list) and list(p) == ["startup_probe_enabled", 0] for p in overrides)
+
+
+def _safe_initial_delay(spec: WorkloadSpec) -> int:
+    # Without a start-up probe the first liveness check must come after the slowest expected start.
+    return _startup_allowance(spec) if _startup_probe_off(spec) else 0
+
+
 OVERRIDABLE: dict[str, Knob] = {
     knob.name: knob
     for knob in (
@@ -167,6 +177,24 @@ OVERRIDABLE: dict[str, Knob] = {
             highest=60,
             default_for=lambda spec: 3,
             safe_minimum_for=lambda spec: 3,
+        ),
+        Knob(
+            name="startup_probe_enabled",
+            description=_(
+                "Start-up probe: 1 on, 0 off (liveness and readiness then start after the initial delay)."
+            ),
+            lowest=0,
+            highest=1,
+            default_for=lambda spec: 1,
+            safe_minimum_for=lambda spec: 1,
+        ),
+        Knob(
+            name="probe_initial_delay_seconds",
+            description=_("Seconds before the first readiness and liveness check (initialDelaySeconds)."),
+            lowest=0,
+            highest=3600,
+            default_for=lambda spec: 0,
+            safe_minimum_for=_safe_initial_delay,
         ),
         Knob(
             name="prestop_sleep_seconds",
@@ -675,33 +703,55 @@ def _probes(spec: WorkloadSpec, rails: _Guardrails) -> dict[str, Any]:
             "failures": PROBE_FAILURE_THRESHOLD,
         },
     )
+    startup_on = rails.knob(
+        "startup_probe_enabled",
+        _(
+            "Without a start-up probe the liveness probe starts after initialDelaySeconds whatever the "
+            "start takes: a start slower than that is killed and restarts in a loop (CrashLoopBackOff), "
+            "as Spring Boot services did before the start-up probe."
+        ),
+    )
     allowance = _startup_allowance(spec)
     # A probe that can take longer than its period would overlap the next one.
     startup_period = max(STARTUP_PROBE_PERIOD, timeout)
     startup_failures = math.ceil(allowance / startup_period)
-    rails.info(
-        "startup_probe",
+    startup_info = _(
+        "A start-up probe gives the application %(allowance)d s to answer on %(path)s (%(period)d s x "
+        "%(failures)d tries; expected start-up %(expected)d s x 1.5, at least %(minimum)d s for "
+        "%(language)s). Liveness and readiness only begin after it succeeds, so a slow start is never "
+        "killed; no initialDelaySeconds guessing."
+    ) % {
+        "allowance": startup_period * startup_failures,
+        "path": spec.health_path,
+        "period": startup_period,
+        "failures": startup_failures,
+        "expected": spec.startup_seconds,
+        "minimum": LANGUAGE_MIN_STARTUP_ALLOWANCE.get(spec.language, DEFAULT_MIN_STARTUP_ALLOWANCE),
+        "language": spec.language,
+    }
+    if startup_on:
+        rails.info("startup_probe", startup_info)
+    delay = rails.knob(
+        "probe_initial_delay_seconds",
         _(
-            "A start-up probe gives the application %(allowance)d s to answer on %(path)s (%(period)d s x "
-            "%(failures)d tries; expected start-up %(expected)d s x 1.5, at least %(minimum)d s for "
-            "%(language)s). Liveness and readiness only begin after it succeeds, so a slow start is never "
-            "killed; no initialDelaySeconds guessing."
+            "The start-up probe holds readiness and liveness back until the application answers, so no "
+            "initial delay is needed; without it the delay must cover the slowest start (%(allowance)d s)."
         )
-        % {
-            "allowance": startup_period * startup_failures,
-            "path": spec.health_path,
-            "period": startup_period,
-            "failures": startup_failures,
-            "expected": spec.startup_seconds,
-            "minimum": LANGUAGE_MIN_STARTUP_ALLOWANCE.get(spec.language, DEFAULT_MIN_STARTUP_ALLOWANCE),
-            "language": spec.language,
-        },
+        % {"allowance": allowance},
     )
     period = max(PROBE_PERIOD, timeout)
-    return {
-        "startupProbe": _http_probe(spec, period=startup_period, timeout=timeout, failures=startup_failures),
+    probes = {
         "readinessProbe": _http_probe(spec, period=period, timeout=timeout, failures=PROBE_FAILURE_THRESHOLD),
         "livenessProbe": _http_probe(spec, period=period, timeout=timeout, failures=PROBE_FAILURE_THRESHOLD),
+    }
+    if delay:
+        for probe in probes.values():
+            probe["initialDelaySeconds"] = delay
+    if not startup_on:
+        return probes
+    return {
+        "startupProbe": _http_probe(spec, period=startup_period, timeout=timeout, failures=startup_failures),
+        **probes,
     }
 
 

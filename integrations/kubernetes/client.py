@@ -520,11 +520,16 @@ class KubeClient:
         name: str,
         timeout: float,
         on_progress: Callable[[RolloutOutcome], None] | None = None,
+        check: Callable[[], RolloutOutcome | None] | None = None,
+        check_seconds: float = 5.0,
     ) -> RolloutOutcome:
         """Follow the Deployment with a watch until the rollout completes, fails or ``timeout`` passes.
 
         ``on_progress`` gets each new outcome. A ``ProgressDeadlineExceeded`` condition ends the wait
         at once with state ``failed``; the outcome carries the condition's reason and message.
+        ``check`` is asked at least every ``check_seconds`` while the rollout runs; an outcome it returns
+        ends the wait (the Deployment's status does not change while its new pods crash-loop, so only
+        a look at the pods sees that).
         """
         deadline = time.monotonic() + timeout
         collection = self._path("Deployment", namespace)
@@ -550,6 +555,11 @@ class KubeClient:
             version = listing["metadata"]["resourceVersion"]
             try:
                 while (remaining := deadline - time.monotonic()) > 0:
+                    if check is not None:
+                        verdict = check()
+                        if verdict is not None:
+                            return verdict
+                        remaining = min(remaining, check_seconds)
                     for event in self._watch(collection, [selector], version, remaining):
                         obj = event.get("object") or {}
                         version = (obj.get("metadata") or {}).get("resourceVersion") or version

@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
@@ -274,7 +274,8 @@ class ClusterState:
     kubeconfig: str | None = None
     server: str | None = None
     pid: int | None = None
-    # "real": the pod agent runs pods as processes; "simulated": kwok's pod stages fake them (why: reason).
+    # "real": the pod agent runs pods' processes; "simulated": kwok's stages fake them (``pods_reason``
+    # says why), which the portal's Clusters page shows as a banner. Empty before the cluster has started.
     pods_mode: str = ""
     pods_reason: str = ""
     updated: float = field(default_factory=time.time)
@@ -285,7 +286,11 @@ class ClusterState:
             data = json.loads((Path(workdir) / STATE_FILE).read_text())
         except (OSError, ValueError):
             return None
-        known = cls.__dataclass_fields__
+        if not isinstance(data, dict):
+            return None
+        # A state file written by an older or newer sandbox still reads: unknown keys are dropped and
+        # missing ones take their defaults.
+        known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})
 
     def write(self, workdir: Path) -> None:

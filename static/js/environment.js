@@ -63,18 +63,38 @@
         });
         action.appendChild(button);
       }
-      const row = el("tr", { "data-pod": pod.name, "data-phase": pod.phase }, [
+      const phase = el("td", { text: pod.phase });
+      if (pod.state_reason) {
+        phase.append(" ");
+        phase.appendChild(el("span", {
+          class: "badge text-bg-" + (pod.problem ? pod.problem.severity : "secondary") + " pod-state-reason",
+          title: pod.state_message || "", text: pod.state_reason,
+        }));
+      }
+      const last = el("td", { class: "small pod-last-termination" });
+      const ended = pod.last_termination;
+      if (ended) {
+        last.textContent = fmt(t.exit, { reason: ended.reason, code: ended.exit_code ?? "—" });
+        if (ended.finished_at) {
+          last.append(" · ");
+          last.appendChild(el("span", { class: "text-nowrap", text: localStamp(ended.finished_at) }));
+        }
+      } else last.textContent = "—";
+      const row = el("tr", {
+        "data-pod": pod.name, "data-phase": pod.phase, "data-ready": String(pod.ready), "data-restarts": String(pod.restarts),
+      }, [
         el("td", {}, [el("code", { text: pod.name })]),
-        el("td", { text: pod.phase }),
+        phase,
         el("td", { text: pod.ready_count }),
-        el("td", { text: String(pod.restarts) }),
+        el("td", { class: "pod-restarts", text: String(pod.restarts) }),
         el("td", { text: pod.node || "—" }),
         el("td", { "data-age": pod.age_seconds ?? "", text: age(pod.age_seconds) }),
         images,
-        el("td", { text: pod.last_termination_reason || "—" }),
+        last,
         action,
       ]);
       body.appendChild(row);
+      if (pod.problem) body.appendChild(problemRow(pod));
     });
     if (window.htmx) htmx.process(body);
     // Keep the log pod chooser in step with the pods that exist.
@@ -82,6 +102,19 @@
     logPod.replaceChildren(...items.map((p) => el("option", { text: p.name })));
     if (items.some((p) => p.name === chosen)) logPod.value = chosen;
     updateLinks();
+  }
+
+  // The flag under a pod in trouble: what Kubernetes says, and the next step (pod_health.py writes both).
+  function problemRow(pod) {
+    const p = pod.problem;
+    const cell = el("td", { colspan: "9", class: "small" }, [el("strong", { text: p.reason })]);
+    if (p.restarts) cell.append(" · " + fmt(p.restarts === 1 ? t.restartedOne : t.restartedMany, { n: p.restarts }));
+    if (p.exit_code !== null && p.exit_code !== undefined) cell.append(" · " + fmt(t.lastExit, { code: p.exit_code }));
+    if (p.message) { cell.append(" · "); cell.appendChild(el("span", { class: "pod-problem-message", text: p.message })); }
+    cell.appendChild(el("div", { class: "pod-problem-hint", text: p.hint }));
+    return el("tr", {
+      class: "pod-problem table-" + p.severity, "data-problem-for": pod.name, "data-reason": p.reason,
+    }, [cell]);
   }
 
   function renderDeployment(d) {
@@ -105,6 +138,16 @@
     const scope = document.getElementById("hpa");
     setField(scope, "range", h ? h.min_replicas + "–" + h.max_replicas : "—");
     setField(scope, "replicas", h ? h.current_replicas + " / " + h.desired_replicas : "—");
+    let cpu = "—";
+    if (h && h.cpu_target_utilization !== null && h.cpu_target_utilization !== undefined) {
+      const current = h.cpu_current_utilization;
+      cpu = (current === null || current === undefined ? "—" : current + "%") + " / " + fmt(t.cpuTarget, { target: h.cpu_target_utilization });
+    }
+    setField(scope, "cpu", cpu);
+    const inactive = document.getElementById("hpa-inactive");
+    const messages = (h && h.inactive_messages) || [];
+    inactive.querySelector('[data-field="inactive"]').textContent = messages.join("; ");
+    inactive.classList.toggle("d-none", !messages.length);
     setField(scope, "metrics", metricText(h && h.metrics));
     setField(scope, "current_metrics", metricText(h && h.current_metrics));
     const conditions = scope.querySelector('[data-field="conditions"]');
@@ -132,6 +175,15 @@
     const two = (n) => String(n).padStart(2, "0");
     return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ` +
       `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  }
+  function renderWarnings(items) {
+    const body = document.getElementById("warning-rows");
+    body.replaceChildren();
+    if (!items.length) body.appendChild(el("tr", {}, [el("td", { colspan: "5", class: "text-muted", text: t.noWarnings })]));
+    items.forEach((w) => body.appendChild(el("tr", { "data-warning": w.reason, "data-warning-pod": w.pod }, [
+      el("td", { class: "text-nowrap", text: localStamp(w.last_seen) }), el("td", {}, [el("code", { text: w.pod })]),
+      el("td", { text: w.reason }), el("td", { class: "warning-count", text: "×" + w.count }), el("td", { text: w.message }),
+    ])));
   }
   function renderEvents(items) {
     const body = document.getElementById("event-rows");
@@ -193,7 +245,7 @@
     deployment: (m) => renderDeployment(m.item),
     hpa: (m) => renderHpa(m.item),
     service: (m) => renderService(m.item),
-    events: (m) => renderEvents(m.items),
+    events: (m) => { renderEvents(m.items); renderWarnings(m.warnings || []); },
     error: (m) => { streamError.textContent = m.source + ": " + m.message; streamError.classList.remove("d-none"); },
     log: (m) => appendLine(m.line),
     "log-start": () => { streamError.classList.add("d-none"); },

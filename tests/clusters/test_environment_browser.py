@@ -7,6 +7,7 @@ from kubernetes import client as k8s
 
 from tests.browser import sign_in
 from tests.helpers.environments import provision
+from tests.helpers.kubelet import crash_loop_status, patch_status, warning_event
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -70,3 +71,46 @@ def test_config_change_is_applied_by_the_worker_and_followed_live(
         "orders", env.namespace
     )
     assert hpa.spec.max_replicas == 6
+
+
+def test_a_crash_looping_pod_is_flagged_live_with_its_cause_and_warnings(
+    people, local_clusters, kube_cluster, chromium, daphne_server
+):
+    env = provision(people, local_clusters["test"])
+    page = sign_in(chromium, daphne_server, people.developer.username)
+    page.goto(f"{daphne_server}/projects/orders/env/test/")
+    page.wait_for_selector("#env-live[data-state=open]")
+    victim = page.locator("#pod-rows tr[data-pod]").first.get_attribute("data-pod")
+    assert page.locator("#pod-rows tr.pod-problem").count() == 0
+    page.wait_for_selector('#hpa [data-field="cpu"]:has-text("target 70%")')
+
+    pod = k8s.CoreV1Api(kube_cluster.api_client).read_namespaced_pod(victim, env.namespace)
+    patch_status(kube_cluster, env.namespace, victim, crash_loop_status(pod, restarts=3, exit_code=143))
+    flag = page.wait_for_selector(
+        f'#pod-rows tr.pod-problem[data-problem-for="{victim}"][data-reason="CrashLoopBackOff"]',
+        timeout=10_000,
+    )
+    assert "raise the start-up budget" in flag.inner_text()
+    assert "restarted 3 times" in flag.inner_text() and "last exit 143" in flag.inner_text()
+    row = page.locator(f'#pod-rows tr[data-pod="{victim}"]')
+    assert row.get_attribute("data-ready") == "false" and row.get_attribute("data-restarts") == "3"
+    assert "Error (exit 143)" in row.locator(".pod-last-termination").inner_text()
+
+    warning_event(
+        kube_cluster, env.namespace, victim, reason="Unhealthy", message="Startup probe failed", count=5
+    )
+    page.wait_for_selector(
+        f'#warning-rows tr[data-warning="Unhealthy"][data-warning-pod="{victim}"] '
+        '.warning-count:has-text("×5")',
+        timeout=10_000,
+    )
+
+    patch_status(
+        kube_cluster,
+        env.namespace,
+        victim,
+        crash_loop_status(pod, restarts=4, exit_code=137, reason="OOMKilled"),
+    )
+    oom = page.wait_for_selector('#pod-rows tr.pod-problem[data-reason="OOMKilled"]', timeout=10_000)
+    assert "raise the memory limit" in oom.inner_text()
+    page.context.close()

@@ -5,3 +5,13 @@ from types import SimpleNamespace
 
 def building():
     return SimpleNamespace(phase="building", message="compiling kube-apiserver")
+
+
+def simulated():
+    return SimpleNamespace(
+        phase="ready", message="", pods_mode="simulated", pods_reason="not running as root"
+    )
+
+
+def real():
+    return SimpleNamespace(phase="ready", message="", pods_mode="real", pods_reason="")
