@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import tarfile
@@ -24,7 +25,7 @@ from projects.choices import Language
 from sandbox.images import build
 from sandbox.pipeline import GITLAB_TOKEN, JENKINS_TOKEN, JENKINS_USER, TEMPLATE_PREFIX
 from sandbox.seed import DEMO_PROJECTS
-from tests.fixtures.standins import DEMO_REPOS, require, require_tools
+from tests.fixtures.standins import BUILD_IMAGE_SH, DEMO_REPOS, require, require_tools
 
 pytestmark = pytest.mark.standins
 
@@ -218,3 +219,22 @@ def test_base_image_runs_its_runtime_from_its_own_files(tmp_path, name, argv, ex
     assert done.returncode == 0, done.stderr
     assert expected in done.stdout + done.stderr
     assert "Warning" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("base", ["docker.io/library/alpine:3.20", "alpine", "10.0.1.5:5000/x/y:1"])
+def test_build_image_refuses_a_base_image_from_outside_the_machine(tmp_path, base):
+    require_tools("buildah")
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {base}\nCOPY . /app/\n")
+    done = subprocess.run(
+        ["bash", str(BUILD_IMAGE_SH), str(context), "127.0.0.1:1/demo/x:v1"],
+        env={**os.environ, "SANDBOX_BUILDAH_ROOT": str(tmp_path / "buildah")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"base image {base} is not in a registry on this machine" in done.stderr
+    assert "pulling" not in done.stdout
