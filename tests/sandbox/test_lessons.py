@@ -1,0 +1,346 @@
+"""The seed's hard lessons, proven on running processes (issue 12, part 4).
+
+java-hello and go-hello are built by the Jenkins stand-in with the portal's generic recipes, pushed to a
+registry of this module's own, and run by the pod agent as real processes on pod IPs; the portal renders
+and applies their objects, changes their configuration (as ops, through the API) and reads their state,
+logs and exec the way its pages do. Nothing here is checked in a rendered spec alone.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from django.utils import timezone
+from kubernetes import client as k8s
+
+from clusters.choices import ConfigChangeStatus
+from clusters.models import ProjectEnvironment
+from clusters.workload import manifests
+from clusters.workload.request import build_spec
+from integrations.kubernetes.client import KubeClient
+from sandbox.pipeline import SandboxPipeline
+from tests.fixtures.ci import unavailable
+from tests.fixtures.clusters import VALID_REQUEST
+from tests.fixtures.kube import KubeCluster, exec_output
+from tests.helpers.environments import run_change
+from tests.polling import until
+from tests.sandbox.test_demo_builds import build_like_a_release
+
+pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
+
+MiB = 1024 * 1024
+# java-hello does not listen for this long (it stands for Spring Boot's start; the real default is 40 s).
+JAVA_START_SECONDS = 30
+JAVA_REQUEST = {
+    **VALID_REQUEST,
+    "replicas": 1,
+    "hpa_min": 1,
+    "hpa_max": 2,
+    "cpu_request": "500m",
+    "memory_request": "512Mi",
+    "memory_limit": "512Mi",
+    "health_path": "/actuator/health",
+    "startup_seconds": JAVA_START_SECONDS,
+    "runtime_options": "",
+    "eureka_enabled": False,
+    "env_vars": [["STARTUP_DELAY_SECONDS", str(JAVA_START_SECONDS)]],
+}
+GO_REQUEST = {
+    **VALID_REQUEST,
+    "replicas": 1,
+    "hpa_min": 1,
+    "hpa_max": 3,
+    "hpa_cpu_target": 50,
+    # A small request, so that a request loop from two cores' worth of Python is "load" for it.
+    "cpu_request": "20m",
+    "memory_request": "64Mi",
+    "cpu_limit": "200m",
+    "health_path": "/healthz",
+    "startup_seconds": 5,
+    "runtime_options": "",
+    "eureka_enabled": False,
+    "env_vars": [],
+}
+
+
+@pytest.fixture(scope="module")
+def lesson_images(kube_cluster: KubeCluster, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """java-hello and go-hello built like a release, in a registry whose images the agent really runs."""
+    if kube_cluster.cluster.pods_mode != "real":
+        unavailable(f"the pod agent is not running real pods here: {kube_cluster.cluster.pods_reason}")
+    pipeline = SandboxPipeline(tmp_path_factory.mktemp("lessons")).start()
+    try:
+        kube_cluster.cluster.allow_registry(pipeline.registry.host)
+        images = {}
+        for name in ("java-hello", "go-hello"):
+            image, console, _seconds = build_like_a_release(pipeline, name, "v1.0.0")
+            pushed = re.search(rf"^pushed {re.escape(image)}@(sha256:[0-9a-f]{{64}})$", console, re.M)
+            assert pushed, console[-2000:]
+            images[name] = f"{image}@{pushed[1]}"
+        yield images
+    finally:
+        pipeline.stop()
+
+
+def _provision(people, cluster, language: str, request: dict, overrides: dict | None = None):
+    """The project running in ``cluster``'s environment as the portal provisions it, without waiting."""
+    people.project.language = language
+    people.project.save(update_fields=["language"])
+    spec = build_spec(
+        project=people.project,
+        environment=cluster.environment,
+        cluster=cluster,
+        request=request,
+        overrides=overrides or {},
+    )
+    rendered = manifests.render(spec)
+    with KubeClient.from_cluster(cluster) as kube:
+        kube.ensure_namespace(spec.namespace)
+        for obj in rendered.objects:
+            kube.apply(obj)
+    return ProjectEnvironment.objects.create(
+        project=people.project,
+        environment=cluster.environment,
+        cluster=cluster,
+        namespace=spec.namespace,
+        spec={"request": request, "overrides": overrides or {}},
+        live_objects=[{"kind": o["kind"], "name": o["metadata"]["name"]} for o in rendered.objects],
+        provisioned_at=timezone.now(),
+    )
+
+
+def _state(client, env) -> dict:
+    answer = client.get(f"/api/projects/{env.project.name}/environments/{env.environment}/")
+    assert answer.status_code == 200, answer.content
+    return answer.json()
+
+
+def _ready_pods(client, env, count: int = 1) -> list[dict] | None:
+    pods = [p for p in _state(client, env)["pods"] if p["phase"] == "Running"]
+    ready = [p for p in pods if p["ready"]]
+    return ready if len(ready) == count and len(pods) == count else None
+
+
+def _logs(client, env, pod: str, *, previous: bool = False) -> str:
+    url = f"/api/projects/{env.project.name}/environments/{env.environment}/pods/{pod}/logs/"
+    answer = client.get(url, {"previous": "true" if previous else "false"})
+    assert answer.status_code == 200, answer.content
+    return answer.content.decode()
+
+
+def _max_heap_mib(log: str) -> int:
+    for line in log.splitlines():
+        if line.startswith("java-hello: max heap "):
+            return int(line.split()[3])
+    raise AssertionError(f"java-hello printed no heap size:\n{log[-2000:]}")
+
+
+def _put_overrides(client, env, overrides: dict):
+    return client.put(
+        f"/api/projects/{env.project.name}/environments/{env.environment}/config/",
+        {"request": {}, "overrides": overrides, "dry_run": False},
+        content_type="application/json",
+    )
+
+
+def _apply_as_ops(client, people, env, overrides: dict, settings, django_capture_on_commit_callbacks):
+    """Ops change the environment's overrides through the API; the change runs as the worker runs it."""
+    client.force_login(people.ops)
+    with django_capture_on_commit_callbacks(execute=False):
+        answer = _put_overrides(client, env, overrides)
+    assert answer.status_code == 202, answer.content
+    return run_change(answer.json()["id"])
+
+
+def test_java_hello_with_the_portals_defaults_becomes_ready_sizes_its_heap_from_the_limit_and_has_its_own_fs(
+    client, people, local_clusters, lesson_images, kube_cluster
+):
+    env = _provision(
+        people, local_clusters["test"], "java", {**JAVA_REQUEST, "image": lesson_images["java-hello"]}
+    )
+    client.force_login(people.developer)
+    started = time.monotonic()
+    pods = until(
+        "java-hello to become Ready", lambda: _ready_pods(client, env), timeout=JAVA_START_SECONDS + 90
+    )
+    # The startup probe let it take its time: not one restart.
+    assert time.monotonic() - started >= JAVA_START_SECONDS - 5
+    pod = pods[0]
+    assert pod["restarts"] == 0 and pod["problem"] is None, pod
+    assert pod["pod_ip"].startswith("10.0.")
+    answer = requests.get(f"http://{pod['pod_ip']}:8080/actuator/health", timeout=5)
+    assert answer.status_code == 200 and "UP" in answer.text
+
+    # MaxRAMPercentage=75 of the 512Mi limit (the JVM keeps a little of it back for its own regions).
+    heap = _max_heap_mib(_logs(client, env, pod["name"]))
+    assert 300 <= heap <= 384, heap
+    assert "1 processors" in _logs(client, env, pod["name"])  # ActiveProcessorCount from the 500m request
+
+    # An exec (the web terminal's path: apiserver → kwok → the agent's enter helper) sees the image's
+    # files, not the host's.
+    core = k8s.CoreV1Api(kube_cluster.api_client)
+    listing = exec_output(
+        core, env.namespace, pod["name"], ["/bin/sh", "-c", "ls /; ls /opt/java/bin; cat /etc/hostname"]
+    )
+    assert "java" in listing and pod["name"] in listing, listing
+    assert "work" not in listing.split(), listing  # /work is the host's
+
+
+def test_a_jvm_that_ignores_the_container_sizes_its_heap_from_the_host(
+    client, people, local_clusters, lesson_images
+):
+    # The company's first JVMs (JDK 8 before container support) behaved like -XX:-UseContainerSupport.
+    request = {
+        **JAVA_REQUEST,
+        "image": lesson_images["java-hello"],
+        "runtime_options": "-XX:-UseContainerSupport -XX:InitialRAMPercentage=1.0",
+        "env_vars": [["STARTUP_DELAY_SECONDS", "1"]],
+    }
+    env = _provision(people, local_clusters["test"], "java", request)
+    client.force_login(people.developer)
+    pod = until("java-hello's pod", lambda: (_state(client, env)["pods"] or [None])[0], timeout=60)
+
+    def heap() -> int | None:
+        try:
+            return _max_heap_mib(_logs(client, env, pod["name"]))
+        except AssertionError:
+            return None
+
+    host_mib = int(subprocess.check_output(["awk", "/MemTotal/ {print $2}", "/proc/meminfo"])) // 1024
+    seen = until("the heap line", heap, timeout=90)
+    assert seen > 4 * 512, (seen, host_mib)  # far above the 512Mi limit: sized from the host's memory
+    assert seen >= host_mib * 0.5, (seen, host_mib)
+
+
+def test_without_the_startup_probe_java_hello_restarts_in_a_loop_and_the_page_says_why(
+    client, people, local_clusters, lesson_images, settings, django_capture_on_commit_callbacks
+):
+    env = _provision(
+        people, local_clusters["test"], "java", {**JAVA_REQUEST, "image": lesson_images["java-hello"]}
+    )
+    client.force_login(people.developer)
+    until("java-hello to become Ready", lambda: _ready_pods(client, env), timeout=JAVA_START_SECONDS + 90)
+
+    # The company's first configuration: no startup probe, a short initial delay. Liveness then kills the
+    # JVM (3 failures, 10 s apart, from 5 s) before it listens at 30 s.
+    settings.OPSPORTAL_ROLLOUT_TIMEOUT = 60
+    change = _apply_as_ops(
+        client,
+        people,
+        env,
+        {"startup_probe_enabled": 0, "probe_initial_delay_seconds": 5},
+        settings,
+        django_capture_on_commit_callbacks,
+    )
+    assert change.status == ConfigChangeStatus.FAILED, change.status
+    client.force_login(people.developer)
+
+    def looping() -> dict | None:
+        for pod in _state(client, env)["pods"]:
+            if pod["restarts"] >= 2:
+                return pod
+        return None
+
+    pod = until("the new pod to restart twice", looping, timeout=150)
+    assert not pod["ready"]
+    problem = pod["problem"]
+    assert problem, pod
+    assert "liveness probe killed the container before it finished starting" in problem["hint"], problem
+    state = _state(client, env)
+    reasons = {w["reason"] for w in state["pod_warnings"] if w["pod"] == pod["name"]}
+    assert {"Unhealthy", "BackOff"} <= reasons, state["pod_warnings"]
+    # The old pod (with the startup probe) still serves: the rollout never replaced it.
+    assert any(p["ready"] for p in state["pods"]), state["pods"]
+
+
+def test_slow_health_fails_a_1s_probe_timeout_and_passes_the_portals_default(
+    client, people, local_clusters, lesson_images, settings, django_capture_on_commit_callbacks
+):
+    request = {
+        **JAVA_REQUEST,
+        "image": lesson_images["java-hello"],
+        "env_vars": [["STARTUP_DELAY_SECONDS", "2"], ["SLOW_HEALTH", "true"]],
+    }
+    env = _provision(people, local_clusters["test"], "java", request)
+    client.force_login(people.developer)
+    # Health answers in 1.5 s: the portal's 3 s timeout accepts it.
+    until("java-hello to become Ready with slow health", lambda: _ready_pods(client, env), timeout=120)
+
+    settings.OPSPORTAL_ROLLOUT_TIMEOUT = 40
+    change = _apply_as_ops(
+        client, people, env, {"probe_timeout_seconds": 1}, settings, django_capture_on_commit_callbacks
+    )
+    assert change.status == ConfigChangeStatus.FAILED, change.status
+    client.force_login(people.developer)
+    state = _state(client, env)
+    new = [p for p in state["pods"] if not p["ready"]]
+    assert new, state["pods"]
+    unhealthy = [w for w in state["pod_warnings"] if w["reason"] == "Unhealthy"]
+    assert unhealthy and any("timeout" in w["message"].lower() for w in unhealthy), state["pod_warnings"]
+
+
+def _load(urls: list[str], stop: threading.Event) -> None:
+    with requests.Session() as session:
+        while not stop.is_set():
+            for url in urls:
+                try:
+                    session.get(url, timeout=2)
+                except requests.RequestException:
+                    pass
+
+
+def test_load_on_go_hello_scales_it_out_and_back_in(
+    client, people, local_clusters, lesson_images, kube_cluster
+):
+    request = {**GO_REQUEST, "image": lesson_images["go-hello"]}
+    env = _provision(people, local_clusters["test"], "go", request, {"hpa_scale_down_window_seconds": 0})
+    client.force_login(people.developer)
+    pods = until("go-hello to become Ready", lambda: _ready_pods(client, env), timeout=90)
+    pod_ip = pods[0]["pod_ip"]
+    # The seal: the pod IP is reached over the sandbox's bridge, never through the host's uplink.
+    route = subprocess.run(["ip", "route", "get", pod_ip], capture_output=True, text=True, check=True).stdout
+    assert " dev opsbr" in route, route
+
+    def scaling_active() -> dict | None:
+        hpa = _state(client, env)["hpa"]
+        return hpa if hpa and hpa["scaling_active"] and hpa["cpu_current_utilization"] is not None else None
+
+    until("the HPA to read real CPU usage", scaling_active, timeout=90)
+    stop = threading.Event()
+    urls = [f"http://{pod_ip}:8080/"]
+    workers = [threading.Thread(target=_load, args=(urls, stop), daemon=True) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        seen: list[dict] = []
+
+        def scaled_out() -> dict | None:
+            hpa = _state(client, env)["hpa"]
+            seen.append(hpa)
+            return hpa if hpa and hpa["desired_replicas"] > 1 else None
+
+        try:
+            hpa = until("the HPA to scale out", scaled_out, timeout=150)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}; the HPA said: {[h and h['current_metrics'] for h in seen[-3:]]}"
+            ) from None
+        assert hpa["cpu_current_utilization"] > 50, hpa
+        until("more than one go-hello pod", lambda: len(_state(client, env)["pods"]) > 1, timeout=60)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=5)
+    until(
+        "the HPA to scale back in",
+        lambda: (h := _state(client, env)["hpa"])
+        and h["desired_replicas"] == 1
+        and h["current_replicas"] == 1,
+        timeout=180,
+    )
