@@ -620,7 +620,9 @@ def test_a_refused_line_is_not_run_and_is_shown_and_audited(
     term.type(f"shutdown -h now\rtouch {proof}\r")
     term.wait_output(r"refused by OpsPortal(.|\n)*refused by OpsPortal")
     term.type("uptime > /dev/null && echo uptime-ran\r")  # refused in prod only
-    term.wait_output(r"uptime-ran\r\n")
+    # The command's output and then its exit status marker: the echo of the typed line also ends in
+    # "uptime-ran\r\n", and the command is recorded only once it has finished.
+    term.wait_output(r"[\r\n]uptime-ran\r\n\x1b\]6973;0\x07")
     assert not proof.exists()
     assert "'reboot'" in term.output and "'shutdown'" in term.output
     term.close()

@@ -42,6 +42,7 @@ KWOK = ("kwok.x-k8s.io", "v1alpha1")
 POLL_INTERVAL = 0.2
 BACKOFF_RESET_AFTER = 600.0  # the kubelet forgets a container's back-off after it ran this long
 DEFAULT_GRACE = 30
+SIMULATED_RETRIES = 30
 
 
 def rfc3339(when: float | None = None) -> str:
@@ -569,7 +570,8 @@ class Agent:
         self._workers: dict[str, PodWorker] = {}
         self._simulated: dict[str, dict] = {}  # uid -> latest pod
         self._sim_locks: dict[str, threading.Lock] = {}
-        self._sim_done: dict[str, set[str]] = {}  # uid -> steps done (annotated, exec, ready, complete)
+        self._sim_done: dict[str, set[str]] = {}
+        self._retries: dict[str, int] = {}  # uid -> steps done (annotated, exec, ready, complete)
 
     # -- watch -----------------------------------------------------------------------------------------
 
@@ -668,6 +670,7 @@ class Agent:
             self._simulated.pop(uid, None)
             self._sim_locks.pop(uid, None)
             self._sim_done.pop(uid, None)
+            self._retries.pop(uid, None)
         if worker is not None:
             worker.gone()
         elif uid in self.network.pod_ips():
@@ -687,20 +690,28 @@ class Agent:
             return
         with lock:
             try:
-                self._step_simulated(pod, done)
+                finished = self._step_simulated(pod, done)
             except client.ApiException as exc:
-                if exc.status not in (404, 409, 422):
+                finished = exc.status == 404  # gone: its DELETED event follows
+                if not finished:
                     log.warning("simulated pod %s: %s", pod["metadata"]["name"], exc.reason)
             except Exception:
                 log.exception("simulated pod %s", pod["metadata"]["name"])
+                finished = False
+        if not finished and self._retries.get(uid, 0) < SIMULATED_RETRIES and not self.stopping.is_set():
+            # A failed write (the apiserver busy or restarting) would otherwise wait for the pod's next event.
+            self._retries[uid] = self._retries.get(uid, 0) + 1
+            timer = threading.Timer(1.0, lambda: self._pool.submit(self._sync_simulated, uid))
+            timer.daemon = True
+            timer.start()
 
-    def _step_simulated(self, pod: dict, done: set[str]) -> None:
+    def _step_simulated(self, pod: dict, done: set[str]) -> bool:
+        """One kwok-like stage for ``pod``; False when a write failed and the step should be retried."""
         meta, status = pod["metadata"], pod.get("status") or {}
         if meta.get("deletionTimestamp"):
-            if "deleted" not in done:
+            if "deleted" not in done and self.delete_pod(pod):
                 done.add("deleted")
-                self.delete_pod(pod)
-            return
+            return "deleted" in done
         if "annotated" not in done:
             reason = next(step for step in done if step.startswith("reason:")).removeprefix("reason:")
             if (meta.get("annotations") or {}).get(SIMULATED_ANNOTATION) != reason:
@@ -721,11 +732,14 @@ class Agent:
         )
         owners = {ref.get("kind") for ref in meta.get("ownerReferences") or []}
         if phase == "Pending" and not ready and "ready" not in done:
-            self.patch_status(pod, self._simulated_ready(pod))
+            if not self.patch_status(pod, self._simulated_ready(pod)):
+                return False
             done.add("ready")
         elif phase == "Running" and "Job" in owners and "complete" not in done:
-            self.patch_status(pod, self._simulated_complete(pod))
+            if not self.patch_status(pod, self._simulated_complete(pod)):
+                return False
             done.add("complete")
+        return True
 
     def _simulated_ready(self, pod: dict) -> dict:
         spec, now = pod["spec"], rfc3339()
@@ -823,15 +837,17 @@ class Agent:
                 _return_http_data_only=True,
             )
         except client.ApiException as exc:
-            if exc.status not in (404, 409, 422):
-                log.warning("status of %s/%s: %s", meta["namespace"], meta["name"], exc.reason)
+            if exc.status == 404:
+                return True  # gone; its DELETED event follows
+            log.warning("status of %s/%s: %s", meta["namespace"], meta["name"], exc.reason)
             return False
         except Exception as exc:
             log.warning("status of %s/%s: %s", meta["namespace"], meta["name"], exc)
             return False
         return True
 
-    def delete_pod(self, pod: dict) -> None:
+    def delete_pod(self, pod: dict) -> bool:
+        """Delete now, only this pod (uid precondition); True once it is gone or going."""
         meta = pod["metadata"]
         try:
             self.core.delete_namespaced_pod(
@@ -843,6 +859,11 @@ class Agent:
         except client.ApiException as exc:
             if exc.status not in (404, 409):
                 log.warning("delete %s/%s: %s", meta["namespace"], meta["name"], exc.reason)
+                return False
+        except Exception as exc:  # the apiserver unreachable
+            log.warning("delete %s/%s: %s", meta["namespace"], meta["name"], exc)
+            return False
+        return True
 
     def _apply_kwok(self, plural: str, body: dict) -> None:
         meta = body["metadata"]

@@ -44,6 +44,25 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # A longer line is split into partial ("P") records, as containerd does.
 MAX_LOG_LINE = 16 * 1024
 START_TIMEOUT_SECONDS = 30.0
+# containerd's (and Docker's) default capabilities: a container running as root gets these, not all of a
+# root bwrap's (which would include CAP_SYS_ADMIN, enough to leave the sandbox). init drops to another
+# uid with CAP_SETUID/CAP_SETGID; that drop clears them all.
+DEFAULT_CAPABILITIES = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+)
 _CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
 
@@ -82,7 +101,8 @@ def resolve_user(rootfs: Path, user: str) -> tuple[int, int]:
     passwd = _table(rootfs / "etc" / "passwd")
     if name.isdigit():
         uid = int(name)
-        gid = next((int(row[3]) for row in passwd if row[2] == name and row[3].isdigit()), uid if uid else 0)
+        # As runc does: a uid the image's passwd does not know runs with gid 0.
+        gid = next((int(row[3]) for row in passwd if row[2] == name and row[3].isdigit()), 0)
     else:
         row = next((row for row in passwd if row[0] == name), None)
         if row is None:
@@ -290,6 +310,9 @@ class Container:
             # --die-with-parent reaches it when bwrap dies, and with it the whole pid namespace goes. The
             # command, once it has dropped to its uid, would not get that signal: the kernel checks it
             # against bwrap's credentials, and bwrap has given up CAP_KILL by then.
+            "--cap-drop",
+            "ALL",
+            *(arg for cap in DEFAULT_CAPABILITIES for arg in ("--cap-add", cap)),
             "--hostname",
             spec.hostname,
             "--ro-bind",

@@ -38,6 +38,7 @@ from sandbox.kube.agent.runtime import (
     _CriLog,
     _pump,
     is_sandbox_image,
+    resolve_user,
 )
 from sandbox.registry import RegistryServer, find_binary
 from tests.fixtures.ci import unavailable
@@ -241,6 +242,22 @@ def run_inside(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
 # -- images ---------------------------------------------------------------------------------------------
 
 
+def test_users_resolve_against_the_image_passwd_and_group(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/app:/bin/sh\n")
+    (tmp_path / "etc" / "group").write_text("root:x:0:\napps:x:1001:\nstaff:x:50:\n")
+    assert resolve_user(tmp_path, "") == (0, 0)
+    assert resolve_user(tmp_path, "app") == (1000, 1001)
+    assert resolve_user(tmp_path, "1000") == (1000, 1001)
+    assert resolve_user(tmp_path, "4242") == (4242, 0)  # unknown to passwd: gid 0, as runc does
+    assert resolve_user(tmp_path, "app:staff") == (1000, 50)
+    assert resolve_user(tmp_path, "4242:4343") == (4242, 4343)
+    with pytest.raises(StartError, match="unable to find user nobody"):
+        resolve_user(tmp_path, "nobody")
+    with pytest.raises(StartError, match="unable to find group wheel"):
+        resolve_user(tmp_path, "app:wheel")
+
+
 def test_is_sandbox_image_matches_the_registry_host_and_port() -> None:
     registries = ["127.0.0.1:5000", "http://localhost:5001/"]
     assert is_sandbox_image("127.0.0.1:5000/go-hello:v1", registries)
@@ -396,9 +413,12 @@ def test_cri_records_split_long_lines_whatever_the_chunks(tmp_path: Path) -> Non
 
 
 def test_generated_etc_files_and_an_own_pid_namespace(make_spec) -> None:
-    spec = make_spec(
-        argv=["sh", "-c", "cat /etc/hostname /etc/hosts /etc/resolv.conf; echo pid=$$; ls /proc"]
+    script = (
+        "cat /etc/hostname /etc/hosts /etc/resolv.conf; echo pid=$$; ls /proc; "
+        "touch /tmp/a /var/tmp/b && echo scratch-writable; "
+        "touch /srv/new 2>/dev/null || echo rootfs-read-only"
     )
+    spec = make_spec(argv=["sh", "-c", script])
     container = make_spec.start(spec)
     assert container.wait(10) == 0
     lines = [text for stream, _, text in log_records(spec.log_path) if stream == "stdout"]
@@ -407,6 +427,7 @@ def test_generated_etc_files_and_an_own_pid_namespace(make_spec) -> None:
     assert "search demo.svc.cluster.local svc.cluster.local cluster.local" in lines
     assert not any(line.startswith("nameserver") for line in lines)  # nothing to ask off the machine
     assert "pid=2" in lines  # after bwrap's init, pid 1, which reaps and dies with the agent
+    assert "scratch-writable" in lines and "rootfs-read-only" in lines
     pids = [int(line) for line in lines if line.isdigit()]
     assert max(pids) < 50  # only the container's own processes
 
@@ -419,6 +440,25 @@ def test_signal_reaches_the_command(make_spec) -> None:
     container.signal(signal.SIGTERM)
     assert container.wait(10) == 0
     assert ("stdout", "F", "got TERM") in log_records(spec.log_path)
+
+
+def test_a_root_container_gets_the_default_capabilities_only(make_spec) -> None:
+    spec = make_spec(
+        user="0", argv=["sh", "-c", "id -u; grep CapEff /proc/self/status; mount -t tmpfs x /tmp"]
+    )
+    container = make_spec.start(spec)
+    assert container.wait(10) != 0  # mount needs CAP_SYS_ADMIN, which a container does not get
+    lines = [text for _, _, text in log_records(spec.log_path)]
+    assert lines[0] == "0"
+    effective = int(lines[1].split()[1], 16)
+    cap_sys_admin, cap_net_bind_service, cap_setuid = 21, 10, 7
+    assert not effective & (1 << cap_sys_admin)
+    assert effective & (1 << cap_net_bind_service) and effective & (1 << cap_setuid)
+    # A non-root user has none at all.
+    nobody = make_spec(argv=["sh", "-c", "grep CapEff /proc/self/status"])
+    container = make_spec.start(nobody)
+    assert container.wait(10) == 0
+    assert ("stdout", "F", "CapEff:\t0000000000000000") in log_records(nobody.log_path)
 
 
 def test_a_missing_executable_raises_start_error_and_leaves_nothing(make_spec) -> None:
@@ -473,10 +513,15 @@ def test_the_cpu_quota_caps_usage_and_usage_reports_real_numbers(make_spec) -> N
     time.sleep(3.0)
     cpu_after, _ = container.usage()
     rate = (cpu_after - cpu_before) / 1e9 / (time.monotonic() - wall_before)
-    # 200m is a fifth of a core; a busy loop without the quota takes a whole one.
-    assert 0.02 < rate < 0.26, rate
-    throttled = dict(line.split() for line in (cpu_dir / "cpu.stat").read_text().splitlines())
-    assert int(throttled["nr_throttled"]) > 0
+    # 200m is a fifth of a core; a busy loop without the quota takes a whole one (on a loaded machine
+    # it may get less than its quota, so only the cap is exact).
+    assert 0 < rate < 0.26, rate
+
+    def throttled() -> int:
+        stat = dict(line.split() for line in (cpu_dir / "cpu.stat").read_text().splitlines())
+        return int(stat["nr_throttled"])
+
+    until("the quota throttles the busy loop", throttled, timeout=20)
     assert 100_000 < memory < 64 * MiB  # a real working set: more than nothing, under the limit
 
 
