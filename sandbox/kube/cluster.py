@@ -316,15 +316,16 @@ class LocalCluster:
         pods: str = "auto",
         registries: Sequence[str] = (),
         pod_backoff: tuple[float, float] | None = None,
-        serve_metrics: bool = False,
+        serve_metrics: bool = True,
     ) -> None:
         """``pods``: "real" runs pods as processes through the pod agent (sandbox.kube.agent; fails to
         start where that is impossible), "simulated" keeps kwok's fake pods, "auto" picks real when
         :func:`podnet.pods_supported`. ``registries``: ``host:port`` of the sandbox registries real pods
         may pull from (more with :meth:`allow_registry`); other images are simulated by the agent.
         ``pod_backoff``: the agent's CrashLoopBackOff (first delay, cap) in seconds (default 10, 300).
-        ``serve_metrics``: the agent serves metrics.k8s.io from its containers' cgroups (needs the
-        metrics module, sandbox.kube.agent.metrics_api).
+        ``serve_metrics``: the agent serves metrics.k8s.io from its containers' cgroups
+        (sandbox.kube.agent.metrics_api), so HorizontalPodAutoscalers and the environment page see
+        real usage; only with real pods.
         ``per_pod_exec``: watch pods and give each its own exec work directory (see pod_workdir).
         ``keep_data``: resume the certificates and etcd data a previous start left in ``workdir``, so
         what was deployed survives a restart (``make run``); otherwise every start is a fresh cluster.

@@ -8,6 +8,7 @@ logs and exec the way its pages do. Nothing here is checked in a rendered spec a
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import threading
@@ -23,14 +24,20 @@ from clusters.choices import ConfigChangeStatus
 from clusters.models import ProjectEnvironment
 from clusters.workload import manifests
 from clusters.workload.request import build_spec
+from deploys import services as deploy_services
+from deploys.choices import DeploymentKind, ReleaseStatus
+from deploys.models import DeploymentRecord
+from deploys.tasks import provision_ticket, release_build, release_deploy, release_tag
 from integrations.kubernetes.client import KubeClient
+from observability.models import AuditEvent
 from sandbox.pipeline import SandboxPipeline
 from tests.fixtures.ci import unavailable
 from tests.fixtures.clusters import VALID_REQUEST
 from tests.fixtures.kube import KubeCluster, exec_output
+from tests.fixtures.pipeline import ensure_default_recipes, run_release_task
+from tests.helpers.demo_builds import build_like_a_release
 from tests.helpers.environments import run_change
 from tests.polling import until
-from tests.sandbox.test_demo_builds import build_like_a_release
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
 
@@ -70,22 +77,28 @@ GO_REQUEST = {
 
 
 @pytest.fixture(scope="module")
-def lesson_images(kube_cluster: KubeCluster, tmp_path_factory) -> Iterator[dict[str, str]]:
-    """java-hello and go-hello built like a release, in a registry whose images the agent really runs."""
+def lesson_pipeline(kube_cluster: KubeCluster, tmp_path_factory) -> Iterator[SandboxPipeline]:
+    """GitLab, Jenkins and a registry of this module's own, whose images the agent really runs."""
     if kube_cluster.cluster.pods_mode != "real":
         unavailable(f"the pod agent is not running real pods here: {kube_cluster.cluster.pods_reason}")
     pipeline = SandboxPipeline(tmp_path_factory.mktemp("lessons")).start()
     try:
         kube_cluster.cluster.allow_registry(pipeline.registry.host)
-        images = {}
-        for name in ("java-hello", "go-hello"):
-            image, console, _seconds = build_like_a_release(pipeline, name, "v1.0.0")
-            pushed = re.search(rf"^pushed {re.escape(image)}@(sha256:[0-9a-f]{{64}})$", console, re.M)
-            assert pushed, console[-2000:]
-            images[name] = f"{image}@{pushed[1]}"
-        yield images
+        yield pipeline
     finally:
         pipeline.stop()
+
+
+@pytest.fixture(scope="module")
+def lesson_images(lesson_pipeline: SandboxPipeline) -> dict[str, str]:
+    """java-hello and go-hello built like a release (generic recipes), pinned by digest."""
+    images = {}
+    for name in ("java-hello", "go-hello"):
+        image, console, _seconds = build_like_a_release(lesson_pipeline, name, "v1.0.0")
+        pushed = re.search(rf"^pushed {re.escape(image)}@(sha256:[0-9a-f]{{64}})$", console, re.M)
+        assert pushed, console[-2000:]
+        images[name] = f"{image}@{pushed[1]}"
+    return images
 
 
 def _provision(people, cluster, language: str, request: dict, overrides: dict | None = None):
@@ -344,3 +357,55 @@ def test_load_on_go_hello_scales_it_out_and_back_in(
         and h["current_replicas"] == 1,
         timeout=180,
     )
+
+
+def test_a_release_into_the_first_configuration_fails_with_the_restart_loop_and_rolls_back(
+    client, people, local_clusters, lesson_pipeline, settings, django_capture_on_commit_callbacks
+):
+    """Through the whole pipeline: tag, Jenkins build with the generic java recipe, image swap."""
+    ensure_default_recipes()
+    for key, value in lesson_pipeline.settings().items():
+        setattr(settings, key, json.loads(value) if key == "OPSPORTAL_BASE_IMAGES" else value)
+    settings.INTEGRATION_RETRY_BACKOFF_SECONDS = 0
+    settings.RELEASE_POD_CHECK_SECONDS = 1
+    project = people.project
+    project.language = "java"
+    project.gitlab_repository = f"demo/java-hello-{project.pk}"
+    project.auto_rollback = True
+    project.save()
+    lesson_pipeline.add_repository(project.gitlab_repository, demo="java-hello")
+    cluster = local_clusters["test"]
+    ticket = deploy_services.ticket_create(
+        actor=people.developer, project=project, environment="test", request=JAVA_REQUEST, submit=True
+    )
+    deploy_services.ticket_approve(actor=people.ops, ticket_id=ticket.pk, cluster_id=cluster.pk)
+    provision_ticket.apply(kwargs={"ticket_id": ticket.pk, "run_token": str(ticket.run_token)})
+    ticket.refresh_from_db()
+    assert ticket.status == "active", ticket.error
+
+    good = deploy_services.release_submit(actor=people.developer, project=project, branch="main")
+    for task in (release_tag, release_build, release_deploy):
+        good = run_release_task(task, good)
+    assert good.status == ReleaseStatus.DEPLOYED, good.error
+
+    env = ProjectEnvironment.objects.get(project=project, environment="test")
+    settings.OPSPORTAL_ROLLOUT_TIMEOUT = 20
+    _apply_as_ops(
+        client,
+        people,
+        env,
+        {"startup_probe_enabled": 0, "probe_initial_delay_seconds": 5},
+        settings,
+        django_capture_on_commit_callbacks,
+    )
+    bad = deploy_services.release_submit(
+        actor=people.developer, project=project, branch="main", description="into the restart loop"
+    )
+    for task in (release_tag, release_build, release_deploy):
+        bad = run_release_task(task, bad)
+    assert bad.status == ReleaseStatus.FAILED, bad.status
+    assert "CrashLoopBackOff, restarted" in bad.error, bad.error
+    assert "liveness probe killed the container before it finished starting" in bad.error, bad.error
+    rollback = DeploymentRecord.objects.get(project=project, kind=DeploymentKind.ROLLBACK)
+    assert rollback.image == good.image
+    assert AuditEvent.objects.filter(verb="release.rollback.auto", project=project).exists()

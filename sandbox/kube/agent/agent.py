@@ -221,11 +221,24 @@ class ContainerRunner:
         self.ready = self.started and "readiness" not in self.probers
         worker.container_started(self)
 
+    def _run_probe(self, prober: probes.Prober, now: float) -> bool | None:
+        outcome = prober.run(now)
+        if prober.last is not None and not prober.last.ok:
+            # The kubelet records every failed probe, not only the one that crosses the threshold: the
+            # count on the environment page says how long a pod has been failing.
+            self.worker.agent.event(
+                self.worker.pod,
+                "Unhealthy",
+                f"{prober.kind.capitalize()} probe failed: {prober.last.message}",
+                "Warning",
+            )
+        return outcome
+
     def _probe(self, now: float) -> None:
         startup = self.probers.get("startup")
         if not self.started:
             if startup is not None and startup.due(now):
-                outcome = startup.run(now)
+                outcome = self._run_probe(startup, now)
                 if outcome is True:
                     self.started = True
                     self.ready = "readiness" not in self.probers
@@ -234,11 +247,11 @@ class ContainerRunner:
             return
         readiness = self.probers.get("readiness")
         if readiness is not None and readiness.due(now):
-            outcome = readiness.run(now)
+            outcome = self._run_probe(readiness, now)
             if outcome is not None:
                 self.ready = outcome
         liveness = self.probers.get("liveness")
-        if liveness is not None and liveness.due(now) and liveness.run(now) is False:
+        if liveness is not None and liveness.due(now) and self._run_probe(liveness, now) is False:
             self.restart_for(f"Liveness probe failed: {liveness.last.message}")
 
     def restart_for(self, message: str) -> None:

@@ -587,7 +587,11 @@ def register_metrics_api(api_client, *, port: int, ca_bundle: bytes) -> None:
     except client.ApiException as exc:
         if exc.status != 409:
             raise
-        core.patch_namespaced_service(SERVICE_NAME, SERVICE_NAMESPACE, service)
+        # A replace, not a patch: a strategic merge keeps the previous server's port beside the new one
+        # (both named "https"), which the apiserver refuses.
+        current = core.read_namespaced_service(SERVICE_NAME, SERVICE_NAMESPACE)
+        service["metadata"]["resourceVersion"] = current.metadata.resource_version
+        core.replace_namespaced_service(SERVICE_NAME, SERVICE_NAMESPACE, service)
     registration = client.ApiregistrationV1Api(api_client)
     api_service = {
         "apiVersion": "apiregistration.k8s.io/v1",

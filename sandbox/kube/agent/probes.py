@@ -62,6 +62,13 @@ def http_get(spec: dict, container: dict, pod_ip: str, timeout: float) -> ProbeR
         conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         body = response.read(10 * 1024)
+    except TimeoutError:
+        # The kubelet's words, which people search for.
+        return ProbeResult(
+            False,
+            f'Get "http://{host}:{port}{path}": context deadline exceeded '
+            "(Client.Timeout exceeded while awaiting headers)",
+        )
     except (OSError, http.client.HTTPException) as exc:
         return ProbeResult(False, f'Get "http://{host}:{port}{path}": {exc}')
     finally:
