@@ -1,5 +1,5 @@
 /* Enter a running sandbox container: its cgroups, then its ipc, uts, net, pid, cgroup and mount namespaces, its
- * root, its user and its working directory. Built two ways from this one file:
+ * root, its user and capabilities, and its working directory. Built two ways from this one file:
  *
  *  - libopsportal-enter.so, for LD_PRELOAD: kwok runs exec commands (the web terminal, kubectl exec) on
  *    the host; with LD_PRELOAD=<this .so> and OPSPORTAL_ENTER_PID=<container pid> in the Exec object's
@@ -18,12 +18,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -74,8 +77,14 @@ static void join_cgroups(const char *pid) {
     fclose(f);
 }
 
-/* The target's uid, gid and supplementary groups, from /proc/PID/status. */
-static void read_ids(const char *pid, uid_t *uid, gid_t *gid, gid_t *groups, int *ngroups) {
+/* The target's capability sets, so that an exec into a root container gets what the container has
+ * (containerd's default set), not everything the host's root has. */
+struct caps {
+    unsigned long long inheritable, permitted, effective, bounding;
+};
+
+/* The target's uid, gid, supplementary groups and capabilities, from /proc/PID/status. */
+static void read_ids(const char *pid, uid_t *uid, gid_t *gid, gid_t *groups, int *ngroups, struct caps *caps) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%s/status", pid);
     FILE *f = fopen(path, "re");
@@ -85,6 +94,10 @@ static void read_ids(const char *pid, uid_t *uid, gid_t *gid, gid_t *groups, int
     while (fgets(line, sizeof line, f)) {
         if (!strncmp(line, "Uid:", 4)) *uid = (uid_t)strtoul(line + 4, NULL, 10);
         else if (!strncmp(line, "Gid:", 4)) *gid = (gid_t)strtoul(line + 4, NULL, 10);
+        else if (!strncmp(line, "CapInh:", 7)) caps->inheritable = strtoull(line + 7, NULL, 16);
+        else if (!strncmp(line, "CapPrm:", 7)) caps->permitted = strtoull(line + 7, NULL, 16);
+        else if (!strncmp(line, "CapEff:", 7)) caps->effective = strtoull(line + 7, NULL, 16);
+        else if (!strncmp(line, "CapBnd:", 7)) caps->bounding = strtoull(line + 7, NULL, 16);
         else if (!strncmp(line, "Groups:", 7)) {
             char *p = line + 7, *end;
             while (*ngroups < 64) {
@@ -151,6 +164,28 @@ static void take_environment(const char *pid, const char *keep) {
     for (int i = 0; i < nkept; i++) putenv(kept[i]);
 }
 
+/* Take the target's user, groups and capability sets (a uid other than 0 ends up with none). */
+static void become(uid_t uid, gid_t gid, gid_t *groups, int ngroups, const struct caps *caps) {
+    /* The bounding set is cut to what the target may use: a root exec's programs would otherwise get
+     * the whole bounding set back at execve (bwrap keeps them from that with securebits). */
+    unsigned long long allowed = caps->bounding & caps->permitted;
+    for (int cap = 0; cap < 64; cap++)
+        if (!(allowed & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+            die("drop a capability from the bounding set", NULL);
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (setgroups((size_t)ngroups, groups) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+        die("drop to the container's user", NULL);
+    if (uid != 0) return; /* setuid to another uid has cleared the permitted and effective sets */
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    for (int i = 0; i < 2; i++) {
+        data[i].inheritable = (__u32)(caps->inheritable >> (32 * i));
+        data[i].permitted = (__u32)(caps->permitted >> (32 * i));
+        data[i].effective = (__u32)(caps->effective >> (32 * i));
+    }
+    if (syscall(SYS_capset, &header, data) < 0) die("set the container's capabilities", NULL);
+}
+
 /* Returns in the child, inside the container; the parent never returns. */
 static void enter(const char *pid, const char *keep) {
     char *end;
@@ -163,7 +198,8 @@ static void enter(const char *pid, const char *keep) {
     gid_t gid = 0, groups[64];
     int ngroups = 0;
     char workdir[4096];
-    read_ids(pid, &uid, &gid, groups, &ngroups);
+    struct caps caps = {0, 0, 0, 0};
+    read_ids(pid, &uid, &gid, groups, &ngroups, &caps);
     read_workdir(pid, workdir, sizeof workdir);
     take_environment(pid, keep);
     char root_path[64];
@@ -197,8 +233,7 @@ static void enter(const char *pid, const char *keep) {
     if (child_pid < 0) die("fork", NULL);
     if (child_pid == 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
-        if (setgroups((size_t)ngroups, groups) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-            die("drop to the container's user", NULL);
+        become(uid, gid, groups, ngroups, &caps);
         return;
     }
     struct sigaction sa;

@@ -207,7 +207,7 @@ def cri_timestamp(ns: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{nanos:09d}Z"
 
 
-class _CriLog:
+class CriLog:
     """Appends CRI-format records ("<RFC3339Nano> <stream> F|P <text>") from several reader threads."""
 
     def __init__(self, path: Path) -> None:
@@ -227,7 +227,8 @@ class _CriLog:
             self._file.close()
 
 
-def _pump(fd: int, stream: str, log: _CriLog, sink: list[bytes] | None = None) -> None:
+def pump_log(fd: int, stream: str, log: CriLog, sink: list[bytes] | None = None) -> None:
+    """Copy a pipe into ``log`` as CRI records until end-of-file (and into ``sink`` when given)."""
     pending = b""
     with os.fdopen(fd, "rb", buffering=0) as pipe:
         while chunk := pipe.read(65536):
@@ -238,7 +239,7 @@ def _pump(fd: int, stream: str, log: _CriLog, sink: list[bytes] | None = None) -
         log.write(stream, pending, partial=False)
 
 
-def _write_lines(pending: bytes, stream: str, log: _CriLog) -> bytes:
+def _write_lines(pending: bytes, stream: str, log: CriLog) -> bytes:
     """Write every complete line (a long one as partial records); return the unfinished rest."""
     while True:
         newline = pending.find(b"\n", 0, MAX_LOG_LINE + 1)
@@ -264,7 +265,7 @@ class Container:
         self.init_pid = 0  # bwrap's pid 1 of the container's pid namespace
         self._bwrap: subprocess.Popen | None = None
         self._readers: list[threading.Thread] = []
-        self._log: _CriLog | None = None
+        self._log: CriLog | None = None
         self._exit_code: int | None = None
 
     # -- start ---------------------------------------------------------------------------------------
@@ -368,7 +369,7 @@ class Container:
 
     def _launch(self, helpers: dict[str, Path], uid: int, gid: int) -> None:
         spec = self.spec
-        self._log = _CriLog(spec.log_path)
+        self._log = CriLog(spec.log_path)
         pod_ip = _pod_ip(spec.netns)
         init_fd = os.open(helpers["opsportal-init"], os.O_RDONLY | os.O_CLOEXEC)
         status_r, status_w = os.pipe()
@@ -440,7 +441,7 @@ class Container:
             (bwrap_err_r, "stderr", bwrap_errors),
         ):
             reader = threading.Thread(
-                target=_pump,
+                target=pump_log,
                 args=(fd, stream, self._log, sink),
                 name=f"log-{spec.pod_name}-{stream}",
                 daemon=True,

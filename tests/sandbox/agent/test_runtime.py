@@ -32,12 +32,12 @@ from sandbox.kube.agent.runtime import (
     MAX_LOG_LINE,
     Container,
     ContainerSpec,
+    CriLog,
     ImagePullError,
     ImageStore,
     StartError,
-    _CriLog,
-    _pump,
     is_sandbox_image,
+    pump_log,
     resolve_user,
 )
 from sandbox.registry import RegistryServer, find_binary
@@ -403,7 +403,7 @@ def test_cri_records_split_long_lines_whatever_the_chunks(tmp_path: Path) -> Non
     for size in (len(output), 4096, 1):
         path = tmp_path / f"chunks-{size}.log"
         read, write = os.pipe()
-        pump = threading.Thread(target=_pump, args=(read, "stdout", _CriLog(path)))
+        pump = threading.Thread(target=pump_log, args=(read, "stdout", CriLog(path)))
         pump.start()
         for offset in range(0, len(output), size):
             os.write(write, output[offset : offset + size])
@@ -454,6 +454,13 @@ def test_a_root_container_gets_the_default_capabilities_only(make_spec) -> None:
     cap_sys_admin, cap_net_bind_service, cap_setuid = 21, 10, 7
     assert not effective & (1 << cap_sys_admin)
     assert effective & (1 << cap_net_bind_service) and effective & (1 << cap_setuid)
+    # An exec into a root container gets the container's capabilities, not the host root's.
+    root = make_spec.start(make_spec(user="0", argv=["sleep", "100"]))
+    probe = ["sh", "-c", "grep CapEff /proc/self/status; mount -t tmpfs x /tmp"]
+    entered = run_inside(root.enter_argv(probe))
+    assert entered.returncode != 0 and entered.stdout.splitlines() == [lines[1]]
+    shell = run_inside(["/bin/sh", "-c", probe[2]], env={"PATH": "/usr/bin:/bin", **root.exec_env()})
+    assert shell.returncode != 0 and shell.stdout.splitlines() == [lines[1]]
     # A non-root user has none at all.
     nobody = make_spec(argv=["sh", "-c", "grep CapEff /proc/self/status"])
     container = make_spec.start(nobody)
