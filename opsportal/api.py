@@ -96,10 +96,10 @@ class PortalAutoSchema(AutoSchema):
     """Declares the error responses an operation can give, all with the one ErrorSerializer body.
 
     403 wherever a permission applies (signed out, or not allowed); 404 where the path names an object
-    and on paginated lists (a page past the end);
-    400 where there is input; 409 on writes of views whose services refuse by state (a transition, a
-    busy object, a stale version: ``state_conflicts = True`` on the view); 502 on views that talk to
-    another system in the request (``remote_errors = True``)."""
+    and on paginated lists (a page past the end); 400 where there is input; 415 on writes that may carry
+    a body; 409 on writes of views whose services refuse by state (a transition, a busy object, a stale
+    version: ``state_conflicts = True`` on the view); 502 on views that talk to another system in the
+    request (``remote_errors = True``)."""
 
     def _error_codes(self) -> list[str]:
         codes = []
@@ -108,6 +108,10 @@ class PortalAutoSchema(AutoSchema):
         writes = self.method in ("POST", "PUT", "PATCH", "DELETE")
         if writes or self.get_override_parameters() or self._is_list_view():
             codes.append("400")
+        if self.method in ("POST", "PUT", "PATCH"):
+            # A body in a media type none of the parsers reads (or whose parser gives up on the header)
+            # is DRF's 415, in the same error shape; schemathesis met it with a mangled multipart body.
+            codes.append("415")
         # A page number past the end is DRF's 404 too (PageNumberPagination raises NotFound); so is
         # everything of an ops-only view (``ops_only = True``) for anyone else, even without an object.
         paginated = self.method == "GET" and self._is_list_view() and self._get_paginator()

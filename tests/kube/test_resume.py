@@ -19,7 +19,10 @@ pytestmark = pytest.mark.kube
 
 
 def _cluster(workdir: Path) -> LocalCluster:
-    return LocalCluster(workdir=workdir, keep_data=True, per_pod_exec=False).start(timeout=180)
+    # Without the agent's metrics server, so that a kept registration of the previous run stays unowned.
+    return LocalCluster(workdir=workdir, keep_data=True, per_pod_exec=False, serve_metrics=False).start(
+        timeout=180
+    )
 
 
 def _configmap(cluster: LocalCluster) -> client.V1ConfigMap | None:

@@ -80,9 +80,9 @@ def test_every_error_response_in_the_schema_is_the_one_error_component(schema):
             content = response["content"]
             assert set(content) == {"application/json"}, (method, path, code)
             assert content["application/json"]["schema"] == {"$ref": ERROR_REF}, (method, path, code)
-    assert codes_seen == {"400", "403", "404", "409", "502"}
+    assert codes_seen == {"400", "403", "404", "409", "415", "502"}
     config = schema["paths"]["/api/projects/{name}/environments/{environment}/config/"]["put"]
-    assert {"400", "403", "404", "409", "502"} <= set(config["responses"])
+    assert {"400", "403", "404", "409", "415", "502"} <= set(config["responses"])
     token = schema["paths"]["/api/token/"]["post"]
     assert "403" not in token["responses"] and "409" not in token["responses"]
 
@@ -181,3 +181,17 @@ def test_an_unreachable_cluster_is_502_with_the_shape(client, people):
     body = _assert_shape(response, 502)
     assert body["errors"] == {}
     assert AuditEvent.objects.count() == audited
+
+
+def test_a_body_no_parser_reads_is_a_415_in_the_one_error_shape(client, people):
+    client.force_login(people.owner)
+    answer = client.generic(
+        "PATCH",
+        f"/api/projects/{people.project.name}/settings/",
+        b"<settings/>",
+        content_type="application/xml",
+    )
+    assert answer.status_code == 415
+    assert set(answer.json()) == {"detail", "errors"} and "application/xml" in answer.json()["detail"]
+    people.project.refresh_from_db()
+    assert people.project.auto_rollback is False  # nothing written
