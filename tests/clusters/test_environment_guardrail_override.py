@@ -9,7 +9,7 @@ from kubernetes import client as k8s
 from clusters.choices import ConfigChangeStatus
 from clusters.models import ConfigChange
 from observability.models import AuditEvent
-from tests.helpers.environments import config_post, provision, run_change
+from tests.helpers.environments import config_post, provision, put_overrides, run_change
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
 
@@ -23,15 +23,6 @@ FIRST_CONFIGURATION = {
 @pytest.fixture
 def env(people, local_clusters):
     return provision(people, local_clusters["test"])
-
-
-def api_url(env) -> str:
-    return f"/api/projects/{env.project.name}/environments/{env.environment}/config/"
-
-
-def put_overrides(client, env, overrides: dict, *, dry_run: bool = False):
-    body = {"request": {}, "overrides": overrides, "dry_run": dry_run}
-    return client.put(api_url(env), body, content_type="application/json")
 
 
 def _container(kube_cluster, env) -> k8s.V1Container:

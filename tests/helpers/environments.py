@@ -12,31 +12,44 @@ from integrations.kubernetes.client import KubeClient
 from tests.fixtures.clusters import VALID_REQUEST
 
 
-def provision(people, cluster, **changes) -> ProjectEnvironment:
-    """The project running in the cluster's environment: objects applied, Deployment available, row saved."""
+def provision(
+    people, cluster, *, overrides: dict | None = None, wait: bool = True, **changes
+) -> ProjectEnvironment:
+    """The project running in the cluster's environment: objects applied, row saved, and (``wait``) the
+    Deployment available. ``wait=False`` for a test that watches the start itself."""
     request = {**VALID_REQUEST, **changes}
     spec = build_spec(
         project=people.project,
         environment=cluster.environment,
         cluster=cluster,
         request=request,
-        overrides={},
+        overrides=overrides or {},
     )
     rendered = manifests.render(spec)
     with KubeClient.from_cluster(cluster) as client:
         client.ensure_namespace(spec.namespace)
         for obj in rendered.objects:
             client.apply(obj)
-        outcome = client.wait_for_deployment(spec.namespace, spec.project, timeout=90)
-    assert outcome.succeeded, outcome
+        if wait:
+            outcome = client.wait_for_deployment(spec.namespace, spec.project, timeout=90)
+            assert outcome.succeeded, outcome
     return ProjectEnvironment.objects.create(
         project=people.project,
         environment=cluster.environment,
         cluster=cluster,
         namespace=spec.namespace,
-        spec={"request": request, "overrides": {}},
+        spec={"request": request, "overrides": overrides or {}},
         live_objects=[{"kind": o["kind"], "name": o["metadata"]["name"]} for o in rendered.objects],
         provisioned_at=timezone.now(),
+    )
+
+
+def put_overrides(client, env, overrides: dict, *, dry_run: bool = False):
+    """The environment's configuration API: new overrides, the request unchanged."""
+    return client.put(
+        f"/api/projects/{env.project.name}/environments/{env.environment}/config/",
+        {"request": {}, "overrides": overrides, "dry_run": dry_run},
+        content_type="application/json",
     )
 
 

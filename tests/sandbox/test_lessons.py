@@ -9,34 +9,31 @@ logs and exec the way its pages do. Nothing here is checked in a rendered spec a
 from __future__ import annotations
 
 import json
+import os
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 import requests
-from django.utils import timezone
 from kubernetes import client as k8s
 
 from clusters.choices import ConfigChangeStatus
 from clusters.models import ProjectEnvironment
-from clusters.workload import manifests
-from clusters.workload.request import build_spec
 from deploys import services as deploy_services
 from deploys.choices import DeploymentKind, ReleaseStatus
 from deploys.models import DeploymentRecord
 from deploys.tasks import provision_ticket, release_build, release_deploy, release_tag
-from integrations.kubernetes.client import KubeClient
 from observability.models import AuditEvent
+from sandbox.kube import podnet
 from sandbox.pipeline import SandboxPipeline
 from tests.fixtures.ci import unavailable
 from tests.fixtures.clusters import VALID_REQUEST
 from tests.fixtures.kube import KubeCluster, exec_output
 from tests.fixtures.pipeline import ensure_default_recipes, run_release_task
 from tests.helpers.demo_builds import build_like_a_release
-from tests.helpers.environments import run_change
+from tests.helpers.environments import provision, put_overrides, run_change
 from tests.polling import until
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
@@ -105,27 +102,7 @@ def _provision(people, cluster, language: str, request: dict, overrides: dict | 
     """The project running in ``cluster``'s environment as the portal provisions it, without waiting."""
     people.project.language = language
     people.project.save(update_fields=["language"])
-    spec = build_spec(
-        project=people.project,
-        environment=cluster.environment,
-        cluster=cluster,
-        request=request,
-        overrides=overrides or {},
-    )
-    rendered = manifests.render(spec)
-    with KubeClient.from_cluster(cluster) as kube:
-        kube.ensure_namespace(spec.namespace)
-        for obj in rendered.objects:
-            kube.apply(obj)
-    return ProjectEnvironment.objects.create(
-        project=people.project,
-        environment=cluster.environment,
-        cluster=cluster,
-        namespace=spec.namespace,
-        spec={"request": request, "overrides": overrides or {}},
-        live_objects=[{"kind": o["kind"], "name": o["metadata"]["name"]} for o in rendered.objects],
-        provisioned_at=timezone.now(),
-    )
+    return provision(people, cluster, overrides=overrides, wait=False, **request)
 
 
 def _state(client, env) -> dict:
@@ -154,19 +131,11 @@ def _max_heap_mib(log: str) -> int:
     raise AssertionError(f"java-hello printed no heap size:\n{log[-2000:]}")
 
 
-def _put_overrides(client, env, overrides: dict):
-    return client.put(
-        f"/api/projects/{env.project.name}/environments/{env.environment}/config/",
-        {"request": {}, "overrides": overrides, "dry_run": False},
-        content_type="application/json",
-    )
-
-
 def _apply_as_ops(client, people, env, overrides: dict, settings, django_capture_on_commit_callbacks):
     """Ops change the environment's overrides through the API; the change runs as the worker runs it."""
     client.force_login(people.ops)
     with django_capture_on_commit_callbacks(execute=False):
-        answer = _put_overrides(client, env, overrides)
+        answer = put_overrides(client, env, overrides)
     assert answer.status_code == 202, answer.content
     return run_change(answer.json()["id"])
 
@@ -225,7 +194,7 @@ def test_a_jvm_that_ignores_the_container_sizes_its_heap_from_the_host(
         except AssertionError:
             return None
 
-    host_mib = int(subprocess.check_output(["awk", "/MemTotal/ {print $2}", "/proc/meminfo"])) // 1024
+    host_mib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // MiB
     seen = until("the heap line", heap, timeout=90)
     assert seen > 4 * 512, (seen, host_mib)  # far above the 512Mi limit: sized from the host's memory
     assert seen >= host_mib * 0.5, (seen, host_mib)
@@ -317,8 +286,8 @@ def test_load_on_go_hello_scales_it_out_and_back_in(
     pods = until("go-hello to become Ready", lambda: _ready_pods(client, env), timeout=90)
     pod_ip = pods[0]["pod_ip"]
     # The seal: the pod IP is reached over the sandbox's bridge, never through the host's uplink.
-    route = subprocess.run(["ip", "route", "get", pod_ip], capture_output=True, text=True, check=True).stdout
-    assert " dev opsbr" in route, route
+    device = podnet.route_device(pod_ip)
+    assert device is not None and device.startswith("opsbr"), device
 
     def scaling_active() -> dict | None:
         hpa = _state(client, env)["hpa"]
