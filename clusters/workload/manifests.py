@@ -89,6 +89,9 @@ class WorkloadSpec:
     service_port: int = 80
     service_type: str = "ClusterIP"
     health_path: str = "/healthz"
+    # Where Prometheus scrapes the pods; the port defaults to the container port.
+    metrics_path: str = "/metrics"
+    metrics_port: int | None = None
     startup_seconds: int = 60
     runtime_options: str = ""
     env_vars: tuple[tuple[str, str], ...] = ()
@@ -411,8 +414,10 @@ def _check_resources(spec: WorkloadSpec, add: Add) -> None:
 
 
 def _check_network(spec: WorkloadSpec, add: Add) -> None:
-    for name in ("container_port", "service_port"):
+    for name in ("container_port", "service_port", "metrics_port"):
         value = getattr(spec, name)
+        if value is None and name == "metrics_port":
+            continue
         if not 1 <= value <= 65535:
             add(
                 name, _("%(field)s must be from 1 to 65535, not %(value)d.") % {"field": name, "value": value}
@@ -423,7 +428,7 @@ def _check_network(spec: WorkloadSpec, add: Add) -> None:
             _("service_type must be one of %(choices)s, not '%(value)s'.")
             % {"choices": ", ".join(SERVICE_TYPES), "value": spec.service_type},
         )
-    for name in ("health_path", "eureka_deregister_path"):
+    for name in ("health_path", "metrics_path", "eureka_deregister_path"):
         value = getattr(spec, name)
         if not _HTTP_PATH.fullmatch(value):
             add(
@@ -579,6 +584,20 @@ class _Guardrails:
             Guardrail(code=name, level="warning" if unsafe else "info", message=str(message), overridden=True)
         )
         return value
+
+
+def metrics_port(spec: WorkloadSpec) -> int:
+    return spec.metrics_port or spec.container_port
+
+
+def scrape_annotations(spec: WorkloadSpec) -> dict[str, str]:
+    """The ``prometheus.io/*`` pod annotations an in-cluster Prometheus's pod discovery reads (the portal's
+    own discovery reads the same values from the environment's configuration)."""
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/path": spec.metrics_path,
+        "prometheus.io/port": str(metrics_port(spec)),
+    }
 
 
 def render(spec: WorkloadSpec) -> Rendered:
@@ -928,9 +947,9 @@ def _deployment(
         )
         % {"deadline": progress_deadline},
     )
-    template_metadata: dict[str, Any] = {"labels": dict(labels)}
+    template_metadata: dict[str, Any] = {"labels": dict(labels), "annotations": scrape_annotations(spec)}
     if spec.secret_env_names:
-        template_metadata["annotations"] = {SECRET_ENV_DIGEST_ANNOTATION: spec.secret_env_digest}
+        template_metadata["annotations"][SECRET_ENV_DIGEST_ANNOTATION] = spec.secret_env_digest
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -16,21 +16,16 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from integrations.errors import (
     IntegrationError,
     Invalid,
     NotFound,
     ServerError,
-    Timeout,
     Unauthorized,
-    Unreachable,
 )
+from integrations.http import DEFAULT_TIMEOUT, make_session, transport_error
 
-DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
-USER_AGENT = "opsportal"
 PAGE_SIZE = 100
 # All four, always: a missing OCI type turns a stored OCI object into a misleading 404 (contract 9.2).
 MANIFEST_ACCEPT = ", ".join(
@@ -80,29 +75,6 @@ def _check_reference(reference: str) -> None:
 # --- transport ----------------------------------------------------------------------------------------
 
 
-class _Session(requests.Session):
-    def __init__(self, timeout: float | tuple[float, float]) -> None:
-        super().__init__()
-        self.default_timeout = timeout
-
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        kwargs.setdefault("timeout", self.default_timeout)
-        return super().request(method, url, **kwargs)
-
-
-def make_session(
-    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT, user_agent: str = USER_AGENT
-) -> requests.Session:
-    """The one session factory: every request gets ``timeout`` and our User-Agent; no retries of reads."""
-    session = _Session(timeout)
-    session.headers["User-Agent"] = user_agent
-    session.trust_env = False  # no proxies or .netrc credentials picked up from the worker's environment
-    adapter = HTTPAdapter(max_retries=Retry(total=0, connect=0, read=False, redirect=0, status=0))
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
 def error_from_response(response: requests.Response, what: str) -> IntegrationError:
     code = response.status_code
     errors: list[dict] = []
@@ -129,13 +101,7 @@ def error_from_response(response: requests.Response, what: str) -> IntegrationEr
 
 
 def error_from_transport(exc: requests.exceptions.RequestException) -> IntegrationError:
-    if isinstance(exc, requests.exceptions.Timeout):  # before ConnectionError: ConnectTimeout is both
-        return Timeout("the registry did not answer in time", cause=str(exc))
-    if isinstance(exc, requests.exceptions.SSLError):
-        return Unreachable("TLS handshake with the registry failed", permanent=True, cause=str(exc))
-    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError):
-        return Unreachable("cannot connect to the registry", cause=str(exc))
-    return IntegrationError("registry request failed", cause=str(exc))
+    return transport_error(exc, "the registry")
 
 
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:

@@ -128,6 +128,7 @@ def test_ticket_form_request_is_what_it_always_was(people):
         "hpa_memory_target": None,
         "cpu_limit": "",
         "memory_limit": "1Gi",
+        "metrics_port": None,
         "image": "",
     }
     assert form.secret_env_changes == {}
@@ -148,6 +149,7 @@ def test_config_form_request_is_what_it_always_was(people):
         "cpu_limit": "2",
         "memory_limit": "",
         "health_path": "/actuator/health",
+        "metrics_port": None,
         "startup_seconds": 40,
         "runtime_options": "-Dspring.profiles.active=test",
         "env_vars": [["LOG_LEVEL", "info"]],
@@ -170,6 +172,8 @@ def test_new_ticket_starts_from_the_language_defaults():
     java = workload_fields.initial_request("java")
     assert java["cpu_request"] == "1" and java["memory_request"] == "1Gi" and java["startup_seconds"] == 60
     assert java["health_path"] == "/actuator/health"
+    # Spring Boot's Micrometer endpoint; everything else serves the Prometheus clients' usual /metrics.
+    assert java["metrics_path"] == "/actuator/prometheus"
     go = workload_fields.initial_request("go")
     assert (go["cpu_request"], go["memory_request"], go["startup_seconds"]) == ("250m", "256Mi", 10)
     python = workload_fields.initial_request("python")
@@ -184,6 +188,7 @@ def test_new_ticket_starts_from_the_language_defaults():
         "service_port": 80,
         "container_port": 8080,
         "health_path": "/healthz",
+        "metrics_path": "/metrics",
         "startup_seconds": 30,
         "eureka_deregister_path": "/actuator/service-registry",
         "registry_refresh_seconds": 30,

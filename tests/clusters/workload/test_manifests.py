@@ -188,6 +188,21 @@ def test_health_path_must_be_a_plain_path(path):
     assert "must start with '/'" in spec_errors(make(health_path=path))["health_path"][0]
 
 
+def test_metrics_path_and_port_are_checked_and_reach_the_pod_annotations():
+    assert "must start with '/'" in spec_errors(make(metrics_path="/m etrics"))["metrics_path"][0]
+    assert "from 1 to 65535" in spec_errors(make(metrics_port=70000))["metrics_port"][0]
+    template = render(make(metrics_path="/actuator/prometheus", metrics_port=9090)).objects
+    pod = next(o for o in template if o["kind"] == "Deployment")["spec"]["template"]["metadata"]
+    assert pod["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/path": "/actuator/prometheus",
+        "prometheus.io/port": "9090",
+    }
+    # Without a port of its own, Prometheus scrapes the container port.
+    default = next(o for o in render(make()).objects if o["kind"] == "Deployment")
+    assert default["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "8080"
+
+
 def test_eureka_deregister_path_follows_the_same_rule():
     assert "eureka_deregister_path" in spec_errors(java(eureka_enabled=True, eureka_deregister_path="/x|sh"))
 

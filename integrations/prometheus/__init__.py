@@ -1,0 +1,3 @@
+from integrations.prometheus.client import PrometheusClient
+
+__all__ = ["PrometheusClient"]
