@@ -60,17 +60,17 @@ def _app(scope: Scope) -> str:
 
 # Requests by status code: the common name first; Micrometer's, relabelled to ``code``, when that is absent.
 _REQUESTS = (
-    "sum by (code) (rate(http_requests_total{{{app}}}[{window}s]))"
-    " or sum by (code) (label_replace(rate(http_server_requests_seconds_count{{{app}}}[{window}s]),"
+    "sum by (code) (rate(http_requests_total{{{app}}}[{window}]))"
+    " or sum by (code) (label_replace(rate(http_server_requests_seconds_count{{{app}}}[{window}]),"
     ' "code", "$1", "status", "(.*)"))'
 )
 _ERRORS = (
-    '(sum(rate(http_requests_total{{{app},code=~"5.."}}[{window}s])) or vector(0))'
-    " / sum(rate(http_requests_total{{{app}}}[{window}s]))"
+    '(sum(rate(http_requests_total{{{app},code=~"5.."}}[{window}])) or vector(0))'
+    " / sum(rate(http_requests_total{{{app}}}[{window}]))"
 )
 _QUANTILE = (
-    "histogram_quantile({q}, sum by (le) (rate(http_request_duration_seconds_bucket{{{app}}}[{window}s])))"
-    " or histogram_quantile({q}, sum by (le) (rate(http_server_requests_seconds_bucket{{{app}}}[{window}s])))"
+    "histogram_quantile({q}, sum by (le) (rate(http_request_duration_seconds_bucket{{{app}}}[{window}])))"
+    " or histogram_quantile({q}, sum by (le) (rate(http_server_requests_seconds_bucket{{{app}}}[{window}])))"
 )
 _NS = "namespace={ns}"
 _CONTAINER = _NS + ",container={container}"
@@ -101,7 +101,7 @@ PANELS: tuple[Panel, ...] = (
         (
             Query(
                 "{{pod}}",
-                "sum by (pod) (rate(container_cpu_usage_seconds_total{{" + _CONTAINER + "}}[{window}s]))",
+                "sum by (pod) (rate(container_cpu_usage_seconds_total{{" + _CONTAINER + "}}[{window}]))",
             ),
             Query(
                 "request",
@@ -158,8 +158,8 @@ _BY_ID = {panel.id: panel for panel in PANELS}
 
 # The request-rate sparkline of the project cockpit: one number per step, all codes.
 TRAFFIC = (
-    "sum(rate(http_requests_total{{{app}}}[{window}s]))"
-    " or sum(rate(http_server_requests_seconds_count{{{app}}}[{window}s]))"
+    "sum(rate(http_requests_total{{{app}}}[{window}]))"
+    " or sum(rate(http_server_requests_seconds_count{{{app}}}[{window}]))"
 )
 ERROR_RATIO = _ERRORS
 
@@ -168,15 +168,26 @@ def panel_get(panel_id: str) -> Panel | None:
     return _BY_ID.get(panel_id)
 
 
-def render(template: str, scope: Scope, *, window_seconds: int) -> str:
-    """One template filled for ``scope``; every value is escaped, the window is an integer."""
+# Grafana's own rate range, for dashboards: it adapts to the dashboard's interval and scrape interval.
+GRAFANA_RATE_INTERVAL = "$__rate_interval"
+
+
+def _window(window_seconds: int | None, grafana: bool) -> str:
+    if grafana:
+        return GRAFANA_RATE_INTERVAL
+    return f"{int(window_seconds or 0)}s"
+
+
+def render(template: str, scope: Scope, *, window_seconds: int | None = None, grafana: bool = False) -> str:
+    """One template filled for ``scope``; every value is escaped, the window is an integer number of
+    seconds (or Grafana's ``$__rate_interval`` for a dashboard)."""
     return template.format(
         app=_app(scope),
         ns=label_value(scope.namespace),
         deployment=label_value(scope.deployment),
         hpa=label_value(scope.hpa),
         container=label_value(CONTAINER),
-        window=int(window_seconds),
+        window=_window(window_seconds, grafana),
     )
 
 

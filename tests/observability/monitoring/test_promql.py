@@ -83,3 +83,9 @@ def test_panels_are_found_by_id_and_unknown_ids_are_not():
 def test_the_rate_window_covers_four_scrapes_and_the_step():
     assert rate_window(5, 5) == 20
     assert rate_window(60, 5) == 60
+
+
+def test_dashboards_use_grafanas_rate_interval(tmp_path):
+    expressions = [e for panel in PANELS for _legend, e in panel_queries(panel, SCOPE, grafana=True)]
+    assert sum("[$__rate_interval]" in e for e in expressions) >= 8
+    assert not any("[0s]" in e for e in expressions)
