@@ -191,10 +191,12 @@ def render(template: str, scope: Scope, *, window_seconds: int | None = None, gr
     )
 
 
-def panel_queries(panel: Panel, scope: Scope, *, window_seconds: int) -> list[tuple[str, str]]:
+def panel_queries(
+    panel: Panel, scope: Scope, *, window_seconds: int | None = None, grafana: bool = False
+) -> list[tuple[str, str]]:
     """(legend, expression) for each line of ``panel`` in ``scope``."""
     return [
-        (query.legend, render(query.template, scope, window_seconds=window_seconds))
+        (query.legend, render(query.template, scope, window_seconds=window_seconds, grafana=grafana))
         for query in panel.queries
     ]
 
