@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters.views import clusters, environments, terminal
+from clusters.views import clusters, environments, monitoring, terminal
 
 _ENV = "projects/<str:name>/env/<str:environment>/"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path(
         "clusters/<int:pk>/test-connection/", clusters.cluster_test_connection, name="cluster-test-connection"
     ),
+    path("api/monitoring/sd/<str:cluster>/", monitoring.prometheus_sd, name="prometheus-sd"),
     path(_ENV, environments.environment_page, name="environment-page"),
     path(f"{_ENV}restart/", environments.environment_restart, name="environment-restart"),
     path(f"{_ENV}scale/", environments.environment_scale, name="environment-scale"),

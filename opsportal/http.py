@@ -1,5 +1,9 @@
 """Request helpers every view, API view and consumer shares."""
 
+import hmac
+import ipaddress
+
+from django.conf import settings
 from django.core.paginator import Page, Paginator
 
 
@@ -16,3 +20,23 @@ def page_of(request, items, per_page: int = 50) -> tuple[Page, str]:
     query = request.GET.copy()
     query.pop("page", None)
     return page, query.urlencode()
+
+
+def scraper_allowed(request) -> bool:
+    """Whether a machine endpoint for Prometheus (the portal's /metrics, the scrape-target discovery)
+    may answer: the bearer token ``MONITORING_TOKEN``, or a client inside ``MONITORING_ALLOWED_NETWORKS``.
+    With neither configured nobody may."""
+    token = settings.MONITORING_TOKEN
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, presented = header.partition(" ")
+    if (
+        token
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(presented.strip().encode(), token.encode())
+    ):
+        return True
+    try:
+        address = ipaddress.ip_address(client_address(request) or "")
+    except ValueError:
+        return False
+    return any(address in network for network in settings.MONITORING_ALLOWED_NETWORKS)

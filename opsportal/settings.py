@@ -4,6 +4,7 @@ Without DATABASE_URL / REDIS_URL the portal runs embedded: SQLite, a filesystem 
 database-backed live events, so `make run` needs no server. Production sets both URLs.
 """
 
+import ipaddress
 import json
 import secrets
 from pathlib import Path
@@ -366,3 +367,20 @@ TERMINAL_GRANT_RECHECK_SECONDS = env_int("TERMINAL_GRANT_RECHECK_SECONDS", 30)
 # Session recordings (asciicast v2), append-only; deleted after the retention period.
 TERMINAL_RECORDINGS_DIR = Path(env_str("TERMINAL_RECORDINGS_DIR", str(VAR_DIR / "recordings")))
 TERMINAL_RECORDING_RETENTION_DAYS = env_int("TERMINAL_RECORDING_RETENTION_DAYS", 180)
+
+# --- Monitoring: Prometheus and the scrape-target discovery ---------------------------------
+# The Prometheus the panels query (empty = monitoring off; pages say so).
+PROMETHEUS_URL = env_str("PROMETHEUS_URL", "")
+# A bearer token for that Prometheus when it sits behind an authenticating proxy.
+PROMETHEUS_TOKEN = env_str("PROMETHEUS_TOKEN", "")
+# Prometheus' scrape interval, in seconds: the panels' rate() ranges cover four scrapes.
+PROMETHEUS_SCRAPE_INTERVAL = env_int("PROMETHEUS_SCRAPE_INTERVAL", 15)
+# What Prometheus presents to the portal's machine endpoints (/metrics and /api/monitoring/sd/<cluster>/):
+# a bearer token, or a client address in one of these networks (comma-separated CIDRs). Neither = closed.
+MONITORING_TOKEN = env_str("MONITORING_TOKEN", "")
+MONITORING_ALLOWED_NETWORKS = [
+    ipaddress.ip_network(cidr.strip(), strict=False) for cidr in env_list("MONITORING_ALLOWED_NETWORKS", [])
+]
+# The discovery answer is kept this long per cluster and web process: Prometheus polls it every scrape
+# interval, and one pod list per cluster per interval is all it costs the apiserver.
+MONITORING_SD_CACHE_SECONDS = env_int("MONITORING_SD_CACHE_SECONDS", 5)

@@ -86,6 +86,9 @@ class PodInfo:
     reason: str = ""  # a waiting/terminated container's reason, e.g. CrashLoopBackOff
     created_at: str = ""
     labels: dict = field(default_factory=dict)
+    namespace: str = ""
+    annotations: dict = field(default_factory=dict)
+    terminating: bool = False
 
 
 class Rollout:
@@ -408,9 +411,11 @@ class KubeClient:
         except NotFound:
             return None
 
-    def list_pods(self, namespace: str, label_selector: str = "") -> list[PodInfo]:
+    def list_pods(self, namespace: str | None, label_selector: str = "") -> list[PodInfo]:
+        """The pods of ``namespace``, or of every namespace when it is None (one request either way)."""
         query = [("labelSelector", label_selector)] if label_selector else []
-        data = self._request("GET", self._path("Pod", namespace), query=query)
+        path = self._path("Pod", namespace) if namespace else "/api/v1/pods"
+        data = self._request("GET", path, query=query)
         return sorted((_pod_info(item) for item in data.get("items") or []), key=lambda p: p.name)
 
     # -- writes ----------------------------------------------------------------------------------------
@@ -794,4 +799,7 @@ def _pod_info(pod: dict) -> PodInfo:
         reason=reason or status.get("reason", ""),
         created_at=meta.get("creationTimestamp", ""),
         labels=meta.get("labels") or {},
+        namespace=meta.get("namespace", ""),
+        annotations=meta.get("annotations") or {},
+        terminating=bool(meta.get("deletionTimestamp")),
     )

@@ -43,6 +43,9 @@ class Rule:
     data: dict = field(default_factory=dict, hash=False)
     admin: bool = False
     expect_any: bool = False  # every role: any answer but a server error
+    # A machine endpoint (Prometheus'): a session is no credential, so every role is denied (403); its own
+    # tests check the token and the networks.
+    machine: bool = False
 
     def matches(self, route: str) -> bool:
         return fnmatchcase(route, self.route) if "*" in self.route else route == self.route
@@ -50,6 +53,8 @@ class Rule:
     def expected(self, role: str) -> str:
         if self.expect_any:
             return "reachable"
+        if self.machine:
+            return "denied"
         if role in self.allowed:
             # In the admin, a superuser may still meet 403 (read-only models) or 404 (a missing object).
             return "reachable" if self.admin else "allowed"
@@ -93,6 +98,10 @@ def reachable(route: str, methods: str, *, admin: bool = False) -> list[Rule]:
     return [Rule(route, m, frozenset(ROLES), expect_any=True, admin=admin) for m in methods.split()]
 
 
+def machine(route: str, methods: str, **extra) -> list[Rule]:
+    return [Rule(route, m, frozenset(), machine=True, **extra) for m in methods.split()]
+
+
 def admin_site(route: str, methods: str = "GET") -> list[Rule]:
     return _rows(route, methods, {"superuser"}, (), admin=True)
 
@@ -122,6 +131,7 @@ POLICY: list[Rule] = [
     *public("language/", "POST"),
     *public("login/", "GET POST"),
     *reachable("logout/", "POST"),
+    *machine("api/monitoring/sd/<str:cluster>/", "GET"),
     *signed_in("projects/", "GET"),
     *ops_right("projects/new/", "GET POST"),
     *project("projects/<str:name>/", "GET"),

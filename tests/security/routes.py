@@ -30,6 +30,7 @@ def example_kwargs(route: str, rule: Rule, world: World) -> dict:
         "action": "submit",
         "app_label": "projects",
         "url": "nowhere/",
+        "cluster": "any",  # Prometheus' discovery refuses before it looks the cluster up
         **rule.kwargs,
     }
     kwargs = {}
