@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/monitoring/sd/<str:cluster>/", monitoring.prometheus_sd, name="prometheus-sd"),
     path(_ENV, environments.environment_page, name="environment-page"),
     path(f"{_ENV}restart/", environments.environment_restart, name="environment-restart"),
+    path(f"{_ENV}teardown/", environments.environment_teardown, name="environment-teardown"),
     path(f"{_ENV}scale/", environments.environment_scale, name="environment-scale"),
     path(f"{_ENV}pods/<str:pod>/delete/", environments.environment_delete_pod, name="environment-delete-pod"),
     path(

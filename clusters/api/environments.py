@@ -88,7 +88,9 @@ ConfigChangeDetailSerializer = inline_serializer(
 )
 
 
-class EnvironmentDetailView(APIView):
+class EnvironmentDetailView(EnvironmentAPIView):
+    state_conflicts = True  # a teardown that another one finished first
+
     @extend_schema(
         tags=["environments"],
         summary="Pods, Service, Deployment, HPA, recent events and configuration of an environment",
@@ -116,6 +118,20 @@ class EnvironmentDetailView(APIView):
     )
     def get(self, request, name: str, environment: str):
         return Response(selectors.environment_state(_ref(request, self.kwargs)))
+
+    @extend_schema(
+        tags=["environments"],
+        summary="Take the project out of this environment (ops): delete its objects, stop its monitoring",
+        request=None,
+        responses=inline_serializer(
+            "EnvironmentTornDown", {"deleted": serializers.ListField(child=serializers.CharField())}
+        ),
+    )
+    def delete(self, request, name: str, environment: str):
+        deleted = services.environment_teardown(
+            actor=request.user, ref=_ref(request, self.kwargs), remote_addr=client_address(request)
+        )
+        return Response({"deleted": deleted})
 
 
 class RestartView(EnvironmentAPIView):

@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import partial
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,13 +33,15 @@ from clusters.workload import manifests, secret_env
 from clusters.workload.diff import object_diff
 from clusters.workload.request import build_spec, namespace_for, refuse_prod_image
 from integrations.errors import IntegrationError, Invalid, NotFound
+from integrations.kubernetes.client import KINDS
 from observability import events
 from observability.services import audit_record, changes_between
 from opsportal.errors import StateConflict
-from projects.access import Action, check
+from projects.access import Action, check, is_ops
 from projects.models import Project
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+KUBE_KINDS = frozenset(KINDS)
 
 
 def _record(*, actor, ref: EnvironmentRef, verb: str, changes: dict, remote_addr: str | None) -> None:
@@ -112,6 +114,45 @@ def environment_restart(*, actor, ref: EnvironmentRef, remote_addr: str | None =
         remote_addr=remote_addr,
     )
     return stamp
+
+
+def environment_teardown(*, actor, ref: EnvironmentRef, remote_addr: str | None = None) -> list[str]:
+    """Take a project out of an environment (ops only): delete the objects the portal applied there, then
+    forget the environment, so its scrape targets go at the next discovery and its dashboard is removed.
+
+    The cluster comes first: a failure leaves the environment recorded and the error said, and a second
+    teardown deletes what is left (objects already gone count as deleted). The namespace stays: the
+    cluster's namespace template may share it, and ops remove it with the cluster's own tools.
+    Returns the objects deleted, as "Kind/name"."""
+    if not is_ops(actor):
+        raise PermissionDenied(_("Only ops take a project out of an environment."))
+    objects = [
+        (o["kind"], o["name"]) for o in ref.environment.live_objects if o.get("kind") and o.get("name")
+    ]
+    deleted = []
+    # An unreachable or refusing cluster is the caller's IntegrationError (the API's 502): nothing is
+    # recorded, and the next try deletes what is left.
+    with ref.client() as client:
+        for kind, name in reversed(objects):
+            if kind in KUBE_KINDS and client.delete(kind, ref.namespace, name):
+                deleted.append(f"{kind}/{name}")
+    with transaction.atomic():
+        environment = ProjectEnvironment.objects.select_for_update().filter(pk=ref.environment.pk).first()
+        if environment is None:
+            raise StateConflict(_("This environment was already taken down."))
+        _record(
+            actor=actor,
+            ref=ref,
+            verb="environment.teardown",
+            changes={
+                "cluster": [environment.cluster.name if environment.cluster else "", None],
+                "namespace": [environment.namespace, None],
+                "deleted": deleted,
+            },
+            remote_addr=remote_addr,
+        )
+        environment.delete()
+    return deleted
 
 
 def scale_bounds(hpa: dict | None) -> tuple[int, int]:

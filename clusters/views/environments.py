@@ -5,9 +5,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
 from clusters.choices import ConfigChangeStatus
 from clusters.forms.environments import EnvironmentConfigForm
@@ -22,7 +23,7 @@ from observability.events import current_seq, project_stream
 from opsportal.errors import StateConflict
 from opsportal.forms import add_service_errors
 from opsportal.http import client_address
-from projects.access import Action
+from projects.access import Action, is_ops
 
 DOWNLOAD_TAIL = 1000
 MAX_TAIL = 100_000
@@ -56,6 +57,7 @@ def environment_page(request, name: str, environment: str):
             "can_operate": selectors.operate_action(environment) in actions,
             "can_edit_config": Action.EDIT_CONFIG in actions,
             "can_terminal": terminal_action(environment) in actions,
+            "can_teardown": is_ops(request.user),
             "ws_url": f"/ws/environments/{ref.project.name}/{environment}/",
             "log_search": log_search,
             "i18n": {
@@ -105,6 +107,32 @@ def _operate(request, name: str, environment: str, run):
     except IntegrationError as exc:
         return _result(request, _("The cluster refused: %(e)s") % {"e": exc}, ok=False, status=502)
     return _result(request, text, ok=True)
+
+
+@login_required
+@require_POST
+def environment_teardown(request, name: str, environment: str):
+    ref = selectors.environment_get(user=request.user, name=name, environment=environment)
+    try:
+        deleted = services.environment_teardown(
+            actor=request.user, ref=ref, remote_addr=client_address(request)
+        )
+    except IntegrationError as exc:
+        messages.error(request, _("The cluster refused: %(e)s") % {"e": exc})
+        return redirect("environment-page", name=name, environment=environment)
+    except StateConflict as exc:
+        messages.error(request, str(exc))
+        return redirect("environment-page", name=name, environment=environment)
+    messages.success(
+        request,
+        _("%(project)s is no longer in %(environment)s; deleted: %(objects)s.")
+        % {
+            "project": ref.project.name,
+            "environment": ref.environment.get_environment_display(),
+            "objects": ", ".join(deleted) or "—",
+        },
+    )
+    return redirect(f"{reverse('project-detail', args=[name])}?tab=environments")
 
 
 @login_required

@@ -652,6 +652,17 @@ class KubeClient:
             self._path(kind, namespace), query, resource_version, timeout_seconds, on_response=on_response
         )
 
+    def delete(self, kind: str, namespace: str | None, name: str) -> bool:
+        """Delete one object, its dependents in the background (as kubectl does); False when it was
+        already gone, so a repeated teardown is a no-op."""
+        try:
+            self._request(
+                "DELETE", self._path(kind, namespace, name), query=[("propagationPolicy", "Background")]
+            )
+        except NotFound:
+            return False
+        return True
+
     def delete_pod(self, namespace: str, name: str) -> dict:
         return self._request("DELETE", self._path("Pod", namespace, name))
 
