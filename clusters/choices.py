@@ -15,6 +15,16 @@ class AuthType(models.TextChoices):
 DEFAULT_NAMESPACE_TEMPLATE = "{project}-{environment}"
 
 
+class ClusterMonitoring(models.TextChoices):
+    """Which Prometheus scrapes the cluster's environments, and so what the portal renders for it."""
+
+    PORTAL = "portal", _("The portal's Prometheus (it discovers the pods through the portal)")
+    SERVICE_MONITOR = (
+        "service_monitor",
+        _("Prometheus Operator in the cluster (a ServiceMonitor per environment)"),
+    )
+
+
 class ConfigChangeStatus(models.TextChoices):
     QUEUED = "queued", _("Queued")
     APPLYING = "applying", _("Applying")

@@ -35,6 +35,7 @@ class ClusterSerializer(serializers.ModelSerializer):
             "credential",
             "verify_tls",
             "namespace_template",
+            "monitoring",
             "last_check_at",
             "last_check_ok",
             "last_check_message",

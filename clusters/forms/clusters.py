@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE, AuthType
+from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE, AuthType, ClusterMonitoring
 from opsportal.forms import WriteOnlyTextarea
 from projects.choices import Environment
 
@@ -34,12 +34,25 @@ class ClusterForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
     )
     verify_tls = forms.BooleanField(label=_("Verify the TLS certificate"), required=False, initial=True)
+    monitoring = forms.ChoiceField(
+        label=_("Monitoring"),
+        choices=ClusterMonitoring.choices,
+        initial=ClusterMonitoring.PORTAL,
+        # Left out by a client that predates it: a new cluster gets the portal's, an edited one keeps its own.
+        required=False,
+        help_text=_(
+            "With the Prometheus Operator, each environment gets a ServiceMonitor with its workload."
+        ),
+    )
     namespace_template = forms.CharField(
         label=_("Namespace template"),
         max_length=100,
         initial=DEFAULT_NAMESPACE_TEMPLATE,
         help_text=_("{project} and {environment} are replaced, e.g. orders-prod."),
     )
+
+    def clean_monitoring(self):
+        return self.cleaned_data.get("monitoring") or None
 
     def __init__(self, *args, editing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

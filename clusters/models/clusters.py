@@ -18,6 +18,7 @@ from clusters.choices import (
     CONFIG_CHANGE_TRANSITIONS,
     DEFAULT_NAMESPACE_TEMPLATE,
     AuthType,
+    ClusterMonitoring,
     ConfigChangeStatus,
 )
 from clusters.workload.request import namespace_for
@@ -87,6 +88,9 @@ class Cluster(models.Model):
     # A kubeconfig (YAML) or a bearer token, encrypted at rest; never shown again once saved.
     credential = EncryptedTextField(_("credential"))
     verify_tls = models.BooleanField(_("verify TLS certificate"), default=True)
+    monitoring = models.CharField(
+        _("monitoring"), max_length=16, choices=ClusterMonitoring.choices, default=ClusterMonitoring.PORTAL
+    )
     namespace_template = models.CharField(
         _("namespace template"),
         max_length=100,

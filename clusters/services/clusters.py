@@ -8,14 +8,22 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE, AuthType
+from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE, AuthType, ClusterMonitoring
 from clusters.models import Cluster
 from integrations.errors import IntegrationError, Invalid, NotFound, Timeout, Unauthorized, Unreachable
 from integrations.kubernetes import KubeClient, KubeconfigError, parse_kubeconfig
 from observability.services import audit_record, changes_between
 
 # Fields recorded in the audit trail with their old and new values.
-AUDITED_FIELDS = ("name", "environment", "api_url", "auth_type", "verify_tls", "namespace_template")
+AUDITED_FIELDS = (
+    "name",
+    "environment",
+    "api_url",
+    "auth_type",
+    "verify_tls",
+    "namespace_template",
+    "monitoring",
+)
 # Test connection must answer a person waiting on a page: shorter than the default read timeout.
 CHECK_TIMEOUT = (5, 10)
 
@@ -45,6 +53,7 @@ def cluster_create(
     ca_certificate: str = "",
     verify_tls: bool = True,
     namespace_template: str = DEFAULT_NAMESPACE_TEMPLATE,
+    monitoring: str = ClusterMonitoring.PORTAL,
     remote_addr: str | None = None,
 ) -> Cluster:
     """Create a cluster; with a kubeconfig and no API URL, the kubeconfig's server is used."""
@@ -58,6 +67,7 @@ def cluster_create(
         credential=credential,
         verify_tls=verify_tls,
         namespace_template=namespace_template or DEFAULT_NAMESPACE_TEMPLATE,
+        monitoring=monitoring or ClusterMonitoring.PORTAL,
     )
     cluster.full_clean()
     cluster.save()
@@ -85,6 +95,7 @@ def cluster_update(
     credential: str = "",
     verify_tls: bool | None = None,
     namespace_template: str | None = None,
+    monitoring: str | None = None,
     remote_addr: str | None = None,
 ) -> Cluster:
     """Change what is given; ``None`` keeps a field, a blank credential keeps the stored one."""
@@ -100,6 +111,7 @@ def cluster_update(
         "auth_type": auth_type,
         "verify_tls": verify_tls,
         "namespace_template": namespace_template,
+        "monitoring": monitoring,
     }
     for field, value in updates.items():
         if value is not None:

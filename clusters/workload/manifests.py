@@ -28,6 +28,7 @@ ENVIRONMENTS = ("test", "prod")
 SERVICE_TYPES = ("ClusterIP", "LoadBalancer")
 MANAGED_BY = "opsportal"
 CONTAINER_NAME = "app"
+METRICS_PORT_NAME = "metrics"
 PORT_NAME = "http"
 
 HPA_MAX_REPLICAS = 100
@@ -104,6 +105,8 @@ class WorkloadSpec:
     eureka_enabled: bool = False
     eureka_deregister_path: str = "/actuator/service-registry"
     registry_refresh_seconds: int = 30
+    # Set from the cluster, not the request: its Prometheus Operator scrapes through a ServiceMonitor.
+    service_monitor: bool = False
     overrides: tuple[tuple[str, object], ...] = ()
 
 
@@ -615,6 +618,8 @@ def render(spec: WorkloadSpec) -> Rendered:
         # Before the Deployment, so new pods never start referring to keys that do not exist yet.
         objects.append(env_secret(spec))
     objects += [_deployment(spec, labels, selector, rails), _hpa(spec, labels, rails)]
+    if spec.service_monitor:
+        objects.append(_service_monitor(spec, labels, selector))
     if spec.hpa_min >= 2:
         objects.append(_pdb(spec, labels, selector))
         rails.info(
@@ -681,15 +686,49 @@ def secret_with_values(secret: dict[str, Any], values: dict[str, str]) -> dict[s
 
 
 def _service(spec: WorkloadSpec, labels: dict[str, str], selector: dict[str, str]) -> dict[str, Any]:
+    ports = [{"name": PORT_NAME, "port": spec.service_port, "targetPort": PORT_NAME, "protocol": "TCP"}]
+    if spec.service_monitor and metrics_port(spec) != spec.container_port:
+        # A ServiceMonitor scrapes the Service's endpoints, which list only the Service's ports.
+        port = metrics_port(spec)
+        ports.append({"name": METRICS_PORT_NAME, "port": port, "targetPort": port, "protocol": "TCP"})
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _metadata(spec, labels),
+        "spec": {"type": spec.service_type, "selector": dict(selector), "ports": ports},
+    }
+
+
+def _service_monitor(spec: WorkloadSpec, labels: dict[str, str], selector: dict[str, str]) -> dict[str, Any]:
+    """The Prometheus Operator's way to the company's "one scraper per service, selected by its labels":
+    the environment's own Service (matched by the selector labels, in its namespace only), the metrics
+    path and port of the request, and the labels the portal's panels select on."""
+    port = PORT_NAME if metrics_port(spec) == spec.container_port else METRICS_PORT_NAME
+    relabel = [
+        {"action": "replace", "targetLabel": name, "replacement": value}
+        for name, value in (("project", spec.project), ("env", spec.environment), ("service", spec.project))
+    ]
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": _metadata(spec, labels),
         "spec": {
-            "type": spec.service_type,
-            "selector": dict(selector),
-            "ports": [
-                {"name": PORT_NAME, "port": spec.service_port, "targetPort": PORT_NAME, "protocol": "TCP"}
+            "selector": {"matchLabels": dict(selector)},
+            "namespaceSelector": {"matchNames": [spec.namespace]},
+            "endpoints": [
+                {
+                    "port": port,
+                    "path": spec.metrics_path,
+                    "scheme": "http",
+                    "relabelings": [
+                        *relabel,
+                        {
+                            "action": "replace",
+                            "sourceLabels": ["__meta_kubernetes_pod_name"],
+                            "targetLabel": "pod",
+                        },
+                    ],
+                }
             ],
         },
     }

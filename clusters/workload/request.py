@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE
+from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE, ClusterMonitoring
 from clusters.workload import fields, manifests, secret_env
 from projects.choices import Environment
 
@@ -69,6 +69,7 @@ def build_spec(
         ),
         language=project.language,
         overrides=sorted((overrides or {}).items()),
+        service_monitor=bool(cluster and cluster.monitoring == ClusterMonitoring.SERVICE_MONITOR),
     )
     try:
         spec = manifests.spec_from_dict(data)

@@ -61,6 +61,8 @@ KINDS: dict[str, Kind] = {
     "HorizontalPodAutoscaler": Kind("autoscaling/v2", "horizontalpodautoscalers"),
     "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
     "Event": Kind("v1", "events"),
+    # The Prometheus Operator's, on clusters that run it (the portal renders one per environment there).
+    "ServiceMonitor": Kind("monitoring.coreos.com/v1", "servicemonitors"),
 }
 
 

@@ -308,3 +308,29 @@ def test_api_and_service_refuse_a_url_with_user_and_password(client, people, clu
         services.cluster_create(actor=people.ops, credential=TOKEN, **{**data, "name": "svc"})
     assert "must not contain a user name or password" in str(refused.value.message_dict["api_url"])
     assert list(Cluster.objects.values_list("pk", flat=True)) == [cluster.pk]
+
+
+def test_monitoring_mode_is_chosen_on_the_form_and_kept_by_an_edit_without_it(client, people):
+    client.force_login(people.ops)
+    data = {
+        "name": "operated",
+        "environment": "test",
+        "api_url": "https://k8s.example.com:6443",
+        "auth_type": "token",
+        "credential": TOKEN,
+        "namespace_template": "{project}-{environment}",
+    }
+    assert (
+        client.post(reverse("cluster-create"), {**data, "monitoring": "service_monitor"}).status_code == 302
+    )
+    cluster = Cluster.objects.get(name="operated")
+    assert cluster.monitoring == "service_monitor"
+    event = AuditEvent.objects.get(verb="cluster.create")
+    assert event.changes["monitoring"] == "service_monitor"
+    # A client that predates the field: the cluster keeps its mode.
+    edit = {key: value for key, value in data.items() if key != "credential"}
+    assert client.post(reverse("cluster-edit", args=[cluster.pk]), edit).status_code == 302
+    cluster.refresh_from_db()
+    assert cluster.monitoring == "service_monitor"
+    bad = client.post(reverse("cluster-create"), {**data, "name": "other", "monitoring": "nagios"})
+    assert bad.status_code == 400 and "monitoring" in bad.context["form"].errors
