@@ -1,7 +1,7 @@
 """The seed's hard lessons, proven on running processes (issue 12, part 4).
 
 java-hello and go-hello are built by the Jenkins stand-in with the portal's generic recipes, pushed to a
-registry of this module's own, and run by the pod agent as real processes on pod IPs; the portal renders
+registry of the session's own (tests/fixtures/demo.py), and run by the pod agent as real processes on pod IPs; the portal renders
 and applies their objects, changes their configuration (as ops, through the API) and reads their state,
 logs and exec the way its pages do. Nothing here is checked in a rendered spec alone.
 """
@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -27,12 +25,9 @@ from deploys.models import DeploymentRecord
 from deploys.tasks import provision_ticket, release_build, release_deploy, release_tag
 from observability.models import AuditEvent
 from sandbox.kube import podnet
-from sandbox.pipeline import SandboxPipeline
-from tests.fixtures.ci import unavailable
 from tests.fixtures.clusters import VALID_REQUEST
-from tests.fixtures.kube import KubeCluster, exec_output
+from tests.fixtures.kube import exec_output
 from tests.fixtures.pipeline import ensure_default_recipes, run_release_task
-from tests.helpers.demo_builds import build_like_a_release
 from tests.helpers.environments import provision, put_overrides, run_change
 from tests.polling import until
 
@@ -71,31 +66,6 @@ GO_REQUEST = {
     "eureka_enabled": False,
     "env_vars": [],
 }
-
-
-@pytest.fixture(scope="module")
-def lesson_pipeline(kube_cluster: KubeCluster, tmp_path_factory) -> Iterator[SandboxPipeline]:
-    """GitLab, Jenkins and a registry of this module's own, whose images the agent really runs."""
-    if kube_cluster.cluster.pods_mode != "real":
-        unavailable(f"the pod agent is not running real pods here: {kube_cluster.cluster.pods_reason}")
-    pipeline = SandboxPipeline(tmp_path_factory.mktemp("lessons")).start()
-    try:
-        kube_cluster.cluster.allow_registry(pipeline.registry.host)
-        yield pipeline
-    finally:
-        pipeline.stop()
-
-
-@pytest.fixture(scope="module")
-def lesson_images(lesson_pipeline: SandboxPipeline) -> dict[str, str]:
-    """java-hello and go-hello built like a release (generic recipes), pinned by digest."""
-    images = {}
-    for name in ("java-hello", "go-hello"):
-        image, console, _seconds = build_like_a_release(lesson_pipeline, name, "v1.0.0")
-        pushed = re.search(rf"^pushed {re.escape(image)}@(sha256:[0-9a-f]{{64}})$", console, re.M)
-        assert pushed, console[-2000:]
-        images[name] = f"{image}@{pushed[1]}"
-    return images
 
 
 def _provision(people, cluster, language: str, request: dict, overrides: dict | None = None):
@@ -141,10 +111,10 @@ def _apply_as_ops(client, people, env, overrides: dict, settings, django_capture
 
 
 def test_java_hello_with_the_portals_defaults_becomes_ready_sizes_its_heap_from_the_limit_and_has_its_own_fs(
-    client, people, local_clusters, lesson_images, kube_cluster
+    client, people, local_clusters, demo_images, kube_cluster
 ):
     env = _provision(
-        people, local_clusters["test"], "java", {**JAVA_REQUEST, "image": lesson_images["java-hello"]}
+        people, local_clusters["test"], "java", {**JAVA_REQUEST, "image": demo_images["java-hello"]}
     )
     client.force_login(people.developer)
     started = time.monotonic()
@@ -175,12 +145,12 @@ def test_java_hello_with_the_portals_defaults_becomes_ready_sizes_its_heap_from_
 
 
 def test_a_jvm_that_ignores_the_container_sizes_its_heap_from_the_host(
-    client, people, local_clusters, lesson_images
+    client, people, local_clusters, demo_images
 ):
     # The company's first JVMs (JDK 8 before container support) behaved like -XX:-UseContainerSupport.
     request = {
         **JAVA_REQUEST,
-        "image": lesson_images["java-hello"],
+        "image": demo_images["java-hello"],
         "runtime_options": "-XX:-UseContainerSupport -XX:InitialRAMPercentage=1.0",
         "env_vars": [["STARTUP_DELAY_SECONDS", "1"]],
     }
@@ -201,10 +171,10 @@ def test_a_jvm_that_ignores_the_container_sizes_its_heap_from_the_host(
 
 
 def test_without_the_startup_probe_java_hello_restarts_in_a_loop_and_the_page_says_why(
-    client, people, local_clusters, lesson_images, settings, django_capture_on_commit_callbacks
+    client, people, local_clusters, demo_images, settings, django_capture_on_commit_callbacks
 ):
     env = _provision(
-        people, local_clusters["test"], "java", {**JAVA_REQUEST, "image": lesson_images["java-hello"]}
+        people, local_clusters["test"], "java", {**JAVA_REQUEST, "image": demo_images["java-hello"]}
     )
     client.force_login(people.developer)
     until("java-hello to become Ready", lambda: _ready_pods(client, env), timeout=JAVA_START_SECONDS + 90)
@@ -242,11 +212,11 @@ def test_without_the_startup_probe_java_hello_restarts_in_a_loop_and_the_page_sa
 
 
 def test_slow_health_fails_a_1s_probe_timeout_and_passes_the_portals_default(
-    client, people, local_clusters, lesson_images, settings, django_capture_on_commit_callbacks
+    client, people, local_clusters, demo_images, settings, django_capture_on_commit_callbacks
 ):
     request = {
         **JAVA_REQUEST,
-        "image": lesson_images["java-hello"],
+        "image": demo_images["java-hello"],
         "env_vars": [["STARTUP_DELAY_SECONDS", "2"], ["SLOW_HEALTH", "true"]],
     }
     env = _provision(people, local_clusters["test"], "java", request)
@@ -278,9 +248,9 @@ def _load(urls: list[str], stop: threading.Event) -> None:
 
 
 def test_load_on_go_hello_scales_it_out_and_back_in(
-    client, people, local_clusters, lesson_images, kube_cluster
+    client, people, local_clusters, demo_images, kube_cluster
 ):
-    request = {**GO_REQUEST, "image": lesson_images["go-hello"]}
+    request = {**GO_REQUEST, "image": demo_images["go-hello"]}
     env = _provision(people, local_clusters["test"], "go", request, {"hpa_scale_down_window_seconds": 0})
     client.force_login(people.developer)
     pods = until("go-hello to become Ready", lambda: _ready_pods(client, env), timeout=90)
@@ -329,11 +299,11 @@ def test_load_on_go_hello_scales_it_out_and_back_in(
 
 
 def test_a_release_into_the_first_configuration_fails_with_the_restart_loop_and_rolls_back(
-    client, people, local_clusters, lesson_pipeline, settings, django_capture_on_commit_callbacks
+    client, people, local_clusters, demo_pipeline, settings, django_capture_on_commit_callbacks
 ):
     """Through the whole pipeline: tag, Jenkins build with the generic java recipe, image swap."""
     ensure_default_recipes()
-    for key, value in lesson_pipeline.settings().items():
+    for key, value in demo_pipeline.settings().items():
         setattr(settings, key, json.loads(value) if key == "OPSPORTAL_BASE_IMAGES" else value)
     settings.INTEGRATION_RETRY_BACKOFF_SECONDS = 0
     settings.RELEASE_POD_CHECK_SECONDS = 1
@@ -342,7 +312,7 @@ def test_a_release_into_the_first_configuration_fails_with_the_restart_loop_and_
     project.gitlab_repository = f"demo/java-hello-{project.pk}"
     project.auto_rollback = True
     project.save()
-    lesson_pipeline.add_repository(project.gitlab_repository, demo="java-hello")
+    demo_pipeline.add_repository(project.gitlab_repository, demo="java-hello")
     cluster = local_clusters["test"]
     ticket = deploy_services.ticket_create(
         actor=people.developer, project=project, environment="test", request=JAVA_REQUEST, submit=True
