@@ -1,8 +1,8 @@
 """The seed's hard lessons, proven on running processes (issue 12, part 4).
 
-java-hello and go-hello are built by the Jenkins stand-in with the portal's generic recipes, pushed to a
-registry of the session's own (tests/fixtures/demo.py), and run by the pod agent as real processes on pod IPs; the portal renders
-and applies their objects, changes their configuration (as ops, through the API) and reads their state,
+java-hello and go-hello are built by the Jenkins stand-in with the portal's generic recipes, pushed to
+a registry of the session's own (tests/fixtures/demo.py), and run by the pod agent as real processes on
+pod IPs; the portal renders and applies their objects, changes their configuration (as ops, through the API) and reads their state,
 logs and exec the way its pages do. Nothing here is checked in a rendered spec alone.
 """
 
