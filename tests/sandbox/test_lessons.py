@@ -3,7 +3,8 @@
 java-hello and go-hello are built by the Jenkins stand-in with the portal's generic recipes, pushed to
 a registry of the session's own (tests/fixtures/demo.py), and run by the pod agent as real processes on
 pod IPs; the portal renders and applies their objects, changes their configuration (as ops, through the
-API) and reads their state, logs and exec the way its pages do. Nothing here is checked in a rendered spec alone.
+API) and reads their state, logs and exec the way its pages do. Nothing here is checked in a rendered
+spec alone.
 """
 
 from __future__ import annotations
