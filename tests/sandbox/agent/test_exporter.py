@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sandbox.kube.agent.exporter import KubeStateCollector
 from sandbox.kube.cluster import STATE_FILE, ClusterState, read_state
 from tests.fixtures.kube import KubeCluster
 from tests.polling import until
@@ -332,3 +334,48 @@ def test_deployment_and_hpa_series_match_the_objects_and_simulated_pods_are_in_k
         )
 
     until("the HPA's max and status in /metrics/kube-state", matches_the_hpa)
+
+
+def test_kube_state_names_other_resources_and_an_unknown_ready_as_kube_state_metrics_does() -> None:
+    pod = {
+        "metadata": {"namespace": "ns", "name": "p", "uid": "u1"},
+        "spec": {
+            "nodeName": "n1",
+            "containers": [
+                {
+                    "name": "c",
+                    "resources": {
+                        "requests": {"ephemeral-storage": "1Gi", "cpu": "1500m"},
+                        "limits": {"nvidia.com/gpu": "1", "hugepages-2Mi": "4Mi"},
+                    },
+                }
+            ],
+        },
+        "status": {"phase": "Unknown", "conditions": [{"type": "Ready", "status": "Unknown"}]},
+    }
+    listed = {"/api/v1/pods": [pod]}
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(KubeStateCollector(lambda path: listed.get(path, [])))
+    samples = [
+        (s.name, s.labels, s.value)
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    ]
+    ours = {"namespace": "ns", "pod": "p", "uid": "u1", "container": "c", "node": "n1"}
+    requests, limits = "kube_pod_container_resource_requests", "kube_pod_container_resource_limits"
+    assert _one(samples, requests, **ours, resource="ephemeral_storage", unit="byte") == 1024**3
+    assert _one(samples, requests, **ours, resource="cpu", unit="core") == 1.5
+    assert _one(samples, limits, **ours, resource="nvidia_com_gpu", unit="integer") == 1
+    assert _one(samples, limits, **ours, resource="hugepages_2Mi", unit="byte") == 4 * MI
+    pod_ids = {"namespace": "ns", "pod": "p"}
+    assert [
+        _one(samples, "kube_pod_status_ready", **pod_ids, condition=c) for c in ("true", "false", "unknown")
+    ] == [
+        0,
+        0,
+        1,
+    ]
+    assert _one(samples, "kube_pod_status_phase", **pod_ids, phase="Unknown") == 1
+    info = _one(samples, "kube_pod_info", **pod_ids, created_by_kind="<none>", created_by_name="<none>")
+    assert info == 1
+    assert not _values(samples, "kube_pod_container_status_restarts_total")  # no status yet: no series
