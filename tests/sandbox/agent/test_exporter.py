@@ -7,7 +7,7 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,12 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from integrations.prometheus.client import PrometheusClient
+from observability.monitoring.promql import CONTAINER, Scope, panel_get, panel_queries
 from sandbox.kube.agent.exporter import KubeStateCollector
-from sandbox.kube.cluster import STATE_FILE, ClusterState, read_state
+from sandbox.kube.cluster import STATE_FILE, ClusterState, free_port, read_state
+from sandbox.procs import spawn
+from tests.fixtures.ci import unavailable
 from tests.fixtures.kube import KubeCluster
 from tests.polling import until
 
@@ -71,6 +75,38 @@ def _running(core: client.CoreV1Api, namespace: str, name: str) -> client.V1Pod 
     statuses = pod.status.container_statuses or []
     running = statuses and all(status.state.running for status in statuses)
     return pod if running else None
+
+
+def _deploy_with_hpa(
+    api, namespace: str, name: str, container: dict, *, replicas: int, hpa_range: tuple[int, int]
+) -> None:
+    """A Deployment ``name`` of ``replicas`` pods of ``container`` and an HPA ``name`` over it."""
+    labels = {"app": name}
+    client.AppsV1Api(api).create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"terminationGracePeriodSeconds": 1, "containers": [container]},
+                },
+            },
+        },
+    )
+    client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler(
+        namespace,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                "minReplicas": hpa_range[0],
+                "maxReplicas": hpa_range[1],
+            },
+        },
+    )
 
 
 def _core(kube_cluster: KubeCluster) -> client.CoreV1Api:
@@ -250,45 +286,14 @@ def test_deployment_and_hpa_series_match_the_objects_and_simulated_pods_are_in_k
     kube_cluster: KubeCluster, kube_namespace: str
 ) -> None:
     api = kube_cluster.api_client
-    labels = {"app": "sim"}
     # An image outside the sandbox registries: the agent simulates these pods (no process, no cgroup).
     container = {
         "name": "app",
         "image": "registry.example.com/sim:1",
         "resources": {"requests": {"cpu": "100m"}},
     }
-    client.AppsV1Api(api).create_namespaced_deployment(
-        kube_namespace,
-        {
-            "metadata": {"name": "sim"},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-            },
-        },
-    )
+    _deploy_with_hpa(api, kube_namespace, "sim", container, replicas=2, hpa_range=(2, 4))
     autoscaling = client.AutoscalingV2Api(api)
-    autoscaling.create_namespaced_horizontal_pod_autoscaler(
-        kube_namespace,
-        {
-            "metadata": {"name": "sim"},
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "sim"},
-                "minReplicas": 2,
-                "maxReplicas": 4,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {"type": "Utilization", "averageUtilization": 80},
-                        },
-                    }
-                ],
-            },
-        },
-    )
     deployment = {"namespace": kube_namespace, "deployment": "sim"}
     state = _scrape_until(
         kube_cluster,
@@ -379,3 +384,87 @@ def test_kube_state_names_other_resources_and_an_unknown_ready_as_kube_state_met
     info = _one(samples, "kube_pod_info", **pod_ids, created_by_kind="<none>", created_by_name="<none>")
     assert info == 1
     assert not _values(samples, "kube_pod_container_status_restarts_total")  # no status yet: no series
+
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+PROMETHEUS_CONFIG = """\
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+scrape_configs:
+  - job_name: kubelet
+    honor_labels: true
+    metrics_path: /metrics/cadvisor
+    static_configs: [{{targets: ["{address}"]}}]
+  - job_name: kube-state-metrics
+    honor_labels: true
+    metrics_path: /metrics/kube-state
+    static_configs: [{{targets: ["{address}"]}}]
+"""
+
+
+@pytest.fixture
+def prometheus(kube_cluster: KubeCluster, tmp_path: Path) -> Iterator[PrometheusClient]:
+    """Debian's Prometheus scraping the agent as the sandbox's does (jobs kubelet, kube-state-metrics)."""
+    if not PROMETHEUS.is_file():
+        unavailable("Debian's prometheus is not installed")
+    (tmp_path / "prometheus.yml").write_text(PROMETHEUS_CONFIG.format(address=_address(kube_cluster)))
+    port = free_port()
+    proc = spawn(
+        [
+            str(PROMETHEUS),
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        log=tmp_path / "prometheus.log",
+    )
+    api = PrometheusClient(f"http://127.0.0.1:{port}")
+    try:
+        until("Prometheus to be ready", lambda: proc.poll() is None and api.ready())
+        yield api
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def test_the_panels_promql_reads_these_series_through_a_real_prometheus(
+    kube_cluster: KubeCluster, kube_namespace: str, web_image: str, prometheus: PrometheusClient
+) -> None:
+    api = kube_cluster.api_client
+    container = {
+        "name": CONTAINER,
+        "image": web_image,
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "16Mi"},
+            "limits": {"cpu": "200m", "memory": "64Mi"},
+        },
+    }
+    _deploy_with_hpa(api, kube_namespace, "web", container, replicas=1, hpa_range=(1, 3))
+    scope = Scope(project="p", env="test", namespace=kube_namespace, deployment="web", hpa="web")
+
+    def panel(panel_id: str) -> dict[str, list[float]] | None:
+        """Each line of the panel's PromQL, as the panels API evaluates it; None until all have data."""
+        lines = {}
+        for legend, expr in panel_queries(panel_get(panel_id), scope, window_seconds=4):
+            result = prometheus.query(expr)
+            if not result:
+                return None
+            lines[legend] = [float(series["value"][1]) for series in result]
+        return lines
+
+    def replicas() -> dict[str, list[float]] | None:
+        lines = panel("replicas")
+        return lines if lines and lines["available"] == [1] else None
+
+    assert until("the replicas panel with 1 available", replicas, 120) == {
+        "available": [1],
+        "desired": [1],
+        "min": [1],
+        "max": [3],
+    }
+    cpu = until("the CPU panel", lambda: panel("cpu"), 60)
+    assert cpu["request"] == [0.05] and cpu["limit"] == [0.2]
+    assert len(cpu["{{pod}}"]) == 1 and cpu["{{pod}}"][0] >= 0  # one pod; an idle httpd may use ~0
+    memory = until("the memory panel", lambda: panel("memory"), 60)
+    assert memory["request"] == [16 * MI] and memory["limit"] == [64 * MI]
+    assert len(memory["{{pod}}"]) == 1 and 0 < memory["{{pod}}"][0] <= 64 * MI
+    assert until("the restarts panel", lambda: panel("restarts"), 60) == {"{{pod}}": [0]}
