@@ -278,6 +278,10 @@ class ClusterState:
     # says why), which the portal's Clusters page shows as a banner. Empty before the cluster has started.
     pods_mode: str = ""
     pods_reason: str = ""
+    # "127.0.0.1:PORT" of the pod agent's cAdvisor and kube-state-metrics series (/metrics/cadvisor,
+    # /metrics/kube-state; sandbox/kube/agent/exporter.py), which the sandbox Prometheus scrapes. Empty
+    # without the agent (simulated pods) and in state files older than it.
+    exporter_address: str = ""
     updated: float = field(default_factory=time.time)
 
     @classmethod
@@ -355,6 +359,8 @@ class LocalCluster:
         self.pods_mode = ""
         self.pods_reason = ""
         self.network: podnet.PodNetwork | None = None
+        # "127.0.0.1:PORT" of the pod agent's cAdvisor/kube-state series once it runs (agent/exporter.py).
+        self.exporter_address = ""
 
     # -- public paths ------------------------------------------------------------------------------------
 
@@ -411,6 +417,7 @@ class LocalCluster:
             pid=os.getpid(),
             pods_mode=self.pods_mode,
             pods_reason=self.pods_reason,
+            exporter_address=self.exporter_address if phase == "ready" else "",
         ).write(self.workdir)
 
     def start(self, timeout: float = 180.0) -> LocalCluster:
@@ -485,6 +492,7 @@ class LocalCluster:
     def _stop_components(self) -> list[_Proc]:
         with self._lock:
             procs, self._procs = self._procs, []
+            self.exporter_address = ""
         for proc in reversed(procs):
             _terminate(proc.popen)
         return procs
@@ -962,6 +970,9 @@ class LocalCluster:
     def _start_agent(self, deadline: float) -> None:
         ready_file = self.workdir / "config" / "agent.ready"
         ready_file.unlink(missing_ok=True)
+        exporter_file = self.workdir / "config" / "agent.exporter"
+        exporter_file.unlink(missing_ok=True)
+        self.exporter_address = ""
         self.registries_file.touch()
         args = [
             sys.executable,
@@ -972,6 +983,7 @@ class LocalCluster:
             f"--net-index={self.network.index}",
             f"--registries-file={self.registries_file}",
             f"--ready-file={ready_file}",
+            f"--exporter-file={exporter_file}",
             *(f"--node={node}" for node in self.node_names),
             *(f"--registry={registry}" for registry in self.registries),
         ]
@@ -981,6 +993,8 @@ class LocalCluster:
             args += [f"--backoff-base={self.pod_backoff[0]:g}", f"--backoff-max={self.pod_backoff[1]:g}"]
         proc = self._spawn(AGENT, args, cwd=Path(__file__).resolve().parents[2])
         self._wait("pod agent", proc, deadline, ready_file.exists)
+        # Written (atomically) before the ready file.
+        self.exporter_address = exporter_file.read_text().strip()
 
     def _create_nodes(self, deadline: float) -> None:
         from kubernetes import client

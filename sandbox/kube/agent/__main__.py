@@ -1,7 +1,9 @@
 """``python -m sandbox.kube.agent --kubeconfig F --workdir D --net-index N --node NAME ... [--registry H:P]``
 
-Runs until SIGTERM/SIGINT, then stops its containers and removes its pod network (the blackhole route
-over 10.0.0.0/16 stays). Started by LocalCluster after kwok; see docs/sandbox.md.
+Also serves the cAdvisor and kube-state-metrics series on 127.0.0.1 (sandbox.kube.agent.exporter; its
+address goes to ``--exporter-file``). Runs until SIGTERM/SIGINT, then stops its containers and removes its
+pod network (the blackhole route over 10.0.0.0/16 stays). Started by LocalCluster after kwok; see
+docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from kubernetes import config
 
 from sandbox.kube.agent.agent import Agent, Registries
+from sandbox.kube.agent.exporter import Exporter, apiserver_lister
 from sandbox.kube.build import cache_dir
 from sandbox.kube.podnet import PodNetwork
 
@@ -54,6 +57,22 @@ def serve_metrics(agent: Agent, api_client, workdir: Path, nodes: list[str]) -> 
     return server.stop
 
 
+def serve_exporter(agent: Agent, kubeconfig: Path, address_file: Path | None) -> Exporter:
+    """Start the cAdvisor/kube-state series server; its address goes to ``address_file`` (atomically,
+    before the ready file, so LocalCluster reads it whole once the agent is ready)."""
+    # Its own client: a scrape's lists never queue behind the pod watch's connection.
+    exporter = Exporter(
+        containers=agent.container_stats,
+        lister=apiserver_lister(config.new_client_from_config(config_file=str(kubeconfig))),
+    )
+    address = exporter.start()
+    if address_file is not None:
+        tmp = address_file.with_name(f".{address_file.name}.{os.getpid()}")
+        tmp.write_text(f"{address}\n")
+        tmp.replace(address_file)
+    return exporter
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.kube.agent", description=__doc__)
     parser.add_argument("--kubeconfig", type=Path, required=True)
@@ -70,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-file", type=Path, help="written once the agent watches pods")
     parser.add_argument(
         "--serve-metrics", action="store_true", help="serve metrics.k8s.io from the containers' cgroups"
+    )
+    parser.add_argument(
+        "--exporter-file", type=Path, help="written with the cAdvisor/kube-state exporter's host:port"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
@@ -94,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: done.set())
     threading.Thread(target=agent.run, name="pod-watch", daemon=True).start()
     stop_metrics = serve_metrics(agent, api_client, args.workdir, args.node) if args.serve_metrics else None
+    exporter = serve_exporter(agent, args.kubeconfig, args.exporter_file)
     if args.ready_file:
         args.ready_file.write_text(f"{os.getpid()}\n")
     logging.info("pod agent up: nodes %s, pod network %s, registries %s", args.node, network.cidr, registries)
@@ -101,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.info("stopping: terminating containers")
     if stop_metrics is not None:
         stop_metrics()
+    exporter.stop()
     agent.shutdown()
     network.clean_leftovers()
     logging.info("stopped")

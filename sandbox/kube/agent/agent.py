@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes import client, watch
@@ -26,6 +27,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 from sandbox.kube.agent import env as kenv
 from sandbox.kube.agent import probes
+from sandbox.kube.agent.cgroups import ContainerStats
 from sandbox.kube.podnet import PodNetwork
 
 try:  # helper B's runtime; without it every pod is simulated
@@ -43,6 +45,18 @@ POLL_INTERVAL = 0.2
 BACKOFF_RESET_AFTER = 600.0  # the kubelet forgets a container's back-off after it ran this long
 DEFAULT_GRACE = 30
 SIMULATED_RETRIES = 30
+
+
+@dataclass(frozen=True)
+class ContainerStatsSample:
+    namespace: str
+    pod: str
+    pod_uid: str
+    container: str
+    image: str
+    container_id: str  # "sandbox://<hex>", as in the pod's containerStatuses
+    cgroup: str  # the container's group below each controller's root, "/<parent>/<pod uid>/<container>"
+    stats: ContainerStats
 
 
 def rfc3339(when: float | None = None) -> str:
@@ -1004,6 +1018,34 @@ class Agent:
                     }
                 )
         return samples
+
+    def container_stats(self) -> list[ContainerStatsSample]:
+        """cgroup counters of every running container: the cAdvisor series (sandbox.kube.agent.exporter)."""
+        with self._lock:
+            workers = list(self._workers.values())
+        found = []
+        for worker in workers:
+            for runner in worker.runners:
+                container = runner.container  # one read: the runner's thread may clear it meanwhile
+                if container is None:
+                    continue
+                try:
+                    stats = container.stats()
+                except (OSError, ValueError):
+                    continue  # exited between the read and now; its groups are gone
+                found.append(
+                    ContainerStatsSample(
+                        namespace=worker.namespace,
+                        pod=worker.name,
+                        pod_uid=worker.uid,
+                        container=runner.name,
+                        image=runner.spec.get("image", ""),
+                        container_id=runner.container_id,
+                        cgroup="/" + container.cgroups.relative,
+                        stats=stats,
+                    )
+                )
+        return found
 
     # -- shutdown --------------------------------------------------------------------------------------
 

@@ -6,11 +6,13 @@ layout the pod network's leftover cleanup (sandbox/kube/podnet.py) removes from.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
@@ -19,6 +21,7 @@ CFS_PERIOD_US = 100_000
 # The kubelet's floor for cpu.shares (BestEffort pods) and for a quota (1 ms per period).
 MIN_SHARES = 2
 MIN_QUOTA_US = 1_000
+UNLIMITED_ABOVE = 1 << 62
 
 # mkdir -p of a parent and rmdir of an emptied one race between two containers of one pod.
 _tree_lock = threading.Lock()
@@ -26,6 +29,14 @@ _tree_lock = threading.Lock()
 
 class CgroupError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    cpu_ns: int  # cpuacct.usage: cumulative CPU time of every process the group ever held
+    memory_usage_bytes: int  # memory.usage_in_bytes, page cache included
+    working_set_bytes: int
+    memory_limit_bytes: int  # 0: unlimited
 
 
 def available() -> bool:
@@ -123,19 +134,30 @@ class ContainerCgroups:
 
     def usage(self) -> tuple[int, int]:
         """(cumulative CPU ns, memory working set bytes: usage minus inactive file cache)."""
-        try:
-            cpu_ns = int(_read(self.dirs["cpuacct"] / "cpuacct.usage"))
-            usage = int(_read(self.dirs["memory"] / "memory.usage_in_bytes"))
-            inactive = 0
-            for line in _read(self.dirs["memory"] / "memory.stat").splitlines():
-                key, _, value = line.partition(" ")
-                if key == "total_inactive_file":
-                    inactive = int(value)
-                    break
-            self._last_usage = (cpu_ns, max(0, usage - inactive))
-        except (OSError, ValueError):
-            pass
+        with contextlib.suppress(OSError, ValueError):
+            stats = self.stats()
+            self._last_usage = (stats.cpu_ns, stats.working_set_bytes)
         return self._last_usage
+
+    def stats(self) -> ContainerStats:
+        """The groups' counters now, read as cAdvisor reads them; OSError once the groups are gone."""
+        memory = self.dirs["memory"]
+        usage = int(_read(memory / "memory.usage_in_bytes"))
+        inactive = 0
+        for line in _read(memory / "memory.stat").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "total_inactive_file":
+                inactive = int(value)
+                break
+        limit = int(_read(memory / "memory.limit_in_bytes"))
+        return ContainerStats(
+            cpu_ns=int(_read(self.dirs["cpuacct"] / "cpuacct.usage")),
+            memory_usage_bytes=usage,
+            # cAdvisor's working set: usage less the inactive file cache the kernel reclaims first.
+            working_set_bytes=max(0, usage - inactive),
+            # v1 reports "no limit" as a page-rounded 2**63-1; cAdvisor exports anything above 2**62 as 0.
+            memory_limit_bytes=0 if limit > UNLIMITED_ABOVE else limit,
+        )
 
     def kill_all(self, timeout: float = 5.0) -> None:
         """SIGKILL every process in the groups until they are empty (forks racing the kill included)."""

@@ -26,7 +26,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sandbox.kube import build
-from sandbox.kube.agent.cgroups import CONTROLLERS, CgroupError, ContainerCgroups, cpuset_dir
+from sandbox.kube.agent.cgroups import (
+    CONTROLLERS,
+    CgroupError,
+    ContainerCgroups,
+    ContainerStats,
+    cpuset_dir,
+)
 from sandbox.kube.agent.images import ImageConfig, ImagePullError, ImageStore, is_sandbox_image
 
 __all__ = [
@@ -557,6 +563,10 @@ class Container:
 
     def usage(self) -> tuple[int, int]:
         return self.cgroups.usage()
+
+    def stats(self) -> ContainerStats:
+        """Counters for the cAdvisor series; OSError once the container's groups are removed."""
+        return self.cgroups.stats()
 
     # -- entering ------------------------------------------------------------------------------------
 
