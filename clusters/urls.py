@@ -11,6 +11,11 @@ urlpatterns = [
     path(
         "clusters/<int:pk>/test-connection/", clusters.cluster_test_connection, name="cluster-test-connection"
     ),
+    path(
+        "clusters/prometheus-config/apply/",
+        clusters.prometheus_config_apply,
+        name="cluster-prometheus-config-apply",
+    ),
     path(_ENV, environments.environment_page, name="environment-page"),
     path(f"{_ENV}restart/", environments.environment_restart, name="environment-restart"),
     path(f"{_ENV}scale/", environments.environment_scale, name="environment-scale"),

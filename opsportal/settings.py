@@ -366,3 +366,17 @@ TERMINAL_GRANT_RECHECK_SECONDS = env_int("TERMINAL_GRANT_RECHECK_SECONDS", 30)
 # Session recordings (asciicast v2), append-only; deleted after the retention period.
 TERMINAL_RECORDINGS_DIR = Path(env_str("TERMINAL_RECORDINGS_DIR", str(VAR_DIR / "recordings")))
 TERMINAL_RECORDING_RETENTION_DAYS = env_int("TERMINAL_RECORDING_RETENTION_DAYS", 180)
+
+# Monitoring: Prometheus configuration. When PROMETHEUS_CONFIG_FILE is set the portal writes that file
+# (the base YAML plus one http_sd job per cluster and a job for its own /metrics), checks it with
+# promtool and asks Prometheus (PROMETHEUS_URL) to reload; unset, the portal leaves Prometheus' file alone.
+# Unless another block defines them already: Prometheus' API, and its scrape interval in seconds.
+PROMETHEUS_URL = env_str("PROMETHEUS_URL", "")
+PROMETHEUS_SCRAPE_INTERVAL = env_int("PROMETHEUS_SCRAPE_INTERVAL", 15)
+PROMETHEUS_CONFIG_FILE = env_str("PROMETHEUS_CONFIG_FILE", "")
+PROMETHEUS_CONFIG_BASE = env_str("PROMETHEUS_CONFIG_BASE", "")
+PROMTOOL = env_str("PROMTOOL", "promtool")
+# The portal's address as Prometheus reaches it (service discovery and /metrics), and the file holding
+# MONITORING_TOKEN that Prometheus reads (so the token is never written into the configuration).
+PROMETHEUS_PORTAL_URL = env_str("PROMETHEUS_PORTAL_URL", "http://127.0.0.1:8000")
+MONITORING_TOKEN_FILE = env_str("MONITORING_TOKEN_FILE", "")

@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.clusters",
     "tests.fixtures.pipeline",
+    "tests.fixtures.prometheus",
 ]
 
 

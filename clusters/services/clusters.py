@@ -10,9 +10,11 @@ from django.utils.translation import gettext as _
 
 from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE, AuthType
 from clusters.models import Cluster
+from clusters.tasks import apply_prometheus_config
 from integrations.errors import IntegrationError, Invalid, NotFound, Timeout, Unauthorized, Unreachable
 from integrations.kubernetes import KubeClient, KubeconfigError, parse_kubeconfig
 from observability.services import audit_record, changes_between
+from opsportal import runs
 
 # Fields recorded in the audit trail with their old and new values.
 AUDITED_FIELDS = ("name", "environment", "api_url", "auth_type", "verify_tls", "namespace_template")
@@ -69,6 +71,8 @@ def cluster_create(
         changes={**_snapshot(cluster), "summary": ", ".join(summary)},
         remote_addr=remote_addr,
     )
+    # Prometheus gets a service-discovery job for the new cluster.
+    runs.queue(apply_prometheus_config, reason=f"cluster {cluster.name} created")
     return cluster
 
 
@@ -125,6 +129,8 @@ def cluster_update(
     if summary:
         changes["summary"] = ", ".join(summary)
     audit_record(actor=actor, verb="cluster.update", target=cluster, changes=changes, remote_addr=remote_addr)
+    if "name" in changes:  # the job is named after the cluster
+        runs.queue(apply_prometheus_config, reason=f"cluster {before['name']} renamed to {cluster.name}")
     return cluster
 
 
