@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from clusters.choices import PrometheusConfigStatus
-from clusters.models import PrometheusConfigState
+from clusters.models import Cluster, PrometheusConfigState
 from clusters.services import clusters as cluster_services
 from clusters.services.monitoring_config import prometheus_config_apply
 from observability.models import AuditEvent
@@ -31,6 +31,10 @@ def make_cluster(people, name: str):
         auth_type="token",
         credential="a-token",
     )
+
+
+def cluster_named(name: str) -> Cluster:
+    return Cluster.objects.get(name=name)
 
 
 def loaded_jobs(server: PrometheusServer) -> list[str]:
@@ -85,17 +89,11 @@ def test_an_unchanged_configuration_is_not_written_again(people, settings, prome
     assert prometheus_server.config_file.stat().st_mtime_ns == written
     assert AuditEvent.objects.filter(verb="prometheus_config.apply").count() == 1
     # A renamed cluster changes the file: it is written and reloaded.
-    cluster_services.cluster_update(actor=people.ops, cluster=people_cluster("east"), name="north")
+    cluster_services.cluster_update(actor=people.ops, cluster=cluster_named("east"), name="north")
     renamed = prometheus_config_apply(reason="renamed")
     assert renamed.status == PrometheusConfigStatus.APPLIED and renamed.config_sha256 != first.config_sha256
     assert "opsportal-sd-north" in loaded_jobs(prometheus_server)
     assert "opsportal-sd-east" not in loaded_jobs(prometheus_server)
-
-
-def people_cluster(name):
-    from clusters.models import Cluster
-
-    return Cluster.objects.get(name=name)
 
 
 def test_a_base_promtool_rejects_keeps_the_old_file_and_running_config(
@@ -111,7 +109,8 @@ def test_a_base_promtool_rejects_keeps_the_old_file_and_running_config(
     state = apply_prometheus_config(settings, prometheus_server, base=bad, reason="cluster west created")
     assert state.status == PrometheusConfigStatus.CHECK_FAILED
     assert "field bogus not found" in state.error
-    assert str(tmp_path) not in state.error  # promtool's output names the file, not our temp path
+    # promtool's output names the target file, not the temporary one it checked.
+    assert "prometheus.yml" in state.error and ".tmp" not in state.error
     assert sha(prometheus_server.config_file) == before and state.config_sha256 == before
     assert state.applied_at == good.applied_at  # the last success is kept
     assert not list(prometheus_server.root.glob(".*.tmp"))
@@ -163,10 +162,10 @@ def test_creating_a_cluster_queues_the_apply_on_commit(people, published, django
     assert published == [("clusters.tasks.apply_prometheus_config", {"reason": "cluster east created"})]
     published.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        cluster_services.cluster_update(actor=people.ops, cluster=people_cluster("east"), verify_tls=False)
+        cluster_services.cluster_update(actor=people.ops, cluster=cluster_named("east"), verify_tls=False)
     assert published == []  # only a new name changes the job
     with django_capture_on_commit_callbacks(execute=True):
-        cluster_services.cluster_update(actor=people.ops, cluster=people_cluster("east"), name="north")
+        cluster_services.cluster_update(actor=people.ops, cluster=cluster_named("east"), name="north")
     assert published == [
         ("clusters.tasks.apply_prometheus_config", {"reason": "cluster east renamed to north"})
     ]
@@ -216,3 +215,28 @@ def test_the_management_command_prints_and_applies(people, settings, prometheus_
     settings.PROMETHEUS_CONFIG_FILE = ""
     with pytest.raises(CommandError, match="PROMETHEUS_CONFIG_FILE"):
         call_command("prometheus_config", "--apply")
+
+
+@pytest.mark.parametrize(
+    ("base_text", "promtool", "message"),
+    [
+        (None, None, "cannot be read"),  # no base file at all
+        ("a: [", None, "not valid YAML"),
+        ("- 1", None, "YAML mapping"),
+        ("{}", "no-promtool", "promtool was not found"),
+    ],
+)
+def test_an_unusable_base_or_promtool_is_check_failed_and_nothing_is_written(
+    settings, prometheus_server, tmp_path, base_text, promtool, message
+):
+    base = tmp_path / "base.yml"
+    if base_text is not None:
+        base.write_text(base_text)
+    use_prometheus(settings, prometheus_server, base=base)
+    if promtool:
+        settings.PROMTOOL = str(tmp_path / promtool)
+    before = sha(prometheus_server.config_file)
+    state = prometheus_config_apply(reason="test")
+    assert state.status == PrometheusConfigStatus.CHECK_FAILED and message in state.error
+    assert sha(prometheus_server.config_file) == before
+    assert "PROMETHEUS_CONFIG_BASE" in state.next_step
