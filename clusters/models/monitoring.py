@@ -38,8 +38,8 @@ class PrometheusConfigState(models.Model):
     def next_step(self) -> str:
         if self.status == PrometheusConfigStatus.CHECK_FAILED:
             return gettext(
-                "Prometheus keeps its previous configuration. Fix the base configuration "
-                "(PROMETHEUS_CONFIG_BASE) as promtool says, then apply again."
+                "Prometheus keeps its previous configuration. Fix what the message names (usually the "
+                "base configuration, PROMETHEUS_CONFIG_BASE), then apply again."
             )
         if self.status == PrometheusConfigStatus.RELOAD_FAILED:
             return gettext(

@@ -99,10 +99,16 @@ def _write_checked(target: Path, text: str) -> None:
     """Write ``text`` beside ``target``, check it, then rename it over ``target`` (atomic on one fs)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
-        tmp.chmod(0o644)  # Prometheus may run as another user
+        try:
+            tmp.write_text(text)
+            tmp.chmod(0o644)  # Prometheus may run as another user
+        except OSError as exc:
+            raise ConfigRejected(f"{target} cannot be written: {exc.strerror or exc}") from exc
         _promtool_check(tmp)
-        tmp.replace(target)
+        try:
+            tmp.replace(target)
+        except OSError as exc:
+            raise ConfigRejected(f"{target} cannot be replaced: {exc.strerror or exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
 

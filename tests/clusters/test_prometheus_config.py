@@ -240,3 +240,10 @@ def test_an_unusable_base_or_promtool_is_check_failed_and_nothing_is_written(
     assert state.status == PrometheusConfigStatus.CHECK_FAILED and message in state.error
     assert sha(prometheus_server.config_file) == before
     assert "PROMETHEUS_CONFIG_BASE" in state.next_step
+
+
+def test_a_target_that_cannot_be_written_is_check_failed(settings, prometheus_server, tmp_path):
+    use_prometheus(settings, prometheus_server)
+    settings.PROMETHEUS_CONFIG_FILE = str(tmp_path / "no-such-dir" / "prometheus.yml")
+    state = prometheus_config_apply(reason="test")
+    assert state.status == PrometheusConfigStatus.CHECK_FAILED and "cannot be written" in state.error
