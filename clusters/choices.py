@@ -40,3 +40,10 @@ CONFIG_CHANGE_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 # An environment has at most one change in these states at a time.
 ACTIVE_CONFIG_CHANGE_STATUSES = frozenset({ConfigChangeStatus.QUEUED, ConfigChangeStatus.APPLYING})
+
+
+class PrometheusConfigStatus(models.TextChoices):
+    NEVER = "never", _("Not applied yet")
+    APPLIED = "applied", _("Applied")
+    CHECK_FAILED = "check_failed", _("Rejected by promtool")
+    RELOAD_FAILED = "reload_failed", _("Reload failed")

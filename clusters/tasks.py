@@ -40,3 +40,11 @@ def resume_stale_config_changes() -> None:
     from clusters.services.config_changes import config_changes_resume_stale
 
     config_changes_resume_stale()
+
+
+# promtool and the reload take a second or two; the state row is locked while they run.
+@shared_task(time_limit=120, soft_time_limit=110)
+def apply_prometheus_config(*, reason: str) -> None:
+    from clusters.services.monitoring_config import prometheus_config_apply
+
+    prometheus_config_apply(reason=reason)

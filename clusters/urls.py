@@ -12,6 +12,11 @@ urlpatterns = [
         "clusters/<int:pk>/test-connection/", clusters.cluster_test_connection, name="cluster-test-connection"
     ),
     path("api/monitoring/sd/<str:cluster>/", monitoring.prometheus_sd, name="prometheus-sd"),
+    path(
+        "clusters/prometheus-config/apply/",
+        clusters.prometheus_config_apply,
+        name="cluster-prometheus-config-apply",
+    ),
     path(_ENV, environments.environment_page, name="environment-page"),
     path(f"{_ENV}restart/", environments.environment_restart, name="environment-restart"),
     path(f"{_ENV}teardown/", environments.environment_teardown, name="environment-teardown"),

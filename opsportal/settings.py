@@ -384,3 +384,14 @@ MONITORING_ALLOWED_NETWORKS = [
 # The discovery answer is kept this long per cluster and web process: Prometheus polls it every scrape
 # interval, and one pod list per cluster per interval is all it costs the apiserver.
 MONITORING_SD_CACHE_SECONDS = env_int("MONITORING_SD_CACHE_SECONDS", 5)
+
+# Monitoring: Prometheus configuration. When PROMETHEUS_CONFIG_FILE is set the portal writes that file
+# (the base YAML plus one http_sd job per cluster and a job for its own /metrics), checks it with
+# promtool and asks Prometheus (PROMETHEUS_URL) to reload; unset, the portal leaves Prometheus' file alone.
+PROMETHEUS_CONFIG_FILE = env_str("PROMETHEUS_CONFIG_FILE", "")
+PROMETHEUS_CONFIG_BASE = env_str("PROMETHEUS_CONFIG_BASE", "")
+PROMTOOL = env_str("PROMTOOL", "promtool")
+# The portal's address as Prometheus reaches it (service discovery and /metrics), and the file holding
+# MONITORING_TOKEN that Prometheus reads (so the token is never written into the configuration).
+PROMETHEUS_PORTAL_URL = env_str("PROMETHEUS_PORTAL_URL", "http://127.0.0.1:8000")
+MONITORING_TOKEN_FILE = env_str("MONITORING_TOKEN_FILE", "")

@@ -109,6 +109,21 @@ def run_lock(var_dir: Path, wait: float = PREVIOUS_RUN_WAIT_SECONDS) -> IO | Non
     return lock
 
 
+def apply_prometheus_config(env: dict, reason: str) -> None:
+    """Apply the portal's Prometheus configuration with the portal's own settings (a child process:
+    this launcher's settings were read before the sandbox's were known)."""
+    result = subprocess.run(  # noqa: S603 - our own manage.py
+        [sys.executable, "manage.py", "prometheus_config", "--apply", "--reason", reason],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    outcome = (result.stdout + result.stderr).strip().splitlines()
+    print(f"Sandbox: {outcome[-1] if outcome else 'prometheus_config: no output'}", flush=True)
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings")
     os.environ.setdefault("DJANGO_DEBUG", "true")
@@ -138,6 +153,7 @@ def main() -> int:
         return 1
     env = dict(os.environ)
     pipeline = None
+    prometheus = None
     if os.environ.get("OPSPORTAL_SANDBOX", "1") != "0":
         from sandbox import services
 
@@ -150,16 +166,33 @@ def main() -> int:
         )
         bases = ", ".join(f"{language} {image}" for language, image in pipeline.base_images.items())
         print(f"Sandbox: base images (OPSPORTAL_BASE_IMAGES) {bases}", flush=True)
+        kube_dir = None
         if not services.real_clusters_configured():
             kube_dir = settings.VAR_DIR / "kube"
             env["SANDBOX_KUBE_DIR"] = str(kube_dir)
             env["OPSPORTAL_DEV_CLUSTER_STATUS"] = "sandbox.kube.cluster.dev_cluster_status"
-            services.start_cluster(kube_dir, registries=[pipeline.registry.host])
+
+            def on_ready(kubeconfig: str, server: str) -> None:
+                services.register_clusters(kubeconfig, server)
+                if prometheus is not None:
+                    # The pod agent's exporter is known now, and the clusters exist: both change the config.
+                    prometheus[0].write_base()
+                    apply_prometheus_config(env, "sandbox clusters registered")
+
+            services.start_cluster(kube_dir, on_ready=on_ready, registries=[pipeline.registry.host])
             print(
                 "Sandbox: starting the local Kubernetes control plane in the background "
                 "(the first build takes several minutes; progress on the Clusters page).",
                 flush=True,
             )
+        if not os.environ.get("PROMETHEUS_URL"):  # a Prometheus of your own wins
+            prometheus = services.start_prometheus(
+                settings.VAR_DIR, portal_url=f"http://{HOST}:{PORT}", kube_dir=kube_dir
+            )
+        if prometheus is not None:
+            env.update(prometheus[1])
+            print(f"Sandbox: Prometheus {prometheus[0].url}", flush=True)
+            apply_prometheus_config(env, "make run started")
 
     log_dir = settings.VAR_DIR / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -225,6 +258,8 @@ def main() -> int:
         return 0
     finally:
         stop_all([child.proc for child in children if child.proc is not None])
+        if prometheus is not None:
+            prometheus[0].stop()
         if pipeline is not None:
             pipeline.stop()
         (settings.VAR_DIR / "run.pid").unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from django.db import transaction
 from clusters.models import Cluster
 from sandbox.kube.cluster import ClusterState, pid_alive, read_state, start_in_background
 from sandbox.pipeline import SandboxPipeline
+from sandbox.prometheus import PrometheusError, PrometheusServer, find_binary, find_promtool, monitoring_token
 from sandbox.seed import DEMO_PROJECTS, demo_repository
 
 logger = logging.getLogger(__name__)
@@ -130,3 +131,31 @@ def start_cluster(
     thread = threading.Thread(target=follow, name="sandbox-cluster", daemon=True)
     thread.start()
     return thread
+
+
+def start_prometheus(
+    var_dir: Path, *, portal_url: str, kube_dir: Path | None = None
+) -> tuple[PrometheusServer, dict[str, str]] | None:
+    """Debian's Prometheus for `make run`, and the portal's settings for it; None (with the reason
+    printed) when it is not installed or does not start: the portal then runs without monitoring."""
+    promtool = find_promtool()
+    if find_binary() is None or promtool is None:
+        print("Sandbox: no Prometheus (apt-get install prometheus); monitoring is off.", flush=True)
+        return None
+    token, token_file = monitoring_token(var_dir)
+    server = PrometheusServer(var_dir / "prometheus", kube_dir=kube_dir, retention="1d")
+    try:
+        server.start()
+    except PrometheusError as exc:
+        print(f"Sandbox: Prometheus did not start, monitoring is off: {exc}", flush=True)
+        return None
+    return server, {
+        "PROMETHEUS_URL": server.url,
+        "PROMETHEUS_CONFIG_FILE": str(server.config_file),
+        "PROMETHEUS_CONFIG_BASE": str(server.base_file),
+        "PROMTOOL": promtool,
+        "PROMETHEUS_SCRAPE_INTERVAL": "5",
+        "PROMETHEUS_PORTAL_URL": portal_url,
+        "MONITORING_TOKEN": token,
+        "MONITORING_TOKEN_FILE": str(token_file),
+    }

@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.clusters",
     "tests.fixtures.pipeline",
     "tests.fixtures.demo",
+    "tests.fixtures.prometheus",
 ]
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters.api import clusters, environments, terminal
+from clusters.api import clusters, environments, prometheus_config, terminal
 
 _ENV = "projects/<str:name>/environments/<str:environment>/"
 
@@ -11,6 +11,16 @@ urlpatterns = [
         "clusters/<int:pk>/test-connection/",
         clusters.ClusterTestConnectionView.as_view(),
         name="api-cluster-test-connection",
+    ),
+    path(
+        "clusters/prometheus-config/",
+        prometheus_config.PrometheusConfigView.as_view(),
+        name="api-prometheus-config",
+    ),
+    path(
+        "clusters/prometheus-config/apply/",
+        prometheus_config.PrometheusConfigApplyView.as_view(),
+        name="api-prometheus-config-apply",
     ),
     path(_ENV, environments.EnvironmentDetailView.as_view(), name="api-environment"),
     path(f"{_ENV}restart/", environments.RestartView.as_view(), name="api-environment-restart"),

@@ -10,9 +10,11 @@ from django.utils.translation import gettext as _
 
 from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE, AuthType, ClusterMonitoring
 from clusters.models import Cluster
+from clusters.tasks import apply_prometheus_config
 from integrations.errors import IntegrationError, Invalid, NotFound, Timeout, Unauthorized, Unreachable
 from integrations.kubernetes import KubeClient, KubeconfigError, parse_kubeconfig
 from observability.services import audit_record, changes_between
+from opsportal import runs
 
 # Fields recorded in the audit trail with their old and new values.
 AUDITED_FIELDS = (
@@ -79,6 +81,8 @@ def cluster_create(
         changes={**_snapshot(cluster), "summary": ", ".join(summary)},
         remote_addr=remote_addr,
     )
+    # Prometheus gets a service-discovery job for the new cluster.
+    runs.queue(apply_prometheus_config, reason=f"cluster {cluster.name} created")
     return cluster
 
 
@@ -137,6 +141,8 @@ def cluster_update(
     if summary:
         changes["summary"] = ", ".join(summary)
     audit_record(actor=actor, verb="cluster.update", target=cluster, changes=changes, remote_addr=remote_addr)
+    if "name" in changes:  # the job is named after the cluster
+        runs.queue(apply_prometheus_config, reason=f"cluster {before['name']} renamed to {cluster.name}")
     return cluster
 
 

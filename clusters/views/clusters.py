@@ -8,8 +8,11 @@ from django.views.decorators.http import require_safe
 
 from clusters.forms.clusters import ClusterForm
 from clusters.selectors import clusters as selectors
+from clusters.selectors.prometheus_config import prometheus_config_managed, prometheus_config_state
 from clusters.services import clusters as services
 from clusters.services.clusters import AUDITED_FIELDS
+from clusters.services.monitoring_config import prometheus_config_request_apply
+from opsportal.errors import StateConflict
 from opsportal.http import client_address
 from projects.access import require_ops
 
@@ -33,8 +36,28 @@ def cluster_list(request):
     return render(
         request,
         "clusters/list.html",
-        {"clusters": selectors.cluster_list(user=request.user), "sandbox": selectors.dev_cluster_status()},
+        {
+            "clusters": selectors.cluster_list(user=request.user),
+            "sandbox": selectors.dev_cluster_status(),
+            "prometheus_config": prometheus_config_state() if prometheus_config_managed() else None,
+        },
     )
+
+
+@login_required
+def prometheus_config_apply(request):
+    require_ops(request.user)  # before the method check: 404 first
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        prometheus_config_request_apply(actor=request.user, remote_addr=client_address(request))
+    except StateConflict as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, _("The Prometheus configuration is being applied; reload this page in a few seconds.")
+        )
+    return redirect("cluster-list")
 
 
 @login_required

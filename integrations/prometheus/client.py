@@ -76,9 +76,18 @@ class PrometheusClient:
             raise error_from_response(response, "the configuration reload")
 
     def last_reload_successful(self) -> bool:
-        """What Prometheus says of its last reload (a failed one keeps the old configuration running)."""
-        result = self.query("prometheus_config_last_reload_successful")
-        return bool(result) and float(result[0]["value"][1]) == 1.0
+        """What Prometheus says of its last reload (a failed one keeps the old configuration running).
+
+        Read from the live gauge on its own /metrics: a query would answer from the TSDB, which holds
+        the value of the last self-scrape (none yet on a fresh server, a stale one just after a reload)."""
+        response = self._send("GET", "/metrics")
+        if response.status_code != 200:
+            raise error_from_response(response, "its own metrics")
+        for line in response.text.splitlines():
+            name, _, value = line.partition(" ")
+            if name == "prometheus_config_last_reload_successful":
+                return float(value) == 1.0
+        raise ServerError(f"{SYSTEM} does not export prometheus_config_last_reload_successful")
 
     # --- transport -------------------------------------------------------------------------------
 

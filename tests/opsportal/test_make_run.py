@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from django.conf import settings
 
 from sandbox.kube.cluster import ClusterState, pid_alive
-from sandbox.procs import free_port, stop
+from sandbox.procs import free_port, port_open, stop
 from tests.livews import LiveClient
 
 pytestmark = pytest.mark.services
@@ -164,6 +165,31 @@ def test_embedded_run_starts_the_sandbox_and_registers_the_local_cluster(embedde
     assert check.json()["ok"] is True, check.text
 
 
+def _prometheus_jobs(url: str) -> list[str]:
+    config = yaml.safe_load(requests.get(f"{url}/api/v1/status/config", timeout=10).json()["data"]["yaml"])
+    return [job["job_name"] for job in config["scrape_configs"]]
+
+
+def test_embedded_run_starts_prometheus_with_the_portal_configuration(embedded_portal, credentials):
+    url = embedded_portal.wait_output(r"^Sandbox: Prometheus (http://127\.0\.0\.1:\d+)$").group(1)
+    assert re.search(r"^Sandbox: Prometheus configuration applied", embedded_portal.output, re.M)
+    headers = _ops_headers(embedded_portal, credentials)
+    _sandbox_clusters(embedded_portal, headers)
+    # Applied again once the clusters are registered: one service-discovery job per cluster.
+    deadline = time.monotonic() + 60
+    while "opsportal-sd-sandbox-test" not in (jobs := _prometheus_jobs(url)):
+        assert time.monotonic() < deadline, f"Prometheus runs only {jobs}"
+        time.sleep(0.5)
+    assert {"prometheus", "opsportal-sd-sandbox-prod", "opsportal"} <= set(jobs)
+    state = requests.get(
+        f"{embedded_portal.base}/api/clusters/prometheus-config/", headers=headers, timeout=10
+    )
+    assert state.json()["status"] == "applied" and state.json()["managed"] is True, state.text
+    # Prometheus reads the token from var/, never from its configuration.
+    token = (embedded_portal.var_dir / "monitoring_token").read_text()
+    assert token not in requests.get(f"{url}/api/v1/status/config", timeout=10).text
+
+
 def test_a_killed_worker_is_restarted_and_runs_tasks(embedded_portal, credentials):
     first = int(embedded_portal.wait_output(r"^The worker started \(pid (\d+)\)\.$").group(1))
     os.killpg(first, signal.SIGKILL)  # the worker and its pool children, as the OOM killer would
@@ -196,6 +222,10 @@ def test_a_quick_restart_waits_for_the_previous_run_and_registers_the_live_apise
         embedded_portal.proc.send_signal(signal.SIGINT)  # Ctrl-C, then at once the new run goes on
         second.wait_output("OpsPortal is up")
         assert embedded_portal.proc.wait(5) == 0
+        first_prometheus = re.search(
+            r"^Sandbox: Prometheus http://127\.0\.0\.1:(\d+)$", embedded_portal.output, re.M
+        )
+        assert not port_open(int(first_prometheus.group(1)))  # stopped with its launcher
         assert f"registry {registry}" in second.output  # builds in flight still find their registry
 
         deadline = time.monotonic() + 240
