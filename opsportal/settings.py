@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so the whole stack is inside the request's measured time (opsportal.metrics).
+    "opsportal.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "opsportal.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -384,3 +386,9 @@ MONITORING_ALLOWED_NETWORKS = [
 # The discovery answer is kept this long per cluster and web process: Prometheus polls it every scrape
 # interval, and one pod list per cluster per interval is all it costs the apiserver.
 MONITORING_SD_CACHE_SECONDS = env_int("MONITORING_SD_CACHE_SECONDS", 5)
+
+# --- Monitoring: the portal's own /metrics --------------------------------------------------
+# A directory shared by the web server and the worker processes of one host, emptied at each start:
+# prometheus_client's multiprocess mode adds up their values there (opsportal.metrics). prometheus_client
+# reads it from the environment itself, before any metric exists; named here so it is documented.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
