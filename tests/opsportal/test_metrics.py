@@ -195,7 +195,12 @@ def test_queue_depth_counts_the_messages_waiting_in_redis(settings):
 
 @pytest.mark.django_db
 def test_queue_depth_counts_the_filesystem_brokers_message_files(settings, tmp_path):
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path / "control"),
+        "processed_folder": str(tmp_path / "processed"),
+    }
     settings.CELERY_BROKER_URL = "filesystem://"
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
     settings.CELERY_TASK_DEFAULT_QUEUE = "portal"
