@@ -22,30 +22,11 @@ from opsportal.celery import app as celery_app
 from sandbox.procs import free_port, stop
 from tests.fixtures.ci import unavailable
 from tests.fixtures.services import start_listening
+from tests.helpers.metrics import get_metrics, sample, scrape
 from tests.livews import LiveClient
 from tests.polling import until
 
 PROMETHEUS = "/usr/bin/prometheus"
-
-
-def _get(base_url: str, token: str | None = None) -> requests.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    return requests.get(f"{base_url}/metrics", headers=headers, timeout=10)
-
-
-def scrape(base_url: str) -> str:
-    response = _get(base_url, settings.MONITORING_TOKEN)
-    assert response.status_code == 200, response.text
-    return response.text
-
-
-def sample(text: str, name: str, **labels) -> float:
-    """The value of one sample of the exposition (0 when it is not there yet)."""
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return s.value
-    return 0.0
 
 
 def _session_cookie(user) -> str:
@@ -60,7 +41,7 @@ def _session_cookie(user) -> str:
 @pytest.mark.services
 def test_metrics_are_refused_without_the_token_and_served_with_it(daphne_server):
     for token in (None, "", "wrong-token", settings.MONITORING_TOKEN + "x"):
-        response = _get(daphne_server, token)
+        response = get_metrics(daphne_server, token)
         assert response.status_code == 403, token
         assert "monitoring token" in response.text
         assert "opsportal_" not in response.text
@@ -68,7 +49,7 @@ def test_metrics_are_refused_without_the_token_and_served_with_it(daphne_server)
     basic = requests.get(f"{daphne_server}/metrics", headers=basic_auth, timeout=10)
     assert basic.status_code == 403
 
-    response = _get(daphne_server, settings.MONITORING_TOKEN)
+    response = get_metrics(daphne_server, settings.MONITORING_TOKEN)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     names = {family.name for family in text_string_to_metric_families(response.text)}
