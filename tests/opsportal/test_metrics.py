@@ -234,8 +234,18 @@ def prometheus(daphne_server, tmp_path):
         what="Prometheus",
         cwd=tmp_path,
     )
-    yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    # The port opens before the TSDB is loaded; until then the API answers 503 in plain text.
+    until("Prometheus ready", lambda: _ready(url), timeout=60)
+    yield url
     stop(proc)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/-/ready", timeout=5).status_code == 200
+    except requests.ConnectionError:
+        return False
 
 
 def _up(prometheus: str, job: str) -> str | None:
