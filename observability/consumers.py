@@ -11,17 +11,20 @@ from django.utils.crypto import constant_time_compare
 
 from observability import events
 from observability.revocation import session_fingerprint, user_sockets_group
+from opsportal.metrics import CountedWebSocket
 
 logger = logging.getLogger(__name__)
 MAX_STREAMS = 20
 
 
-class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
+class LiveEventsConsumer(CountedWebSocket, AsyncJsonWebsocketConsumer):
     """Delivers live events to the browser.
 
     The browser subscribes to streams with the last sequence number it has seen; missed events are
     replayed from the database, then live ones follow, each delivered once and in order.
     """
+
+    metrics_consumer = "live_events"
 
     async def connect(self):
         self.user = self.scope.get("user")

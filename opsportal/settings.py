@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so the whole stack is inside the request's measured time (opsportal.metrics).
+    "opsportal.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "opsportal.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -395,3 +397,9 @@ PROMTOOL = env_str("PROMTOOL", "promtool")
 # MONITORING_TOKEN that Prometheus reads (so the token is never written into the configuration).
 PROMETHEUS_PORTAL_URL = env_str("PROMETHEUS_PORTAL_URL", "http://127.0.0.1:8000")
 MONITORING_TOKEN_FILE = env_str("MONITORING_TOKEN_FILE", "")
+
+# --- Monitoring: the portal's own /metrics --------------------------------------------------
+# A directory shared by the web server and the worker processes of one host, emptied at each start:
+# prometheus_client's multiprocess mode adds up their values there (opsportal.metrics). prometheus_client
+# reads it from the environment itself, before any metric exists; named here so it is documented.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")

@@ -5,6 +5,8 @@ import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
 os.environ.setdefault("OPSPORTAL_SECRETS_KEYS", "VGVzdEtleVRlc3RLZXlUZXN0S2V5VGVzdEtleTEyMzQ=")
+# Prometheus' credential for /metrics; the server processes the tests start inherit it.
+os.environ.setdefault("MONITORING_TOKEN", "test-monitoring-token-0123456789")
 
 from opsportal.settings import *  # noqa: E402,F403
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
 from integrations.errors import IntegrationError
-from opsportal import runs
+from opsportal import metrics, runs
 
 
 def backoff(retries: int) -> int:
@@ -36,6 +36,8 @@ def run_step(task, step: Callable[..., None], give_up: Callable[..., None], **id
         try:
             step(**ids)
         except IntegrationError as exc:
+            # Every step of every run passes here: the one place integration errors are counted.
+            metrics.integration_error_record(exc)
             if exc.permanent or task.request.retries >= settings.INTEGRATION_MAX_RETRIES:
                 suffix = "" if exc.permanent else f" (gave up after {task.request.retries} retries)"
                 give_up(**ids, error=f"{exc}{suffix}")

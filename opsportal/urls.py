@@ -22,6 +22,7 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("worker-ping/", views.worker_ping, name="worker-ping"),
     path("language/", views.set_language, name="set-language"),
+    path("metrics", views.metrics, name="metrics"),
     path(
         "login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

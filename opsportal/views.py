@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse, HttpResponseNotAllowed
+from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotAllowed, HttpResponseNotFound
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
@@ -9,6 +9,8 @@ from django.views.decorators.http import require_POST, require_safe
 from observability import services as observability_services
 from observability.events import current_seq, user_stream
 from observability.selectors import audit_events_for
+from opsportal import metrics as portal_metrics
+from opsportal.http import scraper_allowed
 from projects import services as project_services
 from projects.access import visible_projects
 
@@ -49,6 +51,22 @@ def set_language(request):
         project_services.user_language_set(user=request.user, language=language)
     response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax")
     return response
+
+
+@require_safe
+def metrics(request):
+    """The portal's own metrics for Prometheus (opsportal.metrics). Not a page and not part of the API:
+    a machine reads it, with the monitoring token or from an allowed network; with neither configured
+    it is off."""
+    if not settings.MONITORING_TOKEN and not settings.MONITORING_ALLOWED_NETWORKS:
+        return HttpResponseNotFound("Not found.\n", content_type="text/plain")
+    if not scraper_allowed(request):
+        return HttpResponseForbidden(
+            "Forbidden: send the monitoring token (Authorization: Bearer) or scrape from an allowed "
+            "network.\n",
+            content_type="text/plain",
+        )
+    return HttpResponse(portal_metrics.exposition(), content_type=portal_metrics.CONTENT_TYPE)
 
 
 def csrf_failure(request, reason=""):

@@ -12,10 +12,12 @@ one waits for a stopping one to finish, so the two never share the sandbox's por
 import contextlib
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -34,8 +36,11 @@ PREVIOUS_RUN_WAIT_SECONDS = 60.0
 class Supervised:
     """A child process kept running: restarted with backoff when it exits."""
 
-    def __init__(self, name: str, args: list[str], *, log: Path, env: dict, cwd: Path) -> None:
+    def __init__(
+        self, name: str, args: list[str], *, log: Path, env: dict, cwd: Path, on_exit=lambda pid: None
+    ) -> None:
         self.name, self.args, self.log, self.env, self.cwd = name, args, log, env, cwd
+        self.on_exit = on_exit
         self.proc: subprocess.Popen | None = None
         self.started = 0.0
         self.fast_crashes = 0
@@ -57,6 +62,7 @@ class Supervised:
         if self.proc is None or self.proc.poll() is None:
             return True
         code = self.proc.returncode
+        self.on_exit(self.proc.pid)
         # What it left in its own process group (a crashed Celery's pool children) goes too.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -124,6 +130,25 @@ def apply_prometheus_config(env: dict, reason: str) -> None:
     print(f"Sandbox: {outcome[-1] if outcome else 'prometheus_config: no output'}", flush=True)
 
 
+def portal_metrics_env(var_dir: Path) -> dict[str, str]:
+    """The portal's own /metrics under `make run`: a fresh multiprocess directory at each start (the web
+    server and the worker add up there; nothing of an earlier run is counted). The token the sandbox's
+    Prometheus scrapes it with comes with that Prometheus (sandbox.prometheus.monitoring_token)."""
+    multiproc = var_dir / "metrics"
+    shutil.rmtree(multiproc, ignore_errors=True)
+    multiproc.mkdir(parents=True)
+    return {"PROMETHEUS_MULTIPROC_DIR": str(multiproc)}
+
+
+def _metrics_process_dead(multiproc: Path, pid: int) -> None:
+    """A supervised child that exited no longer counts open sockets (its restart gets a new pid)."""
+    from prometheus_client import multiprocess
+
+    from opsportal.metrics import process_identifier
+
+    multiprocess.mark_process_dead(process_identifier(pid), path=str(multiproc))
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings")
     os.environ.setdefault("DJANGO_DEBUG", "true")
@@ -139,6 +164,7 @@ def main() -> int:
     lock = run_lock(settings.VAR_DIR)
     if lock is None:
         return 1
+    metrics_env = portal_metrics_env(settings.VAR_DIR)
     mode = "embedded (SQLite, no Redis)" if settings.EMBEDDED else "PostgreSQL + Redis"
     print(f"OpsPortal: database and broker mode: {mode}", flush=True)
     call_command("migrate", interactive=False, verbosity=0)
@@ -196,6 +222,8 @@ def main() -> int:
 
     log_dir = settings.VAR_DIR / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
+    env.update(metrics_env)
+    forget_metrics = partial(_metrics_process_dead, Path(env["PROMETHEUS_MULTIPROC_DIR"]))
     python = sys.executable
     web = Supervised(
         "web server",
@@ -203,6 +231,7 @@ def main() -> int:
         log=log_dir / "web.log",
         env=env,
         cwd=BASE_DIR,
+        on_exit=forget_metrics,
     )
     worker = Supervised(
         "worker",
@@ -227,6 +256,7 @@ def main() -> int:
         log=log_dir / "worker.log",
         env=env,
         cwd=BASE_DIR,
+        on_exit=forget_metrics,
     )
     children = [web, worker]
     for child in children:

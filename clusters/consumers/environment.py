@@ -29,6 +29,7 @@ from clusters.consumers import watch_hub
 from clusters.consumers.watch_hub import THREAD_PREFIX, Worker
 from clusters.selectors import environments as env_selectors
 from integrations.errors import IntegrationError
+from opsportal.metrics import CountedWebSocket
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,9 @@ def _join(workers: list[Worker]) -> None:
             logger.warning("Thread %s did not stop within %ss", worker.name, JOIN_SECONDS)
 
 
-class EnvironmentConsumer(AsyncJsonWebsocketConsumer):
+class EnvironmentConsumer(CountedWebSocket, AsyncJsonWebsocketConsumer):
+    metrics_consumer = "environment"
+
     async def __call__(self, scope, receive, send):
         try:
             await super().__call__(scope, receive, send)

@@ -17,6 +17,7 @@ from django.http import Http404
 
 from clusters.models import Cluster
 from clusters.services import terminal
+from opsportal.metrics import CountedWebSocket
 from projects.access import can
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ def _size(value: str | None, default: int, limit: int) -> int:
         return default
 
 
-class TerminalConsumer(AsyncJsonWebsocketConsumer):
+class TerminalConsumer(CountedWebSocket, AsyncJsonWebsocketConsumer):
+    metrics_consumer = "terminal"
     bridge: terminal.TerminalBridge | None = None
     grant_watch: asyncio.Task | None = None
 

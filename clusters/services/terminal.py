@@ -47,6 +47,7 @@ from clusters.services.terminal_stream import (
 from integrations.errors import IntegrationError
 from integrations.kubernetes.client import KubeClient
 from observability.services import audit_record
+from opsportal import metrics
 from projects.access import Action
 from projects.choices import Environment
 from projects.models import Project, UserProfile
@@ -425,6 +426,7 @@ class TerminalBridge:
         kube = None
         exec_session = None
         recorder = None
+        metrics.TERMINAL_SESSIONS_OPEN.inc()
         try:
             s = self.session
             recorder = Recorder(
@@ -479,6 +481,7 @@ class TerminalBridge:
                 logger.exception("Recording the end of terminal session %s failed", self.session_id)
             finally:
                 close_old_connections()
+            metrics.TERMINAL_SESSIONS_OPEN.dec()
             try:
                 self.on_end(reason)
             except Exception:

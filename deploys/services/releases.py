@@ -33,7 +33,7 @@ from deploys.tasks import rollback_deploy as rollback_deploy_task
 from integrations.errors import IntegrationError
 from observability import events
 from observability.services import audit_record
-from opsportal import runs
+from opsportal import metrics, runs
 from opsportal.errors import StateConflict
 from projects.access import Action, can, check
 from projects.models import Project
@@ -406,8 +406,39 @@ def _queue(task, release: Release, **kwargs) -> None:
     runs.queue(task, release_id=release.pk, run_token=str(release.run_token), **kwargs)
 
 
+# The release status each step works in, and when that step started (opsportal_release_step_duration).
+_STEP_OF_STATUS = {
+    ReleaseStatus.TAGGING: "tag",
+    ReleaseStatus.BUILDING: "build",
+    ReleaseStatus.DEPLOYING: "deploy",
+}
+
+
+def _step_started(release: Release, step: str):
+    if step == "deploy":
+        record = (
+            DeploymentRecord.objects.filter(release=release).exclude(kind=DeploymentKind.ROLLBACK).first()
+        )
+        return record.created_at if record is not None else release.started_at
+    if step == "build":
+        return release.build_started_at or release.started_at
+    return release.started_at
+
+
+def _step_ended(step: str, outcome: str, since) -> None:
+    """Count a release step's duration where it ends. Recorded at once, not on commit: should the ending
+    transaction roll back, the retried step is counted again (a rare overcount, never a lost step)."""
+    if since is not None:
+        metrics.release_step_observe(
+            step=step, outcome=outcome, seconds=(timezone.now() - since).total_seconds()
+        )
+
+
 def release_fail(*, release_id: int, run_token: str, error: str) -> None:
-    runs.fail(Release, release_id, run_token, error=error, verb="release.fail")
+    release = Release.objects.filter(pk=release_id).first()
+    step = _STEP_OF_STATUS.get(release.status) if release is not None else None
+    if runs.fail(Release, release_id, run_token, error=error, verb="release.fail") and step:
+        _step_ended(step, "failed", _step_started(release, step))
 
 
 @runs.on_end(Release)
@@ -490,6 +521,7 @@ def release_tag(*, release_id: int, run_token: str) -> None:
             verb="release.tag",
             changes={"tag": release.version, "commit": tag.commit_sha, "created": tag.created},
         )
+        _step_ended("tag", "succeeded", release.started_at)
         _queue(release_build_task, release)
 
 
@@ -644,6 +676,9 @@ def release_build_poll(*, release_id: int, run_token: str, poll: int) -> None:
             _record_build(release, look.number)
         if look.console:
             runs.publish(release, "release-console", text=look.console[-65536:])
+        if look.done or look.timed_out:
+            succeeded = look.done and not look.timed_out and look.result == "SUCCESS"
+            _step_ended("build", "succeeded" if succeeded else "failed", _step_started(release, "build"))
         if look.timed_out:
             runs.finish(release, ReleaseStatus.FAILED, verb="release.fail", error=look.timed_out)
         elif not look.done:
@@ -758,6 +793,7 @@ def release_deploy(*, release_id: int, run_token: str) -> None:
         record.outcome = DeploymentOutcome.SUCCEEDED if ok else DeploymentOutcome.FAILED
         record.message, record.finished_at = message, timezone.now()
         record.save()
+        _step_ended("deploy", "succeeded" if ok else "failed", record.created_at)
         release = runs.locked_run(Release, release_id, run_token, ReleaseStatus.DEPLOYING)
         if release is None:
             return
@@ -825,6 +861,7 @@ def rollback_deploy(*, record_id: int) -> None:
         record.outcome = DeploymentOutcome.SUCCEEDED if ok else DeploymentOutcome.FAILED
         record.message, record.finished_at = message, timezone.now()
         record.save()
+        _step_ended("rollback", "succeeded" if ok else "failed", record.created_at)
         audit_record(
             actor=None,
             verb="release.rollback.succeed" if ok else "release.rollback.fail",
@@ -868,6 +905,7 @@ def rollback_failed(*, record_id: int, error: str) -> None:
             return
         record.outcome, record.message, record.finished_at = DeploymentOutcome.FAILED, error, timezone.now()
         record.save()
+        _step_ended("rollback", "failed", record.created_at)
         audit_record(
             actor=None,
             verb="release.rollback.fail",

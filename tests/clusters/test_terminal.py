@@ -26,6 +26,7 @@ from projects.models import ProdTerminalGrant
 from sandbox.procs import free_port, port_open, spawn, stop, wait_for
 from tests.browser import sign_in
 from tests.fixtures.services import BASE_DIR, _server_env
+from tests.helpers.metrics import sample, scrape
 from tests.polling import until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kube, pytest.mark.services]
@@ -199,10 +200,21 @@ def read_cast(path: Path) -> tuple[dict, list]:
     return json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
 
 
+def _open_terminals(server) -> tuple[float, float]:
+    """(sessions, terminal sockets) open in every web server of the run (Daphne adds them up)."""
+    text = scrape(server.url)
+    return (
+        sample(text, "opsportal_terminal_sessions_open"),
+        sample(text, "opsportal_websockets_open", consumer="terminal"),
+    )
+
+
 def test_terminal_runs_a_shell_resizes_records_and_closes(people, environments, terminal_server):
+    sessions, sockets = _open_terminals(terminal_server)
     term = Term(terminal_server, people.developer)
     ready = term.next_notice()
     assert ready["type"] == "ready" and ready["container"] == "app"
+    until("the session in /metrics", lambda: _open_terminals(terminal_server) == (sessions + 1, sockets + 1))
     session = TerminalSession.objects.get(pk=ready["session"])
     assert (session.username, session.pod, session.container) == ("dora-dev", POD, "app")
 
@@ -222,6 +234,7 @@ def test_terminal_runs_a_shell_resizes_records_and_closes(people, environments, 
     )
     assert session.end_reason == "browser closed"
     until("the exec shell to be gone", lambda: process_gone(shell_pid))
+    until("the session out of /metrics", lambda: _open_terminals(terminal_server) == (sessions, sockets))
     assert session.bytes_in == len("echo hel''lo; echo pid-$$\r") + len("stty size\r")
     assert session.bytes_out > 0
 

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
+from prometheus_client import REGISTRY
 
 from deploys import services
 from deploys.choices import ReleaseStatus
@@ -36,14 +37,27 @@ def tags_post(onboarded) -> str:
     return re.escape(quote(onboarded.project.gitlab_repository, safe="")) + r"/repository/tags$"
 
 
+def counted(name: str, **labels) -> float:
+    """A metric of this process (the steps run here), as /metrics serves it (opsportal.metrics)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def tag_audit(release) -> dict:
     return AuditEvent.objects.get(verb="release.tag", target_id=str(release.pk)).changes
 
 
 def test_tag_502s_are_retried_and_exactly_one_tag_is_made(people, onboarded, gitlab):
     gitlab.inject_fault(tags_post(onboarded), status=502, count=2, method="POST")
+    errors = {"system": "gitlab", "kind": "ServerError"}
+    errors_before = counted("opsportal_integration_errors_total", **errors)
+    steps = ("tag", "build", "deploy")
+    name = "opsportal_release_step_duration_seconds_count"
+    steps_before = [counted(name, step=step, outcome="succeeded") for step in steps]
     release = release_to_test(people, onboarded)
     assert release.status == ReleaseStatus.DEPLOYED, release.error
+    # Each refused attempt counts as an error of GitLab's; each step's duration once.
+    assert counted("opsportal_integration_errors_total", **errors) == errors_before + 2
+    assert [counted(name, step=step, outcome="succeeded") for step in steps] == [n + 1 for n in steps_before]
     assert git_tags(onboarded) == [release.version]
     assert gitlab.request_count(tags_post(onboarded), "POST") == 3  # two refused, the third created it
     assert tag_audit(release)["created"] is True
@@ -63,8 +77,14 @@ def test_lost_tag_response_the_retry_finds_the_tag(people, onboarded, gitlab):
 
 def test_tag_401_fails_the_release_without_retrying(people, onboarded, gitlab):
     gitlab.inject_fault(tags_post(onboarded), status=401, count=1, method="POST")
+    errors = {"system": "gitlab", "kind": "Unauthorized"}
+    errors_before = counted("opsportal_integration_errors_total", **errors)
+    failed = {"step": "tag", "outcome": "failed"}
+    failed_before = counted("opsportal_release_step_duration_seconds_count", **failed)
     release = release_to_test(people, onboarded)
     assert release.status == ReleaseStatus.FAILED
+    assert counted("opsportal_integration_errors_total", **errors) == errors_before + 1
+    assert counted("opsportal_release_step_duration_seconds_count", **failed) == failed_before + 1
     assert "GitLab rejected the token" in release.error and "401" in release.error
     assert "gave up" not in release.error  # permanent: failed at once, not after retries
     assert gitlab.request_count(tags_post(onboarded), "POST") == 1

@@ -129,6 +129,7 @@ POLICY: list[Rule] = [
     *signed_in("", "GET"),
     *signed_in("worker-ping/", "POST"),
     *public("language/", "POST"),
+    *machine("metrics", "GET"),
     *public("login/", "GET POST"),
     *reachable("logout/", "POST"),
     *machine("api/monitoring/sd/<str:cluster>/", "GET"),
