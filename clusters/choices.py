@@ -30,3 +30,22 @@ CONFIG_CHANGE_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 # An environment has at most one change in these states at a time.
 ACTIVE_CONFIG_CHANGE_STATUSES = frozenset({ConfigChangeStatus.QUEUED, ConfigChangeStatus.APPLYING})
+
+
+class DashboardStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SYNCING = "syncing", _("Syncing")
+    SYNCED = "synced", _("Synced")
+    FAILED = "failed", _("Failed")
+
+
+# A sync re-requested (a new activation, a scrape change) goes back to pending from anywhere; a sync whose
+# Grafana stayed away through its retries goes back to pending too, for the sweeper to try again.
+DASHBOARD_TRANSITIONS: dict[str, frozenset[str]] = {
+    DashboardStatus.PENDING: frozenset({DashboardStatus.SYNCING, DashboardStatus.FAILED}),
+    DashboardStatus.SYNCING: frozenset(
+        {DashboardStatus.SYNCED, DashboardStatus.FAILED, DashboardStatus.PENDING}
+    ),
+    DashboardStatus.SYNCED: frozenset({DashboardStatus.PENDING}),
+    DashboardStatus.FAILED: frozenset({DashboardStatus.PENDING}),
+}

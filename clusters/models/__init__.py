@@ -9,11 +9,13 @@ from clusters.models.clusters import (
     validate_namespace_template,
 )
 from clusters.models.environments import ProjectEnvironment
+from clusters.models.monitoring import Dashboard
 from clusters.models.terminal import PatternKind, RefusedCommandPattern, TerminalCommand
 
 __all__ = [
     "Cluster",
     "ConfigChange",
+    "Dashboard",
     "PatternKind",
     "ProjectEnvironment",
     "RefusedCommandPattern",

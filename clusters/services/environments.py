@@ -313,6 +313,10 @@ def environment_record_provisioned(
     env.live_objects = live_objects
     env.provisioned_at = at
     env.save()
+    # Queued on commit and never calling Grafana here: a Grafana outage cannot block onboarding.
+    from clusters.services.dashboards import dashboard_request_sync
+
+    dashboard_request_sync(environment=env, reason="environment activated")
     return env
 
 
