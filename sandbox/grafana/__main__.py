@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from sandbox.grafana.server import GrafanaStandin
 from sandbox.standin_http import serve_until_interrupted
@@ -18,8 +19,11 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=0)
     serve.add_argument("--token", required=True, help="the service-account token with the Editor role")
     serve.add_argument("--viewer-token", default="", help="a token with the Viewer role (reads only)")
+    serve.add_argument("--state", type=Path, default=None, help="keep the state in this JSON file")
     args = parser.parse_args(argv)
-    standin = GrafanaStandin(args.token, viewer_token=args.viewer_token, host=args.host, port=args.port)
+    standin = GrafanaStandin(
+        args.token, viewer_token=args.viewer_token, host=args.host, port=args.port, state_file=args.state
+    )
     serve_until_interrupted(standin, "grafana")
 
 

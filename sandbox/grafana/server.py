@@ -29,6 +29,7 @@ the next matching calls with an error (sandbox.faults). ``POST/DELETE /api/_stan
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import re
@@ -37,6 +38,7 @@ import time
 from collections import deque
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -87,9 +89,16 @@ def slugify(title: str) -> str:
 class GrafanaStandin:
     """Serve the API on ``host:port`` (0 picks a free port) from a background thread."""
 
-    root = "memory"  # serve_until_interrupted prints where the state lives
-
-    def __init__(self, token: str, *, viewer_token: str = "", host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        token: str,
+        *,
+        viewer_token: str = "",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_file: Path | str | None = None,
+    ) -> None:
+        self.token = token
         self.roles = {token: "Editor"}
         if viewer_token:
             self.roles[viewer_token] = "Viewer"
@@ -105,6 +114,42 @@ class GrafanaStandin:
         self._requests: deque[tuple[str, str]] = deque(maxlen=_REQUEST_LOG_SIZE)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # `make run` keeps the state across restarts, so dashboards the portal saved do not vanish.
+        self.state_file = Path(state_file) if state_file else None
+        self._load()
+
+    # -- state on disk (optional) ------------------------------------------------------------------------
+
+    @property
+    def root(self) -> str:
+        """Where the state lives (serve_until_interrupted prints it)."""
+        return str(self.state_file) if self.state_file else "memory"
+
+    def _load(self) -> None:
+        if self.state_file is None or not self.state_file.exists():
+            return
+        state = json.loads(self.state_file.read_text())
+        self.folders, self.datasources = state["folders"], state["datasources"]
+        self.dashboards, self.annotations = state["dashboards"], state["annotations"]
+        self._ids = itertools.count(int(state["next_id"]))
+
+    def save(self) -> None:
+        if self.state_file is None:
+            return
+        with self.lock:
+            next_id = next(self._ids)
+            self._ids = itertools.count(next_id)
+            state = {
+                "folders": self.folders,
+                "datasources": self.datasources,
+                "dashboards": self.dashboards,
+                "annotations": self.annotations,
+                "next_id": next_id,
+            }
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.state_file.with_suffix(".tmp")
+            partial.write_text(json.dumps(state))
+            partial.replace(self.state_file)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -532,6 +577,9 @@ class _Handler(DispatchingHandler):
                 phrase = "Error"
             self._send_json(fault.status, {"message": phrase}, fault.headers())
             return
+        if path.startswith("/d/") and method == "GET":
+            self._dashboard_page(path.split("/")[2])
+            return
         if path == "/api/health" and method == "GET":
             self._send_json(200, {"database": "ok", "version": "stand-in"})
             return
@@ -567,7 +615,42 @@ class _Handler(DispatchingHandler):
         except ApiError as exc:
             self._send_json(exc.status, exc.body)
             return
+        if method != "GET":
+            self.standin.save()
         self._send_json(status, payload)
+
+    def _dashboard_page(self, uid: str) -> None:
+        """What the link on the environment page opens in `make run`: the dashboard's panels and their
+        queries as plain HTML (the stand-in draws no graphs)."""
+        with self.standin.lock:
+            entry = self.standin.dashboards.get(uid)
+            model = json.loads(json.dumps(entry["dashboard"])) if entry else None
+            notes = [a for a in self.standin.annotations if a["dashboardUID"] == uid]
+        if model is None:
+            status, text = 404, "<h1>Dashboard not found</h1>"
+        else:
+            rows = "".join(
+                f"<h2>{html.escape(str(p.get('title')))}</h2><ul>"
+                + "".join(
+                    f"<li><code>{html.escape(str(t.get('expr')))}</code> "
+                    f"({html.escape(str(t.get('legendFormat') or ''))})</li>"
+                    for t in p.get("targets") or []
+                )
+                + "</ul>"
+                for p in model.get("panels") or []
+            )
+            marks = "".join(f"<li>{html.escape(a['text'])}</li>" for a in notes)
+            status = 200
+            text = (
+                f"<h1>{html.escape(model['title'])} <small>version {model['version']}</small></h1>"
+                f"<p>Grafana stand-in: panels and queries only.</p>{rows}<h2>Annotations</h2><ul>{marks}</ul>"
+            )
+        body = f"<!doctype html><meta charset=utf-8><title>Grafana stand-in</title>{text}".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _route(
         self, method: str, seg: list[str], body: dict[str, Any], query: dict[str, list[str]]
