@@ -87,7 +87,7 @@ def dashboard_request_sync(*, environment: ProjectEnvironment, reason: str) -> D
         dashboard.reason = reason[:200]
         dashboard.error, dashboard.retrying = "", False
         dashboard.attempts, dashboard.started_at, dashboard.finished_at = 0, None, None
-        dashboard.status = DashboardStatus.PENDING
+        dashboard.status, dashboard.requested_at = DashboardStatus.PENDING, timezone.now()
         dashboard.step_task_id, dashboard.resumes, dashboard.heartbeat_at = "", 0, timezone.now()
         dashboard.save()
         audit_record(

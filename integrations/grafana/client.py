@@ -45,7 +45,7 @@ def error_from_response(response: requests.Response, what: str) -> IntegrationEr
     cause = str(body.get("message") or response.reason or f"HTTP {code}")
     kwargs: dict[str, Any] = {"cause": cause, "status": code, "details": {"status": word}}
     if code in (401, 403):
-        return Unauthorized(f"Grafana refused the service-account token for {what}", **kwargs)
+        return Unauthorized(f"Grafana refused the service-account token ({code}) for {what}", **kwargs)
     if code == 404:
         return NotFound(f"{what} not found in Grafana", **kwargs)
     if code in (409, 412):

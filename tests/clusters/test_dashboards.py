@@ -165,7 +165,7 @@ def test_a_deployed_release_annotates_the_dashboard(people, cluster, grafana_sta
     assert len(annotation) == 1
     assert "1.4.0" in annotation[0]["text"]
     assert annotation[0]["tags"] == ["release", "test", "1.4.0"]
-    assert env.pk
+    assert Dashboard.objects.get(environment=env).status == DashboardStatus.SYNCED
 
 
 def test_removing_the_dashboard_deletes_it_from_grafana(people, cluster, grafana_standin, grafana_worker):
@@ -186,7 +186,8 @@ def test_a_refused_token_fails_the_sync_with_the_cause(people, cluster, grafana_
     sync_dashboard.apply(kwargs={"dashboard_id": dashboard.pk, "run_token": str(dashboard.run_token)})
     dashboard.refresh_from_db()
     assert dashboard.status == DashboardStatus.FAILED
-    assert "token" in dashboard.error and "401" not in dashboard.url
+    assert "token" in dashboard.error and "401" in dashboard.error
+    assert dashboard.url == "" and grafana_standin.dashboards == {}
 
 
 def test_without_grafana_nothing_is_requested(people, cluster, settings):
@@ -194,3 +195,22 @@ def test_without_grafana_nothing_is_requested(people, cluster, settings):
     env = _activate(people, cluster)
     assert dashboard_request_sync(environment=env, reason="test") is None
     assert not Dashboard.objects.exists()
+
+
+def test_an_annotation_grafana_refuses_is_logged_and_counted_not_raised(
+    people, cluster, grafana_settings, grafana_standin, caplog
+):
+    from clusters.services.dashboards import ANNOTATION_FAILURES
+    from clusters.tasks import annotate_dashboard
+
+    grafana_settings.INTEGRATION_MAX_RETRIES = 0
+    env = _activate(people, cluster)
+    counter = ANNOTATION_FAILURES.labels(kind="ServerError")
+    before = counter._value.get()
+    grafana_standin.set_outage(True)
+    result = annotate_dashboard.apply(
+        kwargs={"environment_id": env.pk, "text": "Release 2 deployed", "tags": ["release"], "time_ms": 1}
+    )
+    assert result.successful()
+    assert counter._value.get() == before + 1
+    assert "not written" in caplog.text
