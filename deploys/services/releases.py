@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.models import ProjectEnvironment
-from clusters.services.dashboards import dashboard_annotate
+from clusters.services.dashboards import dashboard_annotate, dashboards_enabled
 from clusters.services.environments import environment_running_image, environment_set_image
 from deploys import recipes
 from deploys.choices import ACTIVE_RELEASE_STATUSES, DeploymentKind, DeploymentOutcome, ReleaseStatus
@@ -443,6 +443,8 @@ def _end_release_rollouts(release: Release, status: str) -> None:
 def _annotate(project: Project, environment: str, *, text: str, tags: list[str]) -> None:
     """A marker on the environment's Grafana dashboard, queued on commit; best effort (never fails the
     release: the task logs and counts what it cannot write)."""
+    if not dashboards_enabled():
+        return
     env = ProjectEnvironment.objects.filter(project=project, environment=environment).first()
     if env is not None:
         dashboard_annotate(environment=env, text=text, tags=tags)
