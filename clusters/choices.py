@@ -47,3 +47,22 @@ class PrometheusConfigStatus(models.TextChoices):
     APPLIED = "applied", _("Applied")
     CHECK_FAILED = "check_failed", _("Rejected by promtool")
     RELOAD_FAILED = "reload_failed", _("Reload failed")
+
+
+class DashboardStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SYNCING = "syncing", _("Syncing")
+    SYNCED = "synced", _("Synced")
+    FAILED = "failed", _("Failed")
+
+
+# A sync re-requested (a new activation, a scrape change) goes back to pending from anywhere; a sync whose
+# Grafana stayed away through its retries goes back to pending too, for the sweeper to try again.
+DASHBOARD_TRANSITIONS: dict[str, frozenset[str]] = {
+    DashboardStatus.PENDING: frozenset({DashboardStatus.SYNCING, DashboardStatus.FAILED}),
+    DashboardStatus.SYNCING: frozenset(
+        {DashboardStatus.SYNCED, DashboardStatus.FAILED, DashboardStatus.PENDING}
+    ),
+    DashboardStatus.SYNCED: frozenset({DashboardStatus.PENDING}),
+    DashboardStatus.FAILED: frozenset({DashboardStatus.PENDING}),
+}

@@ -1,9 +1,15 @@
 """Celery tasks of the clusters app: thin wrappers around one service each (see deploys.tasks)."""
 
-from celery import shared_task
+import logging
 
+from celery import shared_task
+from django.conf import settings
+
+from integrations.errors import IntegrationError
 from opsportal.runs import stuck_after
-from opsportal.tasks import run_step
+from opsportal.tasks import retry_countdown, run_step
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(time_limit=600, soft_time_limit=570)
@@ -48,3 +54,50 @@ def apply_prometheus_config(*, reason: str) -> None:
     from clusters.services.monitoring_config import prometheus_config_apply
 
     prometheus_config_apply(reason=reason)
+
+
+@shared_task(bind=True, time_limit=120, soft_time_limit=110, max_retries=None)
+def sync_dashboard(self, *, dashboard_id: int, run_token: str) -> None:
+    from clusters.services.dashboards import dashboard_sync, dashboard_sync_give_up
+
+    run_step(self, dashboard_sync, dashboard_sync_give_up, dashboard_id=dashboard_id, run_token=run_token)
+
+
+@shared_task(time_limit=60, soft_time_limit=50)
+def sweep_dashboards() -> None:
+    from clusters.services.dashboards import dashboards_sweep
+
+    dashboards_sweep()
+
+
+@shared_task(bind=True, time_limit=60, soft_time_limit=50, max_retries=None)
+def delete_dashboard(self, *, uid: str) -> None:
+    from clusters.services.dashboards import dashboard_delete
+
+    _best_effort(self, dashboard_delete, what=f"dashboard {uid}", uid=uid)
+
+
+@shared_task(bind=True, time_limit=60, soft_time_limit=50, max_retries=None)
+def annotate_dashboard(self, *, environment_id: int, text: str, tags: list[str], time_ms: int) -> None:
+    from clusters.services.dashboards import dashboard_annotation_failed, dashboard_annotation_write
+
+    try:
+        dashboard_annotation_write(environment_id=environment_id, text=text, tags=tags, time_ms=time_ms)
+    except IntegrationError as exc:
+        if exc.permanent or self.request.retries >= settings.INTEGRATION_MAX_RETRIES:
+            dashboard_annotation_failed(
+                environment_id=environment_id, error=str(exc), kind=type(exc).__name__
+            )
+            return
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries, exc.retry_after)) from exc
+
+
+def _best_effort(task, work, *, what: str, **kwargs) -> None:
+    """Run ``work``: transient errors are retried with backoff, the rest logged (nothing waits on it)."""
+    try:
+        work(**kwargs)
+    except IntegrationError as exc:
+        if exc.permanent or task.request.retries >= settings.INTEGRATION_MAX_RETRIES:
+            logger.warning("%s: gave up: %s", what, exc)
+            return
+        raise task.retry(exc=exc, countdown=retry_countdown(task.request.retries, exc.retry_after)) from exc

@@ -298,6 +298,7 @@ CELERY_BEAT_SCHEDULE = {
     "prune-terminal-recordings": {"task": "clusters.tasks.prune_terminal_recordings", "schedule": 3600.0},
     "reap-terminal-sessions": {"task": "clusters.tasks.reap_stale_terminal_sessions", "schedule": 120.0},
     "expire-terminal-grants": {"task": "projects.tasks.expire_terminal_grants", "schedule": 60.0},
+    "sweep-dashboards": {"task": "clusters.tasks.sweep_dashboards", "schedule": RUN_SWEEP_SECONDS},
 }
 
 # --- Provisioning and integrations ----------------------------------------------------------
@@ -340,6 +341,20 @@ RELEASE_BUILD_POLL_SECONDS = env_int("RELEASE_BUILD_POLL_SECONDS", 2)
 # restarts (waiting longer only restarts it again); its pods are looked at every ..._CHECK_SECONDS.
 RELEASE_CRASHLOOP_RESTARTS = env_int("RELEASE_CRASHLOOP_RESTARTS", 3)
 RELEASE_POD_CHECK_SECONDS = env_int("RELEASE_POD_CHECK_SECONDS", 5)
+
+# Monitoring: Grafana (a dashboard per environment; an empty GRAFANA_URL turns dashboards off).
+# GRAFANA_TOKEN is a service-account token with the Editor role (Administration → Service accounts).
+GRAFANA_URL = env_str("GRAFANA_URL", "")
+GRAFANA_TOKEN = env_str("GRAFANA_TOKEN", "")
+# The address people open dashboards at, when it differs from the one the worker calls (a proxy).
+GRAFANA_PUBLIC_URL = env_str("GRAFANA_PUBLIC_URL", "")
+# The Prometheus data source the dashboards use: found by this uid, created when missing with
+# GRAFANA_PROMETHEUS_URL, which is Prometheus as Grafana's server reaches it (default PROMETHEUS_URL).
+GRAFANA_DATASOURCE_UID = env_str("GRAFANA_DATASOURCE_UID", "opsportal-prometheus")
+GRAFANA_DATASOURCE_NAME = env_str("GRAFANA_DATASOURCE_NAME", "OpsPortal Prometheus")
+GRAFANA_PROMETHEUS_URL = env_str("GRAFANA_PROMETHEUS_URL", "") or env_str("PROMETHEUS_URL", "")
+# A sync that waits in pending (Grafana was down through its retries) is tried again after this long.
+GRAFANA_SYNC_RETRY_SECONDS = env_int("GRAFANA_SYNC_RETRY_SECONDS", 120)
 
 # --- Environment pages ----------------------------------------------------------------------
 # Each web process runs one watch per (cluster, namespace, kind) however many pages show it; this caps

@@ -149,6 +149,24 @@ def _metrics_process_dead(multiproc: Path, pid: int) -> None:
     multiprocess.mark_process_dead(process_identifier(pid), path=str(multiproc))
 
 
+def start_grafana(root: Path):
+    """The Grafana stand-in, serving from this process; its state and token persist under ``root`` so a
+    restart keeps the dashboards the portal saved."""
+    import secrets
+
+    from sandbox.grafana import GrafanaStandin
+
+    root.mkdir(parents=True, exist_ok=True)
+    token_file = root / "token"
+    if not token_file.exists():
+        token_file.write_text(f"glsa_{secrets.token_urlsafe(24)}")
+        token_file.chmod(0o600)
+    token = token_file.read_text().strip()
+    standin = GrafanaStandin(token, state_file=root / "state.json")
+    standin.start()
+    return standin
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings")
     os.environ.setdefault("DJANGO_DEBUG", "true")
@@ -180,6 +198,7 @@ def main() -> int:
     env = dict(os.environ)
     pipeline = None
     prometheus = None
+    grafana = None
     if os.environ.get("OPSPORTAL_SANDBOX", "1") != "0":
         from sandbox import services
 
@@ -193,6 +212,10 @@ def main() -> int:
         bases = ", ".join(f"{language} {image}" for language, image in pipeline.base_images.items())
         print(f"Sandbox: base images (OPSPORTAL_BASE_IMAGES) {bases}", flush=True)
         kube_dir = None
+        if not os.environ.get("GRAFANA_URL"):
+            grafana = start_grafana(settings.VAR_DIR / "sandbox" / "grafana")
+            env.update({"GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": grafana.token})
+            print(f"Sandbox: Grafana stand-in {grafana.url} (dashboards at /d/<uid>/)", flush=True)
         if not services.real_clusters_configured():
             kube_dir = settings.VAR_DIR / "kube"
             env["SANDBOX_KUBE_DIR"] = str(kube_dir)
@@ -292,6 +315,8 @@ def main() -> int:
             prometheus[0].stop()
         if pipeline is not None:
             pipeline.stop()
+        if grafana is not None:
+            grafana.stop()
         (settings.VAR_DIR / "run.pid").unlink(missing_ok=True)
         lock.close()
 

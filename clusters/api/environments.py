@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from clusters.api.workload import secret_env_vars_field, workload_request_field
 from clusters.choices import ConfigChangeStatus
 from clusters.selectors import environments as selectors
+from clusters.selectors.dashboards import dashboard_summary
 from clusters.services import config_changes
 from clusters.services import environments as services
 from opsportal.http import client_address
@@ -88,6 +89,22 @@ ConfigChangeDetailSerializer = inline_serializer(
 )
 
 
+DashboardSerializer = inline_serializer(
+    "EnvironmentDashboard",
+    {
+        "status": serializers.ChoiceField(
+            choices=["off", "none", "pending", "syncing", "synced", "failed"],
+            help_text="off: Grafana is not configured; none: no dashboard requested yet; pending/syncing: "
+            "being written (pending also while Grafana is unreachable); synced; failed (see error).",
+        ),
+        "url": serializers.CharField(allow_null=True, help_text="The dashboard in Grafana, once saved."),
+        "error": serializers.CharField(help_text="Why the last sync failed or waits, or empty."),
+        "version": serializers.IntegerField(allow_null=True, help_text="Grafana's version of the dashboard."),
+        "uid": serializers.CharField(allow_null=True),
+    },
+)
+
+
 class EnvironmentDetailView(EnvironmentAPIView):
     state_conflicts = True  # a teardown that another one finished first
 
@@ -113,11 +130,13 @@ class EnvironmentDetailView(EnvironmentAPIView):
                 ),
                 "config": ConfigSerializer,
                 "error": serializers.CharField(help_text="Why the cluster could not be read, or empty."),
+                "dashboard": DashboardSerializer,
             },
         ),
     )
     def get(self, request, name: str, environment: str):
-        return Response(selectors.environment_state(_ref(request, self.kwargs)))
+        ref = _ref(request, self.kwargs)
+        return Response({**selectors.environment_state(ref), "dashboard": dashboard_summary(ref.environment)})
 
     @extend_schema(
         tags=["environments"],

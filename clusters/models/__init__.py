@@ -9,12 +9,13 @@ from clusters.models.clusters import (
     validate_namespace_template,
 )
 from clusters.models.environments import ProjectEnvironment
-from clusters.models.monitoring import PrometheusConfigState
+from clusters.models.monitoring import Dashboard, PrometheusConfigState
 from clusters.models.terminal import PatternKind, RefusedCommandPattern, TerminalCommand
 
 __all__ = [
     "Cluster",
     "ConfigChange",
+    "Dashboard",
     "PatternKind",
     "PrometheusConfigState",
     "ProjectEnvironment",

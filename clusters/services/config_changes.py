@@ -20,6 +20,7 @@ from clusters.choices import ACTIVE_CONFIG_CHANGE_STATUSES, ConfigChangeStatus
 from clusters.models import ConfigChange, ProjectEnvironment
 from clusters.selectors.environments import EnvironmentRef, config_version
 from clusters.services.common import rollout_reporter
+from clusters.services.dashboards import dashboard_request_sync
 from clusters.services.environments import ConfigPlan, config_plan, config_version_check
 from clusters.services.workload import keep_live_fields, objects_to_apply
 from clusters.tasks import apply_config_change as apply_config_change_task
@@ -192,6 +193,8 @@ def _apply_and_wait(change: ConfigChange, run_token: str) -> ApplyOutcome:
         )
     if result.succeeded:
         progress(_("The Deployment rolled out"))
+        if _scrape_changed(env.spec.get("request") or {}, change.request):
+            dashboard_request_sync(environment=env, reason="metrics path or port changed")
         return ApplyOutcome(ok=True)
     return ApplyOutcome(
         ok=False,
@@ -201,6 +204,14 @@ def _apply_and_wait(change: ConfigChange, run_token: str) -> ApplyOutcome:
         )
         % {"cause": result.reason or result.state, "message": result.message},
     )
+
+
+# The request fields that decide what Prometheus scrapes, and so what the dashboard shows.
+SCRAPE_FIELDS = ("metrics_path", "metrics_port")
+
+
+def _scrape_changed(before: dict, after: dict) -> bool:
+    return any(before.get(name) != after.get(name) for name in SCRAPE_FIELDS)
 
 
 def config_change_apply(*, change_id: int, run_token: str) -> None:

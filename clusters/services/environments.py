@@ -151,6 +151,9 @@ def environment_teardown(*, actor, ref: EnvironmentRef, remote_addr: str | None 
             },
             remote_addr=remote_addr,
         )
+        from clusters.services.dashboards import dashboard_request_remove
+
+        dashboard_request_remove(environment=environment)
         environment.delete()
     return deleted
 
@@ -354,6 +357,10 @@ def environment_record_provisioned(
     env.live_objects = live_objects
     env.provisioned_at = at
     env.save()
+    # Queued on commit and never calling Grafana here: a Grafana outage cannot block onboarding.
+    from clusters.services.dashboards import dashboard_request_sync
+
+    dashboard_request_sync(environment=env, reason="environment activated")
     return env
 
 

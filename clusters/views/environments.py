@@ -14,6 +14,7 @@ from clusters.choices import ConfigChangeStatus
 from clusters.forms.environments import EnvironmentConfigForm
 from clusters.forms.workload import OverridesForm
 from clusters.selectors import environments as selectors
+from clusters.selectors.dashboards import dashboard_summary
 from clusters.services import config_changes
 from clusters.services import environments as services
 from clusters.services.terminal import terminal_action
@@ -60,6 +61,7 @@ def environment_page(request, name: str, environment: str):
             "can_teardown": is_ops(request.user),
             "ws_url": f"/ws/environments/{ref.project.name}/{environment}/",
             "log_search": log_search,
+            "dashboard": dashboard_summary(ref.environment),
             "i18n": {
                 "noPods": _("No pods."),
                 "noEvents": _("No events."),

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.models import ProjectEnvironment
+from clusters.services.dashboards import dashboard_annotate, dashboards_enabled
 from clusters.services.environments import environment_running_image, environment_set_image
 from deploys import recipes
 from deploys.choices import ACTIVE_RELEASE_STATUSES, DeploymentKind, DeploymentOutcome, ReleaseStatus
@@ -450,6 +451,13 @@ def _end_release_rollouts(release: Release, status: str) -> None:
     message = release.error or _("The release ended %(s)s before its rollout finished.") % {
         "s": release.get_status_display()
     }
+    if deployed:
+        _annotate(
+            release.project,
+            release.environment,
+            text=_("Release %(v)s deployed (%(image)s)") % {"v": release.version, "image": release.image},
+            tags=["release", release.environment, str(release.version)],
+        )
     running = DeploymentRecord.objects.select_for_update().filter(
         release=release, outcome=DeploymentOutcome.RUNNING
     )
@@ -461,6 +469,16 @@ def _end_release_rollouts(release: Release, status: str) -> None:
             verb="release.deployment.end",
             project=release.project,
         )
+
+
+def _annotate(project: Project, environment: str, *, text: str, tags: list[str]) -> None:
+    """A marker on the environment's Grafana dashboard, queued on commit; best effort (never fails the
+    release: the task logs and counts what it cannot write)."""
+    if not dashboards_enabled():
+        return
+    env = ProjectEnvironment.objects.filter(project=project, environment=environment).first()
+    if env is not None:
+        dashboard_annotate(environment=env, text=text, tags=tags)
 
 
 def _gitlab():
@@ -870,6 +888,12 @@ def rollback_deploy(*, record_id: int) -> None:
             changes={"image": record.image, "error": message},
         )
         if ok:
+            _annotate(
+                project,
+                record.environment,
+                text=_("Rolled back to %(image)s") % {"image": record.image},
+                tags=["rollback", record.environment],
+            )
             # Whatever release ran here before is now rolled back.
             replaced = (
                 Release.objects.select_for_update()

@@ -1,0 +1,1 @@
+"""Grafana HTTP API client (dashboards, folders, data sources, annotations)."""

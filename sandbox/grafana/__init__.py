@@ -1,0 +1,5 @@
+"""Grafana HTTP API stand-in (folders, data sources, dashboards, annotations); see docs/sandbox.md."""
+
+from sandbox.grafana.server import GrafanaStandin
+
+__all__ = ["GrafanaStandin"]
