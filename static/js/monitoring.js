@@ -130,7 +130,11 @@
       height: HEIGHT,
       plugins: [markerPlugin(panel)],
       // The asked range, not the data's: a series that starts late is drawn where it starts.
-      scales: { x: { time: true, range: () => panel.span } },
+      // …and y from zero, so a small wobble does not look like a cliff.
+      scales: {
+        x: { time: true, range: () => panel.span },
+        y: { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] },
+      },
       cursor: { drag: { x: true, y: false } },
       legend: { live: true },
       series: [

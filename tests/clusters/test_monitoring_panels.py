@@ -565,12 +565,23 @@ def test_the_requests_panel_draws_the_burst_in_chromium(people, chromium, daphne
     shot = ARTIFACTS / "environment-monitoring-panels.png"
     page.locator("#monitoring").screenshot(path=str(shot))
     assert shot.stat().st_size > 1000
-    assert page.evaluate(_SERIES_PIXELS) > 10  # the line is on the canvas, not only the axes
-    # The legend names the codes; the release is a marker with a link to its page.
+    # The line is on the canvas, not only the axes (a fresh Prometheus: its samples sit at the right edge).
+    page.wait_for_function(f"() => ({_SERIES_PIXELS})() > 0")
+    # The legend names the codes and, under the cursor, gives the value in the panel's unit.
     assert "200" in page.inner_text("#panel-requests .u-legend")
+    over = page.locator("#panel-requests .u-over")
+    box = over.bounding_box()
+    over.hover(position={"x": box["width"] - 2, "y": box["height"] / 2})
+    page.wait_for_function(
+        "() => document.querySelector('#panel-requests .u-legend').innerText.includes('req/s')"
+    )
+    # The release is a marker with a link to its page.
     marker = page.locator("#monitoring-markers a.marker-release")
     assert "Release 2026.11.30-3" in marker.inner_text()
     assert marker.get_attribute("href").startswith("/projects/orders/releases/")
+    # Live: the panels are fetched again within ~15 s, without a reload.
+    with page.expect_response(lambda r: "panel=requests" in r.url, timeout=25_000):
+        pass
     assert csp.violations() == []
     page.context.close()
 
