@@ -160,3 +160,40 @@ def _step_that_ended(release, order: list[str]) -> str:
     if ReleaseStatus.TAGGING in order and release.attempts:
         return ReleaseStatus.TAGGING
     return ReleaseStatus.SUBMITTED
+
+
+def deployment_markers(*, environment: ProjectEnvironment, start, end) -> list[dict]:
+    """The releases, promotions and rollbacks put on ``environment`` between ``start`` and ``end``, as
+    the monitoring panels mark them (registered in DeploysConfig.ready): when each finished (or began,
+    while it still rolls out), what it put there, how it ended, and a link to its release."""
+    from django.db.models import Q
+    from django.urls import reverse
+
+    from deploys.models import DeploymentRecord
+
+    records = (
+        DeploymentRecord.objects.filter(
+            project_id=environment.project_id, environment=environment.environment
+        )
+        .filter(
+            Q(finished_at__range=(start, end)) | Q(finished_at__isnull=True, created_at__range=(start, end))
+        )
+        .select_related("release", "project")
+        .order_by("created_at")[:200]
+    )
+    markers = []
+    for record in records:
+        version = record.release.version or record.image.rsplit("/", 1)[-1]
+        label = f"{record.get_kind_display()} {version}"
+        if record.outcome != "succeeded":
+            label += f" ({record.get_outcome_display()})"
+        markers.append(
+            {
+                "at": (record.finished_at or record.created_at).timestamp(),
+                "kind": record.kind,
+                "outcome": record.outcome,
+                "label": label,
+                "url": reverse("release-detail", args=[record.project.name, record.release_id]),
+            }
+        )
+    return markers

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters.api import clusters, environments, prometheus_config, terminal
+from clusters.api import clusters, environments, metrics, prometheus_config, terminal
 
 _ENV = "projects/<str:name>/environments/<str:environment>/"
 
@@ -27,6 +27,7 @@ urlpatterns = [
     path(f"{_ENV}scale/", environments.ScaleView.as_view(), name="api-environment-scale"),
     path(f"{_ENV}pods/<str:pod>/", environments.PodView.as_view(), name="api-environment-pod"),
     path(f"{_ENV}pods/<str:pod>/logs/", environments.PodLogsView.as_view(), name="api-environment-pod-logs"),
+    path(f"{_ENV}metrics/", metrics.MetricsView.as_view(), name="api-environment-metrics"),
     path(f"{_ENV}config/", environments.ConfigView.as_view(), name="api-environment-config"),
     path(
         f"{_ENV}config/changes/",

@@ -1,8 +1,16 @@
-"""What the monitoring of an environment reads: its label values and where its pods are scraped."""
+"""What the monitoring of an environment reads: its label values, where its pods are scraped, its panels'
+series and release markers.
+
+Every expression comes from the fixed templates of ``observability.monitoring.promql``; the values of
+the environment go in through ``label_value``. A user chooses a panel by id and a time range, never PromQL.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import fields
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.cache import cache
@@ -10,7 +18,8 @@ from django.core.cache import cache
 from clusters.models import Cluster, ProjectEnvironment
 from clusters.workload import manifests
 from integrations.kubernetes.client import KubeClient, PodInfo
-from observability.monitoring.promql import Scope
+from integrations.prometheus.client import PrometheusClient
+from observability.monitoring.promql import PANELS, Panel, Scope, panel_queries, rate_window
 
 PROJECT_LABEL = "opsportal.io/project"
 ENVIRONMENT_LABEL = "opsportal.io/environment"
@@ -97,3 +106,103 @@ def scrape_targets_cached(*, cluster: Cluster) -> list[dict]:
         groups = scrape_targets(cluster=cluster)
         cache.set(key, groups, settings.MONITORING_SD_CACHE_SECONDS)
     return groups
+
+
+# --- the panels (the metrics API and the environment page) -----------------------------------------
+
+# Releases, promotions and rollbacks live in deploys, above clusters: deploys registers the function
+# that reads them (DeploysConfig.ready), so the panels can mark them without clusters importing deploys.
+# A source is called as ``source(environment=, start=, end=)`` (datetimes, UTC) and returns markers:
+# ``{"at": unix seconds, "kind": str, "label": str, "url": str}``.
+MarkerSource = Callable[..., list[dict]]
+_marker_sources: list[MarkerSource] = []
+
+
+def register_marker_source(source: MarkerSource) -> None:
+    if source not in _marker_sources:
+        _marker_sources.append(source)
+
+
+def monitoring_enabled() -> bool:
+    return bool(getattr(settings, "PROMETHEUS_URL", ""))
+
+
+def panel_summary(panel: Panel) -> dict:
+    return {
+        "id": panel.id,
+        "title": str(panel.title),
+        "unit": panel.unit,
+        "legends": [query.legend for query in panel.queries],
+    }
+
+
+def panels_list() -> list[dict]:
+    """The panels every environment has, in page order (no Prometheus call: the page renders them as
+    placeholders and the browser fetches each one's series)."""
+    return [panel_summary(panel) for panel in PANELS]
+
+
+def _number(value: str) -> float | None:
+    """A sample as JSON can carry it: Prometheus' NaN and ±Inf (a ratio over no traffic) are gaps."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _series_name(legend: str, labels: dict) -> str:
+    if legend.startswith("{{") and legend.endswith("}}"):
+        return labels.get(legend[2:-2].strip(), "") or legend[2:-2].strip()
+    return legend
+
+
+def release_markers(environment: ProjectEnvironment, *, start: float, end: float) -> list[dict]:
+    """The releases, promotions and rollbacks of the environment between ``start`` and ``end`` (unix
+    seconds), oldest first, from the registered sources."""
+    since, until = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+    markers = [
+        marker
+        for source in _marker_sources
+        for marker in source(environment=environment, start=since, end=until)
+        if start <= marker["at"] <= end
+    ]
+    return sorted(markers, key=lambda marker: marker["at"])
+
+
+def panel_series(
+    environment: ProjectEnvironment,
+    panel: Panel,
+    *,
+    start: float,
+    end: float,
+    step: float,
+    client: PrometheusClient | None = None,
+) -> dict:
+    """One panel of one environment over a time range: each line as ``{"name", "values": [[ts, value
+    or None], ...]}`` and the release markers in range. Raises integrations.errors when Prometheus
+    cannot answer; answers no series (``enabled`` false) when monitoring is off."""
+    client = client or PrometheusClient.from_settings()
+    answer = {
+        "panel": panel.id,
+        "title": str(panel.title),
+        "unit": panel.unit,
+        "start": start,
+        "end": end,
+        "step": step,
+        "enabled": client is not None,
+        "series": [],
+        "markers": release_markers(environment, start=start, end=end),
+    }
+    if client is None:
+        return answer
+    window = rate_window(step, getattr(settings, "PROMETHEUS_SCRAPE_INTERVAL", 15))
+    for legend, expr in panel_queries(panel, monitoring_scope(environment), window_seconds=window):
+        for item in client.query_range(expr, start=start, end=end, step=step):
+            answer["series"].append(
+                {
+                    "name": _series_name(legend, item.get("metric") or {}),
+                    "values": [[float(ts), _number(value)] for ts, value in item.get("values") or []],
+                }
+            )
+    return answer

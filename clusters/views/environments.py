@@ -15,6 +15,7 @@ from clusters.forms.environments import EnvironmentConfigForm
 from clusters.forms.workload import OverridesForm
 from clusters.selectors import environments as selectors
 from clusters.selectors.dashboards import dashboard_summary
+from clusters.selectors import monitoring as monitoring_selectors
 from clusters.services import config_changes
 from clusters.services import environments as services
 from clusters.services.terminal import terminal_action
@@ -62,6 +63,7 @@ def environment_page(request, name: str, environment: str):
             "ws_url": f"/ws/environments/{ref.project.name}/{environment}/",
             "log_search": log_search,
             "dashboard": dashboard_summary(ref.environment),
+            "monitoring": _monitoring(),
             "i18n": {
                 "noPods": _("No pods."),
                 "noEvents": _("No events."),
@@ -94,6 +96,25 @@ def environment_page(request, name: str, environment: str):
             },
         },
     )
+
+
+def _monitoring() -> dict:
+    """The panels as placeholders: their series are fetched by the browser (static/js/monitoring.js), so
+    rendering the page never waits for Prometheus."""
+    return {
+        "enabled": monitoring_selectors.monitoring_enabled(),
+        "panels": monitoring_selectors.panels_list(),
+        "i18n": {
+            "loading": _("Loading…"),
+            "noData": _("No data in this range."),
+            "failed": _("Could not load this panel: {error}"),
+            "live": _("live, every 15 s"),
+            "paused": _("paused while the tab is hidden"),
+            "fixed": _("fixed range (choose a range to follow live again)"),
+            "markers": _("Releases in this range"),
+            "cores": _("cores"),
+        },
+    }
 
 
 def _operate(request, name: str, environment: str, run):

@@ -222,6 +222,7 @@ POLICY: list[Rule] = [
     *per_environment(API_ENV + "pods/<str:pod>/", "DELETE", test=FILERS, prod=OPS),
     *per_environment(API_ENV + "pods/<str:pod>/logs/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(API_ENV + "config/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(API_ENV + "metrics/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(API_ENV + "config/", "PUT", test=OPS, prod=OPS),
     *project(API_ENV + "config/changes/", "GET"),
     *project(API_ENV + "config/changes/<int:pk>/", "GET"),
