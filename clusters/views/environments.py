@@ -14,8 +14,8 @@ from clusters.choices import ConfigChangeStatus
 from clusters.forms.environments import EnvironmentConfigForm
 from clusters.forms.workload import OverridesForm
 from clusters.selectors import environments as selectors
-from clusters.selectors.dashboards import dashboard_summary
 from clusters.selectors import monitoring as monitoring_selectors
+from clusters.selectors.dashboards import dashboard_summary
 from clusters.services import config_changes
 from clusters.services import environments as services
 from clusters.services.terminal import terminal_action
