@@ -20,6 +20,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from integrations.errors import IntegrationError
 from observability import services as observability_services
+from opsportal import cockpit
 from opsportal.errors import StateConflict
 from projects.access import is_ops, is_qa, visible_projects
 
@@ -188,3 +189,87 @@ class WorkerPingView(APIView):
     def post(self, request):
         observability_services.worker_ping(user=request.user)
         return Response({"detail": "Queued."}, status=status.HTTP_202_ACCEPTED)
+
+
+# --- the project cockpit ------------------------------------------------------------------------------
+
+
+class CockpitReleaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.CharField()
+    status = serializers.CharField()
+    status_label = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    created_by = serializers.CharField()
+    confirmed = serializers.BooleanField(help_text="A tester confirmed it (test releases).")
+
+
+class CockpitInFlightSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="`release`, or the kind of a rollout in progress (`rollback`, …).")
+    id = serializers.IntegerField(help_text="The release's id.")
+    version = serializers.CharField()
+    status = serializers.CharField()
+    status_label = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class CockpitRunningSerializer(serializers.Serializer):
+    release_id = serializers.IntegerField()
+    version = serializers.CharField()
+    since = serializers.DateTimeField(help_text="When its rollout ended.")
+    kind = serializers.CharField(help_text="release, promotion or rollback")
+    kind_label = serializers.CharField()
+    image = serializers.CharField()
+
+
+class CockpitAwaitingSerializer(serializers.Serializer):
+    release_id = serializers.IntegerField()
+    version = serializers.CharField()
+
+
+class CockpitTicketSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    environment = serializers.CharField()
+    status = serializers.CharField()
+    status_label = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class CockpitEnvironmentSerializer(serializers.Serializer):
+    environment = serializers.CharField()
+    label = serializers.CharField()
+    onboarded = serializers.BooleanField()
+    namespace = serializers.CharField(help_text="Empty when not onboarded.")
+    cluster = serializers.CharField(help_text="Empty when not onboarded.")
+    running = CockpitRunningSerializer(allow_null=True, help_text="The version running now; null if none.")
+    in_flight = CockpitInFlightSerializer(many=True)
+    awaiting_confirmation = CockpitAwaitingSerializer(
+        allow_null=True, help_text="The test release running unconfirmed; null if none."
+    )
+    releases = CockpitReleaseSerializer(many=True, help_text="The last three releases, newest first.")
+    open_ticket = CockpitTicketSerializer(allow_null=True)
+    can_terminal = serializers.BooleanField()
+
+
+class CockpitTicketsSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    tickets = CockpitTicketSerializer(many=True)
+
+
+class CockpitSerializer(serializers.Serializer):
+    project = serializers.CharField()
+    environments = CockpitEnvironmentSerializer(many=True)
+    open_tickets = CockpitTicketsSerializer()
+
+
+class CockpitView(APIView):
+    @extend_schema(
+        responses=CockpitSerializer,
+        summary="A project's cockpit: per environment the running version, what is in flight, the last "
+        "releases, and the open tickets",
+        description="The database part of the project overview. The live cluster state and the traffic "
+        "come from the environment's own API and the metrics API.",
+    )
+    def get(self, request, name: str):
+        found = cockpit.cockpit_get(user=request.user, name=name)
+        return Response(CockpitSerializer(found.data).data)

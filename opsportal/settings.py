@@ -384,3 +384,9 @@ MONITORING_ALLOWED_NETWORKS = [
 # The discovery answer is kept this long per cluster and web process: Prometheus polls it every scrape
 # interval, and one pod list per cluster per interval is all it costs the apiserver.
 MONITORING_SD_CACHE_SECONDS = env_int("MONITORING_SD_CACHE_SECONDS", 5)
+
+# --- Project cockpit (issue 13, cockpit) ----------------------------------------------------
+# The cockpit's live parts (pods, autoscaler, traffic) are polled this often (s); its sparklines span the
+# last COCKPIT_SPARKLINE_MINUTES minutes, in 60 points.
+COCKPIT_POLL_SECONDS = env_int("COCKPIT_POLL_SECONDS", 20)
+COCKPIT_SPARKLINE_MINUTES = env_int("COCKPIT_SPARKLINE_MINUTES", 60)
