@@ -1,82 +1,18 @@
 """The project cockpit's database part: running version and since when, what is in flight, the last
 three releases, the open tickets, its cost, who may see it, and the API that serves the same data."""
 
-from datetime import timedelta
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from clusters.models import Cluster, ProjectEnvironment
-from deploys.models import DeploymentRecord, OnboardingTicket, Release
+from deploys.models import DeploymentRecord, OnboardingTicket
 from opsportal import cockpit
 from tests.fixtures.clusters import VALID_REQUEST
+from tests.helpers.cockpit import history, make_environment, make_release, record
 
 pytestmark = pytest.mark.django_db
-
-UNREACHABLE_API = "https://127.0.0.1:9"
-
-
-def make_environment(people, environment: str = "test") -> ProjectEnvironment:
-    cluster = Cluster.objects.create(
-        name=f"closed-{environment}",
-        environment=environment,
-        api_url=UNREACHABLE_API,
-        auth_type="token",
-        credential="t",
-        verify_tls=False,
-    )
-    return ProjectEnvironment.objects.create(
-        project=people.project,
-        environment=environment,
-        cluster=cluster,
-        namespace=f"orders-{environment}",
-        spec={"request": dict(VALID_REQUEST), "overrides": {}},
-        provisioned_at=timezone.now(),
-    )
-
-
-def make_release(people, version: str, *, status: str = "deployed", environment: str = "test", at=None):
-    release = Release.objects.create(
-        project=people.project,
-        environment=environment,
-        created_by=people.developer,
-        branch="main",
-        version=version,
-        status=status,
-    )
-    if at is not None:
-        Release.objects.filter(pk=release.pk).update(created_at=at)
-        release.refresh_from_db()
-    return release
-
-
-def record(people, release, *, outcome="succeeded", kind="release", finished_at=None):
-    row = DeploymentRecord.objects.create(
-        project=people.project,
-        environment=release.environment,
-        kind=kind,
-        release=release,
-        image=f"registry.local/orders@sha256:{release.pk:064d}",
-        outcome=outcome,
-        actor=people.developer,
-        finished_at=finished_at,
-    )
-    return row
-
-
-def history(people, count: int, *, environment: str = "test") -> list[Release]:
-    """``count`` deployed releases an hour apart, oldest first, each with its successful rollout."""
-    start = timezone.now() - timedelta(hours=count + 1)
-    releases = []
-    for index in range(count):
-        at = start + timedelta(hours=index)
-        release = make_release(people, f"v{index + 1}", environment=environment, at=at)
-        record(people, release, finished_at=at + timedelta(minutes=5))
-        releases.append(release)
-    return releases
 
 
 def cockpit_url(name: str = "orders") -> str:
