@@ -211,3 +211,12 @@ def test_sparkline_points_scale_to_the_highest_value():
         "30.0,5.0 30.0,5.0",
     ]
     assert cockpit.last_value([1.0, None]) == 1.0 and cockpit.last_value([None]) is None
+
+
+def test_the_cockpit_speaks_chinese(client, people):
+    make_environment(people, "test")
+    client.force_login(people.developer)
+    client.post(reverse("set-language"), {"language": "zh-hans", "next": "/"})
+    html = client.get(cockpit_url()).content.decode()
+    assert "尚未接入。" in html and "尚未发布。" in html and "0 个未关闭的工单" in html
+    assert "监控" in html
