@@ -235,6 +235,42 @@ class CockpitTicketSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class CockpitDeploymentSerializer(serializers.Serializer):
+    ready = serializers.IntegerField(help_text="Pods ready.")
+    desired = serializers.IntegerField(allow_null=True, help_text="Pods desired (the Deployment's replicas).")
+    rollout = serializers.CharField(help_text="complete, progressing, failed or timed_out")
+
+
+class CockpitHpaSerializer(serializers.Serializer):
+    current = serializers.IntegerField()
+    min = serializers.IntegerField()
+    max = serializers.IntegerField(allow_null=True)
+    cpu_current = serializers.IntegerField(allow_null=True, help_text="Average CPU utilization, %.")
+    cpu_target = serializers.IntegerField(allow_null=True, help_text="Target CPU utilization, %.")
+
+
+class CockpitLiveSerializer(serializers.Serializer):
+    deployment = CockpitDeploymentSerializer(allow_null=True)
+    hpa = CockpitHpaSerializer(allow_null=True)
+    error = serializers.CharField(help_text="Why the cluster could not be read; empty when it was.")
+
+
+class CockpitTrafficSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=["off", "unavailable", "ok"],
+        help_text="off: no Prometheus configured; unavailable: it did not answer (see error).",
+    )
+    minutes = serializers.IntegerField(help_text="The span of the series.")
+    requests = serializers.ListField(
+        child=serializers.FloatField(allow_null=True),
+        help_text="Requests per second, 60 evenly spaced points, oldest first; null where there is no data.",
+    )
+    errors = serializers.ListField(
+        child=serializers.FloatField(allow_null=True), help_text="The 5xx ratio (0–1) at the same points."
+    )
+    error = serializers.CharField()
+
+
 class CockpitEnvironmentSerializer(serializers.Serializer):
     environment = serializers.CharField()
     label = serializers.CharField()
@@ -249,6 +285,17 @@ class CockpitEnvironmentSerializer(serializers.Serializer):
     releases = CockpitReleaseSerializer(many=True, help_text="The last three releases, newest first.")
     open_ticket = CockpitTicketSerializer(allow_null=True)
     can_terminal = serializers.BooleanField()
+    live = CockpitLiveSerializer(
+        allow_null=True,
+        required=False,
+        help_text="With `?live=true`: the cluster's state. Null without it, or when not onboarded.",
+    )
+    traffic = CockpitTrafficSerializer(
+        allow_null=True,
+        required=False,
+        help_text="With `?live=true`: the recent traffic from Prometheus. Null without it, or when not "
+        "onboarded.",
+    )
 
 
 class CockpitTicketsSerializer(serializers.Serializer):
@@ -262,14 +309,27 @@ class CockpitSerializer(serializers.Serializer):
     open_tickets = CockpitTicketsSerializer()
 
 
+class CockpitQuerySerializer(serializers.Serializer):
+    live = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also read each environment's cluster and Prometheus (slower; an unreachable one is "
+        "reported in its `error`, not as a failed request).",
+    )
+
+
 class CockpitView(APIView):
     @extend_schema(
+        parameters=[CockpitQuerySerializer],
         responses=CockpitSerializer,
         summary="A project's cockpit: per environment the running version, what is in flight, the last "
         "releases, and the open tickets",
-        description="The database part of the project overview. The live cluster state and the traffic "
-        "come from the environment's own API and the metrics API.",
+        description="What the project overview shows. The cluster's state and the traffic are read only "
+        "with `?live=true`, as the page loads them after the page.",
     )
     def get(self, request, name: str):
+        query = CockpitQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         found = cockpit.cockpit_get(user=request.user, name=name)
-        return Response(CockpitSerializer(found.data).data)
+        data = cockpit.cockpit_with_live(found) if query.validated_data["live"] else found.data
+        return Response(CockpitSerializer(data).data)

@@ -48,6 +48,7 @@ class Cockpit:
     project: Project
     actions: frozenset[Action]
     data: dict
+    environments: dict[str, ProjectEnvironment]  # the onboarded ones, by name
 
 
 def _release(release: Release) -> dict:
@@ -179,21 +180,54 @@ def cockpit_get(*, user, name: str) -> Cockpit:
         "environments": rows,
         "open_tickets": {"count": len(open_tickets), "tickets": [_ticket(t) for t in open_tickets]},
     }
-    return Cockpit(project=project, actions=actions, data=data)
+    return Cockpit(project=project, actions=actions, data=data, environments=environments)
+
+
+def cockpit_with_live(found: Cockpit) -> dict:
+    """The cockpit's data with each onboarded environment's live parts (``live``, ``traffic``; null for
+    an environment not onboarded), as the API serves it on request. Slow by nature: one cluster and
+    one Prometheus round trip per environment."""
+    data = {**found.data, "environments": []}
+    for row in found.data["environments"]:
+        env = found.environments.get(row["environment"])
+        ref = EnvironmentRef(project=found.project, environment=env, actions=found.actions) if env else None
+        data["environments"].append(
+            {
+                **row,
+                "live": cockpit_live(ref) if ref else None,
+                "traffic": cockpit_traffic(ref) if ref else None,
+            }
+        )
+    return data
 
 
 # --- the live parts, one fragment per environment ------------------------------------------------------
 
 
 def cockpit_live(ref: EnvironmentRef) -> dict:
-    """Pods ready/desired and the autoscaler, read from the cluster; ``error`` when it cannot answer."""
+    """Pods ready of desired and the autoscaler, read from the cluster; ``error`` when it cannot answer."""
     live: dict = {"deployment": None, "hpa": None, "error": ""}
     try:
         with KubeClient.from_cluster(ref.environment.cluster, timeout=LIVE_TIMEOUT) as client:
-            live["deployment"] = deployment_summary(client.get("Deployment", ref.namespace, ref.name))
-            live["hpa"] = hpa_summary(client.get("HorizontalPodAutoscaler", ref.namespace, ref.name))
+            deployment = deployment_summary(client.get("Deployment", ref.namespace, ref.name))
+            hpa = hpa_summary(client.get("HorizontalPodAutoscaler", ref.namespace, ref.name))
     except IntegrationError as exc:
         live["error"] = str(exc)
+        return live
+    if deployment:
+        live["deployment"] = {
+            "ready": deployment["ready_replicas"],
+            "desired": deployment["replicas"],
+            "rollout": deployment["rollout"]["state"],
+        }
+    if hpa:
+        live["hpa"] = {
+            "current": hpa["current_replicas"],
+            "min": hpa["min_replicas"],
+            "max": hpa["max_replicas"],
+            "cpu_current": hpa["cpu_current_utilization"],
+            "cpu_target": hpa["cpu_target_utilization"],
+        }
     return live
 
 

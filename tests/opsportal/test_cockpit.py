@@ -195,6 +195,15 @@ def test_the_api_serves_the_same_data(client, people):
     assert environment_row(body, "prod")["onboarded"] is False
     assert body["open_tickets"] == {"count": 0, "tickets": []}
 
+    # With the live parts, an unreachable cluster is an answer, not a failed request.
+    response = client.get("/api/projects/orders/cockpit/?live=true")
+    assert response.status_code == 200
+    test = environment_row(response.json(), "test")
+    assert test["live"]["error"] and test["live"]["deployment"] is None
+    assert test["traffic"] == {"state": "off", "minutes": 0, "requests": [], "errors": [], "error": ""}
+    response = client.get("/api/projects/orders/cockpit/?live=maybe")
+    assert response.status_code == 400 and set(response.json()["errors"]) == {"live"}
+
     client.force_login(people.outsider)
     response = client.get("/api/projects/orders/cockpit/")
     assert response.status_code == 404

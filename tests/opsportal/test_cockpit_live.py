@@ -37,7 +37,17 @@ def test_live_fragment_shows_pods_ready_of_desired_and_the_autoscaler_range(clie
     assert re.search(r'data-field="hpa">\d+ of 2–5<', html), html
     assert "target 70%" in html
     live = response.context["live"]
-    assert live["deployment"]["name"] == env.project.name and live["hpa"]["max_replicas"] == 5
+    assert live["deployment"] == {"ready": 2, "desired": 2, "rollout": "complete"}
+    assert (live["hpa"]["min"], live["hpa"]["max"], live["hpa"]["cpu_target"]) == (2, 5, 70)
+
+    # The API serves the same on request; the environment not onboarded has no live part.
+    body = client.get(f"/api/projects/{env.project.name}/cockpit/?live=true").json()
+    rows = {row["environment"]: row for row in body["environments"]}
+    assert rows["test"]["live"] == live
+    assert rows["test"]["traffic"]["state"] == "off"  # no Prometheus in this test
+    assert rows["prod"]["live"] is None and rows["prod"]["traffic"] is None
+    plain = client.get(f"/api/projects/{env.project.name}/cockpit/").json()["environments"]
+    assert [(row["live"], row["traffic"]) for row in plain] == [(None, None), (None, None)]
 
 
 # --- the traffic part -----------------------------------------------------------------------------------
