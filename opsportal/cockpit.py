@@ -254,11 +254,11 @@ def cockpit_traffic(ref: EnvironmentRef, *, now: float | None = None) -> dict:
     client = PrometheusClient.from_settings()
     if client is None:
         return traffic
-    minutes = int(getattr(settings, "COCKPIT_SPARKLINE_MINUTES", 60))
+    minutes = settings.COCKPIT_SPARKLINE_MINUTES
     end = now if now is not None else time.time()
     step = minutes * 60 / SPARKLINE_POINTS
     start = end - step * (SPARKLINE_POINTS - 1)
-    window = rate_window(step, int(getattr(settings, "PROMETHEUS_SCRAPE_INTERVAL", 15)))
+    window = rate_window(step, settings.PROMETHEUS_SCRAPE_INTERVAL)
     scope = monitoring_scope(ref.environment)
     traffic["minutes"] = minutes
     try:

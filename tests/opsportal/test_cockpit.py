@@ -142,7 +142,7 @@ def test_the_page_loads_the_cockpit_and_refreshes_it_on_live_events(client, peop
     client.force_login(people.viewer)
     html = client.get(reverse("project-detail", args=["orders"])).content.decode()
     assert f'hx-get="{cockpit_url()}"' in html
-    assert "live-ticket-changed from:body" in html
+    assert "live-ticket-changed from:body" in html and "live-environment-changed from:body" in html
     assert 'hx-trigger="live-release-changed from:body delay:300ms"' in html
     assert 'hx-select-oob="#cockpit-db-test,#cockpit-db-prod,#cockpit-tickets"' in html
 

@@ -1,10 +1,12 @@
-"""The cockpit in Chromium: the overview shows it, and a release event updates its release parts live
-while the cluster part keeps its place."""
+"""The cockpit in Chromium: the overview shows it, a release event updates its release parts live while
+the cluster part keeps its place, and an environment event reloads it."""
 
 import pytest
 from django.db import transaction
 
+from clusters.models import ProjectEnvironment
 from deploys.models import Release
+from observability import events
 from opsportal import runs
 from tests.browser import CspWatch, sign_in
 from tests.helpers.cockpit import history, make_environment, make_release
@@ -46,5 +48,15 @@ def test_cockpit_shows_the_environments_and_follows_a_release(people, chromium, 
         runs.publish(release)
     page.wait_for_selector(f"#cockpit-db-test tr[data-release='{release.pk}'] [data-status=failed]")
     assert page.locator("#cockpit-db-test [data-field=in-flight]").count() == 0
+
+    # An environment torn down: its event reloads the whole cockpit, which offers onboarding again.
+    ProjectEnvironment.objects.filter(project=people.project, environment="test").delete()
+    events.publish(
+        stream=events.project_stream(people.project.pk),
+        type="environment-changed",
+        payload={"environment": "test", "verb": "environment.teardown"},
+    )
+    page.wait_for_selector("#cockpit-test[data-onboarded=false] a[data-link=onboard]")
+    assert page.locator("#cockpit-live-test").count() == 0
     assert watch.violations() == []
     page.context.close()
