@@ -20,6 +20,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from integrations.errors import IntegrationError
 from observability import services as observability_services
+from opsportal import cockpit
 from opsportal.errors import StateConflict
 from projects.access import is_ops, is_qa, visible_projects
 
@@ -188,3 +189,147 @@ class WorkerPingView(APIView):
     def post(self, request):
         observability_services.worker_ping(user=request.user)
         return Response({"detail": "Queued."}, status=status.HTTP_202_ACCEPTED)
+
+
+# --- the project cockpit ------------------------------------------------------------------------------
+
+
+class CockpitReleaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.CharField()
+    status = serializers.CharField()
+    status_label = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    created_by = serializers.CharField()
+    confirmed = serializers.BooleanField(help_text="A tester confirmed it (test releases).")
+
+
+class CockpitInFlightSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="`release`, or the kind of a rollout in progress (`rollback`, …).")
+    id = serializers.IntegerField(help_text="The release's id.")
+    version = serializers.CharField()
+    status = serializers.CharField()
+    status_label = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class CockpitRunningSerializer(serializers.Serializer):
+    release_id = serializers.IntegerField()
+    version = serializers.CharField()
+    since = serializers.DateTimeField(help_text="When its rollout ended.")
+    kind = serializers.CharField(help_text="release, promotion or rollback")
+    kind_label = serializers.CharField()
+    image = serializers.CharField()
+
+
+class CockpitAwaitingSerializer(serializers.Serializer):
+    release_id = serializers.IntegerField()
+    version = serializers.CharField()
+
+
+class CockpitTicketSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    environment = serializers.CharField()
+    status = serializers.CharField()
+    status_label = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class CockpitDeploymentSerializer(serializers.Serializer):
+    ready = serializers.IntegerField(help_text="Pods ready.")
+    desired = serializers.IntegerField(allow_null=True, help_text="Pods desired (the Deployment's replicas).")
+    rollout = serializers.CharField(help_text="complete, progressing, failed or timed_out")
+
+
+class CockpitHpaSerializer(serializers.Serializer):
+    current = serializers.IntegerField()
+    min = serializers.IntegerField()
+    max = serializers.IntegerField(allow_null=True)
+    cpu_current = serializers.IntegerField(allow_null=True, help_text="Average CPU utilization, %.")
+    cpu_target = serializers.IntegerField(allow_null=True, help_text="Target CPU utilization, %.")
+
+
+class CockpitLiveSerializer(serializers.Serializer):
+    deployment = CockpitDeploymentSerializer(allow_null=True)
+    hpa = CockpitHpaSerializer(allow_null=True)
+    error = serializers.CharField(help_text="Why the cluster could not be read; empty when it was.")
+
+
+class CockpitTrafficSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=["off", "unavailable", "ok"],
+        help_text="off: no Prometheus configured; unavailable: it did not answer (see error).",
+    )
+    minutes = serializers.IntegerField(help_text="The span of the series.")
+    requests = serializers.ListField(
+        child=serializers.FloatField(allow_null=True),
+        help_text="Requests per second, 60 evenly spaced points, oldest first; null where there is no data.",
+    )
+    errors = serializers.ListField(
+        child=serializers.FloatField(allow_null=True), help_text="The 5xx ratio (0–1) at the same points."
+    )
+    error = serializers.CharField()
+
+
+class CockpitEnvironmentSerializer(serializers.Serializer):
+    environment = serializers.CharField()
+    label = serializers.CharField()
+    onboarded = serializers.BooleanField()
+    namespace = serializers.CharField(help_text="Empty when not onboarded.")
+    cluster = serializers.CharField(help_text="Empty when not onboarded.")
+    running = CockpitRunningSerializer(allow_null=True, help_text="The version running now; null if none.")
+    in_flight = CockpitInFlightSerializer(many=True)
+    awaiting_confirmation = CockpitAwaitingSerializer(
+        allow_null=True, help_text="The test release running unconfirmed; null if none."
+    )
+    releases = CockpitReleaseSerializer(many=True, help_text="The last three releases, newest first.")
+    open_ticket = CockpitTicketSerializer(allow_null=True)
+    can_terminal = serializers.BooleanField()
+    live = CockpitLiveSerializer(
+        allow_null=True,
+        required=False,
+        help_text="With `?live=true`: the cluster's state. Null without it, or when not onboarded.",
+    )
+    traffic = CockpitTrafficSerializer(
+        allow_null=True,
+        required=False,
+        help_text="With `?live=true`: the recent traffic from Prometheus. Null without it, or when not "
+        "onboarded.",
+    )
+
+
+class CockpitTicketsSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    tickets = CockpitTicketSerializer(many=True)
+
+
+class CockpitSerializer(serializers.Serializer):
+    project = serializers.CharField()
+    environments = CockpitEnvironmentSerializer(many=True)
+    open_tickets = CockpitTicketsSerializer()
+
+
+class CockpitQuerySerializer(serializers.Serializer):
+    live = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also read each environment's cluster and Prometheus (slower; an unreachable one is "
+        "reported in its `error`, not as a failed request).",
+    )
+
+
+class CockpitView(APIView):
+    @extend_schema(
+        parameters=[CockpitQuerySerializer],
+        responses=CockpitSerializer,
+        summary="A project's cockpit: per environment the running version, what is in flight, the last "
+        "releases, and the open tickets",
+        description="What the project overview shows. The cluster's state and the traffic are read only "
+        "with `?live=true`, as the page loads them after the page.",
+    )
+    def get(self, request, name: str):
+        query = CockpitQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        found = cockpit.cockpit_get(user=request.user, name=name)
+        data = cockpit.cockpit_with_live(found) if query.validated_data["live"] else found.data
+        return Response(CockpitSerializer(data).data)

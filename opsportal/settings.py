@@ -418,3 +418,9 @@ MONITORING_TOKEN_FILE = env_str("MONITORING_TOKEN_FILE", "")
 # prometheus_client's multiprocess mode adds up their values there (opsportal.metrics). prometheus_client
 # reads it from the environment itself, before any metric exists; named here so it is documented.
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
+
+# --- Project cockpit (issue 13, cockpit) ----------------------------------------------------
+# The cockpit's live parts (pods, autoscaler, traffic) are polled this often (s); its sparklines span the
+# last COCKPIT_SPARKLINE_MINUTES minutes, in 60 points.
+COCKPIT_POLL_SECONDS = env_int("COCKPIT_POLL_SECONDS", 20)
+COCKPIT_SPARKLINE_MINUTES = env_int("COCKPIT_SPARKLINE_MINUTES", 60)

@@ -12,6 +12,7 @@ api_patterns = [
     path("me/", api.MeView.as_view(), name="api-me"),
     path("worker-ping/", api.WorkerPingView.as_view(), name="api-worker-ping"),
     path("token/", tokens.ObtainTokenView.as_view(), name="api-token"),
+    path("projects/<str:name>/cockpit/", api.CockpitView.as_view(), name="api-project-cockpit"),
     path("", include("projects.api_urls")),
     path("", include("observability.api_urls")),
     path("", include("clusters.api.urls")),
@@ -29,6 +30,17 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("projects/<str:name>/cockpit/", views.project_cockpit, name="project-cockpit"),
+    path(
+        "projects/<str:name>/cockpit/<str:environment>/live/",
+        views.project_cockpit_live,
+        name="project-cockpit-live",
+    ),
+    path(
+        "projects/<str:name>/cockpit/<str:environment>/traffic/",
+        views.project_cockpit_traffic,
+        name="project-cockpit-traffic",
+    ),
     path("projects/", include("projects.urls")),
     path("terminal-grants/", project_views.terminal_grant_list, name="terminal-grant-list"),
     path(

@@ -6,13 +6,15 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
 from django.views.decorators.http import require_POST, require_safe
 
+from clusters.selectors.environments import environment_get
 from observability import services as observability_services
 from observability.events import current_seq, user_stream
 from observability.selectors import audit_events_for
+from opsportal import cockpit
 from opsportal import metrics as portal_metrics
 from opsportal.http import scraper_allowed
 from projects import services as project_services
-from projects.access import visible_projects
+from projects.access import Action, visible_projects
 
 
 @login_required
@@ -67,6 +69,47 @@ def metrics(request):
             content_type="text/plain",
         )
     return HttpResponse(portal_metrics.exposition(), content_type=portal_metrics.CONTENT_TYPE)
+
+
+# --- the project cockpit: the overview tab loads these fragments --------------------------------------
+
+
+@login_required
+@require_safe
+def project_cockpit(request, name: str):
+    """The database part, for every environment; each onboarded one loads its live parts after it."""
+    found = cockpit.cockpit_get(user=request.user, name=name)
+    context = {
+        "project": found.project,
+        "cockpit": found.data,
+        "can_file": Action.FILE_TICKET in found.actions,
+        "poll_seconds": settings.COCKPIT_POLL_SECONDS,
+    }
+    return render(request, "cockpit/_cockpit.html", context)
+
+
+@login_required
+@require_safe
+def project_cockpit_live(request, name: str, environment: str):
+    ref = environment_get(user=request.user, name=name, environment=environment)
+    return render(request, "cockpit/_live.html", {"ref": ref, "live": cockpit.cockpit_live(ref)})
+
+
+@login_required
+@require_safe
+def project_cockpit_traffic(request, name: str, environment: str):
+    ref = environment_get(user=request.user, name=name, environment=environment)
+    traffic = cockpit.cockpit_traffic(ref)
+    errors_now = cockpit.last_value(traffic["errors"])
+    context = {
+        "ref": ref,
+        "traffic": traffic,
+        "requests_line": cockpit.sparkline(traffic["requests"]),
+        "errors_line": cockpit.sparkline(traffic["errors"]),
+        "requests_now": cockpit.last_value(traffic["requests"]),
+        "errors_percent": None if errors_now is None else errors_now * 100,
+    }
+    return render(request, "cockpit/_traffic.html", context)
 
 
 def csrf_failure(request, reason=""):

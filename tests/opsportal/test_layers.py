@@ -21,6 +21,7 @@ WIRING = {
     "opsportal.routing",
     "opsportal.api",
     "opsportal.views",
+    "opsportal.cockpit",
     "opsportal.context_processors",
     "opsportal.tokens",
     "opsportal.admin_auth",

@@ -137,6 +137,13 @@ POLICY: list[Rule] = [
     *ops_right("projects/new/", "GET POST"),
     *project("projects/<str:name>/", "GET"),
     *project("projects/<str:name>/settings/", "GET POST", OWNERS),
+    *project("projects/<str:name>/cockpit/", "GET"),
+    *per_environment(
+        "projects/<str:name>/cockpit/<str:environment>/live/", "GET", test=MEMBERS, prod=MEMBERS
+    ),
+    *per_environment(
+        "projects/<str:name>/cockpit/<str:environment>/traffic/", "GET", test=MEMBERS, prod=MEMBERS
+    ),
     *project("projects/<str:name>/members/", "POST", OWNERS),
     *project("projects/<str:name>/members/<str:username>/remove/", "POST", OWNERS),
     *signed_in("audit/", "GET"),
@@ -204,6 +211,7 @@ POLICY: list[Rule] = [
     *signed_in("api/projects/", "GET"),
     *ops_right("api/projects/", "POST"),
     *project("api/projects/<str:name>/", "GET"),
+    *project("api/projects/<str:name>/cockpit/", "GET"),
     *project("api/projects/<str:name>/settings/", "GET", OWNERS),
     *project("api/projects/<str:name>/settings/", "PATCH", OWNERS),
     *project("api/projects/<str:name>/members/", "GET"),
