@@ -13,9 +13,8 @@ from clusters.services.dashboards import dashboards_sweep
 from clusters.tasks import sync_dashboard
 from deploys.choices import TicketStatus
 from observability.monitoring.dashboards import dashboard_uid, folder_uid
-from tests.deploys.test_provisioning import _approved
 from tests.fixtures.standins import GRAFANA_TOKEN
-from tests.helpers.tickets import run_provisioning
+from tests.helpers.tickets import approved_ticket, run_provisioning
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
 
@@ -32,7 +31,7 @@ def test_onboarding_through_a_grafana_outage_then_the_sweeper_creates_the_dashbo
     settings.GRAFANA_URL, settings.GRAFANA_TOKEN = grafana_standin.url, GRAFANA_TOKEN
     settings.INTEGRATION_MAX_RETRIES = 0  # give up at the first transient error: this test is the sweeper's
     grafana_standin.set_outage(True)
-    ticket = _approved(people, local_clusters["test"], django_capture_on_commit_callbacks)
+    ticket = approved_ticket(people, local_clusters["test"], django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=False):
         ticket = run_provisioning(ticket)
     assert ticket.status == TicketStatus.ACTIVE, ticket.error

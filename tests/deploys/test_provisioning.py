@@ -9,25 +9,9 @@ from deploys.choices import TicketStatus
 from deploys.models import OnboardingTicket
 from observability.models import AuditEvent
 from tests.fixtures.clusters import VALID_REQUEST
-from tests.helpers.tickets import run_provisioning
+from tests.helpers.tickets import approved_ticket, run_provisioning
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
-
-
-def _approved(people, cluster, django_capture_on_commit_callbacks, **changes) -> OnboardingTicket:
-    ticket = services.ticket_create(
-        actor=people.developer,
-        project=people.project,
-        environment=cluster.environment,
-        request={**VALID_REQUEST, **changes},
-        submit=True,
-    )
-    with django_capture_on_commit_callbacks(execute=False) as queued:
-        services.ticket_approve(actor=people.ops, ticket_id=ticket.pk, cluster_id=cluster.pk)
-    ticket.refresh_from_db()
-    assert ticket.status == TicketStatus.APPROVED
-    assert len(queued) >= 1  # the provisioning task is queued on commit, not before
-    return ticket
 
 
 def _objects(kube_cluster, namespace: str, name: str) -> dict:
@@ -43,7 +27,9 @@ def _objects(kube_cluster, namespace: str, name: str) -> dict:
 def test_approved_ticket_creates_service_deployment_and_hpa(
     people, local_clusters, kube_cluster, django_capture_on_commit_callbacks
 ):
-    ticket = run_provisioning(_approved(people, local_clusters["test"], django_capture_on_commit_callbacks))
+    ticket = run_provisioning(
+        approved_ticket(people, local_clusters["test"], django_capture_on_commit_callbacks)
+    )
     assert ticket.status == TicketStatus.ACTIVE, ticket.error
     namespace = local_clusters["test"].namespace_for("orders")
     objects = _objects(kube_cluster, namespace, "orders")
@@ -90,7 +76,7 @@ def test_load_balancer_ticket_creates_a_load_balancer_service(
     people, local_clusters, kube_cluster, django_capture_on_commit_callbacks
 ):
     ticket = run_provisioning(
-        _approved(
+        approved_ticket(
             people, local_clusters["prod"], django_capture_on_commit_callbacks, service_type="LoadBalancer"
         )
     )
@@ -103,7 +89,9 @@ def test_load_balancer_ticket_creates_a_load_balancer_service(
 def test_retried_provisioning_leaves_exactly_the_same_objects(
     people, local_clusters, kube_cluster, django_capture_on_commit_callbacks
 ):
-    ticket = run_provisioning(_approved(people, local_clusters["test"], django_capture_on_commit_callbacks))
+    ticket = run_provisioning(
+        approved_ticket(people, local_clusters["test"], django_capture_on_commit_callbacks)
+    )
     assert ticket.status == TicketStatus.ACTIVE
     namespace = local_clusters["test"].namespace_for("orders")
     before = {
@@ -131,7 +119,7 @@ def test_unreachable_cluster_fails_the_ticket_with_the_cause_and_allows_retry(
 ):
     settings.INTEGRATION_MAX_RETRIES = 0
     cluster = local_clusters["test"]
-    ticket = _approved(people, cluster, django_capture_on_commit_callbacks)
+    ticket = approved_ticket(people, cluster, django_capture_on_commit_callbacks)
     cluster.api_url = "https://127.0.0.1:1"
     cluster.save()
     ticket = run_provisioning(ticket)
@@ -157,7 +145,7 @@ def test_unreachable_cluster_fails_the_ticket_with_the_cause_and_allows_retry(
 def test_preview_shows_yaml_then_a_diff_against_live(
     people, local_clusters, kube_cluster, django_capture_on_commit_callbacks
 ):
-    first = _approved(people, local_clusters["test"], django_capture_on_commit_callbacks)
+    first = approved_ticket(people, local_clusters["test"], django_capture_on_commit_callbacks)
     before = preview.ticket_preview(ticket=first)
     assert not before.compare_error, before.compare_error
     assert {o.kind for o in before.objects} >= {"Service", "Deployment", "HorizontalPodAutoscaler"}
@@ -185,14 +173,16 @@ def test_preview_shows_yaml_then_a_diff_against_live(
 def test_reprovisioning_keeps_the_replica_count_the_hpa_chose(
     people, local_clusters, kube_cluster, django_capture_on_commit_callbacks
 ):
-    first = run_provisioning(_approved(people, local_clusters["test"], django_capture_on_commit_callbacks))
+    first = run_provisioning(
+        approved_ticket(people, local_clusters["test"], django_capture_on_commit_callbacks)
+    )
     assert first.status == TicketStatus.ACTIVE
     namespace = local_clusters["test"].namespace_for("orders")
     apps = k8s.AppsV1Api(kube_cluster.api_client)
     apps.patch_namespaced_deployment_scale("orders", namespace, {"spec": {"replicas": 4}})  # as the HPA would
 
     second = run_provisioning(
-        _approved(people, local_clusters["test"], django_capture_on_commit_callbacks, hpa_max=9)
+        approved_ticket(people, local_clusters["test"], django_capture_on_commit_callbacks, hpa_max=9)
     )
     assert second.status == TicketStatus.ACTIVE, second.error
     assert apps.read_namespaced_deployment("orders", namespace).spec.replicas == 4
