@@ -10,7 +10,6 @@ so the tests assert on the expression the portal sent.
 import json
 import os
 import socket
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -31,10 +30,10 @@ from deploys.models import BuildRecipe, DeploymentRecord, Release
 from integrations.prometheus.client import PrometheusClient
 from observability.monitoring.promql import PANELS, panel_get, panel_queries, rate_window
 from projects.models import Project, ProjectMember
-from sandbox.procs import free_port, port_open, spawn, stop, wait_for
+from sandbox.procs import free_port, spawn, stop, wait_for
 from tests.browser import CspWatch, sign_in
 from tests.fixtures.ci import unavailable
-from tests.fixtures.services import BASE_DIR, server_env
+from tests.fixtures.services import BASE_DIR, running_daphne
 
 PROMETHEUS = "/usr/bin/prometheus"
 SCRAPE_INTERVAL = 5  # what the portal assumes (rate windows of 4 scrapes); Prometheus scrapes every 1 s
@@ -503,24 +502,12 @@ def test_the_page_renders_the_panels_without_calling_prometheus(client, people, 
 @pytest.fixture(scope="module")
 def daphne_monitored(django_db_setup, prometheus, tmp_path_factory):
     """Daphne as daphne_server starts it, reading the test's Prometheus."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("daphne-monitoring") / "daphne.log"
-    env = {
-        **server_env(),
-        "PROMETHEUS_URL": prometheus.url,
-        "PROMETHEUS_SCRAPE_INTERVAL": str(SCRAPE_INTERVAL),
-    }
-    proc = spawn(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "opsportal.asgi:application"],
-        log=log,
-        env=env,
-        cwd=BASE_DIR,
-    )
-    try:
-        wait_for(lambda: port_open(port), timeout=60, what="Daphne", proc=proc, log=log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    with running_daphne(
+        tmp_path_factory.mktemp("daphne-monitoring"),
+        PROMETHEUS_URL=prometheus.url,
+        PROMETHEUS_SCRAPE_INTERVAL=str(SCRAPE_INTERVAL),
+    ) as url:
+        yield url
 
 
 # Pixels near the first palette colour (#0d6efd) on the requests panel's canvas: the line of its first series
