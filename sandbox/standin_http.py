@@ -1,10 +1,11 @@
-"""Plumbing the HTTP stand-ins (GitLab, Jenkins) share: a quiet handler that routes every method to one
-``_dispatch``, and the foreground serve loop of their CLIs."""
+"""Plumbing the HTTP stand-ins (GitLab, Jenkins, Grafana) share: a quiet handler that routes every method
+to one ``_dispatch``, the threaded server's lifecycle, and the foreground serve loop of their CLIs."""
 
 from __future__ import annotations
 
 import signal
-from http.server import BaseHTTPRequestHandler
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
 
@@ -27,6 +28,48 @@ class DispatchingHandler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
+
+
+class ThreadedStandin:
+    """The lifecycle of a stand-in served from one ThreadingHTTPServer thread. A subclass names its
+    handler in ``handler_class()`` (the handler reaches the stand-in as ``self.standin``), its thread in
+    ``thread_name``, and sets ``_host``/``_port`` in its ``__init__``."""
+
+    thread_name: str = "standin"
+    _host: str = "127.0.0.1"
+    _port: int = 0
+    _httpd: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    def handler_class(self) -> type[DispatchingHandler]:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("stand-in not started")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> str:
+        handler = type("Handler", (self.handler_class(),), {"standin": self})
+        self._httpd = ThreadingHTTPServer((self._host, self._port), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=self.thread_name, daemon=True)
+        self._thread.start()
+        return self.url
+
+    def serve_forever(self) -> None:
+        if self._httpd is None:
+            self.start()
+        if self._thread is not None:
+            self._thread.join()
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from sandbox.faults import Fault, Faults
 from sandbox.gitlab import git
-from sandbox.standin_http import DispatchingHandler
+from sandbox.standin_http import DispatchingHandler, ThreadedStandin
 
 API_PREFIX = "/api/v4"
 _MAX_PER_PAGE = 100
@@ -70,7 +70,7 @@ def _bad_request(message: str) -> ApiError:
     return ApiError(400, {"message": message})
 
 
-class GitLabStandin:
+class GitLabStandin(ThreadedStandin):
     """Serve GitLab's v4 API for the bare repositories under ``root``.
 
     ``start()`` binds 127.0.0.1 (port 0 picks a free one) in a background thread and returns the base URL to
@@ -91,34 +91,12 @@ class GitLabStandin:
         self._thread: threading.Thread | None = None
         self._scan()
 
-    # -- lifecycle ---------------------------------------------------------------------------------------
+    # -- lifecycle (ThreadedStandin) ---------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("stand-in not started")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+    thread_name = "gitlab-standin"
 
-    def start(self) -> str:
-        handler = type("Handler", (_Handler,), {"standin": self})
-        self._httpd = ThreadingHTTPServer((self._host, self._port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="gitlab-standin", daemon=True)
-        self._thread.start()
-        return self.url
-
-    def serve_forever(self) -> None:
-        if self._httpd is None:
-            self.start()
-        if self._thread is not None:
-            self._thread.join()
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+    def handler_class(self):
+        return _Handler
 
     # -- fault injection and request log -----------------------------------------------------------------
 

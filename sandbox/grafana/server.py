@@ -43,7 +43,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sandbox.faults import Faults
-from sandbox.standin_http import DispatchingHandler
+from sandbox.standin_http import DispatchingHandler, ThreadedStandin
 
 UID_MAX = 40
 _UID = re.compile(r"[a-zA-Z0-9_-]+")
@@ -86,7 +86,7 @@ def slugify(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "dashboard"
 
 
-class GrafanaStandin:
+class GrafanaStandin(ThreadedStandin):
     """Serve the API on ``host:port`` (0 picks a free port) from a background thread."""
 
     def __init__(
@@ -151,34 +151,12 @@ class GrafanaStandin:
             partial.write_text(json.dumps(state))
             partial.replace(self.state_file)
 
-    # -- lifecycle ---------------------------------------------------------------------------------------
+    # -- lifecycle (ThreadedStandin) ---------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("stand-in not started")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+    thread_name = "grafana-standin"
 
-    def start(self) -> str:
-        handler = type("Handler", (_Handler,), {"standin": self})
-        self._httpd = ThreadingHTTPServer((self._host, self._port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="grafana-standin", daemon=True)
-        self._thread.start()
-        return self.url
-
-    def serve_forever(self) -> None:
-        if self._httpd is None:
-            self.start()
-        if self._thread is not None:
-            self._thread.join()
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+    def handler_class(self):
+        return _Handler
 
     # -- faults and the request log ----------------------------------------------------------------------
 
