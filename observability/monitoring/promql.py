@@ -203,5 +203,6 @@ def panel_queries(
 
 def rate_window(step_seconds: float, scrape_interval: int) -> int:
     """The ``rate()`` range for a step: at least four scrapes (so a missed scrape leaves two samples), and
-    at least the step itself, so no request falls between two points."""
-    return int(max(4 * scrape_interval, step_seconds))
+    the step plus one scrape, so the increase between the last sample of one step and the first of the
+    next is counted too."""
+    return int(max(4 * scrape_interval, step_seconds + scrape_interval))

@@ -82,7 +82,7 @@ def test_panels_are_found_by_id_and_unknown_ids_are_not():
 
 def test_the_rate_window_covers_four_scrapes_and_the_step():
     assert rate_window(5, 5) == 20
-    assert rate_window(60, 5) == 60
+    assert rate_window(60, 5) == 65
 
 
 def test_dashboards_use_grafanas_rate_interval(tmp_path):
