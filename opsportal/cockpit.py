@@ -97,7 +97,7 @@ def cockpit_get(*, user, name: str) -> Cockpit:
         record.environment: record
         for record in DeploymentRecord.objects.filter(project=project, outcome=DeploymentOutcome.SUCCEEDED)
         .select_related("release")
-        .defer(*(f"release__{name}" for name in _HEAVY))
+        .defer(*(f"release__{field}" for field in _HEAVY))
         .order_by("environment", "-created_at", "-id")
         .distinct("environment")
     }
@@ -105,7 +105,7 @@ def cockpit_get(*, user, name: str) -> Cockpit:
     for record in (
         DeploymentRecord.objects.filter(project=project, outcome=DeploymentOutcome.RUNNING)
         .select_related("release")
-        .defer(*(f"release__{name}" for name in _HEAVY))[:10]
+        .defer(*(f"release__{field}" for field in _HEAVY))[:10]
     ):
         rollouts.setdefault(record.environment, []).append(record)
     # At most one active release per environment (a constraint), so this list is short.
