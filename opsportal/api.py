@@ -285,6 +285,10 @@ class CockpitEnvironmentSerializer(serializers.Serializer):
     releases = CockpitReleaseSerializer(many=True, help_text="The last three releases, newest first.")
     open_ticket = CockpitTicketSerializer(allow_null=True)
     can_terminal = serializers.BooleanField()
+    dashboard_url = serializers.CharField(
+        allow_null=True,
+        help_text="The environment's Grafana dashboard, once saved; null before (or without Grafana).",
+    )
     live = CockpitLiveSerializer(
         allow_null=True,
         required=False,

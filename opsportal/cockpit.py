@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from clusters.models import ProjectEnvironment
+from clusters.models import Dashboard, ProjectEnvironment
+from clusters.selectors.dashboards import dashboard_link
 from clusters.selectors.environments import EnvironmentRef, deployment_summary, hpa_summary
 from clusters.selectors.monitoring import monitoring_scope
 from clusters.services.terminal import terminal_action
@@ -81,6 +82,15 @@ def _recent_releases(project: Project, environment: str) -> list[Release]:
     )
 
 
+def _dashboard_url(env: ProjectEnvironment | None) -> str | None:
+    """Where the environment's Grafana dashboard opens, once it was saved (read with the environment)."""
+    try:
+        dashboard = env.dashboard if env is not None else None
+    except Dashboard.DoesNotExist:
+        return None
+    return (dashboard_link(dashboard.url) or None) if dashboard is not None and settings.GRAFANA_URL else None
+
+
 def cockpit_get(*, user, name: str) -> Cockpit:
     """The database part of the cockpit of project ``name``; Http404 for someone who may not see it."""
     project = get_project(user, name=name)
@@ -88,7 +98,7 @@ def cockpit_get(*, user, name: str) -> Cockpit:
     environments = {
         env.environment: env
         for env in ProjectEnvironment.objects.filter(project=project, cluster__isnull=False).select_related(
-            "cluster"
+            "cluster", "dashboard"
         )
         if env.namespace
     }
@@ -173,6 +183,7 @@ def cockpit_get(*, user, name: str) -> Cockpit:
                 "releases": [_release(r) for r in _recent_releases(project, value)],
                 "open_ticket": _ticket(tickets_by_env[value]) if value in tickets_by_env else None,
                 "can_terminal": terminal_action(value) in actions,
+                "dashboard_url": _dashboard_url(env),
             }
         )
     data = {

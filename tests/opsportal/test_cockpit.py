@@ -7,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from clusters.models import Dashboard
 from deploys.models import DeploymentRecord, OnboardingTicket
 from opsportal import cockpit
 from tests.fixtures.clusters import VALID_REQUEST
@@ -69,7 +70,7 @@ def test_running_version_since_last_three_releases_and_open_tickets(client, peop
     assert reverse("project-cockpit-live", args=["orders", "test"]) in html
     assert reverse("project-cockpit-traffic", args=["orders", "test"]) in html
     env_url = reverse("environment-page", args=["orders", "test"])
-    for suffix in ("", "#monitoring", "#dashboard", "#log-form"):
+    for suffix in ("", "#monitoring", "#grafana-dashboard", "#log-form"):
         assert f'href="{env_url}{suffix}"' in html
     assert reverse("project-cockpit-live", args=["orders", "prod"]) not in html
     assert 'data-link="terminal"' not in html  # a viewer opens no terminal
@@ -229,3 +230,23 @@ def test_the_cockpit_speaks_chinese(client, people):
     html = client.get(cockpit_url()).content.decode()
     assert "尚未接入。" in html and "尚未发布。" in html and "0 个未关闭的工单" in html
     assert "监控" in html
+
+
+def test_the_dashboard_link_opens_grafana_once_the_dashboard_is_saved(client, people, settings):
+    settings.GRAFANA_URL, settings.GRAFANA_PUBLIC_URL = (
+        "http://grafana.internal",
+        "https://grafana.example.com",
+    )
+    env = make_environment(people, "test")
+    client.force_login(people.developer)
+    page = client.get("/projects/orders/cockpit/").content.decode()
+    # Not saved yet: its place on the environment page.
+    assert "/projects/orders/env/test/#grafana-dashboard" in page
+    Dashboard.objects.create(
+        environment=env, uid="svc-orders-test", folder_uid="opsportal-orders", url="/d/x/y"
+    )
+    page = client.get("/projects/orders/cockpit/").content.decode()
+    assert 'href="https://grafana.example.com/d/x/y"' in page
+    assert client.get("/api/projects/orders/cockpit/").json()["environments"][0]["dashboard_url"] == (
+        "https://grafana.example.com/d/x/y"
+    )
