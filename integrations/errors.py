@@ -85,3 +85,10 @@ class ServerError(IntegrationError):
     """5xx or 429 from the other side."""
 
     permanent = False
+
+
+class RateLimited(ServerError):
+    """The other side refused because we sent too much (HTTP 429, a chat robot's per-minute or quota
+    errcode). Transient: try again after ``retry_after`` seconds."""
+
+    permanent = False

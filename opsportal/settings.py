@@ -356,6 +356,12 @@ GRAFANA_PROMETHEUS_URL = env_str("GRAFANA_PROMETHEUS_URL", "") or env_str("PROME
 # A sync that waits in pending (Grafana was down through its retries) is tried again after this long.
 GRAFANA_SYNC_RETRY_SECONDS = env_int("GRAFANA_SYNC_RETRY_SECONDS", 120)
 
+# Alerting: chat robots. Where the DingTalk custom robots and WeCom group robots are called; the access
+# tokens, signing secrets and keys belong to each channel. Tests and `make run` point these at the
+# sandbox's stand-in (sandbox/chatrobots).
+DINGTALK_WEBHOOK_BASE = env_str("DINGTALK_WEBHOOK_BASE", "https://oapi.dingtalk.com")
+WECOM_WEBHOOK_BASE = env_str("WECOM_WEBHOOK_BASE", "https://qyapi.weixin.qq.com")
+
 # --- Environment pages ----------------------------------------------------------------------
 # Each web process runs one watch per (cluster, namespace, kind) however many pages show it; this caps
 # how many it runs (five per environment being looked at). A page past it loads without live updates.
