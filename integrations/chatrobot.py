@@ -9,6 +9,7 @@ refusal of a message the service would cut or refuse for its length.
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 import requests
@@ -26,6 +27,7 @@ from integrations.http import transport_error
 
 DEFAULT_TIMEOUT = (5.0, 15.0)
 SYSTEM_BUSY = -1  # both services' "try again later"
+_CREDENTIAL_IN_URL = re.compile(r"\b(access_token|key|sign|timestamp)=[^&\s'\"]*")
 
 
 class ErrcodeMeaning(NamedTuple):
@@ -39,7 +41,10 @@ def post_robot(session: requests.Session, url: str, body: dict[str, Any], system
     try:
         response = session.post(url, json=body)
     except requests.exceptions.RequestException as exc:
-        raise transport_error(exc, system) from exc
+        error = transport_error(exc, system)
+        # requests names the URL in its messages, and the robot's credential is in the URL.
+        error.cause = _CREDENTIAL_IN_URL.sub(r"\1=…", error.cause)
+        raise error from None
     code = response.status_code
     if code != 200:
         cause = response.text[:200] or response.reason or f"HTTP {code}"

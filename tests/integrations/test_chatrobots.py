@@ -130,6 +130,9 @@ def test_no_robot_service_listening_is_a_transient_unreachable():
         with pytest.raises(Unreachable) as exc_info:
             send()
         assert not exc_info.value.permanent
+        assert "Max retries exceeded" in exc_info.value.cause  # requests' message, which names the URL…
+        assert TOKEN not in str(exc_info.value) and KEY not in str(exc_info.value)  # …without the credential
+        assert exc_info.value.__suppress_context__  # a traceback does not print the original either
 
 
 def test_credentials_stay_out_of_the_clients_repr():
