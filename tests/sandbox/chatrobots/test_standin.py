@@ -4,10 +4,16 @@ endpoints."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+
 import pytest
 import requests
 
 from integrations.dingtalk import DingTalkRobot, dingtalk_sign
+from integrations.errors import Unauthorized
+from integrations.wecom import WeComRobot
 from sandbox.chatrobots import ChatRobotsStandin
 
 TOKEN = "standin-token"
@@ -136,3 +142,33 @@ def test_unknown_path_is_404():
 def test_listens_on_loopback_only():
     with pytest.raises(ValueError, match="loopback only"):
         ChatRobotsStandin(host="192.0.2.1")  # TEST-NET: never bound, refused first
+
+
+def test_cli_serves_the_robots_it_is_given():
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox.chatrobots",
+            "serve",
+            "--dingtalk",
+            f"cli-token:{SECRET}:告警",
+            "--wecom",
+            KEY,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line).group(1)
+        DingTalkRobot(url, "cli-token", secret=SECRET, keyword="告警").send_text("告警 from the CLI")
+        with pytest.raises(Unauthorized):  # a client told no keyword sends; the stand-in refuses (310000)
+            DingTalkRobot(url, "cli-token", secret=SECRET).send_text("no keyword")
+        WeComRobot(url, KEY).send_text("from the CLI")
+        listed = requests.get(f"{url}/_standin/messages", timeout=10).json()["messages"]
+        assert [m["content"] for m in listed] == ["告警 from the CLI", "from the CLI"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert process.returncode == 0  # SIGTERM ends it as cleanly as Ctrl-C
