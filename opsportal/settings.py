@@ -362,6 +362,15 @@ GRAFANA_SYNC_RETRY_SECONDS = env_int("GRAFANA_SYNC_RETRY_SECONDS", 120)
 DINGTALK_WEBHOOK_BASE = env_str("DINGTALK_WEBHOOK_BASE", "https://oapi.dingtalk.com")
 WECOM_WEBHOOK_BASE = env_str("WECOM_WEBHOOK_BASE", "https://qyapi.weixin.qq.com")
 
+# Alerting: SMS
+# Alibaba Cloud SMS (Dysmsapi SendSms, RPC signature V1). An empty SMS_ACCESS_KEY_ID turns SMS off. The
+# key belongs to a RAM user allowed to send SMS (AliyunDysmsFullAccess); sign names and templates are the
+# approved ones each channel names.
+SMS_ENDPOINT = env_str("SMS_ENDPOINT", "https://dysmsapi.aliyuncs.com")
+SMS_ACCESS_KEY_ID = env_str("SMS_ACCESS_KEY_ID", "")
+SMS_ACCESS_KEY_SECRET = env_str("SMS_ACCESS_KEY_SECRET", "")
+SMS_REGION = env_str("SMS_REGION", "cn-hangzhou")
+
 # --- Environment pages ----------------------------------------------------------------------
 # Each web process runs one watch per (cluster, namespace, kind) however many pages show it; this caps
 # how many it runs (five per environment being looked at). A page past it loads without live updates.

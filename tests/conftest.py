@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.pipeline",
     "tests.fixtures.demo",
     "tests.fixtures.prometheus",
+    "tests.fixtures.alerting",
 ]
 
 
