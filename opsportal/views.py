@@ -1,9 +1,16 @@
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotAllowed, HttpResponseNotFound
+from django.http import (
+    HttpResponse,
+    HttpResponseForbidden,
+    HttpResponseNotAllowed,
+    HttpResponseNotFound,
+    JsonResponse,
+)
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
 from clusters.selectors.environments import environment_get
@@ -125,6 +132,9 @@ def permission_denied(request, exception=None):
 
 
 def page_not_found(request, exception=None):
+    # An API path no route matches (a negative id, a typo) answers like the API does: the one error shape.
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": _("Not found."), "errors": {}}, status=404)
     return render(request, "404.html", status=404)
 
 

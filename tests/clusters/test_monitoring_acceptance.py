@@ -25,7 +25,7 @@ from tests.fixtures.clusters import VALID_REQUEST
 from tests.fixtures.prometheus import apply_prometheus_config
 from tests.fixtures.services import BASE_DIR, running_daphne
 from tests.fixtures.standins import GRAFANA_TOKEN
-from tests.helpers.environments import provision
+from tests.helpers.environments import provision, run_change
 from tests.polling import until
 
 pytestmark = [
@@ -114,13 +114,33 @@ def test_go_hello_is_scraped_per_pod_drawn_and_dashboarded(
     pod_address = target["labels"]["instance"]
     assert podnet.route_device(pod_address.rsplit(":", 1)[0]).startswith("opsbr")  # the sandbox's bridge
 
-    # Scaling to 3 gives 3 targets (the autoscaler waits 5 minutes before it scales back in).
-    client.force_login(people.developer)
-    scaled = client.post(
-        "/api/projects/orders/environments/test/scale/", {"replicas": 3}, content_type="application/json"
+    # Scaling to 3 gives 3 targets. Through the autoscaler's floor, as ops change it: a plain scale within
+    # the HPA's range is undone by the HPA at its next sync when the load is low.
+    client.force_login(people.ops)
+    answer = client.put(
+        "/api/projects/orders/environments/test/config/",
+        {"request": {"hpa_min": 3, "replicas": 3}, "overrides": {}},
+        content_type="application/json",
     )
-    assert scaled.status_code == 200, scaled.content
-    targets = until("three targets up", lambda: _up(_app_targets(prometheus, pool), 3), timeout=90)
+    assert answer.status_code == 202, answer.content
+    run_change(answer.json()["id"])
+    seen: list[list[dict]] = []
+
+    def three_up():
+        targets = _app_targets(prometheus, pool)
+        seen.append(
+            [{"pod": t["labels"].get("pod"), "health": t["health"], "error": t["lastError"]} for t in targets]
+        )
+        return _up(targets, 3)
+
+    try:
+        targets = until("three targets up", three_up, timeout=120)
+    except AssertionError as exc:
+        pods = client.get("/api/projects/orders/environments/test/").json()
+        raise AssertionError(
+            f"{exc}; targets {seen[-1:]}, pods {[(p['name'], p['phase']) for p in pods['pods']]}"
+        ) from None
+    client.force_login(people.developer)
 
     # A bounded burst to every pod, then the metrics API reads a non-zero rate for code 200.
     with requests.Session() as session:

@@ -20,6 +20,7 @@ ERROR_REF = "#/components/schemas/Error"
 # Writes that take no body on purpose: the path says everything (an action on the object it names).
 BODYLESS = {
     ("post", "/api/clusters/{id}/test-connection/"),
+    ("post", "/api/clusters/prometheus-config/apply/"),
     ("post", "/api/projects/{name}/environments/{environment}/restart/"),
     ("post", "/api/projects/{name}/releases/{id}/cancel/"),
     ("post", "/api/projects/{name}/releases/{id}/confirm/"),
@@ -195,3 +196,16 @@ def test_a_body_no_parser_reads_is_a_415_in_the_one_error_shape(client, people):
     assert set(answer.json()) == {"detail", "errors"} and "application/xml" in answer.json()["detail"]
     people.project.refresh_from_db()
     assert people.project.auto_rollback is False  # nothing written
+
+
+@pytest.mark.django_db
+def test_an_api_path_no_route_matches_is_a_404_in_the_one_error_shape(client, people):
+    client.force_login(people.ops)
+    for path in ("/api/clusters/-1/", "/api/no-such-thing/", "/api/projects/orders/environments/test/nope/"):
+        answer = client.patch(path, {}, content_type="application/json")
+        assert answer.status_code == 404, path
+        assert answer["Content-Type"] == "application/json"
+        assert answer.json() == {"detail": "Not found.", "errors": {}}
+    # Pages keep the portal's page.
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
