@@ -3,8 +3,10 @@ to one ``_dispatch``, the threaded server's lifecycle, and the foreground serve 
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
@@ -70,6 +72,21 @@ class ThreadedStandin:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+
+    # The recent requests, for tests that count calls (a subclass sets ``lock`` and ``_requests``, a
+    # bounded deque of (method, path)).
+    lock: threading.RLock
+    _requests: deque
+
+    def log_request(self, method: str, path: str) -> None:
+        with self.lock:
+            self._requests.append((method, path))
+
+    def request_count(self, pattern: str, method: str | None = None) -> int:
+        """How many of the recent requests (faulted ones included) match regex ``pattern`` and ``method``."""
+        regex, method = re.compile(pattern), method.upper() if method else None
+        with self.lock:
+            return sum(1 for m, path in self._requests if method in (None, m) and regex.search(path))
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

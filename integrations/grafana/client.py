@@ -102,6 +102,13 @@ class GrafanaClient:
 
     # -- API -----------------------------------------------------------------------------------------
 
+    def _delete(self, path: str, what: str) -> bool:
+        try:
+            self._json("DELETE", path, what)
+        except NotFound:
+            return False
+        return True
+
     def health(self) -> dict:
         return self._json("GET", "/api/health", "the health check")
 
@@ -128,11 +135,7 @@ class GrafanaClient:
 
     def folder_delete(self, uid: str) -> bool:
         """Delete the folder and its dashboards; False when it did not exist."""
-        try:
-            self._json("DELETE", f"/api/folders/{quote(uid, safe='')}", f"folder {uid}")
-        except NotFound:
-            return False
-        return True
+        return self._delete(f"/api/folders/{quote(uid, safe='')}", f"folder {uid}")
 
     def datasource_get(self, uid: str) -> dict | None:
         return self._get_or_none(f"/api/datasources/uid/{quote(uid, safe='')}", f"data source {uid}")
@@ -201,11 +204,7 @@ class GrafanaClient:
 
     def dashboard_delete(self, uid: str) -> bool:
         """False when there was no such dashboard."""
-        try:
-            self._json("DELETE", f"/api/dashboards/uid/{quote(uid, safe='')}", f"dashboard {uid}")
-        except NotFound:
-            return False
-        return True
+        return self._delete(f"/api/dashboards/uid/{quote(uid, safe='')}", f"dashboard {uid}")
 
     def search(self, *, tags: list[str] | None = None, folder_uids: list[str] | None = None) -> list[dict]:
         params: list[tuple[str, str]] = [("type", "dash-db")]

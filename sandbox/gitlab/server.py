@@ -111,16 +111,6 @@ class GitLabStandin(ThreadedStandin):
     def take_fault(self, method: str, path: str) -> Fault | None:
         return self.faults.take(method, path)
 
-    def log_request(self, method: str, path: str) -> None:
-        with self.lock:
-            self._requests.append((method, path))
-
-    def request_count(self, pattern: str, method: str | None = None) -> int:
-        """How many of the recent requests (faulted ones included) match regex ``pattern`` and ``method``."""
-        regex, method = re.compile(pattern), method.upper() if method else None
-        with self.lock:
-            return sum(1 for m, path in self._requests if method in (None, m) and regex.search(path))
-
     # -- projects ----------------------------------------------------------------------------------------
 
     def _scan(self) -> None:

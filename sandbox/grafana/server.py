@@ -167,15 +167,6 @@ class GrafanaStandin(ThreadedStandin):
     def inject_fault(self, pattern: str, status: int = 500, count: int = 1, method: str | None = None, **kw):
         self.faults.inject(pattern, status, count, method, **kw)
 
-    def log_request(self, method: str, path: str) -> None:
-        with self.lock:
-            self._requests.append((method, path))
-
-    def request_count(self, pattern: str, method: str | None = None) -> int:
-        regex, method = re.compile(pattern), method.upper() if method else None
-        with self.lock:
-            return sum(1 for m, path in self._requests if method in (None, m) and regex.search(path))
-
     # -- folders -----------------------------------------------------------------------------------------
 
     def _folder_json(self, folder: dict[str, Any]) -> dict[str, Any]:
