@@ -66,3 +66,23 @@ DASHBOARD_TRANSITIONS: dict[str, frozenset[str]] = {
     DashboardStatus.SYNCED: frozenset({DashboardStatus.PENDING}),
     DashboardStatus.FAILED: frozenset({DashboardStatus.PENDING}),
 }
+
+
+class AlertSeverity(models.TextChoices):
+    """The severities of the portal's alert rules (the same values as alerting.choices.Severity, which
+    sits above this app)."""
+
+    INFO = "info", _("Info")
+    WARNING = "warning", _("Warning")
+    CRITICAL = "critical", _("Critical")
+
+
+class AlertRule(models.TextChoices):
+    """The six rules of every environment (observability.monitoring.alert_rules.RULES)."""
+
+    ERROR_RATIO = "ErrorRatioHigh", _("Error ratio (5xx)")
+    LATENCY_P95 = "LatencyP95High", _("p95 latency")
+    POD_RESTARTING = "PodRestarting", _("Container restarts")
+    PODS_NOT_READY = "PodsNotReady", _("Pods not ready")
+    HPA_AT_MAXIMUM = "HPAAtMaximum", _("Autoscaler at its maximum")
+    TARGET_DOWN = "TargetDown", _("Scrape targets down")

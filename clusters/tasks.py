@@ -101,3 +101,18 @@ def _best_effort(task, work, *, what: str, **kwargs) -> None:
             logger.warning("%s: gave up: %s", what, exc)
             return
         raise task.retry(exc=exc, countdown=retry_countdown(task.request.retries, exc.retry_after)) from exc
+
+
+# promtool and the reload take a second or two; the environment row is locked while the file is written.
+@shared_task(time_limit=120, soft_time_limit=110)
+def apply_alert_rules(*, environment_id: int, reason: str = "") -> None:
+    from clusters.services.alert_rules import alert_rules_apply
+
+    alert_rules_apply(environment_id=environment_id, reason=reason)
+
+
+@shared_task(time_limit=60, soft_time_limit=50)
+def remove_alert_rules(*, file_name: str) -> None:
+    from clusters.services.alert_rules import alert_rules_remove
+
+    alert_rules_remove(file_name=file_name)

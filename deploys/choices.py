@@ -42,6 +42,18 @@ class ReleaseStatus(models.TextChoices):
     ROLLED_BACK = "rolled_back", _("Rolled back")
 
 
+class VerificationStatus(models.TextChoices):
+    """What post-release verification concluded about a deployed release ("" until it starts)."""
+
+    NONE = "", _("Not verified")
+    PENDING = "pending", _("Verifying")
+    VERIFIED = "verified", _("Verified")
+    REGRESSED = "regressed", _("Regressed")
+    NOT_ENOUGH_TRAFFIC = "not_enough_traffic", _("Not enough traffic")
+    # Prometheus could not answer (off, down past the retries, or a query it refused): no verdict.
+    UNAVAILABLE = "unavailable", _("Could not verify")
+
+
 RELEASE_TRANSITIONS: dict[str, frozenset[str]] = {
     ReleaseStatus.SUBMITTED: frozenset(
         {ReleaseStatus.TAGGING, ReleaseStatus.DEPLOYING, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED}

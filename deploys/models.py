@@ -13,6 +13,7 @@ from deploys.choices import (
     DeploymentOutcome,
     ReleaseStatus,
     TicketStatus,
+    VerificationStatus,
 )
 from opsportal.runs import Run
 from opsportal.secrets import EncryptedTextField
@@ -116,6 +117,9 @@ class Release(Run):
     description = models.CharField(_("description"), max_length=500, blank=True)
     branch = models.CharField(_("branch"), max_length=255, blank=True)
     commit_sha = models.CharField(_("commit"), max_length=64, blank=True)
+    # The commit's own time (GitLab's committed_date), read when the release is tagged: where the lead
+    # time for changes (DORA) starts. Null for releases tagged before it was recorded.
+    committed_at = models.DateTimeField(_("committed"), null=True, blank=True)
     # The version: a timestamp plus the releaser's id. It is the git tag and the image tag.
     version = models.CharField(_("version"), max_length=64)
     recipe = models.ForeignKey(BuildRecipe, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
@@ -139,6 +143,13 @@ class Release(Run):
     )
     confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Post-release verification: the verdict, and the numbers it was drawn from (error ratio and p95
+    # latency of the new version and of the baseline, request rates, the window).
+    verification_status = models.CharField(
+        _("verification"), max_length=24, choices=VerificationStatus.choices, default="", blank=True
+    )
+    verification = models.JSONField(default=dict, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
 
     TRANSITIONS = RELEASE_TRANSITIONS
     RUNNING_STATUSES = ACTIVE_RELEASE_STATUSES

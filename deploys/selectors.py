@@ -197,3 +197,38 @@ def deployment_markers(*, environment: ProjectEnvironment, start, end) -> list[d
             }
         )
     return markers
+
+
+def release_verification(release) -> dict:
+    """What the release page and the API show of a release's post-release verification: the verdict, until
+    when a pending one runs, and the numbers of both periods (error ratio as a fraction, p95 in seconds)."""
+    from django.utils.dateparse import parse_datetime
+
+    data = release.verification or {}
+
+    def period(key: str) -> dict | None:
+        numbers = data.get(key)
+        if not isinstance(numbers, dict) or "requests" not in numbers:
+            return None
+        p95 = numbers.get("p95_seconds")
+        return {
+            "requests": round(numbers["requests"]),
+            "errors": round(numbers.get("errors", 0)),
+            "error_ratio": numbers.get("error_ratio", 0.0),
+            "error_percent": round(numbers.get("error_ratio", 0.0) * 100, 2),
+            "p95_seconds": p95,
+            "p95_ms": round(p95 * 1000) if p95 is not None else None,
+        }
+
+    return {
+        "status": release.verification_status,
+        "label": release.get_verification_status_display(),
+        "until": parse_datetime(data["due"]) if data.get("due") else None,
+        "window_seconds": data.get("window_seconds"),
+        "new": period("new"),
+        "baseline": period("baseline"),
+        "reasons": list(data.get("reasons") or []),
+        "rollback": data.get("rollback", ""),
+        "error": data.get("error", "") or data.get("skipped", ""),
+        "verified_at": release.verified_at,
+    }

@@ -100,3 +100,18 @@ def rollback_deploy(self, *, record_id: int) -> None:
     from deploys.services.releases import rollback_failed
 
     run_step(self, deploy, rollback_failed, record_id=record_id)
+
+
+# The check at the end of a release's verification window; it queues itself again when it comes early.
+@shared_task(bind=True, time_limit=120, soft_time_limit=110, max_retries=None)
+def verify_release(self, *, release_id: int) -> None:
+    from deploys.services.verification import verification_give_up, verification_run
+
+    run_step(self, verification_run, verification_give_up, release_id=release_id)
+
+
+@shared_task(time_limit=120, soft_time_limit=110)
+def sweep_verifications() -> None:
+    from deploys.services.verification import verifications_sweep
+
+    verifications_sweep()

@@ -6,6 +6,7 @@ database-backed live events, so `make run` needs no server. Production sets both
 
 import ipaddress
 import json
+import re
 import secrets
 from pathlib import Path
 
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
     "clusters",
     "deploys",
     "observability",
+    "alerting",
 ]
 
 MIDDLEWARE = [
@@ -261,6 +263,13 @@ SPECTACULAR_SETTINGS = {
     # Served from our own static files: the portal's machines have no route to a CDN.
     "SWAGGER_UI_DIST": "/static/vendor/swagger-ui",
     "SWAGGER_UI_FAVICON_HREF": "/static/vendor/swagger-ui/favicon-32x32.png",
+    # Choice sets shared by several components, or whose field name other models use too ("kind",
+    # "status"), get one name of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "AlertStatusEnum": "alerting.choices.AlertStatus",
+        "ChannelKindEnum": "alerting.choices.ChannelKind",
+        "DeliveryStatusEnum": "alerting.choices.DeliveryStatus",
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------
@@ -299,6 +308,7 @@ CELERY_BEAT_SCHEDULE = {
     "reap-terminal-sessions": {"task": "clusters.tasks.reap_stale_terminal_sessions", "schedule": 120.0},
     "expire-terminal-grants": {"task": "projects.tasks.expire_terminal_grants", "schedule": 60.0},
     "sweep-dashboards": {"task": "clusters.tasks.sweep_dashboards", "schedule": RUN_SWEEP_SECONDS},
+    "sweep-verifications": {"task": "deploys.tasks.sweep_verifications", "schedule": 300.0},
 }
 
 # --- Provisioning and integrations ----------------------------------------------------------
@@ -342,6 +352,9 @@ RELEASE_BUILD_POLL_SECONDS = env_int("RELEASE_BUILD_POLL_SECONDS", 2)
 RELEASE_CRASHLOOP_RESTARTS = env_int("RELEASE_CRASHLOOP_RESTARTS", 3)
 RELEASE_POD_CHECK_SECONDS = env_int("RELEASE_POD_CHECK_SECONDS", 5)
 
+# The address people open the portal at: messages (alerts, workflow notices) carry links made from it.
+PORTAL_PUBLIC_URL = env_str("PORTAL_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
 # Monitoring: Grafana (a dashboard per environment; an empty GRAFANA_URL turns dashboards off).
 # GRAFANA_TOKEN is a service-account token with the Editor role (Administration → Service accounts).
 GRAFANA_URL = env_str("GRAFANA_URL", "")
@@ -370,6 +383,44 @@ SMS_ENDPOINT = env_str("SMS_ENDPOINT", "https://dysmsapi.aliyuncs.com")
 SMS_ACCESS_KEY_ID = env_str("SMS_ACCESS_KEY_ID", "")
 SMS_ACCESS_KEY_SECRET = env_str("SMS_ACCESS_KEY_SECRET", "")
 SMS_REGION = env_str("SMS_REGION", "cn-hangzhou")
+
+# Alerting: email, through Django's SMTP backend. An empty EMAIL_HOST turns email channels off.
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+# Without a timeout a mail server that accepts the connection and never answers holds a worker forever.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 15)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "OpsPortal <opsportal@localhost>")
+
+# Alerting: sending. A robot takes 20 messages a minute; the portal sends at most this many, so a message
+# that arrives a little late at the robot never lands over the limit. Messages over it wait for a free
+# slot and go out merged into one.
+ALERTING_ROBOT_PER_MINUTE = env_int("ALERTING_ROBOT_PER_MINUTE", 19)
+# A transient failure (5xx, a timeout, a rate-limit errcode) is tried again after
+# BACKOFF * 2^(attempts-1) seconds, at most MAX_BACKOFF (or after what the service asked for), and given up
+# (failed, shown on the channel) after MAX_ATTEMPTS.
+ALERTING_RETRY_BACKOFF_SECONDS = env_int("ALERTING_RETRY_BACKOFF_SECONDS", 10)
+ALERTING_MAX_BACKOFF_SECONDS = env_int("ALERTING_MAX_BACKOFF_SECONDS", 600)
+ALERTING_MAX_ATTEMPTS = env_int("ALERTING_MAX_ATTEMPTS", 10)
+# How often the sweeper sends due deliveries (beat), and after how long a delivery still "sending" lost
+# its worker (longer than the clients' timeouts).
+ALERTING_SWEEP_SECONDS = env_int("ALERTING_SWEEP_SECONDS", 15)
+ALERTING_SENDING_STALE_SECONDS = env_int("ALERTING_SENDING_STALE_SECONDS", 120)
+CELERY_BEAT_SCHEDULE["sweep-deliveries"] = {
+    "task": "alerting.tasks.sweep_deliveries",
+    "schedule": ALERTING_SWEEP_SECONDS,
+}
+# An alert change whose routing failed (or whose process died before routing it) is routed by the sweeper
+# once it is this old.
+ALERT_ROUTE_GRACE_SECONDS = env_int("ALERT_ROUTE_GRACE_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["route-missed-alerts"] = {
+    "task": "alerting.tasks.route_missed_alerts",
+    "schedule": ALERTING_SWEEP_SECONDS,
+}
 
 # --- Environment pages ----------------------------------------------------------------------
 # Each web process runs one watch per (cluster, namespace, kind) however many pages show it; this caps
@@ -423,6 +474,16 @@ MONITORING_SD_CACHE_SECONDS = env_int("MONITORING_SD_CACHE_SECONDS", 5)
 PROMETHEUS_CONFIG_FILE = env_str("PROMETHEUS_CONFIG_FILE", "")
 PROMETHEUS_CONFIG_BASE = env_str("PROMETHEUS_CONFIG_BASE", "")
 PROMTOOL = env_str("PROMTOOL", "promtool")
+# One alert rule file per active environment is written here (checked with promtool, then Prometheus is
+# reloaded); the configuration loads <dir>/*.yml. Default: "rules" beside PROMETHEUS_CONFIG_FILE.
+PROMETHEUS_RULES_DIR = env_str("PROMETHEUS_RULES_DIR", "")
+# The range of the rates the error-ratio and latency rules read (a Prometheus duration): longer is
+# steadier, shorter notices and resolves sooner.
+ALERT_RULES_RATE_WINDOW = env_str("ALERT_RULES_RATE_WINDOW", "5m")
+if not re.fullmatch(r"[1-9][0-9]*(s|m|h)", ALERT_RULES_RATE_WINDOW):
+    raise ImproperlyConfigured("ALERT_RULES_RATE_WINDOW is a duration such as 30s, 5m or 1h.")
+# Where Prometheus sends firing alerts (http(s)://host:port[/prefix]); empty: no alerting block.
+ALERTMANAGER_URL = env_str("ALERTMANAGER_URL", "")
 # The portal's address as Prometheus reaches it (service discovery and /metrics), and the file holding
 # MONITORING_TOKEN that Prometheus reads (so the token is never written into the configuration).
 PROMETHEUS_PORTAL_URL = env_str("PROMETHEUS_PORTAL_URL", "http://127.0.0.1:8000")
@@ -433,6 +494,19 @@ MONITORING_TOKEN_FILE = env_str("MONITORING_TOKEN_FILE", "")
 # prometheus_client's multiprocess mode adds up their values there (opsportal.metrics). prometheus_client
 # reads it from the environment itself, before any metric exists; named here so it is documented.
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
+
+# --- Alerting: Alertmanager ------------------------------------------------------------------
+# ALERTMANAGER_URL (above, with Prometheus) is also the Alertmanager whose v2 API the portal sets
+# silences through (empty = silences off; pages say so). A bearer token for it when it sits behind an
+# authenticating proxy:
+ALERTMANAGER_TOKEN = env_str("ALERTMANAGER_TOKEN", "")
+# What Alertmanager's webhook receiver presents to POST /api/alerts/alertmanager (its http_config):
+# a bearer token, or basic auth with this user and password. Neither set = the receiver is closed.
+ALERTMANAGER_WEBHOOK_TOKEN = env_str("ALERTMANAGER_WEBHOOK_TOKEN", "")
+ALERTMANAGER_WEBHOOK_USER = env_str("ALERTMANAGER_WEBHOOK_USER", "")
+ALERTMANAGER_WEBHOOK_PASSWORD = env_str("ALERTMANAGER_WEBHOOK_PASSWORD", "")
+# A silence set from the portal lasts at least 1 minute and at most this many.
+ALERT_SILENCE_MAX_MINUTES = env_int("ALERT_SILENCE_MAX_MINUTES", 7 * 24 * 60)
 
 # --- Project cockpit (issue 13, cockpit) ----------------------------------------------------
 # The cockpit's live parts (pods, autoscaler, traffic) are polled this often (s); its sparklines span the

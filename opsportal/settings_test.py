@@ -7,6 +7,8 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-product
 os.environ.setdefault("OPSPORTAL_SECRETS_KEYS", "VGVzdEtleVRlc3RLZXlUZXN0S2V5VGVzdEtleTEyMzQ=")
 # Prometheus' credential for /metrics; the server processes the tests start inherit it.
 os.environ.setdefault("MONITORING_TOKEN", "test-monitoring-token-0123456789")
+# Alertmanager's credential for the alert receiver (POST /api/alerts/alertmanager), likewise inherited.
+os.environ.setdefault("ALERTMANAGER_WEBHOOK_TOKEN", "test-alertmanager-webhook-token-0123")
 
 from opsportal.settings import *  # noqa: E402,F403
 

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 # Imported for its effect: it replaces the user, group and token admins before admin.site.urls is read.
 import opsportal.admin_auth  # noqa: F401
-from opsportal import api, security, tokens, views
+from opsportal import api, dora_api, security, tokens, views
 from projects import views as project_views
 
 api_patterns = [
@@ -13,10 +13,13 @@ api_patterns = [
     path("worker-ping/", api.WorkerPingView.as_view(), name="api-worker-ping"),
     path("token/", tokens.ObtainTokenView.as_view(), name="api-token"),
     path("projects/<str:name>/cockpit/", api.CockpitView.as_view(), name="api-project-cockpit"),
+    path("projects/<str:name>/dora/", dora_api.ProjectDoraView.as_view(), name="api-project-dora"),
+    path("dora/", dora_api.DoraOverviewView.as_view(), name="api-dora"),
     path("", include("projects.api_urls")),
     path("", include("observability.api_urls")),
     path("", include("clusters.api.urls")),
     path("", include("deploys.api.urls")),
+    path("", include("alerting.api_urls")),
 ]
 
 urlpatterns = [
@@ -41,6 +44,8 @@ urlpatterns = [
         views.project_cockpit_traffic,
         name="project-cockpit-traffic",
     ),
+    path("projects/<str:name>/dora/", views.project_dora, name="project-dora"),
+    path("dora/", views.dora_overview, name="dora-overview"),
     path("projects/", include("projects.urls")),
     path("terminal-grants/", project_views.terminal_grant_list, name="terminal-grant-list"),
     path(
@@ -49,6 +54,7 @@ urlpatterns = [
     path("audit/", include("observability.urls")),
     path("", include("clusters.urls")),
     path("", include("deploys.urls")),
+    path("", include("alerting.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -8,6 +8,7 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
 from django.utils.translation import gettext as _
@@ -17,11 +18,12 @@ from clusters.selectors.environments import environment_get
 from observability import services as observability_services
 from observability.events import current_seq, user_stream
 from observability.selectors import audit_events_for
-from opsportal import cockpit
+from opsportal import cockpit, dora
 from opsportal import metrics as portal_metrics
 from opsportal.http import scraper_allowed
 from projects import services as project_services
-from projects.access import Action, visible_projects
+from projects.access import Action, require_ops, visible_projects
+from projects.choices import Environment
 
 
 @login_required
@@ -117,6 +119,75 @@ def project_cockpit_traffic(request, name: str, environment: str):
         "errors_percent": None if errors_now is None else errors_now * 100,
     }
     return render(request, "cockpit/_traffic.html", context)
+
+
+# --- DORA metrics: a project's (a fragment of its overview) and every project's (ops) -------------------
+
+
+def _dora_choice(request) -> tuple[str, int]:
+    """The environment and period (days) asked for; an unknown value is the default, never an error."""
+    environment = request.GET.get("environment", Environment.PROD)
+    if environment not in Environment.values:
+        environment = Environment.PROD
+    days = request.GET.get("days", "")
+    days = int(days) if days.isdigit() and int(days) in dora.PERIOD_DAYS else dora.DEFAULT_DAYS
+    return environment, days
+
+
+def _dora_context(report: dict, environment: str, days: int) -> dict:
+    changes = [
+        {
+            **change,
+            "lead_time_text": dora.duration_text(change["lead_time_seconds"]),
+            "restore_text": dora.duration_text(change["restore_seconds"])
+            if change["restored_at"]
+            else _("not restored"),
+            "causes_text": ", ".join(str(dora.CAUSE_LABELS[cause]) for cause in change["causes"]),
+        }
+        for change in report.get("changes", [])
+    ]
+    rows = [
+        {
+            **row,
+            "lead_median": dora.duration_text(row["lead_time"]["median_seconds"]),
+            "lead_p90": dora.duration_text(row["lead_time"]["p90_seconds"]),
+            "restore_median": dora.duration_text(row["time_to_restore"]["median_seconds"]),
+        }
+        for row in report.get("projects", [])
+    ]
+    return {
+        "report": {**report, "changes": changes},
+        "rows": rows,
+        "environment": environment,
+        "days": days,
+        "environments": Environment.choices,
+        "period_days": dora.PERIOD_DAYS,
+        "lead_time_median": dora.duration_text(report["lead_time"]["median_seconds"]),
+        "lead_time_p90": dora.duration_text(report["lead_time"]["p90_seconds"]),
+        "restore_median": dora.duration_text(report["time_to_restore"]["median_seconds"]),
+        "restore_p90": dora.duration_text(report["time_to_restore"]["p90_seconds"]),
+        "chart_data": dora.chart_data(report),
+    }
+
+
+@login_required
+@require_safe
+def project_dora(request, name: str):
+    environment, days = _dora_choice(request)
+    period = dora.period_ending(timezone.now(), days)
+    project, report = dora.dora_project(user=request.user, name=name, environment=environment, period=period)
+    context = {"project": project, **_dora_context(report, environment, days)}
+    return render(request, "cockpit/_dora.html", context)
+
+
+@login_required
+@require_safe
+def dora_overview(request):
+    require_ops(request.user)
+    environment, days = _dora_choice(request)
+    period = dora.period_ending(timezone.now(), days)
+    report = dora.dora_overview(user=request.user, environment=environment, period=period)
+    return render(request, "dora/overview.html", _dora_context(report, environment, days))
 
 
 def csrf_failure(request, reason=""):

@@ -93,8 +93,26 @@ class ProjectSettingsForm(forms.Form):
         required=False
     )
     auto_rollback = Project._meta.get_field("auto_rollback").formfield(required=False)
+    message_language = Project._meta.get_field("message_language").formfield(required=False)
+    # Post-release verification; a field left out of the form keeps its value.
+    verification_window_seconds = Project._meta.get_field("verification_window_seconds").formfield(
+        required=False
+    )
+    verification_min_requests = Project._meta.get_field("verification_min_requests").formfield(required=False)
+    verification_error_points = Project._meta.get_field("verification_error_points").formfield(required=False)
+    verification_error_factor = Project._meta.get_field("verification_error_factor").formfield(required=False)
+    verification_latency_ms = Project._meta.get_field("verification_latency_ms").formfield(required=False)
+    verification_latency_factor = Project._meta.get_field("verification_latency_factor").formfield(
+        required=False
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
-            field.widget.attrs.setdefault("class", "form-check-input")
+            if isinstance(field, forms.BooleanField):
+                css = "form-check-input"
+            elif isinstance(field, forms.ChoiceField):
+                css = "form-select"
+            else:
+                css = "form-control"
+            field.widget.attrs.setdefault("class", css)

@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -34,7 +34,65 @@ class Project(models.Model):
             "A test release must be confirmed by a tester (or QA), not by the person who released it."
         ),
     )
-    auto_rollback = models.BooleanField(_("roll back automatically when a rollout fails"), default=False)
+    auto_rollback = models.BooleanField(
+        _("roll back automatically when a rollout fails"),
+        default=False,
+        help_text=_("Also when post-release verification finds that the new version regressed."),
+    )
+    # The columns added after the first release carry a database default too (db_default), so a row
+    # written by code that predates them (a rolling deploy, a migration's historical model) is valid.
+    # Post-release verification: the new version's error ratio and p95 latency over the window after its
+    # rollout, against the same length of time just before it (the previous version). A regression is a
+    # rise beyond both the absolute and the relative threshold, so that noise on a tiny baseline is not one.
+    verification_window_seconds = models.PositiveIntegerField(
+        _("verification window (seconds)"),
+        default=300,
+        db_default=300,
+        validators=[MinValueValidator(60), MaxValueValidator(3600)],
+        help_text=_("How long after a rollout the new version is watched, and the baseline before it."),
+    )
+    verification_min_requests = models.PositiveIntegerField(
+        _("minimum requests to judge a release"),
+        default=50,
+        db_default=50,
+        validators=[MinValueValidator(1), MaxValueValidator(1_000_000)],
+        help_text=_('With fewer requests in the window the verdict is "not enough traffic".'),
+    )
+    verification_error_points = models.FloatField(
+        _("error ratio rise (percentage points)"),
+        default=2.0,
+        db_default=2.0,
+        validators=[MinValueValidator(0.1), MaxValueValidator(100)],
+    )
+    verification_error_factor = models.FloatField(
+        _("error ratio rise (times the baseline)"),
+        default=2.0,
+        db_default=2.0,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+    )
+    verification_latency_ms = models.PositiveIntegerField(
+        _("p95 latency rise (milliseconds)"),
+        default=100,
+        db_default=100,
+        validators=[MinValueValidator(1), MaxValueValidator(600_000)],
+    )
+    verification_latency_factor = models.FloatField(
+        _("p95 latency rise (times the baseline)"),
+        default=1.5,
+        db_default=1.5,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+    )
+    # The language of the alert and workflow messages sent for this project. Blank: Chinese for production
+    # (the ops group chats read Chinese), the portal's default language (LANGUAGE_CODE) for test.
+    message_language = models.CharField(
+        _("message language"),
+        max_length=10,
+        default="",
+        db_default="",
+        choices=settings.LANGUAGES,
+        blank=True,
+        help_text=_("Blank: Simplified Chinese for production, the portal's default language for test."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -121,6 +179,20 @@ class ProdTerminalGrant(models.Model):
 class UserProfile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
     language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES, blank=True)
+    # The mobile number chat robots mention (DingTalk atMobiles, WeCom mentioned_mobile_list).
+    mobile = models.CharField(
+        _("mobile number"),
+        max_length=20,
+        default="",
+        db_default="",
+        blank=True,
+        validators=[
+            RegexValidator(
+                r"^\+?[0-9]{6,19}$", _("Digits only, optionally with a leading +, 6–20 characters.")
+            )
+        ],
+        help_text=_("Chat robots @-mention you by this number."),
+    )
 
     def __str__(self) -> str:
         return f"profile of {self.user}"

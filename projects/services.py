@@ -254,7 +254,17 @@ def terminal_grants_expire(*, now: datetime | None = None) -> int:
 
 
 # The release policy people may change after creation; everything else about a project is fixed at birth.
-SETTINGS_FIELDS = ("require_tester_confirmation", "auto_rollback")
+SETTINGS_FIELDS = (
+    "require_tester_confirmation",
+    "auto_rollback",
+    "verification_window_seconds",
+    "verification_min_requests",
+    "verification_error_points",
+    "verification_error_factor",
+    "verification_latency_ms",
+    "verification_latency_factor",
+    "message_language",
+)
 
 
 @transaction.atomic
@@ -264,13 +274,30 @@ def project_update_settings(
     project: Project,
     require_tester_confirmation: bool | None = None,
     auto_rollback: bool | None = None,
+    message_language: str | None = None,
+    verification_window_seconds: int | None = None,
+    verification_min_requests: int | None = None,
+    verification_error_points: float | None = None,
+    verification_error_factor: float | None = None,
+    verification_latency_ms: int | None = None,
+    verification_latency_factor: float | None = None,
     remote_addr: str | None = None,
 ) -> Project:
     """Change a project's release policy (owner or ops); ``None`` keeps a setting. Recorded with the old
-    and new values."""
+    and new values. The values are validated by the model's validators (the form and the API share them)."""
     check(actor, Action.EDIT_PROJECT, project)
     project = Project.objects.select_for_update().get(pk=project.pk)
-    wanted = {"require_tester_confirmation": require_tester_confirmation, "auto_rollback": auto_rollback}
+    wanted = {
+        "require_tester_confirmation": require_tester_confirmation,
+        "auto_rollback": auto_rollback,
+        "message_language": message_language,
+        "verification_window_seconds": verification_window_seconds,
+        "verification_min_requests": verification_min_requests,
+        "verification_error_points": verification_error_points,
+        "verification_error_factor": verification_error_factor,
+        "verification_latency_ms": verification_latency_ms,
+        "verification_latency_factor": verification_latency_factor,
+    }
     changes = {
         name: [getattr(project, name), value]
         for name, value in wanted.items()
@@ -280,6 +307,7 @@ def project_update_settings(
         return project
     for name, (_old, new) in changes.items():
         setattr(project, name, new)
+    project.clean_fields(exclude=[f.name for f in Project._meta.fields if f.name not in changes])
     project.save(update_fields=[*changes, "updated_at"])
     audit_record(
         actor=actor,

@@ -135,3 +135,54 @@ def wait_for(
     if proc is not None and proc.poll() is not None:
         raise RuntimeError(f"{what} exited with code {proc.returncode} before it was ready.{tail}")
     raise RuntimeError(f"{what} did not become ready within {timeout:.0f}s.{tail}")
+
+
+def http_ok(url: str, timeout: float = 1) -> bool:
+    """Whether ``GET url`` answers 200 (a readiness probe of a loopback server)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback http
+            return resp.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+class ReadyServer:
+    """The lifecycle the sandbox's Prometheus and Alertmanager share: ``launch()`` spawns the process and
+    waits for ``GET <url>/-/ready``; ``stop()`` ends its process group by pid; a context manager."""
+
+    what = "server"
+    error: type[RuntimeError] = RuntimeError
+    ready_timeout = 30.0
+    url: str
+    process: subprocess.Popen | None = None
+
+    def launch(self, args: list[str], *, log: Path, cwd: Path) -> None:
+        self.process = spawn(args, log=log, cwd=cwd)
+        try:
+            wait_for(self.ready, timeout=self.ready_timeout, what=self.what, proc=self.process, log=log)
+        except RuntimeError as exc:
+            self.stop()
+            raise self.error(str(exc)) from exc
+
+    def ready(self) -> bool:
+        return http_ok(f"{self.url}/-/ready")
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the process group by its pid (SIGTERM, then SIGKILL after 10 s)."""
+        if self.process is None:
+            return
+        stop(self.process)
+        self.process = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

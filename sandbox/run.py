@@ -198,7 +198,9 @@ def main() -> int:
     env = dict(os.environ)
     pipeline = None
     prometheus = None
+    alertmanager = None
     grafana = None
+    alert_standins = None
     if os.environ.get("OPSPORTAL_SANDBOX", "1") != "0":
         from sandbox import services
 
@@ -234,6 +236,16 @@ def main() -> int:
                 "(the first build takes several minutes; progress on the Clusters page).",
                 flush=True,
             )
+        if not os.environ.get("DINGTALK_WEBHOOK_BASE"):  # receivers of your own win
+            alert_standins = services.AlertStandins()
+            env.update(alert_standins.start())
+            print(alert_standins.describe(), flush=True)
+        # Before Prometheus: the configuration the portal applies to Prometheus may name it.
+        if not os.environ.get("ALERTMANAGER_URL"):  # an Alertmanager of your own wins
+            alertmanager = services.start_alertmanager(settings.VAR_DIR, portal_url=f"http://{HOST}:{PORT}")
+        if alertmanager is not None:
+            env.update(alertmanager[1])
+            print(f"Sandbox: Alertmanager {alertmanager[0].url}", flush=True)
         if not os.environ.get("PROMETHEUS_URL"):  # a Prometheus of your own wins
             prometheus = services.start_prometheus(
                 settings.VAR_DIR, portal_url=f"http://{HOST}:{PORT}", kube_dir=kube_dir
@@ -313,6 +325,10 @@ def main() -> int:
         stop_all([child.proc for child in children if child.proc is not None])
         if prometheus is not None:
             prometheus[0].stop()
+        if alertmanager is not None:
+            alertmanager[0].stop()
+        if alert_standins is not None:
+            alert_standins.stop()
         if pipeline is not None:
             pipeline.stop()
         if grafana is not None:

@@ -18,6 +18,8 @@ import requests
 from django.db import transaction
 
 from clusters.models import Cluster
+from sandbox.alertmanager import AlertmanagerError, AlertmanagerServer, webhook_token
+from sandbox.alertmanager import find_binary as find_alertmanager
 from sandbox.kube.cluster import ClusterState, pid_alive, read_state, start_in_background
 from sandbox.pipeline import SandboxPipeline
 from sandbox.prometheus import PrometheusError, PrometheusServer, find_binary, find_promtool, monitoring_token
@@ -154,8 +156,107 @@ def start_prometheus(
         "PROMETHEUS_CONFIG_FILE": str(server.config_file),
         "PROMETHEUS_CONFIG_BASE": str(server.base_file),
         "PROMTOOL": promtool,
+        "PROMETHEUS_RULES_DIR": str(server.rules_dir),
         "PROMETHEUS_SCRAPE_INTERVAL": "5",
         "PROMETHEUS_PORTAL_URL": portal_url,
         "MONITORING_TOKEN": token,
         "MONITORING_TOKEN_FILE": str(token_file),
     }
+
+
+def start_alertmanager(var_dir: Path, *, portal_url: str) -> tuple[AlertmanagerServer, dict[str, str]] | None:
+    """Debian's Alertmanager for `make run`, its receiver posting to the portal, and the portal's settings
+    for it; None (with the reason printed) when it is not installed or does not start."""
+    if find_alertmanager() is None:
+        print(
+            "Sandbox: no Alertmanager (apt-get install prometheus-alertmanager); silences are off.",
+            flush=True,
+        )
+        return None
+    token = webhook_token(var_dir)
+    # Short enough to watch an alert arrive while trying the portal; production keeps the defaults.
+    server = AlertmanagerServer(
+        var_dir / "alertmanager",
+        portal_url=portal_url,
+        token=token,
+        group_wait="10s",
+        group_interval="1m",
+        repeat_interval="4h",
+    )
+    try:
+        server.start()
+    except AlertmanagerError as exc:
+        print(f"Sandbox: Alertmanager did not start, silences are off: {exc}", flush=True)
+        return None
+    return server, {"ALERTMANAGER_URL": server.url, "ALERTMANAGER_WEBHOOK_TOKEN": token}
+
+
+# The sandbox's alert receivers for `make run`: channels configured with these reach the stand-ins, never
+# DingTalk, WeCom, a mail relay or Alibaba Cloud. Printed at start; they are demo values, not secrets.
+DEMO_DINGTALK = {
+    "access_token": "sandbox-dingtalk",
+    "signing_secret": "SECsandbox0123456789",
+    "keyword": "OpsPortal",
+}
+DEMO_WECOM_KEY = "sandbox-wecom-key"
+DEMO_SMS = {
+    "access_key_id": "LTAIsandbox",
+    "access_key_secret": "sandbox-sms-secret",
+    "sign_name": "OpsPortal",
+    "template_code": "SMS_000000001",
+    "template": "${service} ${env} ${severity}: ${summary} ${link}",
+}
+
+
+class AlertStandins:
+    """The chat-robot stand-in (one DingTalk robot with signing and a keyword, one WeCom robot), a real
+    SMTP server and the SMS stand-in, serving from this process; ``env`` points the portal at them."""
+
+    def __init__(self) -> None:
+        from sandbox.chatrobots import ChatRobotsStandin
+        from sandbox.mail import SmtpServer
+        from sandbox.sms import SmsStandin
+
+        self.robots = ChatRobotsStandin()
+        self.robots.add_dingtalk_robot(
+            DEMO_DINGTALK["access_token"],
+            secret=DEMO_DINGTALK["signing_secret"],
+            keywords=[DEMO_DINGTALK["keyword"]],
+        )
+        self.robots.add_wecom_robot(DEMO_WECOM_KEY)
+        self.mail = SmtpServer()
+        self.sms = SmsStandin(
+            {DEMO_SMS["access_key_id"]: DEMO_SMS["access_key_secret"]},
+            sign_names=[DEMO_SMS["sign_name"]],
+            templates={DEMO_SMS["template_code"]: DEMO_SMS["template"]},
+        )
+
+    def start(self) -> dict[str, str]:
+        self.robots.start()
+        host, port = self.mail.start()
+        self.sms.start()
+        return {
+            "DINGTALK_WEBHOOK_BASE": self.robots.url,
+            "WECOM_WEBHOOK_BASE": self.robots.url,
+            "EMAIL_HOST": host,
+            "EMAIL_PORT": str(port),
+            "EMAIL_USE_TLS": "false",
+            "EMAIL_USE_SSL": "false",
+            "SMS_ENDPOINT": self.sms.url,
+            "SMS_ACCESS_KEY_ID": DEMO_SMS["access_key_id"],
+            "SMS_ACCESS_KEY_SECRET": DEMO_SMS["access_key_secret"],
+        }
+
+    def describe(self) -> str:
+        dingtalk = ", ".join(f"{k} {v}" for k, v in DEMO_DINGTALK.items())
+        return (
+            f"Sandbox: alert stand-ins: robots {self.robots.url} (DingTalk {dingtalk}; WeCom key "
+            f"{DEMO_WECOM_KEY}; received messages at {self.robots.url}/_standin/messages), "
+            f"SMTP {self.mail.host}:{self.mail.port}, SMS {self.sms.url} (sign name {DEMO_SMS['sign_name']}, "
+            f"template {DEMO_SMS['template_code']})"
+        )
+
+    def stop(self) -> None:
+        for server in (self.robots, self.mail, self.sms):
+            with contextlib.suppress(Exception):
+                server.stop()

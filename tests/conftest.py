@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.demo",
     "tests.fixtures.prometheus",
     "tests.fixtures.alerting",
+    "tests.fixtures.alertmanager",
 ]
 
 

@@ -11,9 +11,11 @@ from rest_framework.views import APIView
 from clusters.api.workload import secret_env_vars_field, workload_request_field
 from clusters.choices import ConfigChangeStatus
 from clusters.selectors import environments as selectors
+from clusters.selectors.alert_rules import alert_rules_summary
 from clusters.selectors.dashboards import dashboard_summary
 from clusters.services import config_changes
 from clusters.services import environments as services
+from clusters.services.alert_rules import rules_enabled
 from opsportal.http import client_address
 from opsportal.versions import if_match_version
 from projects.access import Action
@@ -105,6 +107,19 @@ DashboardSerializer = inline_serializer(
 )
 
 
+AlertRuleFileSerializer = inline_serializer(
+    "EnvironmentAlertRuleFile",
+    {
+        "status": serializers.CharField(
+            help_text="off: the portal writes no rule files here; none: not written yet; pending: being "
+            "written; applied: loaded by Prometheus; failed: not loaded (see error), the previous file runs."
+        ),
+        "error": serializers.CharField(help_text="Why the last write or reload failed, or empty."),
+        "applied_at": serializers.DateTimeField(allow_null=True, help_text="The last successful load."),
+    },
+)
+
+
 class EnvironmentDetailView(EnvironmentAPIView):
     state_conflicts = True  # a teardown that another one finished first
 
@@ -131,12 +146,19 @@ class EnvironmentDetailView(EnvironmentAPIView):
                 "config": ConfigSerializer,
                 "error": serializers.CharField(help_text="Why the cluster could not be read, or empty."),
                 "dashboard": DashboardSerializer,
+                "alert_rules": AlertRuleFileSerializer,
             },
         ),
     )
     def get(self, request, name: str, environment: str):
         ref = _ref(request, self.kwargs)
-        return Response({**selectors.environment_state(ref), "dashboard": dashboard_summary(ref.environment)})
+        return Response(
+            {
+                **selectors.environment_state(ref),
+                "dashboard": dashboard_summary(ref.environment),
+                "alert_rules": alert_rules_summary(ref.environment, enabled=rules_enabled()),
+            }
+        )
 
     @extend_schema(
         tags=["environments"],

@@ -9,10 +9,12 @@ from clusters.models.clusters import (
     validate_namespace_template,
 )
 from clusters.models.environments import ProjectEnvironment
-from clusters.models.monitoring import Dashboard, PrometheusConfigState
+from clusters.models.monitoring import AlertRuleFile, AlertRuleSetting, Dashboard, PrometheusConfigState
 from clusters.models.terminal import PatternKind, RefusedCommandPattern, TerminalCommand
 
 __all__ = [
+    "AlertRuleFile",
+    "AlertRuleSetting",
     "Cluster",
     "ConfigChange",
     "Dashboard",

@@ -1,11 +1,19 @@
-"""Monitoring state: the portal-managed Prometheus configuration's last apply, and the Grafana dashboard
-of each environment, kept in sync by a run (clusters.services.dashboards)."""
+"""Monitoring state: the portal-managed Prometheus configuration's last apply, the Grafana dashboard
+of each environment, kept in sync by a run (clusters.services.dashboards), and each environment's alert
+rule settings (clusters.services.alert_rules writes them as a Prometheus rule file)."""
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from clusters.choices import DASHBOARD_TRANSITIONS, DashboardStatus, PrometheusConfigStatus
+from clusters.choices import (
+    DASHBOARD_TRANSITIONS,
+    AlertRule,
+    AlertSeverity,
+    DashboardStatus,
+    PrometheusConfigStatus,
+)
 from opsportal.runs import Run
 
 
@@ -92,3 +100,58 @@ class Dashboard(Run):
 
     def run_label(self) -> str:
         return gettext("Dashboard %(uid)s") % {"uid": self.uid}
+
+
+class AlertRuleSetting(models.Model):
+    """One environment's choice for one alert rule; a rule without a row runs with its defaults
+    (observability.monitoring.alert_rules.RULES). Goes with the environment (teardown)."""
+
+    environment = models.ForeignKey(
+        "clusters.ProjectEnvironment", on_delete=models.CASCADE, related_name="alert_rule_settings"
+    )
+    rule = models.CharField(_("rule"), max_length=32, choices=AlertRule.choices)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    threshold = models.FloatField(_("threshold"))
+    for_seconds = models.PositiveIntegerField(_("for (seconds)"))
+    severity = models.CharField(_("severity"), max_length=8, choices=AlertSeverity.choices)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("alert rule setting")
+        verbose_name_plural = _("alert rule settings")
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "rule"], name="unique_environment_alert_rule")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment_id}/{self.rule}"
+
+
+class AlertRuleFile(models.Model):
+    """The environment's rule file as last written: pending while a write is queued, the cause when the
+    last write or reload failed (Prometheus then runs the previous file), and the last success."""
+
+    environment = models.OneToOneField(
+        "clusters.ProjectEnvironment", on_delete=models.CASCADE, related_name="alert_rule_file"
+    )
+    requested_at = models.DateTimeField(_("requested"), null=True, blank=True)
+    attempted_at = models.DateTimeField(_("attempted at"), null=True, blank=True)
+    applied_at = models.DateTimeField(_("applied at"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("alert rule file")
+
+    def __str__(self) -> str:
+        return f"rule file of {self.environment_id}"
+
+    @property
+    def status(self) -> str:
+        if self.requested_at and (self.attempted_at is None or self.requested_at > self.attempted_at):
+            return "pending"
+        if self.error:
+            return "failed"
+        return "applied" if self.applied_at else "pending"

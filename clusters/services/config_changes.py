@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from clusters.choices import ACTIVE_CONFIG_CHANGE_STATUSES, ConfigChangeStatus
@@ -30,6 +31,7 @@ from integrations.errors import IntegrationError, Invalid
 from observability.services import audit_record
 from opsportal import runs
 from opsportal.errors import StateConflict
+from opsportal.notices import Notice, NoticeKind, notice_emit
 
 DIFF_LIMIT = 200_000
 
@@ -135,6 +137,23 @@ def _finish(change_id: int, run_token: str, outcome: ApplyOutcome) -> None:
                 verb="environment.config.apply.fail",
                 error=outcome.message,
             )
+
+
+@runs.on_end(ConfigChange)
+def _notify_author(change: ConfigChange, status: str) -> None:
+    """Its author learns how the change ended (a workflow notice, sent once the transaction commits)."""
+    failed = status == ConfigChangeStatus.FAILED
+    env = change.environment
+    notice_emit(
+        Notice(
+            kind=NoticeKind.CONFIG_FAILED if failed else NoticeKind.CONFIG_APPLIED,
+            project_id=env.project_id,
+            environment=env.environment,
+            path=reverse("environment-config-change", args=[change.project.name, env.environment, change.pk]),
+            user_ids=(change.actor_id,),
+            context={"change": change.pk, **({"error": change.error[:300]} if failed else {})},
+        )
+    )
 
 
 def config_change_fail(*, change_id: int, run_token: str, error: str) -> None:

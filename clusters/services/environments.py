@@ -118,7 +118,8 @@ def environment_restart(*, actor, ref: EnvironmentRef, remote_addr: str | None =
 
 def environment_teardown(*, actor, ref: EnvironmentRef, remote_addr: str | None = None) -> list[str]:
     """Take a project out of an environment (ops only): delete the objects the portal applied there, then
-    forget the environment, so its scrape targets go at the next discovery and its dashboard is removed.
+    forget the environment, so its scrape targets go at the next discovery and its dashboard and alert
+    rule file are removed.
 
     The cluster comes first: a failure leaves the environment recorded and the error said, and a second
     teardown deletes what is left (objects already gone count as deleted). The namespace stays: the
@@ -154,6 +155,9 @@ def environment_teardown(*, actor, ref: EnvironmentRef, remote_addr: str | None 
         from clusters.services.dashboards import dashboard_request_remove
 
         dashboard_request_remove(environment=environment)
+        from clusters.services.alert_rules import alert_rules_request_remove
+
+        alert_rules_request_remove(environment=environment)
         environment.delete()
     return deleted
 
@@ -361,6 +365,9 @@ def environment_record_provisioned(
     from clusters.services.dashboards import dashboard_request_sync
 
     dashboard_request_sync(environment=env, reason="environment activated")
+    from clusters.services.alert_rules import alert_rules_request_apply
+
+    alert_rules_request_apply(environment=env, reason="environment activated")
     return env
 
 

@@ -61,6 +61,16 @@ def _read_base() -> dict:
     return base if base is not None else {}
 
 
+def rules_dir() -> str:
+    """Where the environments' alert rule files go: PROMETHEUS_RULES_DIR, else "rules" beside the
+    configuration file; empty when the portal does not manage Prometheus' files."""
+    if settings.PROMETHEUS_RULES_DIR:
+        return str(Path(settings.PROMETHEUS_RULES_DIR).resolve())
+    if settings.PROMETHEUS_CONFIG_FILE:
+        return str(Path(settings.PROMETHEUS_CONFIG_FILE).resolve().parent / "rules")
+    return ""
+
+
 def prometheus_config_render() -> str:
     """The configuration the portal wants Prometheus to run now (ConfigRejected for a bad base)."""
     try:
@@ -70,33 +80,40 @@ def prometheus_config_render() -> str:
             portal_url=settings.PROMETHEUS_PORTAL_URL,
             token_file=settings.MONITORING_TOKEN_FILE,
             scrape_interval=settings.PROMETHEUS_SCRAPE_INTERVAL,
+            rules_dir=rules_dir(),
+            alertmanager_url=settings.ALERTMANAGER_URL,
         )
     except ValueError as exc:
         raise ConfigRejected(str(exc)) from exc
 
 
-def _promtool_check(path: Path) -> None:
+def promtool_check(
+    path: Path, *, what: str = "config", shown_as: str = "", timeout: float = PROMTOOL_TIMEOUT_SECONDS
+) -> None:
+    """``promtool check <what> <path>`` (config, rules): ConfigRejected with its output when it fails.
+    ``shown_as`` names the file in that output instead of its temporary name."""
     try:
         result = subprocess.run(  # noqa: S603 - fixed argv, the tool from settings
-            [settings.PROMTOOL, "check", "config", str(path)],
+            [settings.PROMTOOL, "check", what, str(path)],
             capture_output=True,
             text=True,
-            timeout=PROMTOOL_TIMEOUT_SECONDS,
+            timeout=timeout,
             check=False,
         )
     except FileNotFoundError as exc:
         raise ConfigRejected(f"promtool was not found ({settings.PROMTOOL}): set PROMTOOL.") from exc
     except subprocess.TimeoutExpired as exc:
-        raise ConfigRejected(f"promtool did not finish within {PROMTOOL_TIMEOUT_SECONDS} s.") from exc
+        raise ConfigRejected(f"promtool did not finish within {timeout:g} s.") from exc
     if result.returncode != 0:
         output = (result.stdout + result.stderr).replace(
-            str(path), Path(settings.PROMETHEUS_CONFIG_FILE).name
+            str(path), shown_as or Path(settings.PROMETHEUS_CONFIG_FILE).name
         )
-        raise ConfigRejected(f"promtool check config failed: {output.strip()}")
+        raise ConfigRejected(f"promtool check {what} failed: {output.strip()}")
 
 
-def _write_checked(target: Path, text: str) -> None:
-    """Write ``text`` beside ``target``, check it, then rename it over ``target`` (atomic on one fs)."""
+def write_checked(target: Path, text: str, *, what: str = "config") -> None:
+    """Write ``text`` beside ``target``, check it (``promtool check <what>``), then rename it over
+    ``target`` (atomic on one file system): a file promtool rejects never replaces the one in use."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         try:
@@ -104,7 +121,7 @@ def _write_checked(target: Path, text: str) -> None:
             tmp.chmod(0o644)  # Prometheus may run as another user
         except OSError as exc:
             raise ConfigRejected(f"{target} cannot be written: {exc.strerror or exc}") from exc
-        _promtool_check(tmp)
+        promtool_check(tmp, what=what, shown_as=target.name)
         try:
             tmp.replace(target)
         except OSError as exc:
@@ -113,8 +130,8 @@ def _write_checked(target: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _reload() -> str:
-    """Ask Prometheus to reload and confirm it took the file; the cause when it did not, else ''."""
+def prometheus_reload() -> str:
+    """Ask Prometheus to reload and confirm it took the files; the cause when it did not, else ''."""
     client = PrometheusClient.from_settings()
     if client is None:
         return "PROMETHEUS_URL is not set, so Prometheus was not asked to reload."
@@ -153,11 +170,11 @@ def prometheus_config_apply(*, actor=None, reason: str) -> PrometheusConfigState
                 and _file_sha256(target) == sha
             ):
                 return state
-            _write_checked(target, text)
+            write_checked(target, text)
         except ConfigRejected as exc:
             status, error = PrometheusConfigStatus.CHECK_FAILED, str(exc)
         else:
-            cause = _reload()
+            cause = prometheus_reload()
             if cause:
                 status, error = PrometheusConfigStatus.RELOAD_FAILED, cause
         now = timezone.now()

@@ -1,6 +1,6 @@
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,12 +13,37 @@ from projects.access import Action, get_project, is_ops
 from projects.choices import Environment, Language
 
 
+class VerificationPeriodSerializer(serializers.Serializer):
+    requests = serializers.IntegerField(help_text="Requests served in the period")
+    errors = serializers.IntegerField(help_text="5xx answers in the period")
+    error_ratio = serializers.FloatField(help_text="errors / requests (0 without requests)")
+    error_percent = serializers.FloatField()
+    p95_seconds = serializers.FloatField(allow_null=True, help_text="null without latency samples")
+    p95_ms = serializers.IntegerField(allow_null=True)
+
+
+class VerificationSerializer(serializers.Serializer):
+    # The verdict itself is the release's ``verification_status``.
+    label = serializers.CharField(help_text="The verdict in the reader's language")
+    until = serializers.DateTimeField(allow_null=True, help_text="When a pending verification concludes")
+    window_seconds = serializers.IntegerField(allow_null=True)
+    new = VerificationPeriodSerializer(allow_null=True, help_text="The window after the rollout")
+    baseline = VerificationPeriodSerializer(
+        allow_null=True, help_text="The same length of time before the rollout (the previous version)"
+    )
+    reasons = serializers.ListField(child=serializers.CharField(), help_text="Why it regressed")
+    rollback = serializers.CharField(help_text="The automatic rollback it caused, or why none")
+    error = serializers.CharField(help_text="Why no verdict could be drawn")
+    verified_at = serializers.DateTimeField(allow_null=True)
+
+
 class ReleaseSerializer(serializers.ModelSerializer):
     project = serializers.CharField(source="project.name", read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True)
     confirmed_by = serializers.CharField(source="confirmed_by.username", default=None, read_only=True)
     image = serializers.CharField(read_only=True)
     recipe_version = serializers.IntegerField(source="recipe.version", default=None, read_only=True)
+    verification = serializers.SerializerMethodField()
 
     class Meta:
         model = Release
@@ -45,8 +70,14 @@ class ReleaseSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
             "finished_at",
+            "verification_status",
+            "verification",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(VerificationSerializer)
+    def get_verification(self, release: Release) -> dict:
+        return VerificationSerializer(selectors.release_verification(release)).data
 
 
 class ReleaseConsoleSerializer(serializers.Serializer):

@@ -48,6 +48,15 @@ from deploys.services.tickets import (
     tickets_fail_stuck,
     tickets_resume_stale,
 )
+from deploys.services.verification import (
+    verification_conclude,
+    verification_give_up,
+    verification_measure,
+    verification_run,
+    verification_schedule,
+    verification_verdict,
+    verifications_sweep,
+)
 
 __all__ = [
     "check_ticket_change",
@@ -92,4 +101,11 @@ __all__ = [
     "tickets_fail_stuck",
     "tickets_resume_stale",
     "validate_branch",
+    "verification_conclude",
+    "verification_give_up",
+    "verification_measure",
+    "verification_run",
+    "verification_schedule",
+    "verification_verdict",
+    "verifications_sweep",
 ]

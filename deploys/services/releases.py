@@ -16,7 +16,9 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from clusters.models import ProjectEnvironment
@@ -36,6 +38,7 @@ from observability import events
 from observability.services import audit_record
 from opsportal import metrics, runs
 from opsportal.errors import StateConflict
+from opsportal.notices import Notice, NoticeKind, notice_emit
 from projects.access import Action, can, check
 from projects.models import Project
 
@@ -203,6 +206,7 @@ def release_promote(*, actor, release_id: int, remote_addr: str | None = None) -
             created_by=actor,
             branch=test_release.branch,
             commit_sha=test_release.commit_sha,
+            committed_at=test_release.committed_at,
             version=test_release.version,
             recipe=test_release.recipe,
             image_repository=test_release.image_repository,
@@ -471,6 +475,32 @@ def _end_release_rollouts(release: Release, status: str) -> None:
         )
 
 
+def _notify(release: Release, kind: str, **context) -> None:
+    """A workflow notice about ``release`` (sent once the transaction commits). The releaser is named for
+    a failure or rollback; a release waiting for confirmation is for the testers, not its releaser."""
+    waiting = kind == NoticeKind.RELEASE_AWAITING_CONFIRMATION
+    notice_emit(
+        Notice(
+            kind=kind,
+            project_id=release.project_id,
+            environment=release.environment,
+            path=reverse("release-detail", args=[release.project.name, release.pk]),
+            actor_id=release.created_by_id if waiting else None,
+            user_ids=() if waiting else (release.created_by_id,),
+            context={"version": str(release.version), **context},
+        )
+    )
+
+
+@runs.on_end(Release)
+def _notify_end(release: Release, status: str) -> None:
+    """A test release deployed now waits for a tester; a failed one is its releaser's and owner's turn."""
+    if status == ReleaseStatus.FAILED:
+        _notify(release, NoticeKind.RELEASE_FAILED, error=release.error[:300])
+    elif status == ReleaseStatus.DEPLOYED and release.environment == "test":
+        _notify(release, NoticeKind.RELEASE_AWAITING_CONFIRMATION)
+
+
 def _annotate(project: Project, environment: str, *, text: str, tags: list[str]) -> None:
     """A marker on the environment's Grafana dashboard, queued on commit; best effort (never fails the
     release: the task logs and counts what it cannot write)."""
@@ -532,6 +562,7 @@ def release_tag(*, release_id: int, run_token: str) -> None:
         if release is None:
             return
         release.commit_sha = tag.commit_sha
+        release.committed_at = parse_datetime(tag.committed_date) if tag.committed_date else None
         runs.move(
             release,
             ReleaseStatus.BUILDING,
@@ -827,18 +858,22 @@ def release_deploy(*, release_id: int, run_token: str) -> None:
         runs.finish(release, ReleaseStatus.FAILED, verb="release.deploy.fail", error=message)
         auto = release.project.auto_rollback and record.previous_image
     if auto:
-        _auto_rollback(release, record)
+        release_rollback_auto(release, record)
 
 
-def _auto_rollback(release: Release, failed: DeploymentRecord) -> None:
+def release_rollback_auto(
+    release: Release, failed: DeploymentRecord, *, reason: str = "", changes: dict | None = None
+) -> DeploymentRecord | None:
+    """Put back the image ``failed`` replaced, when it had run successfully here; the rollback record
+    carries ``reason``. Returns the rollback's record, or None when there is nothing to go back to."""
     target = DeploymentRecord.objects.filter(
         project=release.project,
         environment=release.environment,
         image=failed.previous_image,
         outcome=DeploymentOutcome.SUCCEEDED,
     ).first()
-    if target is None:
-        return
+    if target is None or not failed.previous_image:
+        return None
     with transaction.atomic():
         record = DeploymentRecord.objects.create(
             project=release.project,
@@ -847,16 +882,17 @@ def _auto_rollback(release: Release, failed: DeploymentRecord) -> None:
             release=target.release,
             image=target.image,
             actor=release.created_by,
-            message=_("automatic rollback after a failed rollout"),
+            message=reason or _("automatic rollback after a failed rollout"),
         )
         audit_record(
             actor=None,
             verb="release.rollback.auto",
             target=record,
             project=release.project,
-            changes={"to_image": target.image, "failed_release": release.pk},
+            changes={"to_image": target.image, "failed_release": release.pk, **(changes or {})},
         )
         runs.queue(rollback_deploy_task, record_id=record.pk)
+    return record
 
 
 def rollback_deploy(*, record_id: int) -> None:
@@ -914,6 +950,11 @@ def rollback_deploy(*, record_id: int) -> None:
                     actor=None,
                     verb="release.rolled_back",
                     changes={"by_rollback": record.pk},
+                )
+                _notify(
+                    replaced,
+                    NoticeKind.RELEASE_ROLLED_BACK,
+                    reason=_("rolled back to %(image)s") % {"image": record.image},
                 )
         events.publish(
             stream=events.project_stream(project.pk),

@@ -11,6 +11,7 @@ from functools import partial
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -28,12 +29,28 @@ from integrations.errors import IntegrationError
 from observability.services import audit_record, changes_between
 from opsportal import runs
 from opsportal.errors import StateConflict
+from opsportal.notices import Notice, NoticeKind, notice_emit
 from projects.access import Action, can, check, is_ops
 from projects.models import Project
 
 logger = logging.getLogger(__name__)
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _submit(ticket: OnboardingTicket, *, actor, remote_addr: str | None) -> None:
+    """Move a ticket to submitted and tell ops (a workflow notice, sent once this transaction commits)."""
+    runs.move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
+    notice_emit(
+        Notice(
+            kind=NoticeKind.TICKET_SUBMITTED,
+            project_id=ticket.project_id,
+            environment=ticket.environment,
+            path=reverse("ticket-detail", args=[ticket.project.name, ticket.pk]),
+            actor_id=actor.pk,
+            context={"ticket": ticket.pk, "by": actor.get_username()},
+        )
+    )
 
 
 def ticket_spec(ticket: OnboardingTicket) -> manifests.WorkloadSpec:
@@ -105,7 +122,7 @@ def ticket_create(
         remote_addr=remote_addr,
     )
     if submit:
-        runs.move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
+        _submit(ticket, actor=actor, remote_addr=remote_addr)
     else:
         runs.publish(ticket)
     return ticket
@@ -187,7 +204,7 @@ def ticket_submit(*, actor, ticket_id: int, remote_addr: str | None = None) -> O
     if ticket.status == TicketStatus.SUBMITTED:
         return ticket
     ticket_spec(ticket)
-    runs.move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
+    _submit(ticket, actor=actor, remote_addr=remote_addr)
     return ticket
 
 

@@ -65,6 +65,7 @@ def release_detail(request, name: str, pk: int):
         "release": release,
         "Status": ReleaseStatus,
         "steps": selectors.release_steps(release),
+        "verification": selectors.release_verification(release),
         "records": release.deployments.select_related("actor"),
         "can_confirm": Action.CONFIRM_RELEASE in actions
         and release.environment == "test"

@@ -69,6 +69,7 @@ class Tag:
     commit_sha: str
     created: bool = False  # True only when this call created it
     message: str = ""
+    committed_date: str = ""  # the tagged commit's, ISO 8601 as GitLab writes it
 
 
 # --- error mapping ------------------------------------------------------------------------------------
@@ -144,11 +145,13 @@ def _call(fn: Callable[[], T]) -> T:
 
 
 def _tag(obj: Any, *, created: bool) -> Tag:
+    commit = obj.commit or {}
     return Tag(
         name=obj.name,
-        commit_sha=(obj.commit or {}).get("id", ""),
+        commit_sha=commit.get("id", ""),
         created=created,
         message=obj.message or "",
+        committed_date=commit.get("committed_date") or "",
     )
 
 

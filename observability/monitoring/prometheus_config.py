@@ -4,7 +4,9 @@ portal's own jobs. Pure: YAML in, YAML out; applying it is clusters.services.mon
 Per cluster, one ``http_sd`` job asks the portal which pods to scrape (``/api/monitoring/sd/<cluster>/``):
 targets then follow environments without a reload. Only adding, renaming or removing a cluster changes
 this file. The ``opsportal`` job scrapes the portal's own ``/metrics``. Both present the monitoring
-token from a file Prometheus reads, so the token never appears in the configuration.
+token from a file Prometheus reads, so the token never appears in the configuration. Alert rules are
+files of their own (one per environment, observability.monitoring.alert_rules) in a directory this
+configuration loads by glob, so a threshold change rewrites one rule file and never this one.
 """
 
 from __future__ import annotations
@@ -62,10 +64,49 @@ def portal_jobs(*, clusters: list[str], portal_url: str, token_file: str, scrape
     return jobs
 
 
+def alertmanager_config(url: str) -> dict:
+    """One ``alertmanagers`` entry for Alertmanager at ``url`` (http(s)://host:port[/prefix])."""
+    parts = urlsplit(url.rstrip("/"))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"ALERTMANAGER_URL must be http(s)://host[:port][/prefix], not {url!r}")
+    entry: dict = {"scheme": parts.scheme, "static_configs": [{"targets": [parts.netloc]}]}
+    if parts.path:
+        entry["path_prefix"] = parts.path
+    return entry
+
+
+def _with_alerting(config: dict, *, rules_dir: str, alertmanager_url: str) -> None:
+    """Add the rule files glob and the Alertmanager to ``config``, keeping the base's own."""
+    if rules_dir:
+        rule_files = config.get("rule_files") or []
+        if not isinstance(rule_files, list):
+            raise ValueError("rule_files in the base configuration must be a list")
+        glob = f"{rules_dir.rstrip('/')}/*.yml"
+        config["rule_files"] = [f for f in rule_files if f != glob] + [glob]
+    if alertmanager_url:
+        alerting = config.get("alerting") or {}
+        if not isinstance(alerting, dict):
+            raise ValueError("alerting in the base configuration must be a mapping")
+        managers = alerting.get("alertmanagers") or []
+        if not isinstance(managers, list):
+            raise ValueError("alerting.alertmanagers in the base configuration must be a list")
+        ours = alertmanager_config(alertmanager_url)
+        config["alerting"] = {**alerting, "alertmanagers": [m for m in managers if m != ours] + [ours]}
+
+
 def render_prometheus_config(
-    base: dict, *, clusters: list[str], portal_url: str, token_file: str, scrape_interval: int
+    base: dict,
+    *,
+    clusters: list[str],
+    portal_url: str,
+    token_file: str,
+    scrape_interval: int,
+    rules_dir: str = "",
+    alertmanager_url: str = "",
 ) -> str:
-    """The base plus the portal's jobs; a base job with one of their names is replaced."""
+    """The base plus the portal's jobs; a base job with one of their names is replaced. With
+    ``rules_dir``, Prometheus loads the environments' alert rule files from it; with
+    ``alertmanager_url``, it sends its alerts there."""
     if not isinstance(base, dict):
         raise ValueError("the base configuration must be a YAML mapping (global:, scrape_configs:, …)")
     owned = portal_jobs(
@@ -79,4 +120,5 @@ def render_prometheus_config(
     config["scrape_configs"] = [
         job for job in kept if not (isinstance(job, dict) and job.get("job_name") in names)
     ] + owned
+    _with_alerting(config, rules_dir=rules_dir, alertmanager_url=alertmanager_url)
     return HEADER + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)

@@ -2,7 +2,8 @@
 
 Files under ``root``: ``prometheus.yml`` (the configuration Prometheus loads; the portal later replaces it
 with its generated one), ``base.yml`` (the sandbox's own jobs, which the portal's config extends:
-``PROMETHEUS_CONFIG_BASE``), ``data/`` (the TSDB, short retention) and ``prometheus.log``.
+``PROMETHEUS_CONFIG_BASE``), ``rules/`` (the portal's alert rule files), ``data/`` (the TSDB, short
+retention) and ``prometheus.log``.
 Every scrape target stays on 127.0.0.0/8: the sandbox never lets Prometheus reach past loopback.
 """
 
@@ -12,14 +13,11 @@ import ipaddress
 import os
 import secrets
 import shutil
-import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import yaml
 
-from sandbox.procs import free_port, spawn, stop, wait_for
+from sandbox.procs import ReadyServer, free_port
 
 DEFAULT_BINARY = "/usr/bin/prometheus"
 DEFAULT_PROMTOOL = "/usr/bin/promtool"
@@ -101,13 +99,17 @@ def monitoring_token(var_dir: Path | str) -> tuple[str, Path]:
     return path.read_text().strip(), path
 
 
-class PrometheusServer:
+class PrometheusServer(ReadyServer):
     """Run ``prometheus`` on ``127.0.0.1:<port>`` (a free one unless given) with its files under ``root``.
 
     ``start()`` returns the base URL once ``GET /-/ready`` answers 200. ``lifecycle=False`` starts it
     without ``--web.enable-lifecycle`` (``POST /-/reload`` then answers 403), to test a failing reload.
     ``kube_dir`` is the local cluster's directory: its pod agent's exporter becomes two base jobs.
     """
+
+    what = "Prometheus"
+    error = PrometheusError
+    ready_timeout = READY_TIMEOUT_SECONDS
 
     def __init__(
         self,
@@ -125,7 +127,6 @@ class PrometheusServer:
         self.lifecycle = lifecycle
         self.retention = retention
         self.kube_dir = kube_dir
-        self.process: subprocess.Popen | None = None
 
     @property
     def address(self) -> str:
@@ -144,6 +145,11 @@ class PrometheusServer:
         return self.root / "base.yml"
 
     @property
+    def rules_dir(self) -> Path:
+        """The portal's alert rule files (PROMETHEUS_RULES_DIR), one per environment."""
+        return self.root / "rules"
+
+    @property
     def log_file(self) -> Path:
         return self.root / "prometheus.log"
 
@@ -160,6 +166,7 @@ class PrometheusServer:
         if binary is None:
             raise PrometheusError("prometheus not found: apt-get install prometheus")
         self.root.mkdir(parents=True, exist_ok=True)
+        self.rules_dir.mkdir(exist_ok=True)
         if not self.port:
             self.port = free_port()
         # Always from the base: a previous run's generated file may name ports and files now gone; the
@@ -175,37 +182,5 @@ class PrometheusServer:
         ]
         if self.lifecycle:
             args.append("--web.enable-lifecycle")
-        self.process = spawn(args, log=self.log_file, cwd=self.root)
-        try:
-            wait_for(
-                self.ready,
-                timeout=READY_TIMEOUT_SECONDS,
-                what="Prometheus",
-                proc=self.process,
-                log=self.log_file,
-            )
-        except RuntimeError as exc:
-            self.stop()
-            raise PrometheusError(str(exc)) from exc
+        self.launch(args, log=self.log_file, cwd=self.root)
         return self.url
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:  # noqa: S310 - loopback http
-                return resp.status == 200
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-
-    def stop(self) -> None:
-        """Stop the process group by its pid (SIGTERM, then SIGKILL after 10 s)."""
-        if self.process is None:
-            return
-        stop(self.process)
-        self.process = None
-
-    def __enter__(self) -> PrometheusServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

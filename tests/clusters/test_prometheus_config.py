@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from celery.signals import after_task_publish
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
@@ -45,19 +44,6 @@ def loaded_jobs(server: PrometheusServer) -> list[str]:
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def published():
-    """Tasks really sent to the broker: (task name, kwargs)."""
-    sent = []
-
-    def record(sender=None, headers=None, body=None, **_):
-        sent.append((headers["task"], body[1]))
-
-    after_task_publish.connect(record, weak=False)
-    yield sent
-    after_task_publish.disconnect(record)
 
 
 def test_apply_loads_one_sd_job_per_cluster_and_the_portal_job(people, settings, prometheus_server):

@@ -6,6 +6,8 @@ Applied in-process, a task's retry runs at once whatever its countdown, so the c
 by driving ``run_step`` with a stand-in task object that records it."""
 
 import re
+import subprocess
+from datetime import datetime
 from types import SimpleNamespace
 from urllib.parse import quote
 
@@ -73,6 +75,15 @@ def test_lost_tag_response_the_retry_finds_the_tag(people, onboarded, gitlab):
     assert gitlab.request_count(tags_post(onboarded), "POST") == 2
     audit = tag_audit(release)
     assert (audit["tag"], audit["commit"], audit["created"]) == (release.version, release.commit_sha, False)
+    # The accepted tag still brings its commit's time, where the release's lead time (DORA) starts.
+    bare = onboarded.pipeline.gitlab.find_project(onboarded.project.gitlab_repository).bare
+    committed = subprocess.run(
+        ["git", "-C", str(bare), "show", "--no-patch", "--format=%cI", release.commit_sha],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert release.committed_at == datetime.fromisoformat(committed)
 
 
 def test_tag_401_fails_the_release_without_retrying(people, onboarded, gitlab):

@@ -5,10 +5,12 @@ production. The other tests apply the steps as Celery tasks in this process, in 
 exactly what every step did."""
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from kubernetes import client as k8s
 
 from deploys import services
@@ -17,6 +19,7 @@ from deploys.models import DeploymentRecord, Release
 from deploys.tasks import release_build, release_deploy, release_tag, rollback_deploy
 from integrations.registry import RegistryClient
 from observability.models import AuditEvent
+from opsportal import dora
 from opsportal.errors import StateConflict
 from tests.helpers.releases import git_tags, release_to_test, run, wait_until_ended
 from tests.polling import until
@@ -102,6 +105,25 @@ def test_release_to_test_confirm_promote_and_rollback(people, onboarded, kube_cl
         ("release.rollback.succeed", "system"),
     ]:
         assert expected in verbs, expected
+
+    # The same history as DORA reads it. The commit time came with the tag and went along the promotion.
+    first.refresh_from_db()
+    prod_first.refresh_from_db()
+    assert first.committed_at is not None and prod_first.committed_at == first.committed_at
+    assert first.committed_at <= first.created_at
+    period = dora.Period(start=first.created_at, end=timezone.now() + timedelta(seconds=1))
+    _project, report = dora.dora_project(
+        user=people.developer, name=onboarded.project.name, environment="prod", period=period
+    )
+    # Two promotions; the second was rolled back, and the rollback's end restored production.
+    assert report["deployment_frequency"]["deployments"] == 2
+    assert report["changes"][0]["record_id"] == target.pk
+    lead_time = (target.finished_at - first.committed_at).total_seconds()
+    assert report["changes"][0]["lead_time_seconds"] == lead_time
+    assert report["change_failure_rate"]["failed"] == 1
+    assert report["change_failure_rate"]["causes"]["rolled_back"] == 1
+    restore = (record.finished_at - record.created_at).total_seconds()  # from the rollback's start
+    assert report["time_to_restore"]["median_seconds"] == restore
 
 
 def test_refusals(people, onboarded, kube_cluster):

@@ -84,12 +84,14 @@ def test_missing_things_are_not_found(client: GitLabClient, project: Project) ->
 
 def test_ensure_tag_creates_a_real_annotated_git_tag(client: GitLabClient, project: Project) -> None:
     main = _sha(project, "main")
+    committed = run_git(project.bare, "show", "--no-patch", "--format=%cI", main).strip()
     tag = client.ensure_tag("demo/go-hello", "v1.0.0", "main", "release 1.0.0")
-    assert tag == Tag("v1.0.0", main, created=True, message="release 1.0.0")
+    # The tagged commit's time comes with the tag: where a release's lead time starts.
+    assert tag == Tag("v1.0.0", main, created=True, message="release 1.0.0", committed_date=committed)
     assert run_git(project.bare, "cat-file", "-t", "refs/tags/v1.0.0").strip() == "tag"
     assert _sha(project, "v1.0.0") == main
     assert client.tag("demo/go-hello", "v1.0.0") == Tag(
-        "v1.0.0", main, created=False, message="release 1.0.0"
+        "v1.0.0", main, created=False, message="release 1.0.0", committed_date=committed
     )
 
 
@@ -239,6 +241,13 @@ def test_lost_response_on_tag_create_then_ensure_tag_finds_the_tag(
     # GitLab did the work; only its answer was lost.
     assert run_git(project.bare, "tag", "--list").split() == ["v1.0.0"]
     again = client.ensure_tag("demo/go-hello", "v1.0.0", "main", "release 1.0.0")
-    assert again == Tag("v1.0.0", _sha(project, "main"), created=False, message="release 1.0.0")
+    assert again == Tag(
+        "v1.0.0",
+        _sha(project, "main"),
+        created=False,
+        message="release 1.0.0",
+        committed_date=again.committed_date,
+    )
+    assert again.committed_date
     assert run_git(project.bare, "tag", "--list").split() == ["v1.0.0"]
     assert gitlab_standin.request_count(TAGS_POST, "POST") == 2

@@ -19,6 +19,9 @@ pytestmark = pytest.mark.django_db
 ERROR_REF = "#/components/schemas/Error"
 # Writes that take no body on purpose: the path says everything (an action on the object it names).
 BODYLESS = {
+    ("post", "/api/projects/{name}/alerts/{id}/acknowledge/"),
+    ("post", "/api/channels/{id}/test/"),
+    ("post", "/api/projects/{name}/channels/{id}/test/"),
     ("post", "/api/clusters/{id}/test-connection/"),
     ("post", "/api/clusters/prometheus-config/apply/"),
     ("post", "/api/projects/{name}/environments/{environment}/restart/"),

@@ -1,6 +1,6 @@
 """The import graph shows one direction: each package imports only its own layer or lower ones.
 
-    integrations  <  opsportal (kernel)  <  observability  <  projects  <  clusters  <  deploys  <  wiring
+    integrations < opsportal (kernel) < observability < projects < clusters < deploys < alerting < wiring
 
 The wiring (settings, URLs, ASGI/Celery apps, routing, the portal-wide pages and API) may import any app.
 Nothing in the application imports ``sandbox``; the sandbox and the tests may import anything.
@@ -11,7 +11,16 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ["integrations", "opsportal", "observability", "projects", "clusters", "deploys", "wiring"]
+LAYERS = [
+    "integrations",
+    "opsportal",
+    "observability",
+    "projects",
+    "clusters",
+    "deploys",
+    "alerting",
+    "wiring",
+]
 WIRING = {
     "opsportal.settings",
     "opsportal.settings_test",
@@ -22,6 +31,8 @@ WIRING = {
     "opsportal.api",
     "opsportal.views",
     "opsportal.cockpit",
+    "opsportal.dora",
+    "opsportal.dora_api",
     "opsportal.context_processors",
     "opsportal.tokens",
     "opsportal.admin_auth",
@@ -35,7 +46,7 @@ MODULE_LAYERS: dict[str, str] = {
     "observability.revocation": "projects",
     "observability.consumers": "projects",
 }
-APPLICATION = ["integrations", "opsportal", "observability", "projects", "clusters", "deploys"]
+APPLICATION = ["integrations", "opsportal", "observability", "projects", "clusters", "deploys", "alerting"]
 
 
 def _module_name(path: Path) -> str:

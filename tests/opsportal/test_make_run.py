@@ -190,6 +190,54 @@ def test_embedded_run_starts_prometheus_with_the_portal_configuration(embedded_p
     assert token not in requests.get(f"{url}/api/v1/status/config", timeout=10).text
 
 
+def test_embedded_run_starts_alertmanager_whose_webhook_reaches_the_portal(embedded_portal, credentials):
+    url = embedded_portal.wait_output(r"^Sandbox: Alertmanager (http://127\.0\.0\.1:\d+)$").group(1)
+    # The receiver's token stays in var/: Alertmanager reads it from a file, never from its configuration.
+    token = (embedded_portal.var_dir / "alertmanager_webhook_token").read_text()
+    status = requests.get(f"{url}/api/v2/status", timeout=10).json()
+    assert f"{embedded_portal.base}/api/alerts/alertmanager" in status["config"]["original"]
+    assert token not in status["config"]["original"]
+    labels = {"alertname": "MakeRunProbe", "project": "go-hello", "env": "test", "severity": "info"}
+    assert requests.post(f"{url}/api/v2/alerts", json=[{"labels": labels}], timeout=10).status_code == 200
+    headers = _ops_headers(embedded_portal, credentials)
+    deadline = time.monotonic() + 60  # the sandbox's group_wait is 10 s
+    while True:
+        alerts = requests.get(
+            f"{embedded_portal.base}/api/projects/go-hello/alerts/", headers=headers, timeout=10
+        ).json()["results"]
+        if any(a["alertname"] == "MakeRunProbe" and a["status"] == "firing" for a in alerts):
+            break
+        assert time.monotonic() < deadline, f"no MakeRunProbe alert in the portal: {alerts}"
+        time.sleep(1)
+
+
+def test_embedded_run_sends_a_channels_test_message_to_the_robot_standin(embedded_portal, credentials):
+    """A channel made with the printed demo robot reaches the sandbox's stand-in, never DingTalk."""
+    match = embedded_portal.wait_output(
+        r"^Sandbox: alert stand-ins: robots (http://127\.0\.0\.1:\d+) \(DingTalk (.*?);"
+    )
+    robots, dingtalk = match.group(1), dict(pair.split(" ", 1) for pair in match.group(2).split(", "))
+    headers = _ops_headers(embedded_portal, credentials)
+    created = requests.post(
+        f"{embedded_portal.base}/api/channels/",
+        json={"name": "make-run-dingtalk", "kind": "dingtalk", **dingtalk},
+        headers=headers,
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    sent = requests.post(
+        f"{embedded_portal.base}/api/channels/{created.json()['id']}/test/", headers=headers, timeout=10
+    )
+    assert sent.status_code == 202, sent.text
+    deadline = time.monotonic() + 60
+    while True:
+        messages = requests.get(f"{robots}/_standin/messages", timeout=10).json()["messages"]
+        if any(m["robot"] == dingtalk["access_token"] for m in messages):
+            break
+        assert time.monotonic() < deadline, f"the test message did not reach the stand-in: {messages}"
+        time.sleep(1)
+
+
 def test_a_killed_worker_is_restarted_and_runs_tasks(embedded_portal, credentials):
     first = int(embedded_portal.wait_output(r"^The worker started \(pid (\d+)\)\.$").group(1))
     os.killpg(first, signal.SIGKILL)  # the worker and its pool children, as the OOM killer would
@@ -226,6 +274,10 @@ def test_a_quick_restart_waits_for_the_previous_run_and_registers_the_live_apise
             r"^Sandbox: Prometheus http://127\.0\.0\.1:(\d+)$", embedded_portal.output, re.M
         )
         assert not port_open(int(first_prometheus.group(1)))  # stopped with its launcher
+        first_alertmanager = re.search(
+            r"^Sandbox: Alertmanager http://127\.0\.0\.1:(\d+)$", embedded_portal.output, re.M
+        )
+        assert not port_open(int(first_alertmanager.group(1)))
         assert f"registry {registry}" in second.output  # builds in flight still find their registry
 
         deadline = time.monotonic() + 240

@@ -24,6 +24,15 @@ def english_afterwards(settings):
 
 PAGE = "/projects/orders/settings/"
 API = "/api/projects/orders/settings/"
+# Post-release verification's settings, as a new project has them.
+VERIFICATION_DEFAULTS = {
+    "verification_window_seconds": 300,
+    "verification_min_requests": 50,
+    "verification_error_points": 2.0,
+    "verification_error_factor": 2.0,
+    "verification_latency_ms": 100,
+    "verification_latency_factor": 1.5,
+}
 
 
 def _settings(project: Project) -> tuple[bool, bool]:
@@ -52,22 +61,50 @@ def test_owner_turns_auto_rollback_on_through_the_page(client, people):
 
 def test_ops_change_both_settings_through_the_api(client, people):
     client.force_login(people.ops)
-    assert client.get(API).json() == {"require_tester_confirmation": True, "auto_rollback": False}
+    assert client.get(API).json() == {
+        "require_tester_confirmation": True,
+        "auto_rollback": False,
+        "message_language": "",
+        **VERIFICATION_DEFAULTS,
+    }
     response = client.patch(
         API, {"auto_rollback": True, "require_tester_confirmation": False}, content_type="application/json"
     )
     assert response.status_code == 200
-    assert response.json() == {"require_tester_confirmation": False, "auto_rollback": True}
+    assert response.json() == {
+        "require_tester_confirmation": False,
+        "auto_rollback": True,
+        "message_language": "",
+        **VERIFICATION_DEFAULTS,
+    }
     assert _settings(people.project) == (False, True)
     event = AuditEvent.objects.get(verb="project.settings")
     assert event.actor == people.ops
     assert event.changes == {"auto_rollback": [False, True], "require_tester_confirmation": [True, False]}
     # A partial change leaves the other setting alone.
     response = client.patch(API, {"auto_rollback": False}, content_type="application/json")
-    assert response.json() == {"require_tester_confirmation": False, "auto_rollback": False}
+    assert response.json() == {
+        "require_tester_confirmation": False,
+        "auto_rollback": False,
+        "message_language": "",
+        **VERIFICATION_DEFAULTS,
+    }
     latest = AuditEvent.objects.filter(verb="project.settings").latest("id")
     assert latest.changes == {"auto_rollback": [True, False]}
     assert AuditEvent.objects.filter(verb="project.settings").count() == 2
+
+
+def test_the_message_language_is_a_project_setting(client, people):
+    client.force_login(people.owner)
+    response = client.patch(API, {"message_language": "en"}, content_type="application/json")
+    assert response.status_code == 200 and response.json()["message_language"] == "en"
+    assert AuditEvent.objects.get(verb="project.settings").changes == {"message_language": ["", "en"]}
+    assert client.patch(API, {"message_language": "fr"}, content_type="application/json").status_code == 400
+    page = client.post(PAGE, {"require_tester_confirmation": "on", "message_language": "zh-hans"})
+    assert page.status_code == 302
+    people.project.refresh_from_db()
+    assert people.project.message_language == "zh-hans"
+    assert 'name="message_language"' in client.get(PAGE).content.decode()
 
 
 def test_bad_input_is_a_400(client, people):
@@ -165,3 +202,66 @@ def test_settings_page_speaks_chinese(client, people):
     assert "发布失败时自动回滚" in body
     overview = client.get("/projects/orders/", HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
     assert "自动回滚" in overview and "已关闭" in overview
+
+
+def test_owner_shortens_the_verification_window_through_the_page(client, people):
+    client.force_login(people.owner)
+    page = client.get(PAGE).content.decode()
+    assert 'id="verification-settings"' in page and 'name="verification_window_seconds"' in page
+    response = client.post(
+        PAGE,
+        {
+            "require_tester_confirmation": "on",
+            "verification_window_seconds": "120",
+            "verification_latency_ms": 250,
+        },
+    )
+    assert response.status_code == 302
+    people.project.refresh_from_db()
+    assert (people.project.verification_window_seconds, people.project.verification_latency_ms) == (120, 250)
+    # Fields left out of the form keep their values.
+    assert people.project.verification_min_requests == 50
+    event = AuditEvent.objects.get(verb="project.settings")
+    assert event.changes == {"verification_window_seconds": [300, 120], "verification_latency_ms": [100, 250]}
+    assert "120 s window, at least 50 requests" in client.get("/projects/orders/").content.decode()
+
+
+def test_verification_settings_through_the_api_are_validated_and_audited(client, people):
+    client.force_login(people.ops)
+    response = client.patch(
+        API,
+        {"verification_window_seconds": 30, "verification_error_factor": 0.5},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert set(errors) == {"verification_window_seconds", "verification_error_factor"}
+    people.project.refresh_from_db()
+    assert people.project.verification_window_seconds == 300
+    response = client.patch(
+        API,
+        {"verification_window_seconds": 600, "verification_error_points": 5},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    assert response.json()["verification_window_seconds"] == 600
+    assert response.json()["verification_error_points"] == 5.0
+    event = AuditEvent.objects.get(verb="project.settings")
+    assert event.actor == people.ops
+    assert event.changes == {
+        "verification_window_seconds": [300, 600],
+        "verification_error_points": [2.0, 5.0],
+    }
+
+
+def test_the_service_refuses_a_window_below_the_minimum(people):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        services.project_update_settings(
+            actor=people.owner, project=people.project, verification_window_seconds=5
+        )
+    assert "verification_window_seconds" in refused.value.message_dict
+    people.project.refresh_from_db()
+    assert people.project.verification_window_seconds == 300
+    assert not AuditEvent.objects.filter(verb="project.settings").exists()

@@ -5,7 +5,6 @@ worker processes."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -13,65 +12,19 @@ import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from sandbox.procs import free_port, port_open, stop
-from tests.fixtures.standins import DEMO_REPOS, GO_BIN, require, require_go, require_tools
+from sandbox.procs import port_open, stop
+from tests.fixtures.standins import DEMO_REPOS, require, require_tools
+from tests.helpers.demo_processes import Service, build_go_hello, start
 from tests.polling import until
 
 pytestmark = pytest.mark.standins
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
-
-
-@dataclass
-class Service:
-    proc: subprocess.Popen
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_lines(self) -> list[dict]:
-        """Every stdout line must be one JSON object (the plain heap line of java-hello aside)."""
-        lines = []
-        for raw in self.log.read_text().splitlines():
-            if raw.startswith("java-hello: max heap"):
-                continue
-            lines.append(json.loads(raw))
-        return lines
-
-    def requests_logged(self) -> list[dict]:
-        return [line for line in self.log_lines() if line.get("msg") == "request"]
-
-    def terminate(self, timeout: float = 10) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
-
-
-def start(argv: list[str], tmp_path: Path, env: dict[str, str], *, name: str, wait: bool = True) -> Service:
-    port = free_port()
-    log = tmp_path / f"{name}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv,
-            env={**os.environ, "PORT": str(port), **env},
-            stdout=out,
-            stderr=subprocess.DEVNULL,
-            cwd=tmp_path,
-            start_new_session=True,  # sandbox.procs.stop signals the process group
-        )
-    service = Service(proc, port, log)
-    if wait:
-        until(f"{name} to listen", lambda: proc.poll() is None and port_open(port) or proc.poll() is not None)
-        assert proc.poll() is None, log.read_text()
-    return service
 
 
 def parse_metrics(text: str) -> dict[tuple[str, str], float]:
@@ -122,19 +75,7 @@ def check_http_contract(service: Service, health: str, metrics: str) -> None:
 
 @pytest.fixture(scope="module")
 def go_hello_binary(tmp_path_factory) -> Path:
-    require_go()
-    out = tmp_path_factory.mktemp("go-hello") / "app"
-    # The go recipe's own command (deploys/recipes.py), from a copy: the repository stays clean.
-    src = tmp_path_factory.mktemp("go-src") / "src"
-    shutil.copytree(DEMO_REPOS / "go-hello", src)
-    subprocess.run(
-        [GO_BIN, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "."],
-        cwd=src,
-        env={**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"},
-        check=True,
-        timeout=300,
-    )
-    return out
+    return build_go_hello(tmp_path_factory)
 
 
 def test_go_hello_serves_health_metrics_and_json_logs_and_stops_on_sigterm(go_hello_binary, tmp_path):
@@ -309,3 +250,62 @@ def test_php_hello_counts_every_request_across_worker_processes(tmp_path):
         until("every request's log line", lambda: len(service.requests_logged()) >= total + 1)
     finally:
         stop(service.proc)
+
+
+# --- fault injection (post-release verification releases a "bad" version with it) -------------------------
+
+
+def check_fault_injection(service: Service, metrics: str) -> None:
+    """ERROR_RATIO=0.3 and EXTRA_LATENCY_MS=30: exactly 3 in every 10 requests to / answer 500, each one
+    slowed down, and the counters say so; other paths are untouched."""
+    codes = [requests.get(service.url + "/", timeout=10).status_code for _ in range(20)]
+    assert codes.count(500) == 6 and codes.count(200) == 14
+    assert requests.get(service.url + "/healthz", timeout=5).status_code == 200
+    samples = parse_metrics(requests.get(service.url + metrics, timeout=5).text)
+    assert samples[("http_requests_total", '{method="GET",code="500"}')] == 6
+    assert samples[("http_requests_total", '{method="GET",code="200"}')] == 15
+    # Every request to / waited the extra 30 ms, so none of them is in the 25 ms bucket.
+    assert samples[("http_request_duration_seconds_bucket", '{le="0.025"}')] <= 1
+
+
+FAULTS = {"ERROR_RATIO": "0.3", "EXTRA_LATENCY_MS": "30"}
+
+
+def test_go_hello_injects_errors_and_latency(go_hello_binary, tmp_path):
+    service = start([str(go_hello_binary)], tmp_path, FAULTS, name="go-hello")
+    try:
+        check_fault_injection(service, "/metrics")
+    finally:
+        stop(service.proc)
+
+
+def test_php_hello_injects_errors_and_latency(tmp_path):
+    argv, env = php_server(tmp_path)
+    service = start(argv, tmp_path, {**env, **FAULTS}, name="php-hello")
+    try:
+        check_fault_injection(service, "/metrics")
+    finally:
+        stop(service.proc)
+
+
+def test_java_hello_injects_errors_and_latency(java_hello_jar, tmp_path):
+    env = {"STARTUP_DELAY_SECONDS": "0", **FAULTS}
+    service = start(java(java_hello_jar), tmp_path, env, name="java-hello")
+    try:
+        check_fault_injection(service, "/actuator/prometheus")
+    finally:
+        stop(service.proc)
+
+
+@pytest.mark.parametrize(
+    ("repo", "source", "line"),
+    [
+        ("go-hello", "main.go", 'defaultErrorRatio     = "0"'),
+        ("php-hello", "index.php", "const DEFAULT_ERROR_RATIO = '0';"),
+        ("java-hello", "src/main/java/hello/App.java", 'static final String DEFAULT_ERROR_RATIO = "0";'),
+    ],
+)
+def test_the_error_ratio_default_is_a_line_a_commit_can_change(repo, source, line):
+    # A release changes the image, not the environment: a test makes a bad release by committing this line
+    # with another value (tests/deploys/test_verification*.py relies on it being there verbatim).
+    assert (DEMO_REPOS / repo / source).read_text().count(line) == 1

@@ -9,7 +9,6 @@ spec alone.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -28,7 +27,7 @@ from observability.models import AuditEvent
 from sandbox.kube import podnet
 from tests.fixtures.clusters import VALID_REQUEST
 from tests.fixtures.kube import exec_output
-from tests.fixtures.pipeline import ensure_default_recipes, run_release_task
+from tests.fixtures.pipeline import run_release_task, use_sandbox_pipeline
 from tests.helpers.environments import provision, put_overrides, run_change
 from tests.polling import until
 
@@ -303,10 +302,7 @@ def test_a_release_into_the_first_configuration_fails_with_the_restart_loop_and_
     client, people, local_clusters, demo_pipeline, settings, django_capture_on_commit_callbacks
 ):
     """Through the whole pipeline: tag, Jenkins build with the generic java recipe, image swap."""
-    ensure_default_recipes()
-    for key, value in demo_pipeline.settings().items():
-        setattr(settings, key, json.loads(value) if key == "OPSPORTAL_BASE_IMAGES" else value)
-    settings.INTEGRATION_RETRY_BACKOFF_SECONDS = 0
+    use_sandbox_pipeline(settings, demo_pipeline)
     settings.RELEASE_POD_CHECK_SECONDS = 1
     project = people.project
     project.language = "java"

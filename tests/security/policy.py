@@ -118,6 +118,8 @@ TICKET = "projects/<str:name>/tickets/<int:pk>/"
 API_TICKET = "api/projects/<str:name>/tickets/<int:pk>/"
 RELEASE = "projects/<str:name>/releases/<int:pk>/"
 API_RELEASE = "api/projects/<str:name>/releases/<int:pk>/"
+CHANNELS = "projects/<str:name>/channels/"
+CHANNEL = CHANNELS + "<int:pk>/"
 
 
 def _record(environment: str):
@@ -138,6 +140,8 @@ POLICY: list[Rule] = [
     *project("projects/<str:name>/", "GET"),
     *project("projects/<str:name>/settings/", "GET POST", OWNERS),
     *project("projects/<str:name>/cockpit/", "GET"),
+    *project("projects/<str:name>/dora/", "GET"),
+    *ops_only("dora/", "GET"),
     *per_environment(
         "projects/<str:name>/cockpit/<str:environment>/live/", "GET", test=MEMBERS, prod=MEMBERS
     ),
@@ -160,6 +164,8 @@ POLICY: list[Rule] = [
     *per_environment(ENV + "pods/<str:pod>/logs/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(ENV + "config/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(ENV + "config/", "POST", test=OPS, prod=OPS),
+    *per_environment(ENV + "alert-rules/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(ENV + "alert-rules/<str:rule>/", "POST", test=OWNERS, prod=OWNERS),
     *project(ENV + "config/changes/", "GET"),
     *project(ENV + "config/changes/<int:pk>/", "GET"),
     # Prod terminals: ops, and whoever holds an active grant (the world grants one to the developer).
@@ -202,8 +208,30 @@ POLICY: list[Rule] = [
     ),
     *ops_only("terminal-grants/", "GET POST"),
     *ops_only("terminal-grants/<int:pk>/revoke/", "POST"),
+    *project("projects/<str:name>/alert-policies/", "GET"),
+    *project("projects/<str:name>/alert-policies/", "POST", OWNERS),
+    *project("projects/<str:name>/alert-policies/<int:pk>/", "GET POST", OWNERS),
+    *project("projects/<str:name>/alert-policies/<int:pk>/delete/", "POST", OWNERS),
+    *signed_in("profile/notifications/", "GET POST"),
     *ops_only("recipes/", "GET"),
     *ops_only("recipes/<str:language>/", "GET POST"),
+    *ops_only("alerts/", "GET"),
+    *project("projects/<str:name>/alerts/", "GET"),
+    *project("projects/<str:name>/alerts/<int:pk>/acknowledge/", "POST", OWNERS),
+    *project("projects/<str:name>/alerts/<int:pk>/silence/", "POST", OWNERS),
+    *project("projects/<str:name>/alerts/silences/<uuid:silence_id>/expire/", "POST", OWNERS),
+    *ops_only("channels/", "GET"),
+    *ops_only("channels/new/", "GET POST"),
+    *ops_only("channels/<int:pk>/", "GET"),
+    *ops_only("channels/<int:pk>/edit/", "GET POST"),
+    *ops_only("channels/<int:pk>/delete/", "POST"),
+    *ops_only("channels/<int:pk>/test/", "POST"),
+    *project(CHANNELS, "GET"),
+    *project(CHANNELS + "new/", "GET POST", OWNERS),
+    *project(CHANNEL, "GET"),
+    *project(CHANNEL + "edit/", "GET POST", OWNERS),
+    *project(CHANNEL + "delete/", "POST", OWNERS),
+    *project(CHANNEL + "test/", "POST", OWNERS),
     # --- the API -------------------------------------------------------------------------------------
     *signed_in("api/me/", "GET"),
     *signed_in("api/worker-ping/", "POST"),
@@ -212,12 +240,24 @@ POLICY: list[Rule] = [
     *ops_right("api/projects/", "POST"),
     *project("api/projects/<str:name>/", "GET"),
     *project("api/projects/<str:name>/cockpit/", "GET"),
+    *project("api/projects/<str:name>/dora/", "GET"),
+    *ops_only("api/dora/", "GET"),
     *project("api/projects/<str:name>/settings/", "GET", OWNERS),
     *project("api/projects/<str:name>/settings/", "PATCH", OWNERS),
     *project("api/projects/<str:name>/members/", "GET"),
     *project("api/projects/<str:name>/members/", "POST", OWNERS),
     *project("api/projects/<str:name>/members/<str:username>/", "DELETE", OWNERS),
     *signed_in("api/audit-events/", "GET"),
+    *ops_only("api/channels/", "GET POST"),
+    *ops_only("api/channels/<int:pk>/", "GET PATCH DELETE"),
+    *ops_only("api/channels/<int:pk>/test/", "POST"),
+    *ops_only("api/channels/<int:pk>/deliveries/", "GET"),
+    *project("api/" + CHANNELS, "GET"),
+    *project("api/" + CHANNELS, "POST", OWNERS),
+    *project("api/" + CHANNEL, "GET"),
+    *project("api/" + CHANNEL, "PATCH DELETE", OWNERS),
+    *project("api/" + CHANNEL + "test/", "POST", OWNERS),
+    *project("api/" + CHANNEL + "deliveries/", "GET"),
     *ops_only("api/clusters/", "GET POST"),
     *ops_only("api/clusters/<int:pk>/", "GET PUT PATCH"),
     *ops_only("api/clusters/<int:pk>/test-connection/", "POST"),
@@ -231,6 +271,11 @@ POLICY: list[Rule] = [
     *per_environment(API_ENV + "pods/<str:pod>/logs/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(API_ENV + "config/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(API_ENV + "metrics/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(API_ENV + "alert-rules/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(API_ENV + "alert-rules/<str:rule>/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(
+        API_ENV + "alert-rules/<str:rule>/", "PATCH", test=OWNERS, prod=OWNERS, data={"threshold": 0.1}
+    ),
     *per_environment(API_ENV + "config/", "PUT", test=OPS, prod=OPS),
     *project(API_ENV + "config/changes/", "GET"),
     *project(API_ENV + "config/changes/<int:pk>/", "GET"),
@@ -273,8 +318,22 @@ POLICY: list[Rule] = [
         data={"environment": "prod", "record": _record("prod")},
     ),
     *ops_only("api/recipes/<str:language>/", "GET POST"),
+    # Alertmanager's webhook receiver: its bearer token or basic auth, never a session.
+    *machine("api/alerts/alertmanager", "POST"),
+    *ops_only("api/alerts/", "GET"),
+    *project("api/projects/<str:name>/alerts/", "GET"),
+    *project("api/projects/<str:name>/alerts/<int:pk>/", "GET"),
+    *project("api/projects/<str:name>/alerts/<int:pk>/acknowledge/", "POST", OWNERS),
+    *project("api/projects/<str:name>/alerts/<int:pk>/silence/", "POST", OWNERS),
+    *project("api/projects/<str:name>/silences/", "GET"),
+    *project("api/projects/<str:name>/silences/<uuid:silence_id>/", "DELETE", OWNERS),
     *ops_only("api/terminal-grants/", "GET POST"),
     *ops_only("api/terminal-grants/<int:pk>/revoke/", "POST"),
+    *project("api/projects/<str:name>/alert-policies/", "GET"),
+    *project("api/projects/<str:name>/alert-policies/", "POST", OWNERS),
+    *project("api/projects/<str:name>/alert-policies/<int:pk>/", "GET"),
+    *project("api/projects/<str:name>/alert-policies/<int:pk>/", "PATCH DELETE", OWNERS),
+    *signed_in("api/me/notifications/", "GET PATCH"),
     *signed_in("api/schema/", "GET"),
     *signed_in("api/docs/", "GET"),
     # --- Django's admin: superusers only; what it may change there is tested with the admin itself -----

@@ -25,9 +25,13 @@ SECRET_ENV_VALUE = "planted-secret-env-value-4be1d07f"
 CLUSTER_TOKEN = "planted-cluster-token-9d3c55aa17"
 GITLAB_TOKEN = "planted-gitlab-token-0e6f2c"
 JENKINS_TOKEN = "planted-jenkins-token-71ab90"
+WEBHOOK_TOKEN = "planted-alertmanager-webhook-token-3f9a"
 REGISTRY_PASSWORD = "planted-registry-password-5c2e"
 USER_PASSWORD = "planted-User-passw0rd-e83a1c"
 WRONG_PASSWORD = "planted-Wrong-passw0rd-21f7d9"
+DINGTALK_TOKEN = "planted-dingtalk-token-5e0b3c"
+DINGTALK_SECRET = "SECplanted-dingtalk-secret-a41f"
+WECOM_KEY = "planted-wecom-key-93d1e7"
 READERS = ("ops", "superuser", "owner", "developer")
 
 
@@ -86,6 +90,7 @@ def test_planted_secrets_never_show(client, world, settings, caplog, django_capt
     settings.GITLAB_TOKEN = GITLAB_TOKEN
     settings.JENKINS_TOKEN = JENKINS_TOKEN
     settings.REGISTRY_PASSWORD = REGISTRY_PASSWORD
+    settings.ALERTMANAGER_WEBHOOK_TOKEN = WEBHOOK_TOKEN
     caplog.set_level(logging.DEBUG)
     people = world.people
     api_token = None
@@ -133,6 +138,19 @@ def test_planted_secrets_never_show(client, world, settings, caplog, django_capt
         )
         answers.append(("POST /clusters/<id>/ (invalid)", page.content.decode()))
 
+        # Alertmanager's receiver token: presented with a notification, and a wrong one next to it.
+        from tests.alerting.payloads import notification
+
+        for token, expected in ((WEBHOOK_TOKEN, 200), (WEBHOOK_TOKEN[::-1], 403)):
+            received = client.post(
+                "/api/alerts/alertmanager",
+                notification(project="orders"),
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {token}",
+            )
+            assert received.status_code == expected, received.content
+            answers.append(("POST /api/alerts/alertmanager", received.content.decode()))
+
         client.force_login(people.developer)
         from tests.fixtures.clusters import VALID_REQUEST
 
@@ -156,6 +174,42 @@ def test_planted_secrets_never_show(client, world, settings, caplog, django_capt
         )
         answers.append(("PUT config", config.content.decode()))
 
+        # Alert channels: a DingTalk robot through the API (owner), a WeCom robot through the page (ops),
+        # an edit whose form comes back with errors, and a test message.
+        client.force_login(people.owner)
+        robot = client.post(
+            "/api/projects/orders/channels/",
+            {
+                "name": "planted-robot",
+                "kind": "dingtalk",
+                "access_token": DINGTALK_TOKEN,
+                "signing_secret": DINGTALK_SECRET,
+            },
+            content_type="application/json",
+        )
+        assert robot.status_code == 201, robot.content
+        answers.append(("POST /api/projects/orders/channels/", robot.content.decode()))
+        robot_page = f"/projects/orders/channels/{robot.json()['id']}/"
+        edited = client.post(
+            robot_page + "edit/",
+            {
+                "name": "",
+                "kind": "dingtalk",
+                "access_token": DINGTALK_TOKEN,
+                "signing_secret": DINGTALK_SECRET,
+            },
+        )
+        assert edited.status_code == 400
+        answers.append(("POST channel edit (invalid)", edited.content.decode()))
+        tested = client.post(f"/api/projects/orders/channels/{robot.json()['id']}/test/")
+        assert tested.status_code == 202, tested.content
+        answers.append(("POST channel test", tested.content.decode()))
+        client.force_login(people.ops)
+        added = client.post(
+            "/channels/new/", {"name": "planted-wecom", "kind": "wecom", "key": WECOM_KEY, "enabled": "on"}
+        )
+        assert added.status_code == 302, added.content.decode()[:500]
+
     sweep = Sweep(
         {
             "secret env value": SECRET_ENV_VALUE,
@@ -163,10 +217,16 @@ def test_planted_secrets_never_show(client, world, settings, caplog, django_capt
             "world cluster token": world.clusters["test"].credential,
             "GitLab token": GITLAB_TOKEN,
             "Jenkins token": JENKINS_TOKEN,
+            "Alertmanager webhook token": WEBHOOK_TOKEN,
+            "wrong webhook token": WEBHOOK_TOKEN[::-1],
             "registry password": REGISTRY_PASSWORD,
             "user password": USER_PASSWORD,
             "wrong password": WRONG_PASSWORD,
             "API token": api_token,
+            "DingTalk access token": DINGTALK_TOKEN,
+            "DingTalk signing secret": DINGTALK_SECRET,
+            "WeCom key": WECOM_KEY,
+            "world channel key": "world-wecom-key",
         }
     )
     assert world.clusters["test"].credential  # planted when the world was built

@@ -3,13 +3,14 @@
 reach what, not how the objects came to be. The clusters point at a closed port, so a view that talks
 to Kubernetes meets an unreachable apiserver (the one 502 shape) and no suite needs the control plane."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from alerting.models import Alert, Channel, Policy
 from clusters.models import Cluster, ConfigChange, ProjectEnvironment, RefusedCommandPattern, TerminalSession
 from deploys.models import BuildRecipe, DeploymentRecord, OnboardingTicket, Release
 from projects.models import ProdTerminalGrant
@@ -36,6 +37,10 @@ class World:
     refused_pattern: RefusedCommandPattern
     # A successful deployment per environment, to roll back to.
     records: dict[str, DeploymentRecord]
+    alert: Alert
+    # Alert channels: the project's ("project") and a portal-wide one ("ops").
+    channels: dict[str, Channel] = field(default_factory=dict)
+    alert_policy: Policy | None = None
 
     def example_values(self) -> dict:
         """What a URL's named arguments are, for objects of this world."""
@@ -45,11 +50,16 @@ class World:
             "pod": "orders-0",
             "username": self.people.viewer.username,
             "language": "java",
+            # A silence Alertmanager does not have (the world has no Alertmanager: the API answers 502).
+            "silence_id": "6f1c6a51-5d0e-4b8b-9a3b-7c1f3e1d2a4b",
+            "rule": "ErrorRatioHigh",
         }
 
     def pk_in(self, path: str, placeholder: str) -> int | None:
         """The id of the object a path names with its placeholder (``<int:pk>`` in Django's routes,
         ``{id}`` in the OpenAPI document)."""
+        if f"channels/{placeholder}" in path:
+            return self.channels["project" if "projects/" in path else "ops"].pk
         for collection, obj in [
             ("tickets", self.ticket),
             ("releases", self.release),
@@ -58,6 +68,8 @@ class World:
             ("clusters", self.clusters["test"]),
             ("terminal-grants", self.terminal_grant),
             ("terminal-refused-patterns", self.refused_pattern),
+            ("alerts", self.alert),
+            ("alert-policies", self.alert_policy),
         ]:
             if f"{collection}/{placeholder}" in path:
                 return obj.pk
@@ -153,8 +165,30 @@ def build_world(people: People, recordings_dir, *, cluster_token: str = CLUSTER_
     refused_pattern = RefusedCommandPattern.objects.create(
         environment="test", kind="regex", pattern=r"^world-refused\b", created_by=people.ops
     )
+    channels = {
+        "project": Channel.objects.create(
+            project=people.project, name="orders-robot", kind="wecom", secret='{"key": "world-wecom-key"}'
+        ),
+        "ops": Channel.objects.create(
+            project=None, name="ops-mail", kind="email", config={"recipients": ["ops@example.com"]}
+        ),
+    }
+    alert = Alert.objects.create(
+        fingerprint="00000000000000aa",
+        starts_at=timezone.now(),
+        status="firing",
+        alertname="ErrorRatioHigh",
+        project=people.project,
+        environment="prod",
+        labels={"alertname": "ErrorRatioHigh", "project": people.project.name, "env": "prod"},
+    )
+    alert_policy = Policy.objects.create(project=people.project, environment="prod", severity="critical")
+    alert_policy.channels.set([channels["project"]])
     return World(
+        alert=alert,
+        channels=channels,
         people=people,
+        alert_policy=alert_policy,
         superuser=superuser,
         clusters=clusters,
         environments=environments,

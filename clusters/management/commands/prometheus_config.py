@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from clusters.choices import PrometheusConfigStatus
+from clusters.services.alert_rules import alert_rules_apply_all
 from clusters.services.monitoring_config import (
     ConfigRejected,
     prometheus_config_apply,
@@ -13,7 +14,8 @@ from clusters.services.monitoring_config import (
 class Command(BaseCommand):
     help = (
         "Print the Prometheus configuration the portal renders (--print), or write, check and reload it "
-        "(--apply; needs PROMETHEUS_CONFIG_FILE). Exits non-zero when the apply failed."
+        "(--apply; needs PROMETHEUS_CONFIG_FILE), with every environment's alert rule file. Exits non-zero "
+        "when the apply failed."
     )
 
     def add_arguments(self, parser):
@@ -39,4 +41,12 @@ class Command(BaseCommand):
         if state.status != PrometheusConfigStatus.APPLIED:
             raise CommandError(f"{state.get_status_display()}: {state.error}")
         target = settings.PROMETHEUS_CONFIG_FILE
-        self.stdout.write(f"Prometheus configuration applied ({state.config_sha256[:12]}) to {target}")
+        # A Prometheus set up anew (or a rules directory emptied) gets the environments' rules back.
+        written = alert_rules_apply_all(reason=options["reason"])
+        failed = {name or "reload": error for name, error in written.items() if error}
+        if failed:
+            raise CommandError(f"Alert rules not applied: {failed}")
+        self.stdout.write(
+            f"Prometheus configuration applied ({state.config_sha256[:12]}) to {target}, "
+            f"with the alert rules of {len(written)} environment(s)"
+        )

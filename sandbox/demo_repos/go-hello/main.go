@@ -1,6 +1,10 @@
 // go-hello is the sandbox's Go demo service: /healthz, Prometheus metrics (requests by code, a latency
 // histogram), one JSON log line per request, and a graceful stop on SIGTERM. Standard library only, so a
 // cold build needs nothing from the module proxy.
+//
+// Fault injection, for releasing a "bad" version: ERROR_RATIO (0..1) of the requests to / answer 500 and
+// EXTRA_LATENCY_MS delays each of them. A release swaps the image, not the environment, so when the
+// variables are unset the defaults below apply: a commit that changes them makes a bad release.
 package main
 
 import (
@@ -13,10 +17,18 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+)
+
+// The defaults of ERROR_RATIO and EXTRA_LATENCY_MS (see above).
+const (
+	defaultErrorRatio     = "0"
+	defaultExtraLatencyMs = "0"
 )
 
 var buckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
@@ -94,9 +106,41 @@ func envOr(name, fallback string) string {
 	return fallback
 }
 
-func newHandler(m *metrics, logger *slog.Logger, version string) http.Handler {
+// faults makes a fixed share of requests fail: request n fails when floor(n*ratio) grows, so 0.3 is exactly
+// 3 in every 10 requests, not 30% on average.
+type faults struct {
+	ratio   float64
+	latency time.Duration
+	served  atomic.Int64
+}
+
+func newFaults() *faults {
+	ratio, err := strconv.ParseFloat(envOr("ERROR_RATIO", defaultErrorRatio), 64)
+	if err != nil || ratio < 0 {
+		ratio = 0
+	}
+	ms, err := strconv.Atoi(envOr("EXTRA_LATENCY_MS", defaultExtraLatencyMs))
+	if err != nil || ms < 0 {
+		ms = 0
+	}
+	return &faults{ratio: min(ratio, 1), latency: time.Duration(ms) * time.Millisecond}
+}
+
+func (f *faults) fail() bool {
+	n := f.served.Add(1)
+	return int64(float64(n)*f.ratio) > int64(float64(n-1)*f.ratio)
+}
+
+func newHandler(m *metrics, logger *slog.Logger, version string, f *faults) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		if f.latency > 0 {
+			time.Sleep(f.latency)
+		}
+		if f.fail() {
+			http.Error(w, "injected error", http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "hello from go-hello %s\n", version)
 	})
@@ -127,7 +171,7 @@ func main() {
 	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("logger", "go-hello")
 	version := envOr("APP_VERSION", "dev")
 	addr := net.JoinHostPort("0.0.0.0", envOr("PORT", "8080"))
-	server := &http.Server{Addr: addr, Handler: newHandler(newMetrics(), logger, version), ReadHeaderTimeout: 10 * time.Second}
+	server := &http.Server{Addr: addr, Handler: newHandler(newMetrics(), logger, version, newFaults()), ReadHeaderTimeout: 10 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

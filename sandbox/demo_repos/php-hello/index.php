@@ -2,8 +2,15 @@
 // php-hello: the sandbox's PHP demo service, served by PHP's built-in server (`php -S`), which hands every
 // path that is not a file to this script. Each request runs in a fresh interpreter, so the Prometheus
 // counters live in a JSON file under the temp dir, updated under flock.
+//
+// Fault injection, for releasing a "bad" version: ERROR_RATIO (0..1) of the requests to / answer 500 and
+// EXTRA_LATENCY_MS delays each of them. A release swaps the image, not the environment, so when the
+// variables are unset the defaults below apply: a commit that changes them makes a bad release.
 
 declare(strict_types=1);
+
+const DEFAULT_ERROR_RATIO = '0';
+const DEFAULT_EXTRA_LATENCY_MS = '0';
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -36,6 +43,28 @@ function with_metrics(?callable $change): array
     flock($handle, LOCK_UN);
     fclose($handle);
     return $data;
+}
+
+function env_or(string $name, string $fallback): string
+{
+    $value = getenv($name);
+    return $value === false || $value === '' ? $fallback : $value;
+}
+
+/** Whether this request to / fails: request n fails when floor(n * ratio) grows, so 0.3 is exactly 3 in 10. */
+function injected_failure(): bool
+{
+    $ratio = min(max((float) env_or('ERROR_RATIO', DEFAULT_ERROR_RATIO), 0.0), 1.0);
+    if ($ratio <= 0.0) {
+        return false;
+    }
+    $served = 0;
+    with_metrics(function (array $data) use (&$served): array {
+        $data['root_served'] = ($data['root_served'] ?? 0) + 1;
+        $served = $data['root_served'];
+        return $data;
+    });
+    return (int) floor($served * $ratio) > (int) floor(($served - 1) * $ratio);
 }
 
 function render_metrics(array $data): string
@@ -105,6 +134,16 @@ switch ($path) {
         break;
     case '/':
     case '/index.php':
+        $latency = max((int) env_or('EXTRA_LATENCY_MS', DEFAULT_EXTRA_LATENCY_MS), 0);
+        if ($latency > 0) {
+            usleep($latency * 1000);
+        }
+        if (injected_failure()) {
+            http_response_code(500);
+            header('Content-Type: text/plain; charset=utf-8');
+            echo "injected error\n";
+            break;
+        }
         header('Content-Type: text/plain; charset=utf-8');
         echo 'hello from php-hello ' . (getenv('APP_VERSION') ?: 'dev') . ' on PHP ' . PHP_VERSION . "\n";
         break;

@@ -16,6 +16,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * java-hello: the sandbox's Java demo service, shaped like the company's Spring Boot services without Spring.
@@ -25,10 +26,22 @@ import java.util.concurrent.atomic.AtomicInteger;
  * /admin/slow-health?enabled=true) makes the health endpoints answer after 1.5 s, which a 1 s probe timeout
  * fails. It prints its maximum heap and CPU count at start, so a test can see whether the JVM sized them from
  * the container's limits.
+ *
+ * <p>Fault injection, for releasing a "bad" version: ERROR_RATIO (0..1) of the requests to / answer 500 and
+ * EXTRA_LATENCY_MS delays each of them. A release swaps the image, not the environment, so when the variables
+ * are unset the defaults below apply: a commit that changes them makes a bad release.
  */
 public final class App {
     static final double[] BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
     static final long SLOW_HEALTH_MILLIS = 1500;
+    static final String DEFAULT_ERROR_RATIO = "0";
+    static final String DEFAULT_EXTRA_LATENCY_MS = "0";
+
+    private final double errorRatio = Math.min(Math.max(Double.parseDouble(
+            System.getenv().getOrDefault("ERROR_RATIO", DEFAULT_ERROR_RATIO).trim()), 0), 1);
+    private final long extraLatencyMillis = Math.max(intEnv("EXTRA_LATENCY_MS",
+            Integer.parseInt(DEFAULT_EXTRA_LATENCY_MS)), 0);
+    private final AtomicLong rootServed = new AtomicLong();
 
     private final AtomicBoolean slowHealth;
     private final AtomicInteger inFlight = new AtomicInteger();
@@ -138,7 +151,17 @@ public final class App {
             }
             case "/" -> {
                 type = "text/plain; charset=utf-8";
-                body = "hello from java-hello " + System.getenv().getOrDefault("APP_VERSION", "dev") + "\n";
+                if (extraLatencyMillis > 0) {
+                    sleep(extraLatencyMillis);
+                }
+                // Request n fails when floor(n * ratio) grows, so 0.3 is exactly 3 in every 10 requests.
+                long n = rootServed.incrementAndGet();
+                if ((long) Math.floor(n * errorRatio) > (long) Math.floor((n - 1) * errorRatio)) {
+                    status = 500;
+                    body = "injected error\n";
+                } else {
+                    body = "hello from java-hello " + System.getenv().getOrDefault("APP_VERSION", "dev") + "\n";
+                }
             }
             default -> {
                 status = 404;
