@@ -3,6 +3,7 @@
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -108,9 +109,37 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+_EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_PORT = 10000
+
+
+def _ephemeral_port_floor() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port on ``host`` that nothing listens on now, chosen below the kernel's ephemeral range.
+
+    A server is started some time after its port is chosen. A port from ``bind(0)`` lies in the ephemeral
+    range, which the kernel also hands out as the source port of outgoing connections, and the suite makes
+    thousands of those: CI once lost kube-apiserver to "bind: address already in use" that way. Ports
+    below the range are never taken implicitly, so only another explicit bind can race us.
+    """
+    ceiling = _ephemeral_port_floor()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(_LOWEST_PORT, ceiling)
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # a crowded range: fall back to what the kernel offers
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 

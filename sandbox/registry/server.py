@@ -6,7 +6,6 @@ import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+
+from sandbox.procs import free_port
 
 DEFAULT_BINARY = "/usr/bin/docker-registry"
 _READY_TIMEOUT_SECONDS = 20.0
@@ -35,13 +36,6 @@ def _die_with_parent() -> None:
     # the kernel terminates the registry instead of leaving it bound to the port.
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    # The registry cannot be told to pick a port itself, so there is a small race; loopback keeps it harmless.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class RegistryServer:

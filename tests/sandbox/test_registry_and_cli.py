@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from sandbox.registry import RegistryServer, find_binary
-from sandbox.registry.server import free_port
+from sandbox.procs import free_port
 from tests.fixtures.standins import DEMO_REPOS, REPO_ROOT, require, require_tools
 
 pytestmark = pytest.mark.standins
