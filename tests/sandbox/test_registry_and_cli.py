@@ -16,8 +16,8 @@ import jenkins
 import pytest
 import requests
 
-from sandbox.registry import RegistryServer, find_binary
 from sandbox.procs import free_port
+from sandbox.registry import RegistryServer, find_binary
 from tests.fixtures.standins import DEMO_REPOS, REPO_ROOT, require, require_tools
 
 pytestmark = pytest.mark.standins
