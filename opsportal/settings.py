@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "axes",
     "projects",
     "clusters",
+    "configs",
     "deploys",
     "observability",
     "alerting",
@@ -368,6 +369,11 @@ GRAFANA_DATASOURCE_NAME = env_str("GRAFANA_DATASOURCE_NAME", "OpsPortal Promethe
 GRAFANA_PROMETHEUS_URL = env_str("GRAFANA_PROMETHEUS_URL", "") or env_str("PROMETHEUS_URL", "")
 # A sync that waits in pending (Grafana was down through its retries) is tried again after this long.
 GRAFANA_SYNC_RETRY_SECONDS = env_int("GRAFANA_SYNC_RETRY_SECONDS", 120)
+
+# Configuration: Apollo's portal, whose Open API the configs app drives (each project has its own token in
+# its Apollo settings). Empty: Apollo is off and the project pages say what to set.
+APOLLO_PORTAL_URL = env_str("APOLLO_PORTAL_URL", "").rstrip("/")
+APOLLO_TIMEOUT_SECONDS = env_int("APOLLO_TIMEOUT_SECONDS", 15)
 
 # Alerting: chat robots. Where the DingTalk custom robots and WeCom group robots are called; the access
 # tokens, signing secrets and keys belong to each channel. Tests and `make run` point these at the

@@ -18,6 +18,7 @@ api_patterns = [
     path("", include("projects.api_urls")),
     path("", include("observability.api_urls")),
     path("", include("clusters.api.urls")),
+    path("", include("configs.api_urls")),
     path("", include("deploys.api.urls")),
     path("", include("alerting.api_urls")),
 ]
@@ -53,6 +54,7 @@ urlpatterns = [
     ),
     path("audit/", include("observability.urls")),
     path("", include("clusters.urls")),
+    path("", include("configs.urls")),
     path("", include("deploys.urls")),
     path("", include("alerting.urls")),
     path("admin/", admin.site.urls),

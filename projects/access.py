@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
-from projects.choices import OPS_GROUP, QA_GROUP, Role
+from projects.choices import OPS_GROUP, QA_GROUP, Environment, Role
 from projects.models import ProdTerminalGrant, Project, ProjectMember
 
 
@@ -155,3 +155,39 @@ def visible_projects(user: AnyUser) -> QuerySet[Project]:
     if is_ops(user) or is_qa(user):
         return Project.objects.all()
     return Project.objects.filter(members__user=user).distinct()
+
+
+def apollo_access(
+    user: AnyUser,
+    project: Project,
+    environment: str,
+    *,
+    edit: bool = False,
+    owner_may_edit_prod: bool = False,
+) -> bool:
+    """The one rule for a project's Apollo configuration in one environment (its items, releases and
+    rollbacks): every member reads test and prod; developers, owners and ops change test; prod is ops',
+    and the owners' too when ops turned ``owner_may_edit_prod`` on in the project's Apollo settings
+    (configs sits above projects, so its caller passes the flag). Testers, viewers and global QA read.
+
+    Http404 for someone who may not see the project and for an unknown environment; PermissionDenied when
+    ``edit`` is asked and not allowed. Returns whether the user may change the configuration there."""
+    actions = allowed_actions(user, project)
+    if Action.VIEW not in actions:
+        raise Http404("No such project.")
+    if environment not in Environment.values:
+        raise Http404("No such environment.")
+    if is_ops(user):
+        may_edit = True
+    else:
+        member = membership(user, project)
+        role = member.role if member is not None else None
+        if environment == Environment.TEST:
+            may_edit = role in (Role.OWNER, Role.DEVELOPER)
+        else:
+            may_edit = role == Role.OWNER and owner_may_edit_prod
+    if edit and not may_edit:
+        raise PermissionDenied(
+            f"You may not change the Apollo configuration of {project.name} in {environment}."
+        )
+    return may_edit

@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fixtures.alerting",
     "tests.fixtures.alertmanager",
     "tests.fixtures.apollo",
+    "tests.fixtures.configs",
 ]
 
 

@@ -1,6 +1,7 @@
 """The import graph shows one direction: each package imports only its own layer or lower ones.
 
-    integrations < opsportal (kernel) < observability < projects < clusters < deploys < alerting < wiring
+    integrations < opsportal (kernel) < observability < projects < clusters < configs < deploys < alerting
+    < wiring
 
 The wiring (settings, URLs, ASGI/Celery apps, routing, the portal-wide pages and API) may import any app.
 Nothing in the application imports ``sandbox``; the sandbox and the tests may import anything.
@@ -17,6 +18,7 @@ LAYERS = [
     "observability",
     "projects",
     "clusters",
+    "configs",
     "deploys",
     "alerting",
     "wiring",
@@ -46,7 +48,16 @@ MODULE_LAYERS: dict[str, str] = {
     "observability.revocation": "projects",
     "observability.consumers": "projects",
 }
-APPLICATION = ["integrations", "opsportal", "observability", "projects", "clusters", "deploys", "alerting"]
+APPLICATION = [
+    "integrations",
+    "opsportal",
+    "observability",
+    "projects",
+    "clusters",
+    "configs",
+    "deploys",
+    "alerting",
+]
 
 
 def _module_name(path: Path) -> str:
