@@ -120,6 +120,9 @@ RELEASE = "projects/<str:name>/releases/<int:pk>/"
 API_RELEASE = "api/projects/<str:name>/releases/<int:pk>/"
 CHANNELS = "projects/<str:name>/channels/"
 CHANNEL = CHANNELS + "<int:pk>/"
+# One Apollo namespace of the project; the world's settings do not let owners edit prod.
+APOLLO = "projects/<str:name>/apollo/<str:environment>/<str:namespace>/"
+API_APOLLO = "api/" + APOLLO
 
 
 def _record(environment: str):
@@ -232,6 +235,14 @@ POLICY: list[Rule] = [
     *project(CHANNEL + "edit/", "GET POST", OWNERS),
     *project(CHANNEL + "delete/", "POST", OWNERS),
     *project(CHANNEL + "test/", "POST", OWNERS),
+    *project("projects/<str:name>/apollo/", "GET"),
+    *project("projects/<str:name>/apollo/settings/", "GET POST", OWNERS),
+    *per_environment(APOLLO, "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(APOLLO + "items/new/", "POST", test=FILERS, prod=OPS),
+    *per_environment(APOLLO + "items/edit/", "POST", test=FILERS, prod=OPS),
+    *per_environment(APOLLO + "items/delete/", "POST", test=FILERS, prod=OPS),
+    *per_environment(APOLLO + "release/", "POST", test=FILERS, prod=OPS),
+    *per_environment(APOLLO + "rollback/", "POST", test=FILERS, prod=OPS),
     # --- the API -------------------------------------------------------------------------------------
     *signed_in("api/me/", "GET"),
     *signed_in("api/worker-ping/", "POST"),
@@ -258,6 +269,15 @@ POLICY: list[Rule] = [
     *project("api/" + CHANNEL, "PATCH DELETE", OWNERS),
     *project("api/" + CHANNEL + "test/", "POST", OWNERS),
     *project("api/" + CHANNEL + "deliveries/", "GET"),
+    *project("api/projects/<str:name>/apollo/settings/", "GET"),
+    *project("api/projects/<str:name>/apollo/settings/", "PATCH", OWNERS),
+    *per_environment(API_APOLLO, "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(API_APOLLO + "items/", "POST", test=FILERS, prod=OPS),
+    *per_environment(API_APOLLO + "items/<path:key>", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(API_APOLLO + "items/<path:key>", "PUT DELETE", test=FILERS, prod=OPS),
+    *per_environment(API_APOLLO + "releases/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(API_APOLLO + "releases/", "POST", test=FILERS, prod=OPS),
+    *per_environment(API_APOLLO + "rollback/", "POST", test=FILERS, prod=OPS),
     *ops_only("api/clusters/", "GET POST"),
     *ops_only("api/clusters/<int:pk>/", "GET PUT PATCH"),
     *ops_only("api/clusters/<int:pk>/test-connection/", "POST"),

@@ -32,6 +32,7 @@ WRONG_PASSWORD = "planted-Wrong-passw0rd-21f7d9"
 DINGTALK_TOKEN = "planted-dingtalk-token-5e0b3c"
 DINGTALK_SECRET = "SECplanted-dingtalk-secret-a41f"
 WECOM_KEY = "planted-wecom-key-93d1e7"
+APOLLO_TOKEN = "planted-apollo-token-e71f0c"
 READERS = ("ops", "superuser", "owner", "developer")
 
 
@@ -210,6 +211,28 @@ def test_planted_secrets_never_show(client, world, settings, caplog, django_capt
         )
         assert added.status_code == 302, added.content.decode()[:500]
 
+        # The project's Apollo Open API token: through the API (owner), then a settings form that comes
+        # back with an error (ops).
+        client.force_login(people.owner)
+        apollo = client.patch(
+            "/api/projects/orders/apollo/settings/", {"token": APOLLO_TOKEN}, content_type="application/json"
+        )
+        assert apollo.status_code == 200, apollo.content
+        answers.append(("PATCH apollo settings", apollo.content.decode()))
+        client.force_login(people.ops)
+        apollo_page = client.post(
+            "/projects/orders/apollo/settings/",
+            {
+                "app_id": "not valid!",
+                "namespaces": "application",
+                "test_env": "FAT",
+                "prod_env": "PRO",
+                "token": APOLLO_TOKEN,
+            },
+        )
+        assert apollo_page.status_code == 400
+        answers.append(("POST apollo settings (invalid)", apollo_page.content.decode()))
+
     sweep = Sweep(
         {
             "secret env value": SECRET_ENV_VALUE,
@@ -227,6 +250,8 @@ def test_planted_secrets_never_show(client, world, settings, caplog, django_capt
             "DingTalk signing secret": DINGTALK_SECRET,
             "WeCom key": WECOM_KEY,
             "world channel key": "world-wecom-key",
+            "Apollo token": APOLLO_TOKEN,
+            "world Apollo token": world.apollo.token,
         }
     )
     assert world.clusters["test"].credential  # planted when the world was built

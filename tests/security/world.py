@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from alerting.models import Alert, Channel, Policy
 from clusters.models import Cluster, ConfigChange, ProjectEnvironment, RefusedCommandPattern, TerminalSession
+from configs.models import ApolloSettings
 from deploys.models import BuildRecipe, DeploymentRecord, OnboardingTicket, Release
 from projects.models import ProdTerminalGrant
 from tests.fixtures.clusters import VALID_REQUEST
@@ -20,6 +21,8 @@ from tests.fixtures.people import PASSWORD, People
 # Nothing listens on the discard port: connections are refused at once.
 UNREACHABLE_API = "https://127.0.0.1:9"
 CLUSTER_TOKEN = "planted-cluster-token-7c41e0a9b2"
+# The world's Apollo settings: no APOLLO_PORTAL_URL in the tests' settings, so nothing is ever called.
+APOLLO_TOKEN = "planted-apollo-token-5b0c9e21d4"
 
 
 @dataclass
@@ -41,6 +44,7 @@ class World:
     # Alert channels: the project's ("project") and a portal-wide one ("ops").
     channels: dict[str, Channel] = field(default_factory=dict)
     alert_policy: Policy | None = None
+    apollo: ApolloSettings | None = None
 
     def example_values(self) -> dict:
         """What a URL's named arguments are, for objects of this world."""
@@ -53,6 +57,8 @@ class World:
             # A silence Alertmanager does not have (the world has no Alertmanager: the API answers 502).
             "silence_id": "6f1c6a51-5d0e-4b8b-9a3b-7c1f3e1d2a4b",
             "rule": "ErrorRatioHigh",
+            "namespace": "application",
+            "key": "timeout",
         }
 
     def pk_in(self, path: str, placeholder: str) -> int | None:
@@ -184,7 +190,9 @@ def build_world(people: People, recordings_dir, *, cluster_token: str = CLUSTER_
     )
     alert_policy = Policy.objects.create(project=people.project, environment="prod", severity="critical")
     alert_policy.channels.set([channels["project"]])
+    apollo = ApolloSettings.objects.create(project=people.project, app_id="orders", token=APOLLO_TOKEN)
     return World(
+        apollo=apollo,
         alert=alert,
         channels=channels,
         people=people,
@@ -206,4 +214,5 @@ def build_world(people: People, recordings_dir, *, cluster_token: str = CLUSTER_
 @pytest.fixture
 def world(people, settings, tmp_path) -> World:
     settings.TERMINAL_RECORDINGS_DIR = tmp_path
+    settings.APOLLO_PORTAL_URL = ""  # the world's Apollo settings point nowhere: no call leaves the test
     return build_world(people, tmp_path)
