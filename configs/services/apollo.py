@@ -512,7 +512,7 @@ def config_rollback(
             "ids": ", ".join(f"#{i}" for i in undone) or "—",
         }
         if failure is not None:
-            text = f"{done} {_('Then:')} {failure}"
+            text = _("%(done)s Then: %(cause)s") % {"done": done, "cause": failure}
         else:
             text = (
                 done

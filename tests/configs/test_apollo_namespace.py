@@ -486,3 +486,17 @@ def test_other_code_applies_a_change_set_and_reads_the_current_release(people, a
     assert again > release_id and apollo_project.latest()["configurations"] == {"a": "1"}
     assert [e.changes["key"] for e in _audits("apollo.item.update")] == ["a", "a"]
     assert len(_audits("apollo.release")) == 2
+
+
+def test_the_pages_speak_chinese(client, people, apollo_project):
+    apollo_project.edit_outside("feature.x", "off")
+    client.force_login(people.developer)
+    client.post("/language/", {"language": "zh-hans", "next": "/"})
+    page = client.get(PAGE).content.decode()
+    assert "Apollo 配置" in page and "新增配置项" in page and "尚未发布的变更" in page
+    version = _version(page, "feature.x")
+    apollo_project.edit_outside("feature.x", "on")
+    refused = client.post(PAGE + "items/edit/", {"key": "feature.x", "version": version, "value": "x"})
+    assert refused.status_code == 409
+    assert f"feature.x 在你加载页面之后被 {OUTSIDE_USER}" in refused.content.decode()
+    assert "Apollo AppId" in client.get("/projects/orders/apollo/").content.decode()
