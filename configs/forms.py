@@ -1,6 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from configs.masking import is_secret_key
 from configs.services.apollo import MAX_COMMENT, MAX_KEY, MAX_RELEASE_COMMENT, MAX_ROLLBACK_STEPS, MAX_TITLE
 from opsportal.forms import WriteOnlyTextarea
 
@@ -85,6 +86,9 @@ class ItemCreateForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if is_secret_key(self.data.get("key", "")):
+            # Refused and shown again (the key exists, Apollo said no): a secret's value is not echoed.
+            self.fields["value"].widget = WriteOnlyTextarea(attrs={"rows": 2, "autocomplete": "off"})
         _style(self, small=True)
 
 

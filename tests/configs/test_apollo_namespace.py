@@ -227,6 +227,10 @@ def test_secret_looking_values_never_come_back_and_are_write_only(client, people
     answers += [replaced.content.decode(), release.content.decode(), dev.get(API).content.decode()]
     answers.append(client.get(PAGE).content.decode())
     answers.append(client.get("/projects/orders/?tab=audit").content.decode())
+    # A refused new item (the key exists) comes back without the secret it was given.
+    again = client.post(PAGE + "items/new/", {"key": "db.password", "value": SECRET, "comment": ""})
+    assert again.status_code == 409 and "already exists" in again.content.decode()
+    answers.append(again.content.decode())
 
     for text in answers:
         assert SECRET not in text
