@@ -152,6 +152,18 @@ def _status(exc) -> int:
     return 400
 
 
+def _unseen_errors(form, *, everything: bool) -> str:
+    """The refusals the page shows above the namespace: those a form cannot show beside a field of its
+    own (not about one field, or about a hidden one), or all of them for a form the page does not
+    render again (a rollback's)."""
+    unseen = []
+    for field, errors in form.errors.items():
+        shown = field in form.fields and not form.fields[field].widget.is_hidden
+        if everything or not shown:
+            unseen += [str(e) for e in errors]
+    return " ".join(unseen)
+
+
 def _act(request, name, environment, namespace, *, slot, form, run, done):
     """Check the right, validate, run the service, and answer: the section (HTMX), a redirect, or the page
     with the refusal in place. ``slot`` names where the bound form goes back (see ``_context``)."""
@@ -159,27 +171,24 @@ def _act(request, name, environment, namespace, *, slot, form, run, done):
         user=request.user, name=name, environment=environment, namespace=namespace, edit=True
     )
     form = form(request.POST)
-    status, error, notice = 400, "", ""
+    status = 400
     if form.is_valid():
         try:
             outcome = run(target, form.cleaned_data)
         except (ValidationError, StateConflict, ConfigError) as exc:
             status = _status(exc)
-            if isinstance(exc, ConfigError):
-                form.add_error(None, str(exc))
-                error = str(exc)
-            else:
+            if isinstance(exc, ValidationError):
                 add_service_errors(form, exc)
-                error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            else:
+                form.add_error(None, str(exc))
         else:
             notice = done(outcome) if callable(done) else done
             if not request.htmx:
                 messages.success(request, notice)
                 return redirect(_page_url(target))
             return render(request, SECTION, _context(request, target, notice=notice))
-    else:
-        error = " ".join(e for errors in form.errors.values() for e in errors)
     slot = slot(form) if callable(slot) else slot
+    error = _unseen_errors(form, everything=slot == "rollback")
     context = _context(request, target, bound={slot: form}, error=error)
     # HTMX swaps only 2xx answers: a refusal comes back as 200 with the refusal shown in its place.
     return render(request, SECTION if request.htmx else PAGE, context, status=200 if request.htmx else status)
