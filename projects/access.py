@@ -4,7 +4,8 @@ Every page, API endpoint and WebSocket consumer asks here. Someone who may not e
 gets a 404 (it is not revealed that the project exists); a member lacking a permission gets 403.
 The same rule holds for what only ops may see (clusters, build recipes): 404 for everyone else; a
 right only ops have on something everyone sees (creating a project in the list) is a 403. A project
-environment is reached through ``clusters.environment.environment_get`` only.
+environment is reached through ``clusters.environment.environment_get`` only; a project's Apollo
+configuration through ``apollo_access`` (via ``configs.selectors.apollo_target``).
 """
 
 from enum import StrEnum
