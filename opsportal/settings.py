@@ -369,6 +369,11 @@ GRAFANA_PROMETHEUS_URL = env_str("GRAFANA_PROMETHEUS_URL", "") or env_str("PROME
 # A sync that waits in pending (Grafana was down through its retries) is tried again after this long.
 GRAFANA_SYNC_RETRY_SECONDS = env_int("GRAFANA_SYNC_RETRY_SECONDS", 120)
 
+# Config: Apollo's portal Open API (per-project app id, envs and an encrypted consumer token live in the
+# database). An empty APOLLO_PORTAL_URL turns Apollo off; each call gives up after APOLLO_TIMEOUT_SECONDS.
+APOLLO_PORTAL_URL = env_str("APOLLO_PORTAL_URL", "").rstrip("/")
+APOLLO_TIMEOUT_SECONDS = env_int("APOLLO_TIMEOUT_SECONDS", 15)
+
 # Alerting: chat robots. Where the DingTalk custom robots and WeCom group robots are called; the access
 # tokens, signing secrets and keys belong to each channel. Tests and `make run` point these at the
 # sandbox's stand-in (sandbox/chatrobots).
