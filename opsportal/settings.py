@@ -370,8 +370,8 @@ GRAFANA_PROMETHEUS_URL = env_str("GRAFANA_PROMETHEUS_URL", "") or env_str("PROME
 # A sync that waits in pending (Grafana was down through its retries) is tried again after this long.
 GRAFANA_SYNC_RETRY_SECONDS = env_int("GRAFANA_SYNC_RETRY_SECONDS", 120)
 
-# Configuration: Apollo's portal, whose Open API the configs app drives (each project has its own token in
-# its Apollo settings). Empty: Apollo is off and the project pages say what to set.
+# Config: Apollo's portal Open API (per-project app id, envs and an encrypted consumer token live in the
+# database). An empty APOLLO_PORTAL_URL turns Apollo off; each call gives up after APOLLO_TIMEOUT_SECONDS.
 APOLLO_PORTAL_URL = env_str("APOLLO_PORTAL_URL", "").rstrip("/")
 APOLLO_TIMEOUT_SECONDS = env_int("APOLLO_TIMEOUT_SECONDS", 15)
 

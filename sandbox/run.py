@@ -201,6 +201,7 @@ def main() -> int:
     alertmanager = None
     grafana = None
     alert_standins = None
+    apollo = None
     if os.environ.get("OPSPORTAL_SANDBOX", "1") != "0":
         from sandbox import services
 
@@ -236,6 +237,10 @@ def main() -> int:
                 "(the first build takes several minutes; progress on the Clusters page).",
                 flush=True,
             )
+        if not os.environ.get("APOLLO_PORTAL_URL"):  # an Apollo portal of your own wins
+            apollo = services.ApolloService(settings.VAR_DIR / "sandbox" / "apollo")
+            env.update(apollo.start())
+            print(apollo.describe(), flush=True)
         if not os.environ.get("DINGTALK_WEBHOOK_BASE"):  # receivers of your own win
             alert_standins = services.AlertStandins()
             env.update(alert_standins.start())
@@ -333,6 +338,8 @@ def main() -> int:
             pipeline.stop()
         if grafana is not None:
             grafana.stop()
+        if apollo is not None:
+            apollo.stop()
         (settings.VAR_DIR / "run.pid").unlink(missing_ok=True)
         lock.close()
 

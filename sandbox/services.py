@@ -260,3 +260,53 @@ class AlertStandins:
         for server in (self.robots, self.mail, self.sms):
             with contextlib.suppress(Exception):
                 server.stop()
+
+
+# Apollo envs the demo projects map to (test → FAT, prod → PRO, Apollo's usual names).
+APOLLO_DEMO_ENVS = {"test": "FAT", "prod": "PRO"}
+
+
+class ApolloService:
+    """The Apollo stand-in for `make run`, serving from this process: Apollo's default user and the demo
+    users (the portal records its user as Apollo's operator, so they must exist in Apollo), an app per demo
+    project with the namespace ``application`` in FAT and PRO, and one consumer token granted them all.
+    The token and the state live under ``root``, so a token saved in a project and its releases outlive a
+    restart."""
+
+    def __init__(self, root: Path) -> None:
+        import secrets
+
+        from sandbox.apollo import ApolloStandin
+        from sandbox.seed import DEMO_USERS
+
+        root.mkdir(parents=True, exist_ok=True)
+        token_file = root / "token"
+        if not token_file.exists():
+            token_file.write_text(secrets.token_hex(20))  # Apollo's consumer tokens are 40 hex characters
+            token_file.chmod(0o600)
+        self.token = token_file.read_text().strip()
+        self.standin = ApolloStandin(["apollo", *DEMO_USERS], state_file=root / "state.json")
+        for user in ("apollo", *DEMO_USERS):
+            self.standin.add_user(user)
+        for project in DEMO_PROJECTS:
+            self.standin.add_app(project, envs=APOLLO_DEMO_ENVS.values())
+        self.standin.add_consumer(self.token, {project: "*" for project in DEMO_PROJECTS})
+
+    @property
+    def url(self) -> str:
+        return self.standin.url
+
+    def start(self) -> dict[str, str]:
+        self.standin.start()
+        return {"APOLLO_PORTAL_URL": self.standin.url}
+
+    def describe(self) -> str:
+        mapping = ", ".join(f"{env} → {apollo}" for env, apollo in APOLLO_DEMO_ENVS.items())
+        return (
+            f"Sandbox: Apollo stand-in {self.standin.url} (Open API token {self.token}; apps "
+            f"{', '.join(DEMO_PROJECTS)}, cluster default, namespace application; envs {mapping})"
+        )
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.standin.stop()

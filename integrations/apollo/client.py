@@ -138,10 +138,10 @@ def item_path(ref: NamespaceRef, key: str) -> str:
         return f"{base}/items/{key}"
     standard = base64.b64encode(key.encode()).decode()
     if "/" not in standard:
-        return f"{base}/encodedItems/{_segment(standard)}"
+        return f"{base}/encodedItems/{standard}"  # "+" and "=" are plain path characters
     if not _PATH_BREAKERS.intersection(key):
         return f"{base}/items/{_segment(key)}"
-    return f"{base}/encodedItems/{_segment(base64.urlsafe_b64encode(key.encode()).decode())}"
+    return f"{base}/encodedItems/{base64.urlsafe_b64encode(key.encode()).decode()}"
 
 
 def _body(response: requests.Response) -> dict[str, Any]:

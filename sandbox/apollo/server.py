@@ -214,12 +214,13 @@ def _without_nulls(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def _normalise_grants(grants: Any) -> Any:
-    """Rights as sorted lists (JSON); ``"*"`` kept as is at any level."""
+def _normalise_grants(grants: Any, depth: int = 0) -> Any:
+    """Envs (the second level) in upper case, as Apollo names them; rights as sorted lists (JSON); ``"*"``
+    kept as is at any level."""
     if grants == "*":
         return "*"
     if isinstance(grants, dict):
-        return {str(k): _normalise_grants(v) for k, v in grants.items()}
+        return {(k.upper() if depth == 1 else k): _normalise_grants(v, depth + 1) for k, v in grants.items()}
     rights = set(grants)
     if not rights <= RIGHTS:
         raise ValueError(f"unknown rights {sorted(rights - RIGHTS)}; use {sorted(RIGHTS)}")
@@ -282,6 +283,7 @@ class ApolloStandin(ThreadedStandin):
         with self.lock:
             self.consumers[token].rate_limit = per_second
             self._windows.pop(token, None)
+            self.save()
 
     def add_app(
         self,
@@ -321,6 +323,7 @@ class ApolloStandin(ThreadedStandin):
                 for namespace in self.namespaces.values():
                     if namespace.env in envs:
                         namespace.lock_owner = None
+            self.save()
 
     def inject_fault(self, pattern: str, status: int = 500, count: int = 1, method: str | None = None, **kw):
         self.faults.inject(pattern, status, count, method, **kw)
