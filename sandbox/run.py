@@ -241,6 +241,10 @@ def main() -> int:
             apollo = services.ApolloService(settings.VAR_DIR / "sandbox" / "apollo")
             env.update(apollo.start())
             print(apollo.describe(), flush=True)
+            from sandbox.seed import seed_apollo_settings
+
+            if seeded := seed_apollo_settings(token=apollo.token, envs=services.APOLLO_DEMO_ENVS):
+                print(f"Sandbox: Apollo settings of {', '.join(seeded)} point at the stand-in", flush=True)
         if not os.environ.get("DINGTALK_WEBHOOK_BASE"):  # receivers of your own win
             alert_standins = services.AlertStandins()
             env.update(alert_standins.start())

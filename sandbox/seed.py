@@ -69,3 +69,29 @@ def seed_demo() -> dict[str, str]:
         )
         project_services.member_set(actor=users["admin"], project=project, user=users["qa"], role=Role.TESTER)
     return created
+
+
+@transaction.atomic
+def seed_apollo_settings(*, token: str, envs: dict[str, str]) -> list[str]:
+    """Point every demo project without Apollo settings at its app on the Apollo stand-in (app id = the
+    project's name, namespace ``application``, ``envs`` test/prod → Apollo env) with the stand-in's token.
+    Settings a person saved are left alone. Returns the projects set up now."""
+    from configs.models import ApolloSettings
+    from configs.services import apollo_settings_update
+
+    admin = get_user_model().objects.get(username="admin")
+    done = []
+    for project in Project.objects.filter(name__in=DEMO_PROJECTS):
+        if ApolloSettings.objects.filter(project=project).exists():
+            continue
+        apollo_settings_update(
+            actor=admin,
+            project=project,
+            app_id=project.name,
+            namespaces=["application"],
+            test_env=envs["test"],
+            prod_env=envs["prod"],
+            token=token,
+        )
+        done.append(project.name)
+    return done
