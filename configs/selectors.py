@@ -89,9 +89,7 @@ def apollo_client(row: ApolloSettings | None) -> ApolloClient:
     if row is None:
         raise ApolloNotConfigured(_("This project has no Apollo settings yet."), status=404)
     if not row.token:
-        raise ApolloNotConfigured(
-            _("The project's Apollo settings have no Open API token: set one."), status=409
-        )
+        raise ApolloNotConfigured(_("The project's Apollo settings have no Open API token: set one."))
     client = ApolloClient.for_token(row.token)
     if client is None:  # the setting went away between the two looks
         raise ApolloNotConfigured(_("Apollo is not configured on this portal: set APOLLO_PORTAL_URL."))

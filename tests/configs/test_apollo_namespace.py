@@ -424,6 +424,10 @@ def test_apollos_refusals_become_clear_messages(client, people, apollo_project, 
     unknown = ops.get(API)
     assert unknown.status_code == 502 and "(401)" in unknown.json()["detail"]
     assert "does not know the project&#x27;s Open API token" in client.get(PAGE).content.decode()
+    apollo_project.settings.token = ""
+    apollo_project.settings.save()
+    untokened = ops.get(API)
+    assert untokened.status_code == 502 and "no Open API token" in untokened.json()["detail"]
     apollo_project.settings.token = apollo_project.token
     apollo_project.settings.save()
 
