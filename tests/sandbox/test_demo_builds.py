@@ -99,6 +99,9 @@ def test_demo_is_built_by_its_languages_generic_recipe(sandbox_pipeline, name):
         assert "PATH=/opt/java/bin:/bin" in config["config"]["Env"]
     files = last_layer_files(sandbox_pipeline.registry.url, f"demo/{name}", digest)
     assert expected["file"] in files, sorted(files)[:50]
+    # The preStop hook's HTTP client, copied from the helper image's stage (OPSPORTAL_PRESTOP_HELPER_IMAGE).
+    assert f"pulling base image {sandbox_pipeline.prestop_helper_image}" in console
+    assert "opt/opsportal/bin/http-post" in files, sorted(files)[:50]
 
 
 def test_base_images_are_in_the_registry_and_named_for_the_portal(sandbox_pipeline):
@@ -112,6 +115,17 @@ def test_base_images_are_in_the_registry_and_named_for_the_portal(sandbox_pipeli
         assert config["os"] == "linux" and config["architecture"] == "amd64"
     assert "JAVA_HOME=/opt/java" in inspect_config(images["java"])["config"]["Env"]
     assert inspect_config(images["php"])["config"]["WorkingDir"] == "/var/www/html"
+
+
+def test_the_prestop_helper_image_holds_only_the_static_http_client(sandbox_pipeline):
+    helper = sandbox_pipeline.settings()["OPSPORTAL_PRESTOP_HELPER_IMAGE"]
+    assert helper == sandbox_pipeline.prestop_helper_image
+    assert helper.startswith(f"{sandbox_pipeline.registry.host}/sandbox/base/prestop-helper:")
+    repository, digest_or_tag = helper.split("/", 1)[1].rsplit(":", 1)
+    files = last_layer_files(sandbox_pipeline.registry.url, repository, digest_or_tag)
+    assert {name for name in files if name and not name.endswith(("opt", "opsportal", "bin"))} == {
+        "opt/opsportal/bin/http-post"
+    }
 
 
 ROW = re.compile(r"<tr><td>([^<]+)</td><td>[^<]*</td><td class=\"base-image\">(.*?)</td>", re.S)
