@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.prometheus",
     "tests.fixtures.alerting",
     "tests.fixtures.alertmanager",
+    "tests.fixtures.eureka",
 ]
 
 

@@ -53,6 +53,7 @@ class World:
             # A silence Alertmanager does not have (the world has no Alertmanager: the API answers 502).
             "silence_id": "6f1c6a51-5d0e-4b8b-9a3b-7c1f3e1d2a4b",
             "rule": "ErrorRatioHigh",
+            "instance": "10.0.1.7:orders:8080",  # a Eureka instance id
         }
 
     def pk_in(self, path: str, placeholder: str) -> int | None:
