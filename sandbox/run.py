@@ -215,6 +215,8 @@ def main() -> int:
         )
         bases = ", ".join(f"{language} {image}" for language, image in pipeline.base_images.items())
         print(f"Sandbox: base images (OPSPORTAL_BASE_IMAGES) {bases}", flush=True)
+        helper = pipeline.prestop_helper_image or "not built (gcc missing)"
+        print(f"Sandbox: preStop helper image (OPSPORTAL_PRESTOP_HELPER_IMAGE) {helper}", flush=True)
         kube_dir = None
         # Before the cluster: its registration hands the Eureka server the pods' gateway.
         eureka = services.SandboxEureka(settings.VAR_DIR / "sandbox" / "eureka")
