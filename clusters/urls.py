@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters.views import alert_rules, clusters, environments, monitoring, terminal
+from clusters.views import alert_rules, clusters, environments, eureka, monitoring, terminal
 
 _ENV = "projects/<str:name>/env/<str:environment>/"
 
@@ -32,6 +32,8 @@ urlpatterns = [
     path(
         f"{_ENV}config/changes/<int:pk>/", environments.config_change_detail, name="environment-config-change"
     ),
+    path(f"{_ENV}eureka/", eureka.eureka_section, name="environment-eureka"),
+    path(f"{_ENV}eureka/<str:instance>/status/", eureka.eureka_status, name="environment-eureka-status"),
     path(f"{_ENV}alert-rules/", alert_rules.alert_rules_page, name="environment-alert-rules"),
     path(f"{_ENV}alert-rules/<str:rule>/", alert_rules.alert_rule_save, name="environment-alert-rule"),
     path(f"{_ENV}terminal/", terminal.terminal_page, name="terminal"),

@@ -31,6 +31,8 @@ class TicketPreview:
     error: str = ""
     compare_error: str = ""
     cluster: Cluster | None = None
+    # How a pod stops: the worst-case stale window and its parts, the preStop wait, the grace period.
+    stop_budget: manifests.StopBudget | None = None
 
 
 def ticket_preview(*, ticket: OnboardingTicket) -> TicketPreview:
@@ -40,11 +42,13 @@ def ticket_preview(*, ticket: OnboardingTicket) -> TicketPreview:
     if preview.cluster is not None and ticket.cluster_id is None:
         ticket.cluster = preview.cluster  # for the namespace template; not saved
     try:
-        rendered = manifests.render(services.ticket_spec(ticket))
+        spec = services.ticket_spec(ticket)
+        rendered = manifests.render(spec)
     except ValidationError as exc:
         preview.error = "; ".join(exc.messages)
         return preview
     preview.guardrails = rendered.guardrails
+    preview.stop_budget = manifests.stop_budget(spec)
     secrets = secret_env.load(ticket.secret_env)
     # Filled so the dry run compares the real values; every object is shown through the redaction.
     objects = [

@@ -25,6 +25,18 @@ _PACKAGE = """printf '%s\\n' "$DOCKERFILE" > Dockerfile
 echo "==> Building and pushing $IMAGE"
 "${IMAGE_BUILDER:?the build agent must set IMAGE_BUILDER (build CONTEXT and push IMAGE)}" . "$IMAGE"
 """
+# Every generic Dockerfile starts with the preStop helper's stage and copies its static HTTP client, so the
+# hook can set the Eureka status override in images that have neither curl nor wget (deploys/prestop).
+PRESTOP_STAGE = "opsportal-prestop"
+
+
+def _generic(rest: str) -> str:
+    return (
+        f"FROM {{{{ prestop_helper_image }}}} AS {PRESTOP_STAGE}\n"
+        "FROM {{ base_image }}\n"
+        f"COPY --from={PRESTOP_STAGE} /opt/opsportal/bin/http-post /opt/opsportal/bin/http-post\n" + rest
+    )
+
 
 DEFAULT_RECIPES: dict[str, dict[str, str]] = {
     "go": {
@@ -33,12 +45,13 @@ DEFAULT_RECIPES: dict[str, dict[str, str]] = {
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/app .
 """
         + _PACKAGE,
-        "dockerfile": """FROM {{ base_image }}
-COPY bin/app /app/app
+        "dockerfile": _generic(
+            """COPY bin/app /app/app
 EXPOSE {{ port }}
 USER 65534:65534
 ENTRYPOINT ["/app/app"]
-""",
+"""
+        ),
     },
     "java": {
         "build_shell": _CHECKOUT
@@ -47,25 +60,27 @@ mvn -B -q -DskipTests package
 cp "$(ls target/*.jar | grep -v -e '-sources' -e '-javadoc' | head -n 1)" app.jar
 """
         + _PACKAGE,
-        "dockerfile": """FROM {{ base_image }}
-COPY app.jar /app/app.jar
+        "dockerfile": _generic(
+            """COPY app.jar /app/app.jar
 EXPOSE {{ port }}
 USER 65534:65534
 # JAVA_TOOL_OPTIONS comes from the Deployment: heap and CPU count follow the container's limits.
 ENTRYPOINT ["java", "-jar", "/app/app.jar"]
-""",
+"""
+        ),
     },
     "python": {
         "build_shell": _CHECKOUT + _PACKAGE,
-        "dockerfile": """FROM {{ base_image }}
-WORKDIR /app
+        "dockerfile": _generic(
+            """WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 EXPOSE {{ port }}
 USER 65534:65534
 CMD ["python", "-m", "gunicorn", "--bind", "0.0.0.0:{{ port }}", "app:app"]
-""",
+"""
+        ),
     },
     "php": {
         "build_shell": _CHECKOUT
@@ -74,28 +89,30 @@ CMD ["python", "-m", "gunicorn", "--bind", "0.0.0.0:{{ port }}", "app:app"]
 fi
 """
         + _PACKAGE,
-        "dockerfile": """FROM {{ base_image }}
-COPY . /var/www/html/
+        "dockerfile": _generic(
+            """COPY . /var/www/html/
 EXPOSE {{ port }}
-""",
+"""
+        ),
     },
     "node": {
         "build_shell": _CHECKOUT
         + """npm ci --omit=dev
 """
         + _PACKAGE,
-        "dockerfile": """FROM {{ base_image }}
-WORKDIR /app
+        "dockerfile": _generic(
+            """WORKDIR /app
 COPY . .
 EXPOSE {{ port }}
 USER 65534:65534
 CMD ["node", "server.js"]
-""",
+"""
+        ),
     },
 }
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
-ALLOWED_PLACEHOLDERS = frozenset({"base_image", "port", "project"})
+ALLOWED_PLACEHOLDERS = frozenset({"base_image", "port", "project", "prestop_helper_image"})
 _IMAGE_REF = re.compile(r"^[A-Za-z0-9.:-]+(/[a-z0-9._-]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
 
 
@@ -105,6 +122,10 @@ def template_job(language: str) -> str:
 
 def base_image(language: str) -> str:
     return settings.OPSPORTAL_BASE_IMAGES.get(language, settings.OPSPORTAL_BASE_IMAGES.get("default", ""))
+
+
+def prestop_helper_image() -> str:
+    return settings.OPSPORTAL_PRESTOP_HELPER_IMAGE
 
 
 def dockerfile_errors(text: str) -> list[str]:
@@ -132,8 +153,19 @@ def build_shell_errors(text: str) -> list[str]:
     return errors
 
 
-def render_dockerfile(text: str, *, project: str, port: int, base: str) -> str:
+def render_dockerfile(text: str, *, project: str, port: int, base: str, prestop_helper: str = "") -> str:
     if not _IMAGE_REF.match(base):
         raise ValueError(f"base image {base!r} is not an image reference")
-    values = {"base_image": base, "port": str(int(port)), "project": project}
+    used = {m[1] for m in _PLACEHOLDER.finditer(text)}
+    if "prestop_helper_image" in used and not _IMAGE_REF.match(prestop_helper):
+        raise ValueError(
+            f"preStop helper image {prestop_helper!r} is not an image reference "
+            "(set OPSPORTAL_PRESTOP_HELPER_IMAGE)"
+        )
+    values = {
+        "base_image": base,
+        "port": str(int(port)),
+        "project": project,
+        "prestop_helper_image": prestop_helper,
+    }
     return _PLACEHOLDER.sub(lambda m: values[m[1]], text)

@@ -339,6 +339,9 @@ REGISTRY_USER = env_str("REGISTRY_USER", "")
 REGISTRY_PASSWORD = env_str("REGISTRY_PASSWORD", "")
 # Base image per language for the generic Dockerfiles, as JSON, e.g. {"java": "…/jre:17", "default": "…"}.
 OPSPORTAL_BASE_IMAGES = json.loads(env_str("OPSPORTAL_BASE_IMAGES", "{}") or "{}")
+# The image holding the preStop hook's static HTTP client (deploys/prestop), which the generic Dockerfiles
+# copy in a first stage ({{ prestop_helper_image }}).
+OPSPORTAL_PRESTOP_HELPER_IMAGE = env_str("OPSPORTAL_PRESTOP_HELPER_IMAGE", "")
 # `make run` only: the dotted path of a callable that returns the local development cluster's progress
 # (an object with .phase and .message, and .pods_mode/.pods_reason) or None; the Clusters page shows it
 # until the cluster is ready, and a banner while the sandbox's pods are simulated.

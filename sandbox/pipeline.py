@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 
 from deploys.recipes import DEFAULT_RECIPES
 from sandbox.gitlab import GitLabStandin
-from sandbox.images import ensure_base_images
+from sandbox.images import ensure_base_images, ensure_prestop_helper
 from sandbox.jenkins import JenkinsStandin
 from sandbox.procs import free_port, port_free
 from sandbox.registry import RegistryServer
@@ -57,6 +57,8 @@ class SandboxPipeline:
         self.root = Path(root)
         # language -> base image in this pipeline's registry (OPSPORTAL_BASE_IMAGES), set by start()
         self.base_images: dict[str, str] = {}
+        # the preStop helper image the generic Dockerfiles copy from (OPSPORTAL_PRESTOP_HELPER_IMAGE)
+        self.prestop_helper_image = ""
         self.gitlab = GitLabStandin(self.root / "gitlab", GITLAB_TOKEN)
         self.registry = RegistryServer(self.root / "registry")
         go = shutil.which("go") or "/usr/local/go/bin/go"
@@ -119,6 +121,7 @@ class SandboxPipeline:
         # Nothing can be pulled here: the generic Dockerfiles start FROM images made from this machine's
         # packages (sandbox/images), pushed to this registry before any build needs them.
         self.base_images = ensure_base_images(self.registry.host)
+        self.prestop_helper_image = ensure_prestop_helper(self.registry.host)
         self.ports_file.write_text(json.dumps(self.ports(), indent=1) + "\n")
         for language in DEFAULT_RECIPES:
             name = f"{TEMPLATE_PREFIX}{language}"
@@ -155,4 +158,5 @@ class SandboxPipeline:
             "REGISTRY_URL": self.registry.url,
             "REGISTRY_HOST": self.registry.host,
             "OPSPORTAL_BASE_IMAGES": json.dumps(self.base_images),
+            "OPSPORTAL_PRESTOP_HELPER_IMAGE": self.prestop_helper_image,
         }

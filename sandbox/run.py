@@ -177,6 +177,7 @@ def main() -> int:
     from django.conf import settings
     from django.core.management import call_command
 
+    from sandbox.kube.cluster import read_state
     from sandbox.seed import seed_demo
 
     lock = run_lock(settings.VAR_DIR)
@@ -202,6 +203,7 @@ def main() -> int:
     grafana = None
     alert_standins = None
     apollo = None
+    eureka = None
     if os.environ.get("OPSPORTAL_SANDBOX", "1") != "0":
         from sandbox import services
 
@@ -214,7 +216,12 @@ def main() -> int:
         )
         bases = ", ".join(f"{language} {image}" for language, image in pipeline.base_images.items())
         print(f"Sandbox: base images (OPSPORTAL_BASE_IMAGES) {bases}", flush=True)
+        helper = pipeline.prestop_helper_image or "not built (gcc missing)"
+        print(f"Sandbox: preStop helper image (OPSPORTAL_PRESTOP_HELPER_IMAGE) {helper}", flush=True)
         kube_dir = None
+        # Before the cluster: its registration hands the Eureka server the pods' gateway.
+        eureka = services.SandboxEureka(settings.VAR_DIR / "sandbox" / "eureka")
+        eureka.start()
         if not os.environ.get("GRAFANA_URL"):
             grafana = start_grafana(settings.VAR_DIR / "sandbox" / "grafana")
             env.update({"GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": grafana.token})
@@ -226,6 +233,7 @@ def main() -> int:
 
             def on_ready(kubeconfig: str, server: str) -> None:
                 services.register_clusters(kubeconfig, server)
+                eureka.cluster_ready(read_state(kube_dir).pod_gateway)
                 if prometheus is not None:
                     # The pod agent's exporter is known now, and the clusters exist: both change the config.
                     prometheus[0].write_base()
@@ -344,6 +352,8 @@ def main() -> int:
             grafana.stop()
         if apollo is not None:
             apollo.stop()
+        if eureka is not None:
+            eureka.stop()
         (settings.VAR_DIR / "run.pid").unlink(missing_ok=True)
         lock.close()
 

@@ -20,8 +20,12 @@ from django.db import transaction
 from clusters.models import Cluster
 from sandbox.alertmanager import AlertmanagerError, AlertmanagerServer, webhook_token
 from sandbox.alertmanager import find_binary as find_alertmanager
+from sandbox.eureka import HOW_TO_BUILD as HOW_TO_BUILD_EUREKA
+from sandbox.eureka import EurekaError, EurekaServer, jar_ready
+from sandbox.eureka.server import find_java
 from sandbox.kube.cluster import ClusterState, pid_alive, read_state, start_in_background
 from sandbox.pipeline import SandboxPipeline
+from sandbox.procs import port_free
 from sandbox.prometheus import PrometheusError, PrometheusServer, find_binary, find_promtool, monitoring_token
 from sandbox.seed import DEMO_PROJECTS, demo_repository
 
@@ -310,3 +314,70 @@ class ApolloService:
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             self.standin.stop()
+
+
+class SandboxEureka:
+    """The real Eureka server for `make run`, started in the background (it takes 10–20 s) on the port of
+    the previous run when free (pods keep their EUREKA_URL across restarts), set as the sandbox clusters'
+    Eureka URL, and relayed to the pods' gateway once the control plane says which it is."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.server: EurekaServer | None = None
+        self.gateway = ""
+        self.pod_url = ""
+        self._ready = False
+        self._lock = threading.Lock()
+
+    @property
+    def port_file(self) -> Path:
+        return self.root / "port"
+
+    def start(self) -> threading.Thread | None:
+        """Start the server in a thread; None (with the reason printed) when it cannot run here."""
+        if find_java() is None:
+            print("Sandbox: no java (apt-get install openjdk-17-jdk-headless); Eureka is off.", flush=True)
+            return None
+        if not jar_ready():
+            print(f"Sandbox: no Eureka server built, Eureka is off; {HOW_TO_BUILD_EUREKA}.", flush=True)
+            return None
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            saved = int(self.port_file.read_text().strip())
+        except (OSError, ValueError):
+            saved = 0
+        self.server = EurekaServer(self.root, port=saved if saved and port_free(saved) else 0)
+        thread = threading.Thread(target=self._run, args=(self.server,), name="sandbox-eureka", daemon=True)
+        thread.start()
+        return thread
+
+    def _run(self, server: EurekaServer) -> None:
+        try:
+            server.start()
+        except EurekaError as exc:
+            print(f"Sandbox: the Eureka server did not start, Eureka is off: {exc}", flush=True)
+            return
+        self.port_file.write_text(str(server.port))
+        print(f"Sandbox: Eureka {server.eureka_url} (log {server.log_file})", flush=True)
+        with self._lock:
+            self._ready = True
+            self._apply()
+
+    def cluster_ready(self, gateway: str) -> None:
+        """The sandbox clusters are registered; ``gateway`` is their pods' bridge address ("" without
+        real pods)."""
+        with self._lock:
+            self.gateway = gateway
+            self._apply()
+
+    def _apply(self) -> None:
+        if not self._ready or self.server is None:
+            return
+        Cluster.objects.filter(name__in=SANDBOX_CLUSTERS.values()).update(eureka_url=self.server.eureka_url)
+        if self.gateway and not self.pod_url:
+            self.pod_url = self.server.pod_url(self.gateway)
+            print(f"Sandbox: Eureka for pods (EUREKA_URL): {self.pod_url}", flush=True)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()

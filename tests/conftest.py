@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.fixtures.alertmanager",
     "tests.fixtures.apollo",
     "tests.fixtures.configs",
+    "tests.fixtures.eureka",
 ]
 
 

@@ -36,6 +36,7 @@ class ClusterSerializer(serializers.ModelSerializer):
             "verify_tls",
             "namespace_template",
             "monitoring",
+            "eureka_url",
             "last_check_at",
             "last_check_ok",
             "last_check_message",

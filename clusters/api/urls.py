@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters.api import alert_rules, clusters, environments, metrics, prometheus_config, terminal
+from clusters.api import alert_rules, clusters, environments, eureka, metrics, prometheus_config, terminal
 
 _ENV = "projects/<str:name>/environments/<str:environment>/"
 
@@ -28,6 +28,12 @@ urlpatterns = [
     path(f"{_ENV}pods/<str:pod>/", environments.PodView.as_view(), name="api-environment-pod"),
     path(f"{_ENV}pods/<str:pod>/logs/", environments.PodLogsView.as_view(), name="api-environment-pod-logs"),
     path(f"{_ENV}metrics/", metrics.MetricsView.as_view(), name="api-environment-metrics"),
+    path(f"{_ENV}eureka/", eureka.EurekaInstancesView.as_view(), name="api-environment-eureka"),
+    path(
+        f"{_ENV}eureka/instances/<str:instance>/status/",
+        eureka.EurekaStatusView.as_view(),
+        name="api-environment-eureka-status",
+    ),
     path(f"{_ENV}alert-rules/", alert_rules.AlertRuleListView.as_view(), name="api-environment-alert-rules"),
     path(
         f"{_ENV}alert-rules/<str:rule>/",

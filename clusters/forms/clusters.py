@@ -51,6 +51,16 @@ class ClusterForm(forms.Form):
         help_text=_("{project} and {environment} are replaced, e.g. orders-prod."),
     )
 
+    eureka_url = forms.CharField(
+        label=_("Eureka URL"),
+        max_length=255,
+        required=False,
+        help_text=_(
+            "The service URL the cluster's services register with, e.g. http://eureka:8761/eureka/. "
+            "Environment pages then list their instances; empty: no Eureka."
+        ),
+    )
+
     def clean_monitoring(self):
         return self.cleaned_data.get("monitoring") or None
 

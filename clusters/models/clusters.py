@@ -22,6 +22,7 @@ from clusters.choices import (
     ConfigChangeStatus,
 )
 from clusters.workload.request import namespace_for
+from integrations.eureka import check_service_url
 from integrations.kubernetes.config import KubeconfigError, check_server_url, parse_kubeconfig
 from opsportal.runs import Run
 from opsportal.secrets import EncryptedTextField
@@ -65,6 +66,22 @@ def validate_namespace_template(value: str) -> None:
         )
 
 
+def validate_eureka_url(value: str) -> None:
+    if not value:
+        return
+    try:
+        check_service_url(value)
+    except ValueError as exc:
+        raise ValidationError(
+            _(
+                "Enter Eureka's service URL as the services use it, e.g. http://eureka:8761/eureka/ "
+                "(%(reason)s). A server that needs credentials is not supported yet."
+            )
+            % {"reason": exc},
+            code="invalid",
+        ) from None
+
+
 def validate_ca_certificate(value: str) -> None:
     try:
         x509.load_pem_x509_certificates(value.encode())
@@ -96,6 +113,11 @@ class Cluster(models.Model):
         max_length=100,
         default=DEFAULT_NAMESPACE_TEMPLATE,
         validators=[validate_namespace_template],
+    )
+    # Where the cluster's services register (Spring's defaultZone); the environment pages list their
+    # instances from it. Empty: no Eureka here.
+    eureka_url = models.CharField(
+        _("Eureka URL"), max_length=255, blank=True, default="", validators=[validate_eureka_url]
     )
     last_check_at = models.DateTimeField(_("last checked"), null=True, blank=True)
     last_check_ok = models.BooleanField(_("last check passed"), null=True, blank=True)

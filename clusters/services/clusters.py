@@ -12,6 +12,7 @@ from clusters.choices import DEFAULT_NAMESPACE_TEMPLATE, AuthType, ClusterMonito
 from clusters.models import Cluster
 from clusters.tasks import apply_prometheus_config
 from integrations.errors import IntegrationError, Invalid, NotFound, Timeout, Unauthorized, Unreachable
+from integrations.eureka import check_service_url
 from integrations.kubernetes import KubeClient, KubeconfigError, parse_kubeconfig
 from observability.services import audit_record, changes_between
 from opsportal import runs
@@ -25,6 +26,7 @@ AUDITED_FIELDS = (
     "verify_tls",
     "namespace_template",
     "monitoring",
+    "eureka_url",
 )
 # Test connection must answer a person waiting on a page: shorter than the default read timeout.
 CHECK_TIMEOUT = (5, 10)
@@ -43,6 +45,15 @@ def _api_url_from_kubeconfig(auth_type: str, api_url: str, credential: str) -> s
         return api_url  # full_clean reports the kubeconfig's problem
 
 
+def _eureka_url(value: str) -> str:
+    """Stored as clients write it, ending in "/"; an unusable one is left for full_clean to explain."""
+    value = (value or "").strip()
+    try:
+        return check_service_url(value) if value else ""
+    except ValueError:
+        return value
+
+
 @transaction.atomic
 def cluster_create(
     *,
@@ -56,6 +67,7 @@ def cluster_create(
     verify_tls: bool = True,
     namespace_template: str = DEFAULT_NAMESPACE_TEMPLATE,
     monitoring: str = ClusterMonitoring.PORTAL,
+    eureka_url: str = "",
     remote_addr: str | None = None,
 ) -> Cluster:
     """Create a cluster; with a kubeconfig and no API URL, the kubeconfig's server is used."""
@@ -70,6 +82,7 @@ def cluster_create(
         verify_tls=verify_tls,
         namespace_template=namespace_template or DEFAULT_NAMESPACE_TEMPLATE,
         monitoring=monitoring or ClusterMonitoring.PORTAL,
+        eureka_url=_eureka_url(eureka_url),
     )
     cluster.full_clean()
     cluster.save()
@@ -100,6 +113,7 @@ def cluster_update(
     verify_tls: bool | None = None,
     namespace_template: str | None = None,
     monitoring: str | None = None,
+    eureka_url: str | None = None,
     remote_addr: str | None = None,
 ) -> Cluster:
     """Change what is given; ``None`` keeps a field, a blank credential keeps the stored one."""
@@ -116,6 +130,7 @@ def cluster_update(
         "verify_tls": verify_tls,
         "namespace_template": namespace_template,
         "monitoring": monitoring,
+        "eureka_url": _eureka_url(eureka_url) if eureka_url is not None else None,
     }
     for field, value in updates.items():
         if value is not None:

@@ -64,6 +64,9 @@ def environment_page(request, name: str, environment: str):
             "log_search": log_search,
             "dashboard": dashboard_summary(ref.environment),
             "monitoring": _monitoring(),
+            # Loaded by the page itself (clusters.views.eureka): rendering never waits for Eureka.
+            "show_eureka": bool(ref.environment.cluster.eureka_url)
+            or bool(state["config"]["request"].get("eureka_enabled")),
             "i18n": {
                 "noPods": _("No pods."),
                 "noEvents": _("No events."),

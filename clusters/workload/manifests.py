@@ -33,6 +33,7 @@ PORT_NAME = "http"
 
 HPA_MAX_REPLICAS = 100
 MAX_STARTUP_SECONDS = 3600
+MAX_CACHE_SECONDS = 300
 # A Spring Boot service needs ~40 s to start even with 4 cores (seed article); other runtimes start faster
 # but still get a margin so a slow node or a cold image cache does not restart them.
 LANGUAGE_MIN_STARTUP_ALLOWANCE = {"java": 90}
@@ -45,7 +46,21 @@ MIN_PROGRESS_DEADLINE = 600
 # Image pull and scheduling come on top of the application's own start-up.
 PROGRESS_DEADLINE_MARGIN = 300
 HPA_SCALE_UP_WINDOW = 60
+# The preStop hook's de-registration call gives up after this; it counts in the termination grace period.
 DEREGISTER_TIMEOUT = 5
+# Spring Cloud 2020+ (spring-cloud-commons PR #701): the endpoint id is "serviceregistry". The hyphenated
+# path was Finchley/Greenwich's and answers 404 on every later Spring Cloud.
+DEREGISTER_PATH = "/actuator/serviceregistry"
+LEGACY_DEREGISTER_PATH = "/actuator/service-registry"
+# What callers' caches add up to is a lower bound measured on defaults; this covers clock skew between
+# the moment the override lands and the caches' own timers.
+STALE_WINDOW_MARGIN = 5
+# Without Eureka only the endpoints controller and kube-proxy stand between a terminating pod and new
+# connections: a few seconds.
+ENDPOINTS_REMOVAL_SECONDS = 5
+# Where the generic Dockerfiles put the static helper (deploys/prestop/http-post.c); the hook prefers it to
+# wget and curl, which many images lack.
+PRESTOP_HTTP_POST = "/opt/opsportal/bin/http-post"
 
 # Service names must be DNS-1035 labels (start with a letter), so the project name follows that stricter rule.
 _DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
@@ -103,8 +118,14 @@ class WorkloadSpec:
     hpa_cpu_target: int = 70
     hpa_memory_target: int | None = None
     eureka_enabled: bool = False
-    eureka_deregister_path: str = "/actuator/service-registry"
+    eureka_deregister_path: str = DEREGISTER_PATH
+    # The three caches between the Eureka server and a caller's next request (the worst-case stale window):
+    # the server's read-only response cache (eureka.server.response-cache-update-interval-ms), the
+    # callers' registry fetch interval (eureka.client.registry-fetch-interval-seconds) and their load
+    # balancer's cache (spring.cloud.loadbalancer.cache.ttl).
+    eureka_response_cache_seconds: int = 30
     registry_refresh_seconds: int = 30
+    loadbalancer_cache_seconds: int = 35
     # Set from the cluster, not the request: its Prometheus Operator scrapes through a ServiceMonitor.
     service_monitor: bool = False
     overrides: tuple[tuple[str, object], ...] = ()
@@ -147,11 +168,37 @@ class Knob:
         return self.safe_maximum_for(spec)
 
 
+@dataclass(frozen=True)
+class WindowPart:
+    code: str
+    label: str
+    seconds: int
+
+
+def stale_window_parts(spec: WorkloadSpec) -> tuple[WindowPart, ...]:
+    """What the worst-case stale window is made of: how long after the pod leaves the registry (or its
+    Service) a caller may still send it a new request."""
+    if not spec.eureka_enabled:
+        return (WindowPart("endpoints", str(_("Service endpoints removal")), ENDPOINTS_REMOVAL_SECONDS),)
+    # Each cache may have been refreshed just before the change: their worst cases add up.
+    return (
+        WindowPart(
+            "eureka_response_cache",
+            str(_("Eureka server response cache")),
+            spec.eureka_response_cache_seconds,
+        ),
+        WindowPart(
+            "registry_refresh", str(_("Clients' registry fetch interval")), spec.registry_refresh_seconds
+        ),
+        WindowPart(
+            "loadbalancer_cache", str(_("Callers' load-balancer cache")), spec.loadbalancer_cache_seconds
+        ),
+        WindowPart("margin", str(_("Margin")), STALE_WINDOW_MARGIN),
+    )
+
+
 def _default_prestop_sleep(spec: WorkloadSpec) -> int:
-    # Eureka clients cache the registry for registry_refresh_seconds; after de-registering, two refreshes
-    # make sure every caller has dropped this instance. Without Eureka the endpoints controller and
-    # kube-proxy still need a few seconds to stop routing to a terminating pod.
-    return 2 * spec.registry_refresh_seconds if spec.eureka_enabled else 5
+    return sum(part.seconds for part in stale_window_parts(spec))
 
 
 def _default_shutdown(spec: WorkloadSpec) -> int:
@@ -209,7 +256,8 @@ OVERRIDABLE: dict[str, Knob] = {
                 "before the application is told to exit."
             ),
             lowest=0,
-            highest=600,
+            # Each of the three caches may be up to 300 s.
+            highest=1200,
             default_for=_default_prestop_sleep,
             safe_minimum_for=_default_prestop_sleep,
         ),
@@ -442,8 +490,17 @@ def _check_network(spec: WorkloadSpec, add: Add) -> None:
                 )
                 % {"field": name, "value": value},
             )
-    if not 1 <= spec.registry_refresh_seconds <= 300:
-        add("registry_refresh_seconds", _("registry_refresh_seconds must be from 1 to 300 seconds."))
+    for name, low in (
+        ("eureka_response_cache_seconds", 0),
+        ("registry_refresh_seconds", 1),
+        ("loadbalancer_cache_seconds", 0),
+    ):
+        if not low <= getattr(spec, name) <= MAX_CACHE_SECONDS:
+            add(
+                name,
+                _("%(field)s must be from %(low)d to %(high)d seconds.")
+                % {"field": name, "low": low, "high": MAX_CACHE_SECONDS},
+            )
 
 
 def _check_runtime(spec: WorkloadSpec, add: Add) -> None:
@@ -813,55 +870,150 @@ def _probes(spec: WorkloadSpec, rails: _Guardrails) -> dict[str, Any]:
     }
 
 
+# The hook's shell script when the pod is registered in Eureka. It sets the status override while the
+# application still serves (a DELETE on the server would be undone by the client's next heartbeat; the
+# override survives them), waits out the stale window, and only then lets the kubelet send SIGTERM. A
+# failed call still waits (the wait also covers the Service endpoints) but then fails the hook, so the
+# kubelet records a FailedPreStopHook event; the cause goes to the hook's output and the container's log.
+# wget gets its time limit from timeout(1): busybox builds without FEATURE_WGET_TIMEOUT (Debian's
+# busybox-static 1.35, the sandbox's images) have no -T and crash on it.
+_EUREKA_PRESTOP = """\
+url={url}; body={body}; helper={helper}
+say() {{ echo "opsportal preStop: $*"; echo "opsportal preStop: $*" 2>/dev/null >/proc/1/fd/2; }}
+fail=0
+if [ -x "$helper" ]; then out=$("$helper" -t {timeout} "$url" "$body" 2>&1) || fail=1
+elif command -v wget >/dev/null 2>&1; then
+  limit=; if command -v timeout >/dev/null 2>&1; then limit="timeout {timeout}"; fi
+  out=$($limit wget -q -O /dev/null --header {header} --post-data "$body" "$url" 2>&1) || fail=1
+elif command -v curl >/dev/null 2>&1; then
+  out=$(curl -fsS -o /dev/null -m {timeout} -X POST -H {header} -d "$body" "$url" 2>&1) || fail=1
+else out="no HTTP client in the image: neither $helper nor wget nor curl"; fail=1
+fi
+if [ "$fail" = 0 ]; then say "OUT_OF_SERVICE in Eureka (POST $url); waiting {sleep} s before SIGTERM"
+else say "de-registration failed (POST $url): $out; waiting {sleep} s before SIGTERM all the same"
+fi
+sleep {sleep}
+exit "$fail"
+"""
+
+
 def _prestop_command(spec: WorkloadSpec, sleep: int) -> list[str]:
-    steps: list[str] = []
-    if spec.eureka_enabled:
-        url = shlex.quote(f"http://127.0.0.1:{spec.container_port}{spec.eureka_deregister_path}")
-        body = shlex.quote('{"status":"OUT_OF_SERVICE"}')
-        header = shlex.quote("Content-Type: application/json")
-        # Images carry either busybox/GNU wget or curl; a failed call must not skip the sleep below,
-        # because the sleep alone still covers the endpoints removal.
-        steps.append(
-            f"(wget -q -O /dev/null -T {DEREGISTER_TIMEOUT} --header={header} --post-data={body} {url}"
-            f" || curl -fsS -o /dev/null -m {DEREGISTER_TIMEOUT} -X POST -H {header} -d {body} {url})"
-            " >/dev/null 2>&1 || true"
-        )
-    steps.append(f"sleep {sleep}")
-    return ["/bin/sh", "-c", "; ".join(steps)]
+    if not spec.eureka_enabled:
+        return ["/bin/sh", "-c", f"sleep {sleep}"]
+    script = _EUREKA_PRESTOP.format(
+        url=shlex.quote(f"http://127.0.0.1:{spec.container_port}{spec.eureka_deregister_path}"),
+        body=shlex.quote('{"status":"OUT_OF_SERVICE"}'),
+        helper=shlex.quote(PRESTOP_HTTP_POST),
+        header=shlex.quote("Content-Type: application/json"),
+        timeout=DEREGISTER_TIMEOUT,
+        sleep=sleep,
+    )
+    return ["/bin/sh", "-c", script]
+
+
+def hook_timeout(spec: WorkloadSpec) -> int:
+    """How long the preStop hook may spend before its wait: the de-registration call's timeout."""
+    return DEREGISTER_TIMEOUT if spec.eureka_enabled else 0
+
+
+def _knob_value(spec: WorkloadSpec, name: str) -> int:
+    overrides = dict(spec.overrides)
+    return overrides[name] if name in overrides else OVERRIDABLE[name].default(spec)
+
+
+@dataclass(frozen=True)
+class StopBudget:
+    """How a pod of ``spec`` stops: the worst-case stale window and what it is made of, the preStop wait
+    (the window unless ops overrode it), and the termination grace period that covers it all."""
+
+    parts: tuple[WindowPart, ...]
+    stale_window: int
+    sleep: int
+    hook_timeout: int
+    shutdown: int
+    grace: int
+    deregister_path: str  # "" without Eureka
+
+    @property
+    def sleep_short(self) -> bool:
+        return self.sleep < self.stale_window
+
+
+def stop_budget(spec: WorkloadSpec) -> StopBudget:
+    """The figures ``render`` uses for the hook and the grace period; ``spec`` must be valid."""
+    parts = stale_window_parts(spec)
+    sleep = _knob_value(spec, "prestop_sleep_seconds")
+    shutdown = _knob_value(spec, "shutdown_seconds")
+    timeout = hook_timeout(spec)
+    return StopBudget(
+        parts=parts,
+        stale_window=sum(part.seconds for part in parts),
+        sleep=sleep,
+        hook_timeout=timeout,
+        shutdown=shutdown,
+        grace=timeout + sleep + shutdown,
+        deregister_path=spec.eureka_deregister_path if spec.eureka_enabled else "",
+    )
 
 
 def _lifecycle(spec: WorkloadSpec, rails: _Guardrails) -> tuple[dict[str, Any], int]:
+    budget = stop_budget(spec)
     if spec.eureka_enabled:
         why = _(
-            "Before stopping, the pod marks itself OUT_OF_SERVICE in Eureka (POST %(path)s) and waits "
-            "%(sleep)d s, about two registry refreshes (%(refresh)d s), so callers' cached registries "
-            "drop it before it exits."
+            "Before stopping, the pod marks itself OUT_OF_SERVICE in Eureka (POST %(path)s, while it still "
+            "serves) and waits %(sleep)d s, the worst-case stale window: Eureka server response cache "
+            "%(server)d s + clients' registry fetch interval %(fetch)d s + callers' load-balancer cache "
+            "%(lb)d s + margin %(margin)d s. Only then is it sent SIGTERM. A failed de-registration fails "
+            "the hook (FailedPreStopHook) after the wait."
         ) % {
             "path": spec.eureka_deregister_path,
-            "sleep": _default_prestop_sleep(spec),
-            "refresh": spec.registry_refresh_seconds,
+            "sleep": budget.stale_window,
+            "server": spec.eureka_response_cache_seconds,
+            "fetch": spec.registry_refresh_seconds,
+            "lb": spec.loadbalancer_cache_seconds,
+            "margin": STALE_WINDOW_MARGIN,
         }
+        if spec.eureka_deregister_path == LEGACY_DEREGISTER_PATH:
+            rails.warning(
+                "eureka_deregister_path",
+                _(
+                    "%(legacy)s is the endpoint of Spring Cloud Finchley and Greenwich (2018-2019); every "
+                    "Spring Cloud since 2020 answers 404 there and serves %(path)s instead (the application "
+                    "must expose it: management.endpoints.web.exposure.include=serviceregistry)."
+                )
+                % {"legacy": LEGACY_DEREGISTER_PATH, "path": DEREGISTER_PATH},
+            )
     else:
         why = _(
             "Before stopping, the pod waits %(sleep)d s so the Service stops routing to it before the "
             "application exits."
-        ) % {"sleep": _default_prestop_sleep(spec)}
+        ) % {"sleep": budget.stale_window}
     sleep = rails.knob("prestop_sleep_seconds", why)
     shutdown = rails.knob(
         "shutdown_seconds",
         _("After the preStop wait the application gets %(shutdown)d s to finish in-flight requests.")
         % {"shutdown": _default_shutdown(spec)},
     )
-    grace = sleep + shutdown
-    rails.info(
-        "termination_grace",
-        _(
-            "terminationGracePeriodSeconds is %(grace)d s (preStop %(sleep)d s + shutdown %(shutdown)d s), "
-            "so the kubelet never kills the pod while it is still draining."
+    if budget.hook_timeout:
+        rails.info(
+            "termination_grace",
+            _(
+                "terminationGracePeriodSeconds is %(grace)d s (de-registration timeout %(timeout)d s + "
+                "preStop wait %(sleep)d s + shutdown %(shutdown)d s), so the kubelet never kills the pod "
+                "while it is still draining."
+            )
+            % {"grace": budget.grace, "timeout": budget.hook_timeout, "sleep": sleep, "shutdown": shutdown},
         )
-        % {"grace": grace, "sleep": sleep, "shutdown": shutdown},
-    )
-    return {"preStop": {"exec": {"command": _prestop_command(spec, sleep)}}}, grace
+    else:
+        rails.info(
+            "termination_grace",
+            _(
+                "terminationGracePeriodSeconds is %(grace)d s (preStop %(sleep)d s + shutdown %(shutdown)d "
+                "s), so the kubelet never kills the pod while it is still draining."
+            )
+            % {"grace": budget.grace, "sleep": sleep, "shutdown": shutdown},
+        )
+    return {"preStop": {"exec": {"command": _prestop_command(spec, sleep)}}}, budget.grace
 
 
 def _xmx_bytes(runtime_options: str) -> int | None:

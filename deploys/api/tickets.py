@@ -229,12 +229,40 @@ class GuardrailSerializer(serializers.Serializer):
     overridden = serializers.BooleanField()
 
 
+class WindowPartSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="eureka_response_cache, registry_refresh, loadbalancer_cache, margin; or endpoints."
+    )
+    label = serializers.CharField()
+    seconds = serializers.IntegerField()
+
+
+class StopBudgetSerializer(serializers.Serializer):
+    parts = WindowPartSerializer(many=True, help_text="What the stale window is made of.")
+    stale_window = serializers.IntegerField(
+        help_text="Seconds callers may still send requests to a pod that leaves (the sum of the parts)."
+    )
+    sleep = serializers.IntegerField(help_text="The preStop wait: the stale window unless ops overrode it.")
+    sleep_short = serializers.BooleanField(help_text="The wait is shorter than the stale window.")
+    hook_timeout = serializers.IntegerField(
+        help_text="The de-registration call's timeout (0 without Eureka)."
+    )
+    shutdown = serializers.IntegerField(help_text="Seconds the application gets after SIGTERM.")
+    grace = serializers.IntegerField(
+        help_text="terminationGracePeriodSeconds: hook timeout + wait + shutdown."
+    )
+    deregister_path = serializers.CharField(
+        help_text="The endpoint the hook POSTs OUT_OF_SERVICE to; empty without Eureka."
+    )
+
+
 class PreviewSerializer(serializers.Serializer):
     objects = PreviewObjectSerializer(many=True)
     guardrails = GuardrailSerializer(many=True)
     error = serializers.CharField()
     compare_error = serializers.CharField()
     cluster = serializers.CharField(source="cluster.name", default=None)
+    stop_budget = StopBudgetSerializer(allow_null=True, help_text="Null when the request does not render.")
 
 
 class TicketPreviewView(APIView):

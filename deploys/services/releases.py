@@ -593,6 +593,7 @@ def _build_parameters(release: Release, git_url: str) -> dict[str, str]:
         project=release.project.name,
         port=port,
         base=recipes.base_image(release.project.language),
+        prestop_helper=recipes.prestop_helper_image(),
     )
     return {
         "GIT_URL": git_url,

@@ -168,7 +168,12 @@ def recipe_list(request):
     return render(
         request,
         "deploys/recipe_list.html",
-        {"recipes": latest, "languages": Language.choices, "base_images": bases},
+        {
+            "recipes": latest,
+            "languages": Language.choices,
+            "base_images": bases,
+            "prestop_helper_image": recipes.prestop_helper_image(),
+        },
     )
 
 

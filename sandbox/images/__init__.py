@@ -9,6 +9,10 @@ these:
 - ``php``: /usr/bin/php with its ini files, extensions and libraries plus busybox, whose CMD serves
   /var/www/html with PHP's built-in server on $PORT (default 8080), as php-apache's base does with Apache.
 
+One more image is no base: ``prestop-helper`` holds only /opt/opsportal/bin/http-post, the preStop hook's
+static HTTP client compiled from deploys/prestop/http-post.c, which the generic Dockerfiles copy in a first
+stage (``OPSPORTAL_PRESTOP_HELPER_IMAGE``).
+
 ``rootfs.sh`` assembles each root filesystem; here it is packed as an OCI image with umoci into a cache
 (``SANDBOX_IMAGE_CACHE``, default ~/.cache/opsportal/images) under a tag that hashes the recipe and every
 input file (path, size, mtime), so an image is rebuilt only when an input changes. ``ensure_base_images``
@@ -64,8 +68,10 @@ IMAGES = {
             workdir="/var/www/html",
             description="PHP CLI (built-in server) + busybox",
         ),
+        BaseImage("prestop-helper", env=(), description="the preStop hook's static HTTP client"),
     )
 }
+PRESTOP_HELPER = "prestop-helper"
 # Which image each language's Dockerfile starts from; "default" is the portal's fallback for the others.
 LANGUAGE_IMAGES = {"default": "busybox", "go": "busybox", "java": "java", "php": "php"}
 
@@ -188,7 +194,7 @@ def ensure_base_images(registry_host: str) -> dict[str, str]:
     busybox is required. A language whose tools this machine lacks (no JDK, no php) is left out with a
     warning, so its builds fall back to the default image and fail visibly instead of the sandbox."""
     refs: dict[str, str] = {}
-    for name in IMAGES:
+    for name in (name for name in IMAGES if name in LANGUAGE_IMAGES.values()):
         try:
             refs[name] = push(registry_host, name)
         except BaseImageError:
@@ -196,3 +202,13 @@ def ensure_base_images(registry_host: str) -> dict[str, str]:
                 raise
             logger.warning("sandbox base image %s not available", name, exc_info=True)
     return {language: refs[name] for language, name in LANGUAGE_IMAGES.items() if name in refs}
+
+
+def ensure_prestop_helper(registry_host: str) -> str:
+    """Push the preStop helper image; the value of OPSPORTAL_PRESTOP_HELPER_IMAGE, or "" without gcc (the
+    builds then fail saying so, and images built before keep the hook's wget/curl fallback)."""
+    try:
+        return push(registry_host, PRESTOP_HELPER)
+    except BaseImageError:
+        logger.warning("sandbox image %s not available", PRESTOP_HELPER, exc_info=True)
+        return ""

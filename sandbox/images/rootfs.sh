@@ -2,13 +2,15 @@
 # Root filesystems of the sandbox's base images, assembled from this machine's own Debian packages
 # (nothing can be pulled here).
 #
-#   rootfs.sh build busybox|java|php DIR   fill DIR (empty or absent) with the image's files
-#   rootfs.sh inputs busybox|java|php      print the host files the image is made from, one per line
-#                                          (sandbox/images/base.py hashes them: a changed input rebuilds)
+#   rootfs.sh build IMAGE DIR   fill DIR (empty or absent) with the image's files
+#   rootfs.sh inputs IMAGE      print the host files the image is made from, one per line
+#                               (sandbox/images/__init__.py hashes them: a changed input rebuilds)
 #
 # busybox: static busybox with its applets in /bin, /etc/passwd (nobody = 65534), /tmp.
 # java:    busybox + a jlink'ed JRE 17 in /opt/java (the modules JAVA_MODULES) + the shared libraries it links.
 # php:     busybox + /usr/bin/php with its php.ini, conf.d, the extensions those load and their libraries.
+# prestop-helper: only /opt/opsportal/bin/http-post, the preStop hook's static HTTP client, compiled from
+#          deploys/prestop/http-post.c (the generic Dockerfiles copy it from this image; not a base image).
 #
 # Environment: SANDBOX_BUSYBOX (default /bin/busybox), JAVA_HOME (default: the JDK of `javac` on PATH).
 set -euo pipefail
@@ -16,6 +18,8 @@ set -euo pipefail
 die() { echo "rootfs.sh: $*" >&2; exit 1; }
 
 busybox=${SANDBOX_BUSYBOX:-/bin/busybox}
+http_post_c=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../deploys/prestop" && pwd)/http-post.c
+IMAGES='^(busybox|java|php|prestop-helper)$'
 # The service's own needs (HTTP server, JMX/container metrics) plus what TLS clients and the JVM's container
 # support use. java.base holds the cgroup code that sizes the heap from the container's memory limit.
 JAVA_MODULES=java.base,java.logging,java.management,java.naming,jdk.httpserver,jdk.management,jdk.crypto.ec,jdk.unsupported,jdk.zipfs
@@ -116,7 +120,20 @@ build_php() {
   if [[ -f /usr/share/zoneinfo/Etc/UTC ]]; then copy_into "$dir" /usr/share/zoneinfo/Etc/UTC /usr/share/zoneinfo/UTC; fi
 }
 
+build_prestop_helper() {
+  local dir=$1 gcc
+  gcc=$(command -v gcc) || die "gcc not found (apt-get install gcc libc6-dev)"
+  mkdir -p "$dir/opt/opsportal/bin"
+  "$gcc" -static -Os -s -o "$dir/opt/opsportal/bin/http-post" "$http_post_c"
+}
+
 inputs() {
+  if [[ $1 == prestop-helper ]]; then
+    echo "$http_post_c"
+    readlink -f "$(command -v gcc)"
+    gcc -print-file-name=libc.a
+    return
+  fi
   echo "$busybox"
   case $1 in
     busybox) ;;
@@ -143,13 +160,14 @@ inputs() {
 
 case ${1:-} in
   build)
-    [[ $# -eq 3 ]] || die "usage: rootfs.sh build busybox|java|php DIR"
-    [[ $2 =~ ^(busybox|java|php)$ ]] || die "unknown image: $2"
+    [[ $# -eq 3 ]] || die "usage: rootfs.sh build IMAGE DIR"
+    [[ $2 =~ $IMAGES ]] || die "unknown image: $2"
     mkdir -p "$3"
-    "build_$2" "$3"
+    "build_${2//-/_}" "$3"
     ;;
   inputs)
-    [[ $# -eq 2 ]] || die "usage: rootfs.sh inputs busybox|java|php"
+    [[ $# -eq 2 ]] || die "usage: rootfs.sh inputs IMAGE"
+    [[ $2 =~ $IMAGES ]] || die "unknown image: $2"
     inputs "$2"
     ;;
   *) die "usage: rootfs.sh build|inputs IMAGE [DIR]" ;;

@@ -282,6 +282,9 @@ class ClusterState:
     # /metrics/kube-state; sandbox/kube/agent/exporter.py), which the sandbox Prometheus scrapes. Empty
     # without the agent (simulated pods) and in state files older than it.
     exporter_address: str = ""
+    # The pod bridge's gateway ("10.0.N.1"): the one host address real pods reach, where the sandbox relays
+    # services pods use (the Eureka server). Empty without real pods.
+    pod_gateway: str = ""
     updated: float = field(default_factory=time.time)
 
     @classmethod
@@ -418,6 +421,7 @@ class LocalCluster:
             pods_mode=self.pods_mode,
             pods_reason=self.pods_reason,
             exporter_address=self.exporter_address if phase == "ready" else "",
+            pod_gateway=self.network.gateway if self.network is not None and phase == "ready" else "",
         ).write(self.workdir)
 
     def start(self, timeout: float = 180.0) -> LocalCluster:

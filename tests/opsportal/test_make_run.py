@@ -148,6 +148,13 @@ def test_embedded_run_serves_login_dashboard_and_live_worker(embedded_portal, cr
     assert re.search(
         r"^Sandbox: base images .*java 127\.0\.0\.1:\d+/sandbox/base/java:\w+", embedded_portal.output, re.M
     )
+    # ...and the preStop helper image every generic Dockerfile copies its HTTP client from.
+    assert re.search(
+        r"^Sandbox: preStop helper image \(OPSPORTAL_PRESTOP_HELPER_IMAGE\) "
+        r"127\.0\.0\.1:\d+/sandbox/base/prestop-helper:\w+$",
+        embedded_portal.output,
+        re.M,
+    )
     answered = _worker_answers(embedded_portal, browser)
     assert answered["replayed"] == []
     assert answered["pong"]["seq"] == 1

@@ -6,6 +6,7 @@ the pushed image's config can only have come from the generic one."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -99,6 +100,9 @@ def test_demo_is_built_by_its_languages_generic_recipe(sandbox_pipeline, name):
         assert "PATH=/opt/java/bin:/bin" in config["config"]["Env"]
     files = last_layer_files(sandbox_pipeline.registry.url, f"demo/{name}", digest)
     assert expected["file"] in files, sorted(files)[:50]
+    # The preStop hook's HTTP client, copied from the helper image's stage (OPSPORTAL_PRESTOP_HELPER_IMAGE).
+    assert f"pulling base image {sandbox_pipeline.prestop_helper_image}" in console
+    assert "opt/opsportal/bin/http-post" in files, sorted(files)[:50]
 
 
 def test_base_images_are_in_the_registry_and_named_for_the_portal(sandbox_pipeline):
@@ -112,6 +116,33 @@ def test_base_images_are_in_the_registry_and_named_for_the_portal(sandbox_pipeli
         assert config["os"] == "linux" and config["architecture"] == "amd64"
     assert "JAVA_HOME=/opt/java" in inspect_config(images["java"])["config"]["Env"]
     assert inspect_config(images["php"])["config"]["WorkingDir"] == "/var/www/html"
+
+
+def test_the_prestop_helper_image_holds_only_the_static_http_client(sandbox_pipeline):
+    helper = sandbox_pipeline.settings()["OPSPORTAL_PRESTOP_HELPER_IMAGE"]
+    assert helper == sandbox_pipeline.prestop_helper_image
+    assert helper.startswith(f"{sandbox_pipeline.registry.host}/sandbox/base/prestop-helper:")
+    repository, tag = helper.split("/", 1)[1].rsplit(":", 1)
+    manifest = requests.get(
+        f"{sandbox_pipeline.registry.url}/v2/{repository}/manifests/{tag}",
+        headers={"Accept": MANIFEST_ACCEPT},
+        timeout=10,
+    ).json()
+    [layer] = manifest["layers"]
+    blob = requests.get(
+        f"{sandbox_pipeline.registry.url}/v2/{repository}/blobs/{layer['digest']}", timeout=60
+    )
+    files = {}
+    # Streamed: umoci 0.4.7 ends a layer right after the last file's data (no padding, no end blocks), which
+    # buildah accepts and tarfile's random access does not.
+    with (
+        contextlib.suppress(tarfile.ReadError),
+        tarfile.open(fileobj=io.BytesIO(blob.content), mode="r|gz") as tar,
+    ):
+        for member in tar:
+            if member.isfile():
+                files[member.name.lstrip("./")] = member.mode
+    assert files == {"opt/opsportal/bin/http-post": 0o755}
 
 
 ROW = re.compile(r"<tr><td>([^<]+)</td><td>[^<]*</td><td class=\"base-image\">(.*?)</td>", re.S)
@@ -129,6 +160,15 @@ def test_recipes_page_shows_the_base_image_of_each_language(client, people, sand
         assert rows[str(labels[language])] == f"<code>{settings.OPSPORTAL_BASE_IMAGES[language]}</code>"
     # Languages without an image of their own show the default one (what {{ base_image }} becomes).
     assert rows[str(labels["python"])] == f"<code>{settings.OPSPORTAL_BASE_IMAGES['default']}</code>"
+
+    settings.OPSPORTAL_PRESTOP_HELPER_IMAGE = sandbox_pipeline.prestop_helper_image
+    helper = re.search(r'id="prestop-helper-image">(.*?)</p>', page.content.decode(), re.S)
+    assert helper and f"<code>{sandbox_pipeline.prestop_helper_image}</code>" not in helper[1]  # not set yet
+    page = client.get("/recipes/")
+    helper = re.search(r'id="prestop-helper-image">(.*?)</p>', page.content.decode(), re.S)
+    assert (
+        f"OPSPORTAL_PRESTOP_HELPER_IMAGE: <code>{sandbox_pipeline.prestop_helper_image}</code>" in helper[1]
+    )
 
     settings.OPSPORTAL_BASE_IMAGES = {"java": "127.0.0.1:5000/sandbox/base/java:x"}
     rows = dict(ROW.findall(client.get("/recipes/").content.decode()))

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ import requests
 
 from sandbox.procs import port_open, stop
 from tests.fixtures.standins import DEMO_REPOS, require, require_tools
+from tests.helpers import eureka
 from tests.helpers.demo_processes import Service, build_go_hello, start
 from tests.polling import until
 
@@ -286,6 +288,135 @@ def test_php_hello_injects_errors_and_latency(tmp_path):
         check_fault_injection(service, "/metrics")
     finally:
         stop(service.proc)
+
+
+def test_java_hello_service_registry_endpoint_without_eureka_keeps_a_local_status(java_hello_jar, tmp_path):
+    service = start(java(java_hello_jar), tmp_path, {"STARTUP_DELAY_SECONDS": "0"}, name="registry")
+    registry = service.url + "/actuator/serviceregistry"
+    try:
+        assert requests.get(registry, timeout=5).json() == {"status": "UP", "overriddenStatus": "UNKNOWN"}
+        # Spring Cloud's endpoint id since 2020; the hyphenated path is the 404 the old preStop hid.
+        assert requests.get(service.url + "/actuator/service-registry", timeout=5).status_code == 404
+        out = requests.post(registry, json={"status": "OUT_OF_SERVICE"}, timeout=5)
+        assert (out.status_code, out.json()) == (
+            200,
+            {"status": "OUT_OF_SERVICE", "overriddenStatus": "OUT_OF_SERVICE"},
+        )
+        assert requests.get(registry, timeout=5).json()["status"] == "OUT_OF_SERVICE"
+        # Only the registration changed: the application keeps serving.
+        assert requests.get(service.url + "/", timeout=5).status_code == 200
+        back = requests.post(registry, json={"status": "UP"}, timeout=5)
+        assert back.json() == {"status": "UP", "overriddenStatus": "UNKNOWN"}
+        bad = requests.post(registry, json={"status": "DOWN"}, timeout=5)
+        assert (bad.status_code, bad.json()) == (400, {"error": "status must be OUT_OF_SERVICE or UP"})
+        assert requests.post(registry, data="not json", timeout=5).status_code == 400
+        assert requests.put(registry, json={"status": "UP"}, timeout=5).status_code == 405
+        overrides = [line for line in service.log_lines() if line["msg"] == "status override"]
+        assert [(line["status"], line["eureka"]) for line in overrides] == [
+            ("OUT_OF_SERVICE", False),
+            ("UP", False),
+        ]
+        assert service.terminate() == 128 + signal.SIGTERM
+        assert [line["msg"] for line in service.log_lines()[-2:]] == ["shutting down", "stopped"]
+        assert service.log_lines()[-2]["signal"] == "SIGTERM"
+    finally:
+        stop(service.proc)
+
+
+def test_java_hello_is_a_eureka_client_of_the_real_server(
+    java_hello_jar, tmp_path, eureka_server, unique_app
+):
+    env = {
+        "STARTUP_DELAY_SECONDS": "0",
+        "EUREKA_URL": eureka_server.eureka_url,
+        "EUREKA_APP": unique_app,
+        "EUREKA_RENEWAL_SECONDS": "1",
+        "POD_IP": "127.0.0.1",
+    }
+    service = start(java(java_hello_jar), tmp_path, env, name="eureka-client")
+    instance_id = f"127.0.0.1:{unique_app.lower()}:{service.port}"
+    registry = service.url + "/actuator/serviceregistry"
+
+    def on_server() -> dict | None:
+        return eureka.instance(eureka_server.eureka_url, unique_app, instance_id)
+
+    def statuses() -> tuple[str, str] | None:
+        found = on_server()
+        return (found["status"], found["overriddenStatus"]) if found else None
+
+    try:
+        registered = until("java-hello to register", on_server)
+        assert (registered["app"], registered["ipAddr"], registered["port"]["$"]) == (
+            unique_app,
+            "127.0.0.1",
+            service.port,
+        )
+        assert registered["leaseInfo"]["renewalIntervalInSecs"] == 1
+        assert requests.get(registry, timeout=5).json() == {"status": "UP", "overriddenStatus": "UNKNOWN"}
+
+        out = requests.post(registry, json={"status": "OUT_OF_SERVICE"}, timeout=10)
+        assert out.status_code == 200, out.text
+        assert statuses() == ("OUT_OF_SERVICE", "OUT_OF_SERVICE")
+        assert requests.get(registry, timeout=5).json() == {
+            "status": "OUT_OF_SERVICE",
+            "overriddenStatus": "OUT_OF_SERVICE",
+        }
+        # The override survives the client's renewals...
+        renewed = len(service.log_lines())
+        time.sleep(3)
+        assert statuses() == ("OUT_OF_SERVICE", "OUT_OF_SERVICE")
+        # ...while a DELETE on the server is undone by the next renewal (404 -> registers again), which
+        # brings its override back with it.
+        gone = requests.delete(f"{eureka_server.eureka_url}apps/{unique_app}/{instance_id}", timeout=10)
+        assert gone.status_code == 200
+        until("java-hello to register again", lambda: "eureka re-registering" in service.log.read_text())
+        assert until("the instance to be back", statuses) == ("OUT_OF_SERVICE", "OUT_OF_SERVICE")
+        assert all(line["msg"] != "eureka renewal failed" for line in service.log_lines()[renewed:])
+
+        back = requests.post(registry, json={"status": "UP"}, timeout=10)
+        assert back.status_code == 200, back.text
+        assert statuses() == ("UP", "UNKNOWN")
+
+        assert service.terminate(timeout=20) == 128 + signal.SIGTERM
+        assert on_server() is None
+        tail = service.log_lines()
+        messages = [line["msg"] for line in tail]
+        shutdown = messages.index("shutting down")
+        assert messages[shutdown:] == [
+            "shutting down",
+            "eureka unregistering",
+            "eureka deregistered",
+            "stopped",
+        ]
+        assert tail[shutdown + 2]["http_status"] == 200
+        overrides = [line for line in tail if line["msg"] == "eureka status override"]
+        assert [(line["status"], line["http_status"]) for line in overrides] == [
+            ("OUT_OF_SERVICE", 200),
+            ("UP", 200),
+        ]
+    finally:
+        stop(service.proc)
+
+
+def test_java_hello_says_when_eureka_is_unreachable(java_hello_jar, tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        env = {
+            "STARTUP_DELAY_SECONDS": "0",
+            "EUREKA_URL": f"http://127.0.0.1:{closed.getsockname()[1]}/eureka/",
+            "EUREKA_RENEWAL_SECONDS": "1",
+        }
+        service = start(java(java_hello_jar), tmp_path, env, name="no-eureka")
+        try:
+            until("the failure in the log", lambda: "eureka unreachable" in service.log.read_text())
+            registry = service.url + "/actuator/serviceregistry"
+            # The preStop hook must fail visibly when the override cannot be set.
+            out = requests.post(registry, json={"status": "OUT_OF_SERVICE"}, timeout=10)
+            assert out.status_code == 503 and "Connection refused" in out.json()["error"]
+            assert requests.get(registry, timeout=10).status_code == 503
+            assert requests.get(service.url + "/", timeout=5).status_code == 200
+        finally:
+            stop(service.proc)
 
 
 def test_java_hello_injects_errors_and_latency(java_hello_jar, tmp_path):

@@ -14,7 +14,7 @@ import requests
 
 from deploys.recipes import DEFAULT_RECIPES, render_dockerfile
 from sandbox.gitlab import GitLabStandin
-from sandbox.images import ensure_base_images
+from sandbox.images import ensure_base_images, ensure_prestop_helper
 from sandbox.registry import RegistryServer
 from tests.fixtures.standins import (
     DEMO_REPOS,
@@ -73,7 +73,11 @@ def test_jenkins_builds_tag_and_pushes_image(
     image = f"{registry_server.host}/demo/go-hello:v1.0.0"
     base = ensure_base_images(registry_server.host)["go"]
     dockerfile = render_dockerfile(
-        DEFAULT_RECIPES["go"]["dockerfile"], project="go-hello", port=8080, base=base
+        DEFAULT_RECIPES["go"]["dockerfile"],
+        project="go-hello",
+        port=8080,
+        base=base,
+        prestop_helper=ensure_prestop_helper(registry_server.host),
     )
     queue_id = jenkins_client.build_job(
         "go-hello-release",

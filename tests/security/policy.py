@@ -167,6 +167,10 @@ POLICY: list[Rule] = [
     *per_environment(ENV + "pods/<str:pod>/logs/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(ENV + "config/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(ENV + "config/", "POST", test=OPS, prod=OPS),
+    *per_environment(ENV + "eureka/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(
+        ENV + "eureka/<str:instance>/status/", "POST", test=OPS, prod=OPS, data={"status": "OUT_OF_SERVICE"}
+    ),
     *per_environment(ENV + "alert-rules/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(ENV + "alert-rules/<str:rule>/", "POST", test=OWNERS, prod=OWNERS),
     *project(ENV + "config/changes/", "GET"),
@@ -291,6 +295,14 @@ POLICY: list[Rule] = [
     *per_environment(API_ENV + "pods/<str:pod>/logs/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(API_ENV + "config/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(API_ENV + "metrics/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(API_ENV + "eureka/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(
+        API_ENV + "eureka/instances/<str:instance>/status/",
+        "POST",
+        test=OPS,
+        prod=OPS,
+        data={"status": "OUT_OF_SERVICE"},
+    ),
     *per_environment(API_ENV + "alert-rules/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(API_ENV + "alert-rules/<str:rule>/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(

@@ -59,6 +59,7 @@ class World:
             "rule": "ErrorRatioHigh",
             "namespace": "application",
             "key": "timeout",
+            "instance": "10.0.1.7:orders:8080",  # a Eureka instance id
         }
 
     def pk_in(self, path: str, placeholder: str) -> int | None:

@@ -484,18 +484,43 @@ class PodWorker(threading.Thread):
         _in_parallel([(r.stop, (deadline,)) for r in self.runners if r.container is not None])
 
     def run_pre_stop(self, runner: ContainerRunner, deadline: float) -> None:
+        """The container's preStop hook, given until ``deadline`` (the grace period). As the kubelet does,
+        a failed hook is a FailedPreStopHook warning event whose message leaves the output out (it may hold
+        secrets); the output goes to this agent's log. A hook still running at the deadline is cut off
+        without an event."""
         hook = ((runner.spec.get("lifecycle") or {}).get("preStop")) or {}
         timeout = max(0.0, deadline - time.monotonic())
         if runner.container is None or not hook or timeout <= 0:
             return
+        failure = ""
         if hook.get("exec"):
-            argv = runner.container.enter_argv(list(hook["exec"].get("command") or []))
-            with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-                subprocess.run(argv, timeout=timeout, stdin=subprocess.DEVNULL, capture_output=True)
+            command = list(hook["exec"].get("command") or [])
+            argv = runner.container.enter_argv(command)
+            try:
+                done = subprocess.run(argv, timeout=timeout, stdin=subprocess.DEVNULL, capture_output=True)
+            except subprocess.TimeoutExpired:
+                log.info(
+                    "%s/%s %s: PreStop hook not completed in grace period",
+                    self.namespace,
+                    self.name,
+                    runner.name,
+                )
+                return
+            except OSError as exc:
+                failure = str(exc)
+            else:
+                if done.returncode != 0:
+                    output = (done.stdout + done.stderr).decode(errors="replace")
+                    failure = f"command {command} exited with {done.returncode}: {output[-2000:]!r}"
         elif hook.get("httpGet"):
-            probes.http_get(hook["httpGet"], runner.spec, self.pod_ip, timeout)
+            result = probes.http_get(hook["httpGet"], runner.spec, self.pod_ip, timeout)
+            if not result.ok:
+                failure = result.message
         elif hook.get("sleep"):
             time.sleep(min(float(hook["sleep"].get("seconds") or 0), timeout))
+        if failure:
+            log.info("%s/%s %s: PreStop hook failed: %s", self.namespace, self.name, runner.name, failure)
+            self.agent.event(self.pod, "FailedPreStopHook", "PreStopHook failed", kind="Warning")
 
     def _kill_all(self) -> None:
         for runner in self.runners:

@@ -38,7 +38,10 @@ def test_forms_serializer_and_type_check_list_the_catalogue(people):
     after_env = ticket_names.index("env_vars") + 1
     assert list(_ticket_form(people).fields) == ticket_names[:after_env] + secret + ticket_names[after_env:]
     # The version is the optimistic-concurrency token, not a request field.
-    assert list(EnvironmentConfigForm().fields) == config_names + secret + ["version"]
+    config_after_env = config_names.index("env_vars") + 1
+    assert list(EnvironmentConfigForm().fields) == (
+        config_names[:config_after_env] + secret + config_names[config_after_env:] + ["version"]
+    )
     assert list(NewTicketForm(project=people.project, environment="test").fields)[0] == "environment"
     assert list(workload_request_serializer("Probe", partial=False)().fields) == ticket_names
     assert set(config_names) < set(ticket_names)
@@ -190,6 +193,8 @@ def test_new_ticket_starts_from_the_language_defaults():
         "health_path": "/healthz",
         "metrics_path": "/metrics",
         "startup_seconds": 30,
-        "eureka_deregister_path": "/actuator/service-registry",
+        "eureka_deregister_path": "/actuator/serviceregistry",
+        "eureka_response_cache_seconds": 30,
         "registry_refresh_seconds": 30,
+        "loadbalancer_cache_seconds": 35,
     }

@@ -17,6 +17,7 @@ from clusters.workload.manifests import (
     spec_errors,
     spec_from_dict,
     spec_to_dict,
+    stop_budget,
 )
 from tests.helpers.workload import make
 
@@ -423,25 +424,37 @@ def test_probe_timeout_raised_is_recorded_but_not_a_warning():
 # Guardrails: graceful exit
 
 
-def test_prestop_deregisters_from_eureka_then_sleeps_two_refreshes():
-    spec = java(eureka_enabled=True, container_port=9000, registry_refresh_seconds=30)
+def test_prestop_sets_out_of_service_while_serving_then_waits_the_stale_window():
+    spec = java(eureka_enabled=True, container_port=9000)
     script = prestop_script(spec)
-    url = "http://127.0.0.1:9000/actuator/service-registry"
-    assert script.index("wget") < script.index("curl") < script.index("sleep 60")
-    assert script.count(url) == 2
-    assert '--post-data=\'{"status":"OUT_OF_SERVICE"}\'' in script
-    assert '-d \'{"status":"OUT_OF_SERVICE"}\'' in script
-    # The de-registration may fail (no wget, no curl, endpoint missing) without skipping the sleep.
-    assert "|| true; sleep 60" in script
-    assert script.endswith("sleep 60")
-
-
-def test_prestop_uses_the_configured_deregister_path_and_refresh():
-    script = prestop_script(
-        java(eureka_enabled=True, eureka_deregister_path="/debug/stop", registry_refresh_seconds=5)
+    assert "url=http://127.0.0.1:9000/actuator/serviceregistry;" in script
+    assert "service-registry" not in script
+    assert 'body=\'{"status":"OUT_OF_SERVICE"}\'' in script
+    # The static helper first, then wget, then curl, each with the de-registration timeout.
+    assert script.index("helper=/opt/opsportal/bin/http-post") < script.index('"$helper" -t 5')
+    assert (
+        script.index('"$helper" -t 5') < script.index("wget -q -O /dev/null") < script.index("curl -fsS -o")
     )
-    assert "http://127.0.0.1:8080/debug/stop" in script
-    assert script.endswith("sleep 10")
+    assert 'limit="timeout 5"' in script and "-m 5" in script
+    # busybox's wget may lack -T (Debian's crashes on it): its limit comes from timeout(1).
+    assert " -T " not in script
+    # 30 s server cache + 30 s fetch interval + 35 s load-balancer cache + 5 s margin.
+    assert script.endswith('sleep 100\nexit "$fail"\n')
+    # Nothing hides a failure any more: the hook's status is the de-registration's, given after the wait.
+    assert "|| true" not in script
+
+
+def test_prestop_uses_the_configured_deregister_path_and_caches():
+    spec = java(
+        eureka_enabled=True,
+        eureka_deregister_path="/debug/stop",
+        eureka_response_cache_seconds=0,
+        registry_refresh_seconds=5,
+        loadbalancer_cache_seconds=2,
+    )
+    script = prestop_script(spec)
+    assert "url=http://127.0.0.1:8080/debug/stop;" in script
+    assert "sleep 12\n" in script
 
 
 def test_prestop_without_eureka_still_waits_for_endpoint_removal():
@@ -450,24 +463,89 @@ def test_prestop_without_eureka_still_waits_for_endpoint_removal():
     assert script == "sleep 5"
 
 
+def test_the_stale_window_is_the_sum_of_the_callers_caches_and_a_margin():
+    budget = stop_budget(
+        java(eureka_enabled=True, eureka_response_cache_seconds=10, loadbalancer_cache_seconds=0)
+    )
+    assert [(part.code, part.seconds) for part in budget.parts] == [
+        ("eureka_response_cache", 10),
+        ("registry_refresh", 30),
+        ("loadbalancer_cache", 0),
+        ("margin", 5),
+    ]
+    assert (budget.stale_window, budget.sleep, budget.hook_timeout, budget.shutdown) == (45, 45, 5, 30)
+    assert budget.grace == 5 + 45 + 30
+    assert budget.deregister_path == "/actuator/serviceregistry"
+    assert not budget.sleep_short
+    plain = stop_budget(make())
+    assert [(part.code, part.seconds) for part in plain.parts] == [("endpoints", 5)]
+    assert (plain.stale_window, plain.hook_timeout, plain.grace, plain.deregister_path) == (5, 0, 35, "")
+
+
 @pytest.mark.parametrize(
-    "spec", [make(), java(eureka_enabled=True), java(eureka_enabled=True, registry_refresh_seconds=90)]
+    "spec",
+    [
+        make(),
+        java(eureka_enabled=True),
+        java(eureka_enabled=True, registry_refresh_seconds=90, loadbalancer_cache_seconds=300),
+    ],
 )
-def test_grace_period_outlasts_the_prestop_sleep_plus_shutdown(spec):
+def test_grace_period_covers_the_hook_timeout_the_wait_and_the_shutdown(spec):
     grace = by_kind(spec)["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    sleep = int(prestop_script(spec).rsplit("sleep ", 1)[1])
-    assert grace == sleep + 30
-    assert grace > sleep
+    sleep = int(prestop_script(spec).rsplit("sleep ", 1)[1].split()[0])
+    timeout = 5 if spec.eureka_enabled else 0
+    assert grace == timeout + sleep + 30
+    assert str(grace) in guardrail(spec, "termination_grace").message
 
 
 def test_shortened_prestop_sleep_is_an_overridden_warning():
     spec = java(eureka_enabled=True, overrides=(("prestop_sleep_seconds", 10), ("shutdown_seconds", 60)))
-    assert prestop_script(spec).endswith("sleep 10")
-    assert by_kind(spec)["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 70
+    assert 'sleep 10\nexit "$fail"' in prestop_script(spec)
+    assert by_kind(spec)["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 75
     sleep = guardrail(spec, "prestop_sleep_seconds")
     assert (sleep.level, sleep.overridden) == ("warning", True)
+    assert "outside the safe range >= 100" in sleep.message
+    assert stop_budget(spec).sleep_short
     shutdown = guardrail(spec, "shutdown_seconds")
     assert (shutdown.level, shutdown.overridden) == ("info", True)
+    # A longer wait than the window is safe.
+    longer = java(eureka_enabled=True, overrides=(("prestop_sleep_seconds", 150),))
+    assert guardrail(longer, "prestop_sleep_seconds").level == "info"
+
+
+def test_the_stale_window_explains_its_parts():
+    message = guardrail(
+        java(eureka_enabled=True, loadbalancer_cache_seconds=20), "prestop_sleep_seconds"
+    ).message
+    assert "POST /actuator/serviceregistry" in message and "waits 85 s" in message
+    for part in ("response cache 30 s", "fetch interval 30 s", "load-balancer cache 20 s", "margin 5 s"):
+        assert part in message
+
+
+def test_the_pre_2020_deregister_path_is_a_warning():
+    rail = guardrail(
+        java(eureka_enabled=True, eureka_deregister_path="/actuator/service-registry"),
+        "eureka_deregister_path",
+    )
+    assert rail.level == "warning"
+    assert "answers 404" in rail.message and "/actuator/serviceregistry" in rail.message
+    assert "eureka_deregister_path" not in codes(java(eureka_enabled=True))
+    assert "eureka_deregister_path" not in codes(java(eureka_deregister_path="/actuator/service-registry"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("eureka_response_cache_seconds", -1, "eureka_response_cache_seconds must be from 0 to 300 seconds."),
+        ("registry_refresh_seconds", 0, "registry_refresh_seconds must be from 1 to 300 seconds."),
+        ("loadbalancer_cache_seconds", 301, "loadbalancer_cache_seconds must be from 0 to 300 seconds."),
+    ],
+)
+def test_the_cache_figures_are_bounded(field, value, message):
+    assert spec_errors(java(eureka_enabled=True, **{field: value}))[field] == [message]
+    assert spec_errors(java(eureka_enabled=True, **{field: "30"}))[field] == [
+        f"{field} must be a whole number."
+    ]
 
 
 def test_java_shutdown_budget_below_spring_default_warns():
@@ -621,8 +699,8 @@ def test_every_applicable_knob_is_explained_once():
 
 def test_knobs_describe_their_defaults_and_safe_minimums():
     knob = OVERRIDABLE["prestop_sleep_seconds"]
-    assert knob.default(java(eureka_enabled=True, registry_refresh_seconds=20)) == 40
-    assert knob.safe_minimum(java(eureka_enabled=True, registry_refresh_seconds=20)) == 40
+    assert knob.default(java(eureka_enabled=True, registry_refresh_seconds=20)) == 90
+    assert knob.safe_minimum(java(eureka_enabled=True, registry_refresh_seconds=20)) == 90
     assert knob.default(make()) == 5
     assert OVERRIDABLE["probe_timeout_seconds"].default(make()) == 3
     assert OVERRIDABLE["probe_timeout_seconds"].safe_minimum(make()) == 3

@@ -17,6 +17,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * java-hello: the sandbox's Java demo service, shaped like the company's Spring Boot services without Spring.
@@ -30,12 +32,22 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Fault injection, for releasing a "bad" version: ERROR_RATIO (0..1) of the requests to / answer 500 and
  * EXTRA_LATENCY_MS delays each of them. A release swaps the image, not the environment, so when the variables
  * are unset the defaults below apply: a commit that changes them makes a bad release.
+ *
+ * <p>Eureka (see Eureka.java): with EUREKA_URL set it registers once it listens and renews its lease. Like
+ * Spring Cloud's actuator, GET /actuator/serviceregistry answers {"status":…,"overriddenStatus":…} as the
+ * server has it, and POST /actuator/serviceregistry {"status":"OUT_OF_SERVICE"|"UP"} sets or removes the
+ * status override on the server; without EUREKA_URL both work on a local status only. On SIGTERM it logs
+ * the moment, marks itself DOWN and de-registers, stops accepting connections, lets requests in flight finish
+ * (up to 5 s) and exits.
  */
 public final class App {
     static final double[] BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
     static final long SLOW_HEALTH_MILLIS = 1500;
     static final String DEFAULT_ERROR_RATIO = "0";
     static final String DEFAULT_EXTRA_LATENCY_MS = "0";
+    static final int SHUTDOWN_GRACE_SECONDS = 5;
+    static final String SERVICE_REGISTRY = "/actuator/serviceregistry";
+    private static final Pattern WANTED_STATUS = Pattern.compile("\"status\"\\s*:\\s*\"([A-Za-z_]+)\"");
 
     private final double errorRatio = Math.min(Math.max(Double.parseDouble(
             System.getenv().getOrDefault("ERROR_RATIO", DEFAULT_ERROR_RATIO).trim()), 0), 1);
@@ -44,6 +56,11 @@ public final class App {
     private final AtomicLong rootServed = new AtomicLong();
 
     private final AtomicBoolean slowHealth;
+    // Set once the server listens (with EUREKA_URL); null without Eureka.
+    private volatile Eureka eureka;
+    // Without Eureka the registry endpoint keeps the status here.
+    private volatile String localStatus = "UP";
+    private volatile String localOverride = "UNKNOWN";
     private final AtomicInteger inFlight = new AtomicInteger();
     private final long startedNanos = System.nanoTime();
     // Keyed by method and code; one lock guards all of it (a demo's request rate needs nothing finer).
@@ -84,28 +101,41 @@ public final class App {
         server.createContext("/", app::handle);
         server.start();
         log("listening", "\"port\":" + port);
+        Eureka eureka = Eureka.fromEnv(port);
+        if (eureka != null) {
+            app.eureka = eureka;
+            eureka.start();
+        }
 
-        Runtime.getRuntime()
-                .addShutdownHook(
-                        new Thread(
-                                () -> {
-                                    log("shutting down", "\"in_flight\":" + app.inFlight.get());
-                                    // Requests in flight get up to 5 s to finish. HttpServer.stop(delay) would
-                                    // wait the whole delay even when idle (JDK 17), so wait here, then close.
-                                    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-                                    while (app.inFlight.get() > 0 && System.nanoTime() < deadline) {
-                                        sleep(20);
-                                    }
-                                    server.stop(0);
-                                    pool.shutdown();
-                                    try {
-                                        pool.awaitTermination(5, TimeUnit.SECONDS);
-                                    } catch (InterruptedException e) {
-                                        Thread.currentThread().interrupt();
-                                    }
-                                    log("stopped", null);
-                                },
-                                "shutdown"));
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> app.shutDown(server, pool), "shutdown"));
+    }
+
+    /**
+     * On SIGTERM: log it (its time is what a test compares with the registry's), leave Eureka, stop accepting,
+     * let requests in flight finish, stop. Spring Boot with server.shutdown=graceful does the same, in this order.
+     */
+    void shutDown(HttpServer server, ExecutorService pool) {
+        log("shutting down", "\"signal\":\"SIGTERM\",\"in_flight\":" + inFlight.get());
+        Eureka registered = eureka;
+        if (registered != null) {
+            registered.shutdown();
+        }
+        // HttpServer.stop closes the listening socket at once, then waits its whole delay even when idle (JDK 17):
+        // on a thread of its own, so the exit only waits for the requests in flight.
+        Thread stopper = new Thread(() -> server.stop(SHUTDOWN_GRACE_SECONDS), "http-stop");
+        stopper.setDaemon(true);
+        stopper.start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(SHUTDOWN_GRACE_SECONDS);
+        while (inFlight.get() > 0 && System.nanoTime() < deadline) {
+            sleep(20);
+        }
+        pool.shutdown();
+        try {
+            pool.awaitTermination(SHUTDOWN_GRACE_SECONDS, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        log("stopped", null);
     }
 
     void handle(HttpExchange exchange) throws IOException {
@@ -124,8 +154,9 @@ public final class App {
         int status = 200;
         String type = "application/json";
         String body;
+        String requestBody;
         try (InputStream in = exchange.getRequestBody()) {
-            in.readAllBytes();
+            requestBody = new String(in.readAllBytes(), StandardCharsets.UTF_8);
         }
         switch (path) {
             case "/actuator/health", "/healthz" -> {
@@ -148,6 +179,11 @@ public final class App {
                 body = status == 400
                         ? "{\"error\":\"POST ?enabled=true|false, or GET\"}"
                         : "{\"slow_health\":" + slowHealth.get() + "}";
+            }
+            case SERVICE_REGISTRY -> {
+                String[] answer = serviceRegistry(method, requestBody);
+                status = Integer.parseInt(answer[0]);
+                body = answer[1];
             }
             case "/" -> {
                 type = "text/plain; charset=utf-8";
@@ -184,6 +220,48 @@ public final class App {
                         + ",\"status\":" + status
                         + ",\"duration_ms\":" + String.format(Locale.ROOT, "%.3f", seconds * 1000)
                         + ",\"remote\":" + json(exchange.getRemoteAddress().getAddress().getHostAddress()));
+    }
+
+    /** {status code, JSON body} of GET or POST /actuator/serviceregistry. */
+    String[] serviceRegistry(String method, String requestBody) {
+        Eureka registered = eureka;
+        if ("GET".equals(method)) {
+            if (registered == null) {
+                return new String[] {"200", Eureka.statusJson(localStatus, localOverride)};
+            }
+            try {
+                return new String[] {"200", registered.statusJson()};
+            } catch (IOException e) {
+                return new String[] {"503", "{\"error\":" + json(String.valueOf(e)) + "}"};
+            }
+        }
+        if (!"POST".equals(method)) {
+            return new String[] {"405", "{\"error\":\"GET, or POST a status\"}"};
+        }
+        Matcher wanted = WANTED_STATUS.matcher(requestBody);
+        String value = wanted.find() ? wanted.group(1) : "";
+        if (!"OUT_OF_SERVICE".equals(value) && !"UP".equals(value)) {
+            return new String[] {"400", "{\"error\":\"status must be OUT_OF_SERVICE or UP\"}"};
+        }
+        if (registered == null) {
+            localStatus = value;
+            localOverride = "UP".equals(value) ? "UNKNOWN" : value;
+            log("status override", "\"status\":" + json(value) + ",\"eureka\":false");
+            return new String[] {"200", Eureka.statusJson(localStatus, localOverride)};
+        }
+        try {
+            int code = registered.override(value);
+            log("eureka status override", "\"status\":" + json(value) + ",\"http_status\":" + code);
+            if (code != 200) {
+                // The preStop hook must see that the override did not land.
+                return new String[] {"503", "{\"error\":\"Eureka answered " + code + "\"}"};
+            }
+            return new String[] {"200", Eureka.statusJson(value, "UP".equals(value) ? "UNKNOWN" : value)};
+        } catch (IOException e) {
+            log("eureka status override failed",
+                    "\"status\":" + json(value) + ",\"error\":" + json(String.valueOf(e)));
+            return new String[] {"503", "{\"error\":" + json(String.valueOf(e)) + "}"};
+        }
     }
 
     synchronized void record(String method, int status, double seconds) {
