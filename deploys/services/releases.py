@@ -588,13 +588,21 @@ def _job_config(release: Release, template_xml: str) -> str:
 def _build_parameters(release: Release, git_url: str) -> dict[str, str]:
     environment = ProjectEnvironment.objects.get(project=release.project, environment="test")
     port = int((environment.spec.get("request") or {}).get("container_port") or 8080)
-    dockerfile = recipes.render_dockerfile(
-        release.recipe.dockerfile,
-        project=release.project.name,
-        port=port,
-        base=recipes.base_image(release.project.language),
-        prestop_helper=recipes.prestop_helper_image(),
-    )
+    try:
+        dockerfile = recipes.render_dockerfile(
+            release.recipe.dockerfile,
+            project=release.project.name,
+            port=port,
+            base=recipes.base_image(release.project.language),
+            prestop_helper=recipes.prestop_helper_image(),
+        )
+    except ValueError as exc:
+        # A setting ops left empty: retrying cannot help, and the release page must say what to set.
+        raise IntegrationError(
+            _("The build cannot start: %(cause)s. Ops: set it in the portal's environment and release again.")
+            % {"cause": exc},
+            permanent=True,
+        ) from exc
     return {
         "GIT_URL": git_url,
         "GIT_TAG": release.version,

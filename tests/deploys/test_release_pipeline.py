@@ -202,6 +202,16 @@ def test_failed_build_fails_the_release_with_the_console_tail(people, onboarded)
     assert not DeploymentRecord.objects.filter(release=release).exists()
 
 
+def test_an_empty_prestop_helper_setting_fails_the_release_with_what_to_set(people, onboarded, settings):
+    settings.OPSPORTAL_PRESTOP_HELPER_IMAGE = ""
+    release = release_to_test(people, onboarded)
+    assert release.status == ReleaseStatus.FAILED
+    assert "The build cannot start" in release.error
+    assert "OPSPORTAL_PRESTOP_HELPER_IMAGE" in release.error
+    assert "Internal error" not in release.error
+    assert release.jenkins_build is None  # nothing was started
+
+
 def test_rollout_that_never_becomes_ready_fails_and_rollback_works(people, onboarded, kube_cluster):
     good = release_to_test(people, onboarded)
     assert good.status == ReleaseStatus.DEPLOYED
