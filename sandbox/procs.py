@@ -143,6 +143,35 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def run_relaying(
+    args: list[str], *, cwd: Path, progress: Callable[[str], None], tag: str, env: dict | None = None
+) -> tuple[int, list[str]]:
+    """Run a build command, relaying each output line as ``[tag] line`` so a long (cold) build shows it is
+    alive; returns its exit code and its lines. An interrupted caller takes the command down with it, and
+    a killed parent (SIGKILL cannot be caught) too, through the parent-death signal."""
+    progress(f"[{tag}] $ {' '.join(args)}   (in {cwd})")
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=die_with_parent(os.getpid()),
+    )
+    lines: list[str] = []
+    try:
+        for line in proc.stdout or ():
+            line = line.rstrip()
+            lines.append(line)
+            progress(f"[{tag}] {line}")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc.wait(), lines
+
+
 def wait_for(
     check: Callable[[], bool],
     *,

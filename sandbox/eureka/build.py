@@ -12,11 +12,10 @@ import fcntl
 import hashlib
 import os
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from sandbox.procs import die_with_parent
+from sandbox.procs import run_relaying
 
 SOURCES = Path(__file__).resolve().parent / "server"
 JAR_NAME = "eureka-server.jar"
@@ -97,30 +96,11 @@ def ensure_jar(progress: Progress | None = None) -> Path:
 
 def _mvn(args: list[str], cwd: Path, progress: Progress) -> None:
     """Run Maven, relaying its output (downloads included) so a cold build shows it is alive."""
-    progress(f"[eureka] $ {' '.join(args)}   (in {cwd})")
-    proc = subprocess.Popen(
-        args,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        # A build whose parent is killed must not go on downloading unseen.
-        preexec_fn=die_with_parent(os.getpid()),
-    )
-    lines: list[str] = []
-    try:
-        for line in proc.stdout or ():
-            line = line.rstrip()
-            lines.append(line)
-            progress(f"[eureka] {line}")
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    if proc.wait() != 0:
+    code, lines = run_relaying(args, cwd=cwd, progress=progress, tag="eureka")
+    if code != 0:
         errors = [line for line in lines if line.startswith("[ERROR]")][:15] or lines[-30:]
         raise BuildError(
-            f"mvn failed with exit code {proc.returncode}:\n"
+            f"mvn failed with exit code {code}:\n"
             + "\n".join(errors)
             + "\nMaven needs Maven Central (through ~/.m2/settings.xml's mirror, if any) and Java 17; "
             f"fix the cause above, then {HOW_TO_BUILD}."

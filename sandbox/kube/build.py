@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sandbox.procs import die_with_parent
+from sandbox.procs import run_relaying
 
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
@@ -180,31 +180,10 @@ def _go_env() -> dict[str, str]:
 
 def _run(args: list[str], cwd: Path, progress: Progress, tag: str) -> None:
     """Run a go command, relaying its output line by line so a long build shows it is alive."""
-    progress(f"[{tag}] $ {' '.join(args)}")
-    proc = subprocess.Popen(
-        args,
-        cwd=cwd,
-        env=_go_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        # A build whose parent is killed (SIGKILL cannot be caught) must not go on compiling unseen.
-        preexec_fn=die_with_parent(os.getpid()),
-    )
-    lines: list[str] = []
-    try:
-        for line in proc.stdout or ():
-            line = line.rstrip()
-            lines.append(line)
-            progress(f"[{tag}] {line}")
-    except BaseException:
-        # An interrupted build must not leave the go command running on behind us.
-        proc.kill()
-        proc.wait()
-        raise
-    if proc.wait() != 0:
+    code, lines = run_relaying(args, cwd=cwd, progress=progress, tag=tag, env=_go_env())
+    if code != 0:
         tail = "\n".join(lines[-30:])
-        raise BuildError(f"{tag}: {' '.join(args)} failed with exit code {proc.returncode}\n{tail}")
+        raise BuildError(f"{tag}: {' '.join(args)} failed with exit code {code}\n{tail}")
 
 
 def _fresh_module(name: str, version: str) -> Path:
