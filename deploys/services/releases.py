@@ -219,7 +219,11 @@ def release_promote(*, actor, release_id: int, remote_addr: str | None = None) -
         )
         raise StateConflict(problem)
     # The very change set that ran in test, checked against prod's settings (namespaces may differ).
-    changes = config_change_set_clean(project=project, env="prod", items=change_set(test_release))
+    changes = config_change_set_clean(
+        project=project,
+        env="prod",
+        items=[{**item, "delete": item["value"] is None} for item in change_set(test_release)],
+    )
     with transaction.atomic():
         _environment(project, "prod")
         Project.objects.select_for_update().get(pk=project.pk)
