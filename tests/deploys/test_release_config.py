@@ -15,6 +15,7 @@ from deploys import services
 from deploys.choices import DeploymentOutcome, ReleaseStatus
 from deploys.models import DeploymentRecord, Release
 from deploys.services.release_config import config_apply
+from deploys.services.releases import release_rollback_auto
 from deploys.tasks import release_build, release_deploy, release_tag, rollback_deploy
 from observability.models import AuditEvent
 from tests.fixtures.pipeline import run_release_task
@@ -215,6 +216,46 @@ def test_a_failed_rollout_rolls_its_configuration_back(people, onboarded, apollo
     assert apollo_project.latest()["configurations"]["greeting"] == "good"
     fail = AuditEvent.objects.get(verb="release.deploy.fail", target_id=str(stuck.pk))
     assert f"#{good_id}" in fail.changes["config"]
+
+
+@pytest.mark.kube
+@pytest.mark.standins
+@pytest.mark.django_db
+def test_automatic_rollback_restores_the_config_and_a_lost_config_release_stops_a_rollback(
+    people, onboarded, apollo_project, kube_cluster
+):
+    def release(value: str) -> Release:
+        done = _run(
+            services.release_submit(
+                actor=people.developer,
+                project=onboarded.project,
+                branch="main",
+                config_changes=[{"key": "greeting", "value": value}],
+            )
+        )
+        assert done.status == ReleaseStatus.DEPLOYED, done.error
+        return done
+
+    good, second = release("good"), release("second")
+    good_id, second_id = good.config_releases["application"], second.config_releases["application"]
+    # What verification does on a regression: back to the deployment the release replaced.
+    auto = release_rollback_auto(second, DeploymentRecord.objects.get(release=second), reason="regressed")
+    rollback_deploy.apply(kwargs={"record_id": auto.pk})
+    auto.refresh_from_db()
+    assert auto.outcome == DeploymentOutcome.SUCCEEDED, auto.message
+    assert _image(kube_cluster, onboarded, "test") == good.image
+    # What clients read is the release (Apollo's rollback leaves the items being edited as they were).
+    assert apollo_project.latest()["id"] == good_id
+    assert apollo_project.latest()["configurations"]["greeting"] == "good"
+
+    # Apollo release #second was rolled back: a rollback to ``second`` cannot bring its configuration,
+    # so it fails with the cause and leaves the image alone.
+    record = _rollback(people, onboarded, "test", second)
+    assert record.outcome == DeploymentOutcome.FAILED
+    assert f"#{second_id}" in record.message and "was rolled back" in record.message, record.message
+    assert "The image was not switched." in record.message
+    assert _image(kube_cluster, onboarded, "test") == good.image
+    assert apollo_project.latest()["id"] == good_id
 
 
 # --- the pieces, without a cluster ----------------------------------------------------------------------
