@@ -290,6 +290,12 @@ def test_change_sets_are_validated_at_submit(client, people, apollo_project):
     assert 'data-namespace="application"' in page and 'data-namespace="extra"' in page
     bad = client.post(f"/projects/{project.name}/releases/", {"branch": "main", "config_1": "just words"})
     assert 'data-field="config_1"' in bad.content.decode()
+    # Well-formed lines reach the service (which then refuses: this project has no repository).
+    good_lines = client.post(
+        f"/projects/{project.name}/releases/",
+        {"branch": "main", "config_0": "greeting=hi\n# a comment\n!old.key\n", "config_1": "a.b=c=d"},
+    )
+    assert "no GitLab repository" in good_lines.content.decode()
     assert not Release.objects.exists()
 
     apollo_project.settings.delete()
