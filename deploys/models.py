@@ -150,6 +150,17 @@ class Release(Run):
     )
     verification = models.JSONField(default=dict, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
+    # The Apollo change set the release carries for its environment: a JSON list of {namespace, key,
+    # value (null: delete), comment}, encrypted because values may be secrets. A promotion copies its
+    # test release's set unchanged.
+    config_changes = EncryptedTextField(_("configuration changes"), blank=True, default="")
+    # Per namespace the change set touched: the Apollo release current before it was applied and the
+    # release it made ({"before": id|null, "after": id}). "before" is written before Apollo is called, so
+    # a resumed deploy step knows whether its own release already happened and never applies twice.
+    config_applied = models.JSONField(default=dict, blank=True)
+    # Per namespace of the project's Apollo settings, the Apollo release id the release ran with (null:
+    # never released); what a rollback to this release restores.
+    config_releases = models.JSONField(default=dict, blank=True)
 
     TRANSITIONS = RELEASE_TRANSITIONS
     RUNNING_STATUSES = ACTIVE_RELEASE_STATUSES

@@ -5,11 +5,13 @@ from configs.selectors import config_release_current
 from configs.services.apollo import (
     ConfigChange,
     RollbackResult,
+    config_change_set_clean,
     config_changes_apply,
     config_item_create,
     config_item_delete,
     config_item_update,
     config_release,
+    config_release_restore,
     config_rollback,
 )
 from configs.services.settings import apollo_settings_has_token, apollo_settings_update
@@ -19,11 +21,13 @@ __all__ = [
     "RollbackResult",
     "apollo_settings_has_token",
     "apollo_settings_update",
+    "config_change_set_clean",
     "config_changes_apply",
     "config_item_create",
     "config_item_delete",
     "config_item_update",
     "config_release",
     "config_release_current",
+    "config_release_restore",
     "config_rollback",
 ]

@@ -616,3 +616,139 @@ def config_changes_apply(
             status=failure.status,
         )
     return record.release_id
+
+
+def config_change_set_clean(*, project: Project, env: str, items: list) -> list[dict]:
+    """A release's change set checked against the project's Apollo settings and Apollo's limits: a list
+    of {namespace, key, value (None: delete), comment}, or ValidationError saying what is wrong (under
+    ``config_changes``). Nothing is read from Apollo: the set is applied later, by the release."""
+    if not items:
+        return []
+    row = ApolloSettings.objects.filter(project=project).first()
+    if row is None:
+        raise ValidationError(
+            {"config_changes": _("The project has no Apollo settings: a release cannot carry configuration.")}
+        )
+    if env not in Environment.values:
+        raise ValidationError({"environment": _("Choose test or prod.")})
+    cleaned: list[dict] = []
+    seen: set[tuple[str, str]] = set()
+    problems: list[str] = []
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            problems.append(_("Change %(n)d is not an object.") % {"n": number})
+            continue
+        namespace = str(item.get("namespace") or "application")
+        delete = bool(item.get("delete"))
+        value = item.get("value")
+        if namespace not in row.namespaces:
+            problems.append(
+                _("Change %(n)d: the project's Apollo settings do not list the namespace %(namespace)s.")
+                % {"n": number, "namespace": namespace[:128]}
+            )
+            continue
+        if not delete and not isinstance(value, str):
+            problems.append(_("Change %(n)d: give a value (a string), or delete the key.") % {"n": number})
+            continue
+        try:
+            key, value, comment = _clean_item(
+                str(item.get("key") or ""), None if delete else value, str(item.get("comment") or "")
+            )
+        except ValidationError as exc:
+            problems.extend(
+                _("Change %(n)d (%(field)s): %(error)s") % {"n": number, "field": field, "error": " ".join(e)}
+                for field, e in exc.message_dict.items()
+            )
+            continue
+        if (namespace, key) in seen:
+            problems.append(
+                _("Change %(n)d: %(key)s appears twice in %(namespace)s.")
+                % {"n": number, "key": key, "namespace": namespace}
+            )
+            continue
+        seen.add((namespace, key))
+        cleaned.append({"namespace": namespace, "key": key, "value": value, "comment": comment})
+    if problems:
+        raise ValidationError({"config_changes": problems})
+    return cleaned
+
+
+def config_release_restore(
+    *, project: Project, env: str, namespace: str, to_release_id: int, operator, reason: str
+) -> list[int]:
+    """Make ``to_release_id`` the namespace's current release again by rolling back Apollo's latest
+    releases one by one (Apollo undoes only its latest); the ids undone (empty: it was current). For a
+    workflow's rollback (a release rolled back, or a failed one undone): no Apollo right is checked.
+
+    Refused with nothing done (ConfigError) when the portal knows the target was rolled back or when
+    Apollo's latest is older than it. When the chain passes the target (abandoned or superseded outside
+    the portal) or a step fails, ConfigIncomplete says how far it got; the steps done stay audited."""
+    name = _operator(operator)
+    undone: list[int] = []
+    failure: ConfigError | None = None
+    with transaction.atomic():
+        row, ref, client = _open(
+            project=project, environment=env, namespace=namespace, actor=operator, check_access=False
+        )
+        where = describe(ref)
+        gone = known_releases(row, env, namespace).filter(
+            release_id=to_release_id, rolled_back_at__isnull=False
+        )
+        if gone.exists():
+            raise ConfigError(
+                _("Apollo release #%(id)s of %(where)s was rolled back: it cannot be made current again.")
+                % {"id": to_release_id, "where": where}
+            )
+        for step in range(MAX_ROLLBACK_STEPS + 1):
+            try:
+                latest = client.release_latest(ref=ref)
+            except IntegrationError as exc:
+                failure = apollo_error(exc, where=where)
+                break
+            if latest is not None and latest.id == to_release_id:
+                return undone
+            if latest is None or latest.id < to_release_id:
+                failure = ConfigError(
+                    _(
+                        "Apollo release #%(id)s of %(where)s is no longer active (abandoned or rolled back "
+                        "outside the portal); the current one is %(current)s."
+                    )
+                    % {
+                        "id": to_release_id,
+                        "where": where,
+                        "current": f"#{latest.id}" if latest else _("none"),
+                    }
+                )
+                break
+            if step == MAX_ROLLBACK_STEPS:
+                failure = ConfigError(_("More than %(n)d releases lie between.") % {"n": MAX_ROLLBACK_STEPS})
+                break
+            try:
+                client.release_rollback(env=ref.env, release_id=latest.id, operator=name)
+            except IntegrationError as exc:
+                failure = apollo_error(exc, where=where)
+                break
+            record = _record_release(row, env, ref, latest, by_portal=False, by=latest.released_by)
+            record.rolled_back_at, record.rolled_back_by = timezone.now(), name
+            record.save(update_fields=["rolled_back_at", "rolled_back_by"])
+            undone.append(latest.id)
+            audit_record(
+                actor=operator,
+                verb="apollo.rollback",
+                target=record,
+                project=project,
+                changes={
+                    **_where(ref, env),
+                    "release_id": latest.id,
+                    "title": latest.name,
+                    "to_release_id": to_release_id,
+                    "reason": reason[:200],
+                },
+            )
+    if not undone:
+        raise failure
+    raise ConfigIncomplete(
+        _("Rolled back %(ids)s of %(where)s towards #%(id)s, then: %(cause)s")
+        % {"ids": ", ".join(f"#{i}" for i in undone), "where": where, "id": to_release_id, "cause": failure},
+        status=failure.status,
+    )

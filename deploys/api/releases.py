@@ -37,6 +37,26 @@ class VerificationSerializer(serializers.Serializer):
     verified_at = serializers.DateTimeField(allow_null=True)
 
 
+class ConfigChangeSerializer(serializers.Serializer):
+    namespace = serializers.CharField(
+        max_length=128,
+        required=False,
+        default="application",
+        help_text="One of the project's Apollo namespaces",
+    )
+    key = serializers.CharField(max_length=128)
+    value = serializers.CharField(
+        max_length=20000,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="The new value; answers mask secret-looking keys' values",
+    )
+    delete = serializers.BooleanField(required=False, default=False, help_text="Delete the key instead")
+    comment = serializers.CharField(max_length=256, required=False, allow_blank=True, default="")
+
+
 class ReleaseSerializer(serializers.ModelSerializer):
     project = serializers.CharField(source="project.name", read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True)
@@ -44,6 +64,12 @@ class ReleaseSerializer(serializers.ModelSerializer):
     image = serializers.CharField(read_only=True)
     recipe_version = serializers.IntegerField(source="recipe.version", default=None, read_only=True)
     verification = serializers.SerializerMethodField()
+    config_changes = serializers.SerializerMethodField()
+    config_releases = serializers.DictField(
+        child=serializers.IntegerField(allow_null=True),
+        read_only=True,
+        help_text="Per Apollo namespace, the release id this release ran with (null: never released)",
+    )
 
     class Meta:
         model = Release
@@ -72,8 +98,14 @@ class ReleaseSerializer(serializers.ModelSerializer):
             "finished_at",
             "verification_status",
             "verification",
+            "config_changes",
+            "config_releases",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(ConfigChangeSerializer(many=True))
+    def get_config_changes(self, release: Release) -> list:
+        return ConfigChangeSerializer(services.change_set_shown(release), many=True).data
 
     @extend_schema_field(VerificationSerializer)
     def get_verification(self, release: Release) -> dict:
@@ -88,6 +120,12 @@ class ReleaseConsoleSerializer(serializers.Serializer):
 class ReleaseSubmitSerializer(serializers.Serializer):
     branch = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    config_changes = ConfigChangeSerializer(
+        many=True,
+        required=False,
+        help_text="Apollo changes for test, applied and released before the image; "
+        "promotion applies the same to prod",
+    )
 
 
 class DeploymentRecordSerializer(serializers.ModelSerializer):

@@ -2,6 +2,7 @@
 
 The names below are the app's public services; import them from here or from their module."""
 
+from deploys.services.release_config import change_set_shown
 from deploys.services.releases import (
     BUILD,
     BUILD_QUEUE_TIMEOUT,
@@ -59,6 +60,7 @@ from deploys.services.verification import (
 )
 
 __all__ = [
+    "change_set_shown",
     "check_ticket_change",
     "BUILD",
     "BUILD_QUEUE_TIMEOUT",

@@ -6,6 +6,7 @@ for what an earlier attempt already did (the tag, the build carrying the run mar
 release on. Production never builds: it deploys the digest of a test release a tester confirmed.
 """
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -24,9 +25,17 @@ from django.utils.translation import gettext as _
 from clusters.models import ProjectEnvironment
 from clusters.services.dashboards import dashboard_annotate, dashboards_enabled
 from clusters.services.environments import environment_running_image, environment_set_image
+from configs.services import config_change_set_clean
 from deploys import recipes
 from deploys.choices import ACTIVE_RELEASE_STATUSES, DeploymentKind, DeploymentOutcome, ReleaseStatus
 from deploys.models import BuildRecipe, DeploymentRecord, Release
+from deploys.services.release_config import (
+    change_set,
+    change_set_shown,
+    config_apply,
+    config_restore,
+    config_undo,
+)
 from deploys.tasks import release_build as release_build_task
 from deploys.tasks import release_build_poll as release_build_poll_task
 from deploys.tasks import release_deploy as release_deploy_task
@@ -138,11 +147,18 @@ def promotion_problem(*, actor, release: Release) -> str:
 
 @transaction.atomic
 def release_submit(
-    *, actor, project: Project, branch: str, description: str = "", remote_addr: str | None = None
+    *,
+    actor,
+    project: Project,
+    branch: str,
+    description: str = "",
+    config_changes: list | None = None,
+    remote_addr: str | None = None,
 ) -> Release:
-    """Release a branch to test: tag it, build it, deploy it."""
+    """Release a branch to test: tag it, build it, apply its Apollo change set (if any), deploy it."""
     check(actor, Action.RELEASE_TEST, project)
     branch = validate_branch(branch)
+    changes = config_change_set_clean(project=project, env="test", items=config_changes or [])
     if not project.gitlab_repository:
         raise ValidationError({"branch": _("The project has no GitLab repository configured.")})
     _environment(project, "test")
@@ -166,13 +182,19 @@ def release_submit(
         if settings.REGISTRY_HOST
         else project.name,
         jenkins_job=project.name,
+        config_changes=json.dumps(changes) if changes else "",
     )
     audit_record(
         actor=actor,
         verb="release.submit",
         target=release,
         project=project,
-        changes={"branch": branch, "version": release.version, "environment": "test"},
+        changes={
+            "branch": branch,
+            "version": release.version,
+            "environment": "test",
+            **({"config_changes": change_set_shown(release)} if changes else {}),
+        },
         remote_addr=remote_addr,
     )
     runs.publish(release)
@@ -196,6 +218,12 @@ def release_promote(*, actor, release_id: int, remote_addr: str | None = None) -
             remote_addr=remote_addr,
         )
         raise StateConflict(problem)
+    # The very change set that ran in test, checked against prod's settings (namespaces may differ).
+    changes = config_change_set_clean(
+        project=project,
+        env="prod",
+        items=[{**item, "delete": item["value"] is None} for item in change_set(test_release)],
+    )
     with transaction.atomic():
         _environment(project, "prod")
         Project.objects.select_for_update().get(pk=project.pk)
@@ -215,13 +243,18 @@ def release_promote(*, actor, release_id: int, remote_addr: str | None = None) -
             jenkins_build=test_release.jenkins_build,
             promoted_from=test_release,
             description=test_release.description,
+            config_changes=test_release.config_changes if changes else "",
         )
         audit_record(
             actor=actor,
             verb="release.promote",
             target=release,
             project=project,
-            changes={"from_release": test_release.pk, "image": release.image},
+            changes={
+                "from_release": test_release.pk,
+                "image": release.image,
+                **({"config_changes": change_set_shown(release)} if changes else {}),
+            },
             remote_addr=remote_addr,
         )
         runs.publish(release)
@@ -822,7 +855,11 @@ def release_deploy(*, release_id: int, run_token: str) -> None:
                 or (
                     _("The image differs from the confirmed test release's.")
                     if source.image != release.image
-                    else ""
+                    else (
+                        _("The configuration change set differs from the confirmed test release's.")
+                        if change_set(source) != change_set(release)
+                        else ""
+                    )
                 )
             )
         )
@@ -837,6 +874,12 @@ def release_deploy(*, release_id: int, run_token: str) -> None:
             )
             release_fail(release_id=release_id, run_token=run_token, error=problem)
             return
+    # The configuration goes first: a change set Apollo refuses must not leave the new image running
+    # on the old configuration.
+    cause = config_apply(release)
+    if cause:
+        release_fail(release_id=release_id, run_token=run_token, error=cause)
+        return
     with transaction.atomic():
         record = _rollout_record(release)
     ok, message, previous = _deploy_image(
@@ -845,6 +888,12 @@ def release_deploy(*, release_id: int, run_token: str) -> None:
         image=release.image,
         on_progress=_rollout_publisher(release.project_id, release=release.pk),
     )
+    note = ""
+    if not ok:
+        # The image did not roll out: the configuration it was released with goes back too, or the
+        # error says plainly which Apollo release is still current.
+        note = config_undo(release)
+        message = f"{message} {note}" if note else message
     with transaction.atomic():
         record = DeploymentRecord.objects.select_for_update().get(pk=record.pk)
         record.previous_image = record.previous_image or previous
@@ -864,7 +913,13 @@ def release_deploy(*, release_id: int, run_token: str) -> None:
                 changes={"image": release.image, "previous": record.previous_image},
             )
             return
-        runs.finish(release, ReleaseStatus.FAILED, verb="release.deploy.fail", error=message)
+        runs.finish(
+            release,
+            ReleaseStatus.FAILED,
+            verb="release.deploy.fail",
+            error=message,
+            changes={"config": note} if note else None,
+        )
         auto = release.project.auto_rollback and record.previous_image
     if auto:
         release_rollback_auto(release, record)
@@ -910,6 +965,12 @@ def rollback_deploy(*, record_id: int) -> None:
         if record is None or record.outcome != DeploymentOutcome.RUNNING:
             return
         project = Project.objects.get(pk=record.project_id)
+    # The configuration the target release ran with first; if it cannot come back, neither does the image.
+    record = DeploymentRecord.objects.select_related("release", "actor", "project").get(pk=record_id)
+    cause = config_restore(record)
+    if cause:
+        rollback_failed(record_id=record_id, error=cause)
+        return
     ok, message, previous = _deploy_image(
         project=project,
         environment=record.environment,

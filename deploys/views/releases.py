@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
+from configs.selectors import apollo_settings_of
 from deploys import recipes, selectors, services
 from deploys.choices import ReleaseStatus
 from deploys.forms.releases import RecipeForm, ReleaseForm
@@ -25,7 +26,10 @@ from projects.choices import Language
 def release_list(request, name: str):
     project = get_project(request.user, name=name, action=Action.VIEW)
     actions = allowed_actions(request.user, project)
-    form = ReleaseForm(request.POST or None, initial={"branch": "main"})
+    apollo = apollo_settings_of(project)
+    form = ReleaseForm(
+        request.POST or None, initial={"branch": "main"}, namespaces=apollo.namespaces if apollo else []
+    )
     if request.method == "POST":
         if Action.RELEASE_TEST not in actions:
             raise PermissionDenied(_("You may not release this project."))
@@ -63,6 +67,7 @@ def release_detail(request, name: str, pk: int):
     context = {
         "project": project,
         "release": release,
+        "config_changes": services.change_set_shown(release),
         "Status": ReleaseStatus,
         "steps": selectors.release_steps(release),
         "verification": selectors.release_verification(release),
