@@ -187,11 +187,16 @@ class DiscoveryCaller:
             return "0 requests"
         start = calls[0].at
         kinds: dict[str, int] = {}
+        per_target: dict[str, int] = {}
         for call in failed:
             kinds[call.outcome] = kinds.get(call.outcome, 0) + 1
+            per_target[call.target] = per_target.get(call.target, 0) + 1
         span = (
             f", failures between +{failed[0].at - start:.1f}s and +{failed[-1].at - start:.1f}s"
             if failed
             else ""
         )
-        return f"{len(calls)} requests over {calls[-1].at - start:.0f}s, {len(failed)} failed {kinds}{span}"
+        return (
+            f"{len(calls)} requests over {calls[-1].at - start:.0f}s, {len(failed)} failed {kinds}"
+            f"{' by target ' + str(per_target) if failed else ''}{span}"
+        )

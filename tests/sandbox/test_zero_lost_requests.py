@@ -3,7 +3,7 @@
 java-hello runs with 2 replicas as pods the portal provisioned on the local control plane (real processes
 on pod IPs, Eureka clients of the real Eureka server through the pods' gateway). A bounded caller
 (tests/helpers/discovery_caller.py) finds it the way a Spring Cloud caller does: a registry copy fetched
-from Eureka every F s (UP instances only) under a load-balancer cache of L s, round-robin, 20 requests/s.
+from Eureka every F s (UP instances only) under a load-balancer cache of L s, round-robin, 40 requests/s.
 It calls continuously through three changes the portal makes, each measured on its own:
 
 - a rolling update: a new image put on the Deployment by ``environment_set_image``, the release's deploy
@@ -17,13 +17,14 @@ False) and the wait overridden to 0 (``prestop_sleep_seconds``), so the hook is 
 comes at once — requests fail in every scenario, and the test prints how many.
 
 The figures are small so the test takes minutes, not the 100 s wait per pod of the defaults: the test
-Eureka server runs with its read-only cache off (0 s), F = L = 2 s, and the environment is given the same
-figures through its knobs, so the computed wait is 0 + 2 + 2 + 5 = 9 s.
+Eureka server runs with its read-only cache off (0 s), F = L = 3 s, and the environment is given the same
+figures through its knobs, so the computed wait is 0 + 3 + 3 + 5 = 11 s.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import pytest
 from django.utils import timezone
@@ -43,10 +44,10 @@ from tests.polling import until
 pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
 
 REPLICAS = 2
-FETCH = 2  # the caller's registry fetch interval, and the environment's registry_refresh_seconds
-LB_CACHE = 2  # the caller's load-balancer cache, and the environment's loadbalancer_cache_seconds
+FETCH = 3  # the caller's registry fetch interval, and the environment's registry_refresh_seconds
+LB_CACHE = 3  # the caller's load-balancer cache, and the environment's loadbalancer_cache_seconds
 STALE_WINDOW = 0 + FETCH + LB_CACHE + manifests.STALE_WINDOW_MARGIN
-RATE = 20.0
+RATE = 40.0
 
 HOOKS = {
     # The portal's defaults: the hook as rendered from the request, nothing overridden.
@@ -81,19 +82,33 @@ def _settle(kube_cluster, eureka_url: str, env, app: str, replicas: int) -> list
     )
 
 
-def _measure(kube_cluster, eureka_url: str, env, app: str, replicas_after: int, change) -> DiscoveryCaller:
+@dataclass
+class Measured:
+    caller: DiscoveryCaller
+    before: list[str]  # ip:port UP in Eureka when the change started
+    after: list[str]  # ... once the old pods were gone
+
+    @property
+    def stopped(self) -> set[str]:
+        return set(self.before) - set(self.after)
+
+
+def _measure(kube_cluster, eureka_url: str, env, app: str, replicas_after: int, change) -> Measured:
     """Call continuously from a settled state, through ``change``, until the old pods are gone and the
     caller's caches have caught up with the registry."""
+    before = _settle(kube_cluster, eureka_url, env, app, REPLICAS)
     caller = DiscoveryCaller(
         eureka_url, app, fetch_seconds=FETCH, lb_cache_seconds=LB_CACHE, rate=RATE, max_seconds=300
     )
     with caller:
         time.sleep(FETCH + LB_CACHE)  # some calls before the change, to the settled pods
         change()
-        up = _settle(kube_cluster, eureka_url, env, app, replicas_after)
-        until("the caller's load balancer sees only the new pods", lambda: sorted(caller.lb_view()) == up, 30)
+        after = _settle(kube_cluster, eureka_url, env, app, replicas_after)
+        until(
+            "the caller's load balancer sees only the new pods", lambda: sorted(caller.lb_view()) == after, 30
+        )
         time.sleep(1)
-    return caller
+    return Measured(caller, before, after)
 
 
 def _deployed(env, release: Release, image: str, kind: str = "release") -> DeploymentRecord:
@@ -210,18 +225,29 @@ def test_requests_through_eureka_during_a_rolling_update_a_rollback_and_a_scale_
         figures = {}
         for name, replicas_after, change in scenarios:
             started = time.monotonic()
-            caller = _measure(kube_cluster, eureka_url, env, unique_app, replicas_after, change)
-            figures[name] = caller
-            print(f"[{hook}] {name}: {caller.summary()} ({time.monotonic() - started:.0f}s)")
+            measured = _measure(kube_cluster, eureka_url, env, unique_app, replicas_after, change)
+            figures[name] = measured
+            print(f"[{hook}] {name}: {measured.caller.summary()} ({time.monotonic() - started:.0f}s)")
 
         assert DeploymentRecord.objects.filter(project=env.project, kind="rollback", image=image).exists()
-        for name, caller in figures.items():
-            assert len(caller.snapshot()) > RATE * 10, (name, caller.summary())
+        for name, measured in figures.items():
+            caller = measured.caller
+            calls = caller.snapshot()
+            # The caller kept its rate from before the change to the end.
+            assert len(calls) >= RATE * (FETCH + LB_CACHE), (name, caller.summary())
             assert not caller.fetch_errors, (name, caller.fetch_errors)
+            # The change did stop pods (every pod, but for the scale-in), and the caller was sending them
+            # traffic until then.
+            assert len(measured.stopped) == (1 if name.startswith("scale-in") else REPLICAS), (name, measured)
+            served = {c.target for c in calls if c.ok}
+            assert measured.stopped <= served and set(measured.after) <= served, (name, measured)
             if hook == "defaults":
                 assert caller.failures() == [], (name, caller.summary(), caller.failures()[:10])
             else:
-                assert caller.failures(), (name, caller.summary())
+                failed = caller.failures()
+                assert failed, (name, caller.summary())
+                # Every failure is a request to a pod being stopped, still in the caller's caches.
+                assert {c.target for c in failed} <= measured.stopped, (name, failed[:10])
     finally:
         # The pods of this case must not run on through the next one.
         k8s.CoreV1Api(kube_cluster.api_client).delete_namespace(env.namespace)
