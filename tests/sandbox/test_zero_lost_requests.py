@@ -228,6 +228,8 @@ def test_requests_through_eureka_during_a_rolling_update_a_rollback_and_a_scale_
             measured = _measure(kube_cluster, eureka_url, env, unique_app, replicas_after, change)
             figures[name] = measured
             print(f"[{hook}] {name}: {measured.caller.summary()} ({time.monotonic() - started:.0f}s)")
+            for target in sorted(measured.stopped):
+                print(f"    {measured.caller.timeline(target)}")
 
         assert DeploymentRecord.objects.filter(project=env.project, kind="rollback", image=image).exists()
         for name, measured in figures.items():
