@@ -347,13 +347,19 @@ class SandboxEureka:
         except (OSError, ValueError):
             saved = 0
         self.server = EurekaServer(self.root, port=saved if saved and port_free(saved) else 0)
+        try:
+            # Spawned here, not in the thread: the JVM gets SIGTERM when the thread that spawned it ends.
+            self.server.start(wait=False)
+        except EurekaError as exc:
+            print(f"Sandbox: the Eureka server did not start, Eureka is off: {exc}", flush=True)
+            return None
         thread = threading.Thread(target=self._run, args=(self.server,), name="sandbox-eureka", daemon=True)
         thread.start()
         return thread
 
     def _run(self, server: EurekaServer) -> None:
         try:
-            server.start()
+            server.wait_ready()
         except EurekaError as exc:
             print(f"Sandbox: the Eureka server did not start, Eureka is off: {exc}", flush=True)
             return

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from sandbox.eureka.build import HOW_TO_BUILD, jar_path
-from sandbox.procs import ReadyServer, free_port, http_ok, port_free
+from sandbox.procs import ReadyServer, free_port, http_ok, port_free, spawn, wait_for
 from sandbox.relay import TcpRelay
 
 READY_TIMEOUT_SECONDS = 180.0  # 20 s measured on an idle machine; the suite's start shares 2 cores
@@ -85,7 +85,11 @@ class EurekaServer(ReadyServer):
     def ready(self) -> bool:
         return http_ok(f"{self.url}/eureka/apps")
 
-    def start(self) -> str:
+    def start(self, *, wait: bool = True) -> str:
+        """Spawn the server and (``wait``) wait until it answers. Without waiting, call
+        :meth:`wait_ready` later, from any thread: the process must be spawned by a thread that lives as
+        long as it should (the kernel's parent-death signal follows the spawning thread, not the process).
+        """
         jar = self.jar or jar_path()
         if not jar.is_file():
             raise EurekaError(f"the Eureka server is not built ({jar} is missing); {HOW_TO_BUILD}")
@@ -97,7 +101,21 @@ class EurekaServer(ReadyServer):
             self.port = free_port()
         properties = {**test_properties(self.port), **self.properties}
         args = [java, HEAP, "-jar", str(jar), *(f"--{key}={value}" for key, value in properties.items())]
-        self.launch(args, log=self.log_file, cwd=self.root)
+        if wait:
+            self.launch(args, log=self.log_file, cwd=self.root)
+        else:
+            self.process = spawn(args, log=self.log_file, cwd=self.root)
+        return self.eureka_url
+
+    def wait_ready(self) -> str:
+        """Wait for a server started with ``wait=False``; EurekaError (and stopped) when it never answers."""
+        try:
+            wait_for(
+                self.ready, timeout=self.ready_timeout, what=self.what, proc=self.process, log=self.log_file
+            )
+        except RuntimeError as exc:
+            self.stop()
+            raise EurekaError(str(exc)) from exc
         return self.eureka_url
 
     def pod_url(self, gateway: str) -> str:

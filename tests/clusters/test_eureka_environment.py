@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.urls import reverse
 
 from clusters.models import Cluster, ProjectEnvironment
 from clusters.selectors.eureka import eureka_app_name
@@ -58,6 +59,9 @@ def test_without_a_eureka_url_the_page_and_api_say_so(client, people, recorded_e
     listed = client.get(api(env))
     assert listed.status_code == 200
     assert listed.json()["enabled"] is False and "not configured" in listed.json()["error"]
+    client.post(reverse("set-language"), {"language": "zh-hans", "next": "/"})
+    assert f"集群 {env.cluster.name} 未配置 Eureka" in client.get(page(env), **HTMX).content.decode()
+    client.post(reverse("set-language"), {"language": "en", "next": "/"})
 
     client.force_login(people.ops)
     refused = client.post(

@@ -3,6 +3,8 @@ pods' gateway once the control plane is registered, its port kept for the next r
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -33,7 +35,10 @@ def test_make_runs_eureka_serves_the_clusters_and_the_pods(tmp_path, capsys) -> 
     assert thread is not None
     try:
         thread.join(200)
-        assert eureka.server is not None and eureka.server.ready(), capsys.readouterr().out
+        # The waiting thread has ended: a JVM spawned by it would get its parent-death SIGTERM now.
+        time.sleep(3)
+        assert eureka.server is not None and eureka.server.process.poll() is None
+        assert eureka.server.ready(), capsys.readouterr().out
         url = eureka.server.eureka_url
         assert set(
             Cluster.objects.filter(name__in=services.SANDBOX_CLUSTERS.values()).values_list(
