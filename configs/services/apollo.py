@@ -325,6 +325,32 @@ def _record_release(
     return record
 
 
+def _record_rolled_back(
+    row: ApolloSettings,
+    environment: str,
+    ref: NamespaceRef,
+    release: ApolloRelease,
+    *,
+    operator: str,
+    actor,
+    project: Project,
+    changes: dict,
+    remote_addr: str | None = None,
+) -> None:
+    """Mark ``release`` (just rolled back in Apollo by ``operator``) as rolled back here, audited."""
+    record = _record_release(row, environment, ref, release, by_portal=False, by=release.released_by)
+    record.rolled_back_at, record.rolled_back_by = timezone.now(), operator
+    record.save(update_fields=["rolled_back_at", "rolled_back_by"])
+    audit_record(
+        actor=actor,
+        verb="apollo.rollback",
+        target=record,
+        project=project,
+        changes={**_where(ref, environment), "release_id": release.id, "title": release.name, **changes},
+        remote_addr=remote_addr,
+    )
+
+
 def _clean_release(title: str, comment: str) -> tuple[str, str]:
     title, comment = (title or "").strip(), (comment or "").strip()
     errors = {}
@@ -474,24 +500,18 @@ def config_rollback(
                 if not undone:
                     raise failure from exc
                 break
-            record = _record_release(row, environment, ref, current, by_portal=False, by=current.released_by)
-            record.rolled_back_at, record.rolled_back_by = timezone.now(), operator
-            record.save(update_fields=["rolled_back_at", "rolled_back_by"])
-            undone.append(current.id)
-            audit_record(
+            _record_rolled_back(
+                row,
+                environment,
+                ref,
+                current,
+                operator=operator,
                 actor=actor,
-                verb="apollo.rollback",
-                target=record,
                 project=project,
-                changes={
-                    **_where(ref, environment),
-                    "release_id": current.id,
-                    "title": current.name,
-                    "to_release_id": to_release_id,
-                    "step": f"{step + 1}/{count}",
-                },
+                changes={"to_release_id": to_release_id, "step": f"{step + 1}/{count}"},
                 remote_addr=remote_addr,
             )
+            undone.append(current.id)
             try:
                 current = client.release_latest(ref=ref)
             except IntegrationError as exc:
@@ -728,23 +748,17 @@ def config_release_restore(
             except IntegrationError as exc:
                 failure = apollo_error(exc, where=where)
                 break
-            record = _record_release(row, env, ref, latest, by_portal=False, by=latest.released_by)
-            record.rolled_back_at, record.rolled_back_by = timezone.now(), name
-            record.save(update_fields=["rolled_back_at", "rolled_back_by"])
-            undone.append(latest.id)
-            audit_record(
+            _record_rolled_back(
+                row,
+                env,
+                ref,
+                latest,
+                operator=name,
                 actor=operator,
-                verb="apollo.rollback",
-                target=record,
                 project=project,
-                changes={
-                    **_where(ref, env),
-                    "release_id": latest.id,
-                    "title": latest.name,
-                    "to_release_id": to_release_id,
-                    "reason": reason[:200],
-                },
+                changes={"to_release_id": to_release_id, "reason": reason[:200]},
             )
+            undone.append(latest.id)
     if not undone:
         raise failure
     raise ConfigIncomplete(
