@@ -9,7 +9,6 @@ import os
 import pytest
 from django.conf import settings as django_settings
 from django.utils import translation
-from rest_framework.test import APIClient
 
 from alerting.choices import DeliveryStatus
 from alerting.models import Channel, Delivery
@@ -22,6 +21,7 @@ from tests.alerting.channel_fixtures import *  # noqa: F403
 from tests.alerting.channel_fixtures import DINGTALK_KEYWORD, DINGTALK_SECRET, DINGTALK_TOKEN
 from tests.fixtures.ci import unavailable
 from tests.fixtures.services import start_celery_worker
+from tests.helpers.api import api_as
 from tests.polling import until
 
 API = "/api/projects/orders/channels/"
@@ -32,12 +32,6 @@ def _in_english():
     """Messages the services store are in the active language; a page test in Chinese must not leak."""
     with translation.override("en"):
         yield
-
-
-def _api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def _robot_body(**extra) -> dict:
@@ -53,7 +47,7 @@ def _robot_body(**extra) -> dict:
 
 @pytest.mark.django_db
 def test_an_owner_adds_a_dingtalk_robot_whose_secrets_are_stored_encrypted_and_never_shown(people):
-    response = _api(people.owner).post(API, _robot_body(), format="json")
+    response = api_as(people.owner).post(API, _robot_body(), format="json")
 
     assert response.status_code == 201, response.content
     body = response.json()
@@ -102,7 +96,7 @@ def test_an_owner_adds_a_dingtalk_robot_whose_secrets_are_stored_encrypted_and_n
     ],
 )
 def test_invalid_channels_are_refused_with_a_message_on_the_field(people, body, field, message):
-    response = _api(people.owner).post(API, {"name": "bad", **body}, format="json")
+    response = api_as(people.owner).post(API, {"name": "bad", **body}, format="json")
 
     assert response.status_code == 400, response.content
     errors = response.json()["errors"]
@@ -113,9 +107,9 @@ def test_invalid_channels_are_refused_with_a_message_on_the_field(people, body, 
 
 @pytest.mark.django_db
 def test_a_name_is_unique_per_project_and_the_kind_cannot_change(people, dingtalk_channel):
-    again = _api(people.owner).post(API, _robot_body(), format="json")
+    again = api_as(people.owner).post(API, _robot_body(), format="json")
     assert again.status_code == 400 and "already" in again.json()["errors"]["name"][0]
-    changed = _api(people.owner).patch(f"{API}{dingtalk_channel.pk}/", {"kind": "wecom"}, format="json")
+    changed = api_as(people.owner).patch(f"{API}{dingtalk_channel.pk}/", {"kind": "wecom"}, format="json")
     assert changed.status_code == 400 and "kind" in changed.json()["errors"]
 
 
@@ -123,7 +117,7 @@ def test_a_name_is_unique_per_project_and_the_kind_cannot_change(people, dingtal
 def test_an_edit_with_blank_secrets_keeps_them_and_new_ones_replace_them(people, dingtalk_channel):
     Channel.objects.filter(pk=dingtalk_channel.pk).update(last_error="sign not match")
     url = f"{API}{dingtalk_channel.pk}/"
-    kept = _api(people.owner).patch(
+    kept = api_as(people.owner).patch(
         url, {"name": "robot", "access_token": "", "enabled": False}, format="json"
     )
     assert kept.status_code == 200, kept.content
@@ -135,7 +129,7 @@ def test_an_edit_with_blank_secrets_keeps_them_and_new_ones_replace_them(people,
     channel = Channel.objects.get(pk=dingtalk_channel.pk)
     assert channel_credentials(channel)["access_token"] == DINGTALK_TOKEN
 
-    replaced = _api(people.owner).patch(url, {"signing_secret": "SECnew0secret"}, format="json")
+    replaced = api_as(people.owner).patch(url, {"signing_secret": "SECnew0secret"}, format="json")
     assert replaced.status_code == 200
     channel.refresh_from_db()
     assert channel_credentials(channel) == {"access_token": DINGTALK_TOKEN, "signing_secret": "SECnew0secret"}
@@ -148,13 +142,13 @@ def test_an_edit_with_blank_secrets_keeps_them_and_new_ones_replace_them(people,
 @pytest.mark.django_db
 def test_members_read_project_channels_owners_and_ops_manage_them(people, dingtalk_channel):
     url = f"{API}{dingtalk_channel.pk}/"
-    assert _api(people.viewer).get(API).json()["count"] == 1
-    assert _api(people.viewer).get(url).status_code == 200
-    assert _api(people.developer).patch(url, {"name": "x"}, format="json").status_code == 403
-    assert _api(people.developer).post(f"{url}test/").status_code == 403
-    assert _api(people.outsider).get(url).status_code == 404
-    assert _api(people.ops).patch(url, {"name": "ops-renamed"}, format="json").status_code == 200
-    assert _api(people.owner).delete(url).status_code == 204
+    assert api_as(people.viewer).get(API).json()["count"] == 1
+    assert api_as(people.viewer).get(url).status_code == 200
+    assert api_as(people.developer).patch(url, {"name": "x"}, format="json").status_code == 403
+    assert api_as(people.developer).post(f"{url}test/").status_code == 403
+    assert api_as(people.outsider).get(url).status_code == 404
+    assert api_as(people.ops).patch(url, {"name": "ops-renamed"}, format="json").status_code == 200
+    assert api_as(people.owner).delete(url).status_code == 204
     assert not Channel.objects.exists()
     assert AuditEvent.objects.filter(verb="channel.delete").count() == 1
 
@@ -162,14 +156,14 @@ def test_members_read_project_channels_owners_and_ops_manage_them(people, dingta
 @pytest.mark.django_db
 def test_portal_wide_channels_are_ops_only(people, email_channel):
     assert (
-        _api(people.ops).get("/api/channels/").json()["results"][0]["recipients"]
+        api_as(people.ops).get("/api/channels/").json()["results"][0]["recipients"]
         == email_channel.config["recipients"]
     )
-    assert _api(people.owner).get("/api/channels/").status_code == 404
-    assert _api(people.owner).get(f"/api/channels/{email_channel.pk}/").status_code == 404
+    assert api_as(people.owner).get("/api/channels/").status_code == 404
+    assert api_as(people.owner).get(f"/api/channels/{email_channel.pk}/").status_code == 404
     # A portal-wide channel is not reachable under a project, nor a project's under /api/channels/.
-    assert _api(people.ops).get(f"{API}{email_channel.pk}/").status_code == 404
-    created = _api(people.ops).post(
+    assert api_as(people.ops).get(f"{API}{email_channel.pk}/").status_code == 404
+    created = api_as(people.ops).post(
         "/api/channels/", {"name": "ops-wecom", "kind": "wecom", "key": "k-1"}, format="json"
     )
     assert created.status_code == 201 and created.json()["project"] is None
@@ -178,7 +172,7 @@ def test_portal_wide_channels_are_ops_only(people, email_channel):
 @pytest.mark.django_db
 def test_a_test_message_is_queued_and_a_disabled_channel_refuses_one(people, wecom_channel):
     url = f"{API}{wecom_channel.pk}/test/"
-    queued = _api(people.owner).post(url)
+    queued = api_as(people.owner).post(url)
     assert queued.status_code == 202, queued.content
     delivery = Delivery.objects.get(pk=queued.json()["id"])
     assert (delivery.cause, delivery.status, queued.json()["status"]) == ("test", "queued", "queued")
@@ -186,7 +180,7 @@ def test_a_test_message_is_queued_and_a_disabled_channel_refuses_one(people, wec
     assert AuditEvent.objects.filter(verb="channel.test", target_id=str(wecom_channel.pk)).count() == 1
 
     Channel.objects.filter(pk=wecom_channel.pk).update(enabled=False)
-    refused = _api(people.owner).post(url)
+    refused = api_as(people.owner).post(url)
     assert refused.status_code == 409 and "disabled" in refused.json()["detail"]
 
 
@@ -198,7 +192,7 @@ def test_a_wrong_secret_shows_as_a_configuration_error_on_the_channel_page_and_i
     delivery = delivery_enqueue(channel=dingtalk_channel, cause="test", title="t", text="x")
     delivery_send(delivery_id=delivery.pk)
 
-    log = _api(people.viewer).get(f"{API}{dingtalk_channel.pk}/deliveries/").json()["results"]
+    log = api_as(people.viewer).get(f"{API}{dingtalk_channel.pk}/deliveries/").json()["results"]
     assert [(d["status"], d["errcode"], d["attempts"]) for d in log] == [("failed", "310000", 1)]
     client.force_login(people.viewer)
     page = client.get(f"/projects/orders/channels/{dingtalk_channel.pk}/")
@@ -273,7 +267,7 @@ def test_the_test_button_sends_through_the_worker_and_a_5xx_is_retried(
     client, people, chatrobots_standin, delivery_worker
 ):
     chatrobots_standin.add_dingtalk_robot(DINGTALK_TOKEN, secret=DINGTALK_SECRET, keywords=[DINGTALK_KEYWORD])
-    created = _api(people.owner).post(API, _robot_body(), format="json")
+    created = api_as(people.owner).post(API, _robot_body(), format="json")
     channel_id = created.json()["id"]
     chatrobots_standin.set_outage(True)
 
@@ -301,7 +295,7 @@ def test_25_alerts_in_a_minute_through_the_worker_arrive_within_minutes_and_the_
     client, people, chatrobots_standin, delivery_worker
 ):
     chatrobots_standin.add_dingtalk_robot(DINGTALK_TOKEN, secret=DINGTALK_SECRET, keywords=[DINGTALK_KEYWORD])
-    channel_id = _api(people.owner).post(API, _robot_body(), format="json").json()["id"]
+    channel_id = api_as(people.owner).post(API, _robot_body(), format="json").json()["id"]
     channel = Channel.objects.get(pk=channel_id)
     for n in range(1, 26):  # each in its own transaction, as 25 alert notifications would be
         delivery_enqueue(channel=channel, cause="alert-firing", title=f"TargetDown #{n}", text=f"(alert {n})")

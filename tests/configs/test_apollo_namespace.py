@@ -9,13 +9,13 @@ import re
 import pytest
 from django.contrib.auth.models import User
 from django.utils import translation
-from rest_framework.test import APIClient
 
 from configs.masking import MASK
 from configs.models import ConfigRelease
 from configs.services import ConfigChange, config_changes_apply, config_release_current
 from observability.models import AuditEvent
 from tests.fixtures.configs import OUTSIDE_USER
+from tests.helpers.api import api_as
 
 pytestmark = pytest.mark.django_db
 
@@ -28,12 +28,6 @@ SECRET = "planted-apollo-secret-value-8c1d"
 def _in_english():
     with translation.override("en"):
         yield
-
-
-def _api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def _version(html: str, key: str) -> str:
@@ -120,7 +114,7 @@ def test_a_developer_edits_releases_and_deletes_through_the_page_as_the_operator
 
 
 def test_the_api_twins_create_edit_release_and_list(people, apollo_project):
-    dev = _api(people.developer)
+    dev = api_as(people.developer)
     created = dev.post(API + "items/", {"key": "pool.size", "value": "8", "comment": "start"}, format="json")
     assert created.status_code == 201, created.content
     assert created.json()["key"] == "pool.size" and created.json()["modified_by"] == "dora-dev"
@@ -168,20 +162,20 @@ def test_a_stale_edit_is_refused_naming_who_changed_it_and_nothing_is_written(cl
     assert apollo_project.item("feature.x")["value"] == "on"
     assert not _audits("apollo.item.update")
 
-    api = _api(people.developer).put(
+    api = api_as(people.developer).put(
         API + "items/feature.x", {"value": "x", "version": version}, format="json"
     )
     assert api.status_code == 409 and OUTSIDE_USER in api.json()["detail"]
-    gone = _api(people.developer).delete(API + f"items/feature.x?version={version}")
+    gone = api_as(people.developer).delete(API + f"items/feature.x?version={version}")
     assert gone.status_code == 409 and apollo_project.item("feature.x")["value"] == "on"
     # Deleted meanwhile: said so.
-    fresh = _api(people.developer).get(API + "items/feature.x").json()["version"]
+    fresh = api_as(people.developer).get(API + "items/feature.x").json()["version"]
     apollo_project.open_api(
         "DELETE",
         f"{apollo_project.namespace_path()}/items/feature.x",
         params={"operator": OUTSIDE_USER},
     )
-    deleted = _api(people.developer).put(
+    deleted = api_as(people.developer).put(
         API + "items/feature.x", {"value": "x", "version": fresh}, format="json"
     )
     assert (
@@ -192,7 +186,7 @@ def test_a_stale_edit_is_refused_naming_who_changed_it_and_nothing_is_written(cl
 
 
 def test_secret_looking_values_never_come_back_and_are_write_only(client, people, apollo_project):
-    dev = _api(people.developer)
+    dev = api_as(people.developer)
     created = dev.post(
         API + "items/", {"key": "db.password", "value": SECRET, "comment": "db"}, format="json"
     )
@@ -242,7 +236,7 @@ def test_secret_looking_values_never_come_back_and_are_write_only(client, people
 
 
 def test_rolling_back_to_an_earlier_release_undoes_each_later_one_as_confirmed(people, apollo_project):
-    dev = _api(people.developer)
+    dev = api_as(people.developer)
     dev.post(API + "items/", {"key": "level", "value": "1"}, format="json")
     ids = []
     for level in ("1", "2", "3"):
@@ -303,7 +297,7 @@ def test_rolling_back_to_an_earlier_release_undoes_each_later_one_as_confirmed(p
 def test_a_rollback_that_meets_a_release_made_outside_the_portal_stops_and_says_so(
     client, people, apollo_project
 ):
-    dev = _api(people.developer)
+    dev = api_as(people.developer)
     dev.post(API + "items/", {"key": "k", "value": "portal-1"}, format="json")
     first = dev.post(API + "releases/", {"title": "portal 1"}, format="json").json()["release_id"]
     apollo_project.edit_outside("k", "outside")
@@ -338,16 +332,16 @@ def test_a_rollback_that_meets_a_release_made_outside_the_portal_stops_and_says_
 
 def test_production_is_for_ops_unless_ops_let_the_owners(client, people, apollo_project):
     prod = API.replace("/test/", "/prod/")
-    owner = _api(people.owner)
+    owner = api_as(people.owner)
     refused = owner.post(prod + "items/", {"key": "replicas", "value": "3"}, format="json")
     assert refused.status_code == 403 and apollo_project.item("replicas", env="PRO") is None
     assert (
-        _api(people.developer).post(prod + "items/", {"key": "x", "value": "1"}, format="json").status_code
+        api_as(people.developer).post(prod + "items/", {"key": "x", "value": "1"}, format="json").status_code
         == 403
     )
     assert owner.get(prod).json()["may_edit"] is False
 
-    flag = _api(people.ops).patch(
+    flag = api_as(people.ops).patch(
         "/api/projects/orders/apollo/settings/", {"owner_may_edit_prod": True}, format="json"
     )
     assert flag.status_code == 200
@@ -359,7 +353,7 @@ def test_production_is_for_ops_unless_ops_let_the_owners(client, people, apollo_
     assert apollo_project.latest(env="PRO")["dataChangeCreatedBy"] == "oscar-owner"
     # Still not the developers'.
     assert (
-        _api(people.developer).post(prod + "items/", {"key": "y", "value": "1"}, format="json").status_code
+        api_as(people.developer).post(prod + "items/", {"key": "y", "value": "1"}, format="json").status_code
         == 403
     )
 
@@ -375,7 +369,7 @@ def test_testers_viewers_and_qa_read_only(client, people, apollo_project, role):
     assert "30s" in html and "Read only" in html
     assert "apollo-item-create" not in html and "apollo-release-form" not in html
     assert client.post(PAGE + "items/new/", {"key": "a", "value": "b"}).status_code == 403
-    api = _api(user)
+    api = api_as(user)
     assert api.get(API).json()["may_edit"] is False
     assert api.post(API + "items/", {"key": "a", "value": "b"}, format="json").status_code == 403
     assert api.post(API + "releases/", {"title": "t"}, format="json").status_code == 403
@@ -387,14 +381,14 @@ def test_outsiders_get_404_everywhere(client, people, apollo_project):
     for path in ("/projects/orders/apollo/", PAGE):
         assert client.get(path).status_code == 404
     assert client.post(PAGE + "items/new/", {"key": "a", "value": "b"}).status_code == 404
-    api = _api(people.outsider)
+    api = api_as(people.outsider)
     assert api.get(API).status_code == 404
     assert api.post(API + "items/", {"key": "a", "value": "b"}, format="json").status_code == 404
     assert api.post(API + "rollback/", {"current": 1, "count": 1}, format="json").status_code == 404
 
 
 def test_apollos_refusals_become_clear_messages(client, people, apollo_project, apollo_server):
-    ops = _api(people.ops)
+    ops = api_as(people.ops)
     client.force_login(people.ops)
 
     # 404: a namespace the settings list but Apollo does not have.
@@ -434,7 +428,7 @@ def test_apollos_refusals_become_clear_messages(client, people, apollo_project, 
     # 400: a portal user Apollo does not know.
     stranger = User.objects.create_user("nina-new-ops")
     stranger.groups.set(people.ops.groups.all())
-    refused = _api(stranger).post(API + "items/", {"key": "b", "value": "1"}, format="json")
+    refused = api_as(stranger).post(API + "items/", {"key": "b", "value": "1"}, format="json")
     assert refused.status_code == 400 and "does not know the user nina-new-ops" in refused.json()["detail"]
 
     # 409: the key exists already.

@@ -3,10 +3,10 @@ never shown back or audited, only ops let owners edit production."""
 
 import pytest
 from django.db import connection
-from rest_framework.test import APIClient
 
 from configs.models import ApolloSettings
 from observability.models import AuditEvent
+from tests.helpers.api import api_as
 
 pytestmark = pytest.mark.django_db
 
@@ -16,12 +16,6 @@ TOKEN = "0123456789abcdef0123456789abcdef01234567"
 OTHER_TOKEN = "fedcba9876543210fedcba9876543210fedcba98"
 
 
-def _api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 def _stored_token_column(row: ApolloSettings) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT token FROM configs_apollosettings WHERE id = %s", [row.pk])
@@ -29,7 +23,7 @@ def _stored_token_column(row: ApolloSettings) -> str:
 
 
 def test_an_owner_sets_the_settings_and_the_token_is_encrypted_and_never_shown(people):
-    response = _api(people.owner).patch(
+    response = api_as(people.owner).patch(
         API,
         {"app_id": "orders-service", "namespaces": ["application", "redis.yml"], "token": TOKEN},
         format="json",
@@ -58,7 +52,7 @@ def test_an_owner_sets_the_settings_and_the_token_is_encrypted_and_never_shown(p
     assert event.changes["app_id"] == "orders-service" and event.changes["token"] == "[redacted]"
     assert TOKEN not in str(event.changes)
     # Members read the settings (never the token); the page says whether one is set.
-    viewer = _api(people.viewer).get(API)
+    viewer = api_as(people.viewer).get(API)
     assert (
         viewer.status_code == 200
         and viewer.json()["has_token"] is True
@@ -67,7 +61,7 @@ def test_an_owner_sets_the_settings_and_the_token_is_encrypted_and_never_shown(p
 
 
 def test_a_blank_token_keeps_the_stored_one_and_a_new_one_replaces_it(people):
-    owner = _api(people.owner)
+    owner = api_as(people.owner)
     assert owner.patch(API, {"app_id": "orders-service", "token": TOKEN}, format="json").status_code == 200
 
     kept = owner.patch(API, {"cluster": "blue", "token": ""}, format="json")
@@ -100,7 +94,7 @@ def test_a_blank_token_keeps_the_stored_one_and_a_new_one_replaces_it(people):
     ],
 )
 def test_bad_settings_are_refused_by_field_and_nothing_is_stored(people, body, field):
-    response = _api(people.ops).patch(API, body, format="json")
+    response = api_as(people.ops).patch(API, body, format="json")
 
     assert response.status_code == 400, response.content
     assert field in response.json()["errors"]
@@ -109,7 +103,7 @@ def test_bad_settings_are_refused_by_field_and_nothing_is_stored(people, body, f
 
 
 def test_environment_names_are_upper_cased(people):
-    response = _api(people.ops).patch(
+    response = api_as(people.ops).patch(
         API, {"app_id": "orders", "token": TOKEN, "test_env": "uat", "prod_env": "pro"}, format="json"
     )
     assert response.status_code == 200
@@ -117,7 +111,7 @@ def test_environment_names_are_upper_cased(people):
 
 
 def test_only_ops_let_owners_edit_production_and_owners_may_switch_it_off(people):
-    owner, ops = _api(people.owner), _api(people.ops)
+    owner, ops = api_as(people.owner), api_as(people.ops)
     assert owner.patch(API, {"app_id": "orders", "token": TOKEN}, format="json").status_code == 200
 
     refused = owner.patch(API, {"owner_may_edit_prod": True}, format="json")
@@ -134,15 +128,15 @@ def test_only_ops_let_owners_edit_production_and_owners_may_switch_it_off(people
 
 def test_developers_may_not_change_the_settings_and_outsiders_do_not_see_them(people):
     assert (
-        _api(people.developer).patch(API, {"app_id": "x", "token": TOKEN}, format="json").status_code == 403
+        api_as(people.developer).patch(API, {"app_id": "x", "token": TOKEN}, format="json").status_code == 403
     )
-    assert _api(people.outsider).get(API).status_code == 404
-    assert _api(people.outsider).patch(API, {"app_id": "x"}, format="json").status_code == 404
+    assert api_as(people.outsider).get(API).status_code == 404
+    assert api_as(people.outsider).patch(API, {"app_id": "x"}, format="json").status_code == 404
     assert not ApolloSettings.objects.exists()
 
 
 def test_a_project_without_settings_answers_the_defaults(people):
-    body = _api(people.viewer).get(API).json()
+    body = api_as(people.viewer).get(API).json()
     assert body["configured"] is False and body["has_token"] is False
     assert (body["cluster"], body["namespaces"], body["test_env"], body["prod_env"]) == (
         "default",
