@@ -89,3 +89,36 @@ class DeploymentOutcome(models.TextChoices):
     RUNNING = "running", _("Rolling out")
     SUCCEEDED = "succeeded", _("Succeeded")
     FAILED = "failed", _("Failed")
+
+
+class RolloutStatus(models.TextChoices):
+    """A log proxy rollout: the proxy's source tagged, built into an image, applied to a cluster."""
+
+    QUEUED = "queued", _("Queued")
+    TAGGING = "tagging", _("Tagging")
+    BUILDING = "building", _("Building")
+    BUILT = "built", _("Built")
+    APPLYING = "applying", _("Applying")
+    DEPLOYED = "deployed", _("Deployed")
+    FAILED = "failed", _("Failed")
+
+
+ROLLOUT_TRANSITIONS: dict[str, frozenset[str]] = {
+    RolloutStatus.QUEUED: frozenset({RolloutStatus.TAGGING, RolloutStatus.FAILED}),
+    RolloutStatus.TAGGING: frozenset({RolloutStatus.BUILDING, RolloutStatus.FAILED}),
+    RolloutStatus.BUILDING: frozenset({RolloutStatus.BUILT, RolloutStatus.FAILED}),
+    RolloutStatus.BUILT: frozenset({RolloutStatus.APPLYING, RolloutStatus.FAILED}),
+    RolloutStatus.APPLYING: frozenset({RolloutStatus.DEPLOYED, RolloutStatus.FAILED}),
+    RolloutStatus.DEPLOYED: frozenset(),
+    RolloutStatus.FAILED: frozenset(),
+}
+# At most one rollout per log pipeline is in one of these states.
+ACTIVE_ROLLOUT_STATUSES = frozenset(
+    {
+        RolloutStatus.QUEUED,
+        RolloutStatus.TAGGING,
+        RolloutStatus.BUILDING,
+        RolloutStatus.BUILT,
+        RolloutStatus.APPLYING,
+    }
+)

@@ -6,15 +6,19 @@ from django.utils.translation import gettext_lazy as _
 
 from deploys.choices import (
     ACTIVE_RELEASE_STATUSES,
+    ACTIVE_ROLLOUT_STATUSES,
     OPEN_TICKET_STATUSES,
     RELEASE_TRANSITIONS,
+    ROLLOUT_TRANSITIONS,
     TICKET_TRANSITIONS,
     DeploymentKind,
     DeploymentOutcome,
     ReleaseStatus,
+    RolloutStatus,
     TicketStatus,
     VerificationStatus,
 )
+from observability.events import cluster_stream
 from opsportal.runs import Run
 from opsportal.secrets import EncryptedTextField
 from projects.choices import Environment, Language
@@ -219,3 +223,69 @@ class DeploymentRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.image} → {self.project}/{self.environment}"
+
+
+class LogProxyRollout(Run):
+    """One deployment of the log proxy to a cluster's log pipeline: the proxy's source (the GitLab project
+    LOGPROXY_GIT_PROJECT) tagged and built by the release pipeline's recipe for Python, then its objects
+    applied in the pipeline's namespace and the rollout followed. It belongs to no project: it is announced
+    on the cluster's stream, which only ops may read."""
+
+    pipeline = models.ForeignKey("clusters.LogPipeline", on_delete=models.CASCADE, related_name="rollouts")
+    status = models.CharField(
+        _("status"), max_length=16, choices=RolloutStatus.choices, default=RolloutStatus.QUEUED
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    git_project = models.CharField(_("source project"), max_length=255)
+    branch = models.CharField(_("branch"), max_length=255)
+    commit_sha = models.CharField(_("commit"), max_length=64, blank=True)
+    # The git tag and the image tag, as for a release.
+    version = models.CharField(_("version"), max_length=64)
+    recipe = models.ForeignKey(BuildRecipe, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    image_repository = models.CharField(_("image repository"), max_length=255, blank=True)
+    image_digest = models.CharField(_("image digest"), max_length=80, blank=True)
+    jenkins_job = models.CharField(max_length=255, blank=True)
+    jenkins_queue_id = models.PositiveIntegerField(null=True, blank=True)
+    jenkins_build = models.PositiveIntegerField(null=True, blank=True)
+    build_started_at = models.DateTimeField(null=True, blank=True)
+    build_polls = models.PositiveIntegerField(default=0)
+    console = models.TextField(blank=True)
+    console_offset = models.PositiveBigIntegerField(default=0)
+    # What was applied (kind/name of each object) and the replicas the rollout ended with.
+    applied = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    TRANSITIONS = ROLLOUT_TRANSITIONS
+    RUNNING_STATUSES = ACTIVE_ROLLOUT_STATUSES
+    FINAL_STATUSES = frozenset({RolloutStatus.DEPLOYED, RolloutStatus.FAILED})
+    FAILED_STATUS = RolloutStatus.FAILED
+    EVENT_NAME = "logproxy-rollout"
+    EVENT_KEY = "rollout"
+    PROJECT_ID = None
+    project = None  # runs.locked() sets it; audits of a rollout name no project
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pipeline"],
+                condition=Q(status__in=sorted(ACTIVE_ROLLOUT_STATUSES)),
+                name="one_active_rollout_per_pipeline",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"log proxy {self.version} on pipeline {self.pipeline_id}"
+
+    def run_label(self) -> str:
+        return gettext("Log proxy rollout %(version)s") % {"version": self.version}
+
+    def event_stream(self) -> str:
+        return cluster_stream(self.pipeline.cluster_id)
+
+    def event_payload(self) -> dict:
+        return {**super().event_payload(), "pipeline": self.pipeline_id}
+
+    @property
+    def image(self) -> str:
+        return f"{self.image_repository}@{self.image_digest}" if self.image_digest else ""

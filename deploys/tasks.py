@@ -115,3 +115,57 @@ def sweep_verifications() -> None:
     from deploys.services.verification import verifications_sweep
 
     verifications_sweep()
+
+
+# --- log proxy rollouts (deploys/services/log_proxy.py): the release pipeline's steps for the proxy ---
+
+
+@shared_task(bind=True, time_limit=300, soft_time_limit=280, max_retries=None)
+def log_proxy_tag(self, *, rollout_id: int, run_token: str) -> None:
+    from deploys.services.log_proxy import log_proxy_fail
+    from deploys.services.log_proxy import log_proxy_tag as tag
+
+    run_step(self, tag, log_proxy_fail, rollout_id=rollout_id, run_token=run_token)
+
+
+@shared_task(bind=True, time_limit=300, soft_time_limit=280, max_retries=None)
+def log_proxy_build(self, *, rollout_id: int, run_token: str) -> None:
+    from deploys.services.log_proxy import log_proxy_build as build
+    from deploys.services.log_proxy import log_proxy_fail
+
+    run_step(self, build, log_proxy_fail, rollout_id=rollout_id, run_token=run_token)
+
+
+@shared_task(bind=True, time_limit=120, soft_time_limit=110, max_retries=None)
+def log_proxy_build_poll(self, *, rollout_id: int, run_token: str, poll: int) -> None:
+    from deploys.services.log_proxy import log_proxy_build_poll as build_poll
+    from deploys.services.log_proxy import log_proxy_fail
+
+    def give_up(*, rollout_id: int, run_token: str, poll: int, error: str) -> None:
+        log_proxy_fail(rollout_id=rollout_id, run_token=run_token, error=error)
+
+    run_step(self, build_poll, give_up, rollout_id=rollout_id, run_token=run_token, poll=poll)
+
+
+@shared_task(bind=True, time_limit=900, soft_time_limit=870, max_retries=None)
+def log_proxy_apply(self, *, rollout_id: int, run_token: str) -> None:
+    from deploys.services.log_proxy import log_proxy_apply_step, log_proxy_fail
+
+    run_step(self, log_proxy_apply_step, log_proxy_fail, rollout_id=rollout_id, run_token=run_token)
+
+
+@shared_task(time_limit=60, soft_time_limit=50)
+def resume_stale_log_proxy_rollouts() -> None:
+    from deploys.services.log_proxy import log_proxy_rollouts_resume_stale
+
+    log_proxy_rollouts_resume_stale()
+
+
+@shared_task(time_limit=120, soft_time_limit=110)
+def fail_stuck_log_proxy_rollouts() -> None:
+    from deploys.services.log_proxy import log_proxy_rollouts_fail_stuck
+
+    steps = (log_proxy_tag, log_proxy_build, log_proxy_build_poll, log_proxy_apply)
+    log_proxy_rollouts_fail_stuck(
+        older_than_seconds=stuck_after(*steps) + settings.RELEASE_BUILD_POLL_SECONDS
+    )

@@ -39,6 +39,11 @@ def project_stream(project_id: int) -> str:
     return f"project.{project_id}"
 
 
+def cluster_stream(cluster_id: int) -> str:
+    """A cluster's own runs (its log proxy rollouts); the clusters app lets only ops read it."""
+    return f"cluster.{cluster_id}"
+
+
 def group_name(stream: str) -> str:
     return f"events.{stream}"
 

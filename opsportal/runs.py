@@ -80,7 +80,8 @@ class Run(models.Model):
     FAILED_STATUS: ClassVar[str]
     EVENT_NAME: ClassVar[str]  # live events are "<name>-changed" and "<name>-progress"
     EVENT_KEY: ClassVar[str]  # the payload key carrying the row's id
-    PROJECT_ID: ClassVar[str] = "project_id"  # lookup from the row to its project's id
+    # Lookup from the row to its project's id; None for a run that belongs to no project (a cluster's).
+    PROJECT_ID: ClassVar[str | None] = "project_id"
 
     class Meta:
         abstract = True
@@ -99,6 +100,10 @@ class Run(models.Model):
     def event_payload(self) -> dict:
         return {self.EVENT_KEY: self.pk, "status": self.status}
 
+    def event_stream(self) -> str:
+        """The live stream the run is announced on: its project's, unless the model says otherwise."""
+        return events.project_stream(self.project.pk)
+
     def new_run_token(self) -> uuid.UUID:
         self.run_token = uuid.uuid4()
         return self.run_token
@@ -111,10 +116,14 @@ R = TypeVar("R", bound=Run)
 
 
 def locked(model: type[R], pk: int) -> R:
-    """The row, locked for this transaction, with ``.project`` read after the lock (audits need it)."""
+    """The row, locked for this transaction, with ``.project`` read after the lock (audits need it;
+    None for a run of no project)."""
     run = model.objects.select_for_update().filter(pk=pk).first()
     if run is None:
         raise model.DoesNotExist(f"No {model._meta.verbose_name} {pk}.")
+    if model.PROJECT_ID is None:
+        run.project = None
+        return run
     project_id = model.objects.filter(pk=pk).values_list(model.PROJECT_ID, flat=True).get()
     run.project = Project.objects.get(pk=project_id)
     return run
@@ -132,9 +141,9 @@ def locked_run(model: type[R], pk: int, run_token: str, status: str | None = Non
 
 
 def publish(run: Run, event_type: str | None = None, **payload) -> None:
-    """Announce the run on its project's live stream once the transaction commits."""
+    """Announce the run on its live stream (its project's) once the transaction commits."""
     events.publish(
-        stream=events.project_stream(run.project.pk),
+        stream=run.event_stream(),
         type=event_type or f"{run.EVENT_NAME}-changed",
         payload={**run.event_payload(), **payload},
     )

@@ -297,6 +297,10 @@ RUN_MAX_RESUMES = env_int("RUN_MAX_RESUMES", 3)
 CELERY_BEAT_SCHEDULE = {
     "resume-stale-releases": {"task": "deploys.tasks.resume_stale_releases", "schedule": RUN_SWEEP_SECONDS},
     "resume-stale-tickets": {"task": "deploys.tasks.resume_stale_tickets", "schedule": RUN_SWEEP_SECONDS},
+    "resume-stale-log-proxy-rollouts": {
+        "task": "deploys.tasks.resume_stale_log_proxy_rollouts",
+        "schedule": RUN_SWEEP_SECONDS,
+    },
     "resume-stale-config-changes": {
         "task": "clusters.tasks.resume_stale_config_changes",
         "schedule": RUN_SWEEP_SECONDS,
@@ -304,6 +308,10 @@ CELERY_BEAT_SCHEDULE = {
     "prune-live-events": {"task": "observability.tasks.prune_live_events", "schedule": 3600.0},
     "fail-stuck-tickets": {"task": "deploys.tasks.fail_stuck_tickets", "schedule": 300.0},
     "fail-stuck-releases": {"task": "deploys.tasks.fail_stuck_releases", "schedule": 300.0},
+    "fail-stuck-log-proxy-rollouts": {
+        "task": "deploys.tasks.fail_stuck_log_proxy_rollouts",
+        "schedule": 300.0,
+    },
     "fail-stuck-config-changes": {"task": "clusters.tasks.fail_stuck_config_changes", "schedule": 300.0},
     "prune-terminal-recordings": {"task": "clusters.tasks.prune_terminal_recordings", "schedule": 3600.0},
     "reap-terminal-sessions": {"task": "clusters.tasks.reap_stale_terminal_sessions", "schedule": 120.0},
@@ -355,6 +363,11 @@ RELEASE_BUILD_POLL_SECONDS = env_int("RELEASE_BUILD_POLL_SECONDS", 2)
 # restarts (waiting longer only restarts it again); its pods are looked at every ..._CHECK_SECONDS.
 RELEASE_CRASHLOOP_RESTARTS = env_int("RELEASE_CRASHLOOP_RESTARTS", 3)
 RELEASE_POD_CHECK_SECONDS = env_int("RELEASE_POD_CHECK_SECONDS", 5)
+# The log proxy (logproxy/) the portal deploys to a cluster's log pipeline: the GitLab project holding its
+# source and the branch a rollout tags and builds (with the "python" recipe), and the port of its /metrics.
+LOGPROXY_GIT_PROJECT = env_str("LOGPROXY_GIT_PROJECT", "ops/logproxy")
+LOGPROXY_GIT_BRANCH = env_str("LOGPROXY_GIT_BRANCH", "main")
+LOGPROXY_METRICS_PORT = env_int("LOGPROXY_METRICS_PORT", 9121)
 
 # The address people open the portal at: messages (alerts, workflow notices) carry links made from it.
 PORTAL_PUBLIC_URL = env_str("PORTAL_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -9,7 +9,6 @@ release on. Production never builds: it deploys the digest of a test release a t
 import json
 import logging
 import re
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
@@ -29,6 +28,7 @@ from configs.services import config_change_set_clean
 from deploys import recipes
 from deploys.choices import ACTIVE_RELEASE_STATUSES, DeploymentKind, DeploymentOutcome, ReleaseStatus
 from deploys.models import BuildRecipe, DeploymentRecord, Release
+from deploys.services import builds
 from deploys.services.release_config import (
     change_set,
     change_set_shown,
@@ -54,7 +54,7 @@ from projects.models import Project
 logger = logging.getLogger(__name__)
 
 CONSOLE_LIMIT = 512 * 1024  # characters of console kept on the release (the tail)
-BUILD_QUEUE_TIMEOUT = 300  # seconds a build may wait in Jenkins' queue for an executor
+BUILD_QUEUE_TIMEOUT = builds.BUILD_QUEUE_TIMEOUT
 # Git ref names we accept: what git allows, minus everything a shell or a URL could misread.
 _BRANCH = re.compile(r"^(?![/-])(?!.*//)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])$")
 
@@ -178,9 +178,7 @@ def release_submit(
         description=description[:500],
         version=release_version(user=actor),
         recipe=recipe,
-        image_repository=f"{settings.REGISTRY_HOST}/{project.name}"
-        if settings.REGISTRY_HOST
-        else project.name,
+        image_repository=builds.image_repository(project.name),
         jenkins_job=project.name,
         config_changes=json.dumps(changes) if changes else "",
     )
@@ -544,32 +542,8 @@ def _annotate(project: Project, environment: str, *, text: str, tags: list[str])
         dashboard_annotate(environment=env, text=text, tags=tags)
 
 
-def _gitlab():
-    from integrations.gitlab import GitLabClient
-
-    if not settings.GITLAB_URL:
-        raise IntegrationError(_("GitLab is not configured (GITLAB_URL)."), permanent=True)
-    return GitLabClient(settings.GITLAB_URL, settings.GITLAB_TOKEN)
-
-
-def _jenkins():
-    from integrations.jenkins import JenkinsClient
-
-    if not settings.JENKINS_URL:
-        raise IntegrationError(_("Jenkins is not configured (JENKINS_URL)."), permanent=True)
-    return JenkinsClient(settings.JENKINS_URL, settings.JENKINS_USER, settings.JENKINS_TOKEN)
-
-
-def _registry():
-    from integrations.registry import RegistryClient
-
-    if not settings.REGISTRY_URL:
-        raise IntegrationError(_("The image registry is not configured (REGISTRY_URL)."), permanent=True)
-    return RegistryClient(
-        settings.REGISTRY_URL,
-        username=settings.REGISTRY_USER or None,
-        password=settings.REGISTRY_PASSWORD or None,
-    )
+_gitlab = builds.gitlab_client
+_jenkins = builds.jenkins_client
 
 
 def release_tag(*, release_id: int, run_token: str) -> None:
@@ -608,42 +582,26 @@ def release_tag(*, release_id: int, run_token: str) -> None:
 
 
 def _job_config(release: Release, template_xml: str) -> str:
-    from integrations.jenkins import render_freestyle_config
-
-    return render_freestyle_config(
+    return builds.job_config(
         template_xml,
         description=f"Managed by OpsPortal for project {release.project.name}. Changes here are overwritten.",
-        parameters=[(name, "") for name in recipes.BUILD_PARAMETERS],
-        shell=release.recipe.build_shell,
+        build_shell=release.recipe.build_shell,
     )
 
 
 def _build_parameters(release: Release, git_url: str) -> dict[str, str]:
     environment = ProjectEnvironment.objects.get(project=release.project, environment="test")
     port = int((environment.spec.get("request") or {}).get("container_port") or 8080)
-    try:
-        dockerfile = recipes.render_dockerfile(
-            release.recipe.dockerfile,
-            project=release.project.name,
-            port=port,
-            base=recipes.base_image(release.project.language),
-            prestop_helper=recipes.prestop_helper_image(),
-        )
-    except ValueError as exc:
-        # A setting ops left empty: retrying cannot help, and the release page must say what to set.
-        raise IntegrationError(
-            _("The build cannot start: %(cause)s. Ops: set it in the portal's environment and release again.")
-            % {"cause": exc},
-            permanent=True,
-        ) from exc
-    return {
-        "GIT_URL": git_url,
-        "GIT_TAG": release.version,
-        "IMAGE": f"{release.image_repository}:{release.version}",
-        "DOCKERFILE": dockerfile,
-        "APP_PORT": str(port),
-        recipes.RUN_MARKER: f"{release.pk}-{release.run_token}",
-    }
+    return builds.build_parameters(
+        recipe=release.recipe,
+        language=release.project.language,
+        name=release.project.name,
+        port=port,
+        git_url=git_url,
+        tag=release.version,
+        image=f"{release.image_repository}:{release.version}",
+        marker=f"{release.pk}-{release.run_token}",
+    )
 
 
 def release_build(*, release_id: int, run_token: str) -> None:
@@ -692,47 +650,6 @@ def _record_build(release: Release, number: int) -> None:
     runs.publish(release)
 
 
-@dataclass
-class _BuildLook:
-    """What one poll saw of the build; nothing of it is written until the poll claims its turn."""
-
-    number: int | None
-    console: str = ""
-    console_offset: int = 0
-    done: bool = False
-    result: str | None = None
-    digest: str = ""
-    timed_out: str = ""
-
-
-def _look_at_build(jenkins, release: Release) -> _BuildLook:
-    """Read what changed since the last poll. Only reads (and stops a build that ran out of time), so a
-    poll that fails halfway and is retried has changed nothing."""
-    elapsed = (timezone.now() - (release.build_started_at or timezone.now())).total_seconds()
-    job, number = release.jenkins_job, release.jenkins_build
-    if number is None:
-        number = jenkins.queue_build_number(release.jenkins_queue_id)
-        if number is None:
-            timed_out = ""
-            if elapsed > BUILD_QUEUE_TIMEOUT:
-                timed_out = _("Jenkins did not start the build within %(s)s s.") % {"s": BUILD_QUEUE_TIMEOUT}
-            return _BuildLook(number=None, console_offset=release.console_offset, timed_out=timed_out)
-    chunk = jenkins.console_chunk(job, number, release.console_offset)
-    look = _BuildLook(number=number, console=chunk.text, console_offset=chunk.next_start)
-    if not chunk.more:
-        info = jenkins.build_info(job, number)
-        # The log is complete a moment before the result is recorded: then look again at the next poll.
-        look.done, look.result = not info.building, info.result
-        if look.done and info.result == "SUCCESS":
-            look.digest = _registry().resolve(release.project.name, release.version).digest
-    if not look.done and elapsed > settings.RELEASE_BUILD_TIMEOUT:
-        jenkins.stop(job, number)
-        look.timed_out = _("The build took longer than %(s)s s and was stopped.") % {
-            "s": settings.RELEASE_BUILD_TIMEOUT
-        }
-    return look
-
-
 def release_build_poll(*, release_id: int, run_token: str, poll: int) -> None:
     """One look at the release's build: append the new console, then end the build step (built or
     failed) or queue the next look after RELEASE_BUILD_POLL_SECONDS.
@@ -747,7 +664,7 @@ def release_build_poll(*, release_id: int, run_token: str, poll: int) -> None:
     )
     if release is None:
         return
-    look = _look_at_build(_jenkins(), release)
+    look = builds.look_at_build(_jenkins(), release, image_name=release.project.name, tag=release.version)
     with transaction.atomic():
         console = (release.console + look.console)[-CONSOLE_LIMIT:]
         turn = Release.objects.filter(
