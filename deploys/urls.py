@@ -1,5 +1,6 @@
 from django.urls import path
 
+from deploys.views import log_pipelines as pipeline_views
 from deploys.views import releases as release_views
 from deploys.views import tickets as views
 
@@ -19,6 +20,10 @@ urlpatterns = [
     ),
     path("projects/<str:name>/rollback/<str:environment>/", release_views.rollback, name="rollback"),
     path("recipes/", release_views.recipe_list, name="recipe-list"),
+    path("log-pipelines/", pipeline_views.pipeline_list, name="log-pipeline-list"),
+    path("log-pipelines/<int:pk>/", pipeline_views.pipeline_page, name="log-pipeline"),
+    path("log-pipelines/<int:pk>/status/", pipeline_views.pipeline_status, name="log-pipeline-status"),
+    path("log-pipelines/<int:pk>/deploy/", pipeline_views.pipeline_deploy, name="log-pipeline-deploy"),
     path("recipes/<str:language>/", release_views.recipe_edit, name="recipe-edit"),
     path(
         "projects/<str:name>/tickets/<int:pk>/<str:action>/",

@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.cache import cache
 
-from clusters.models import Cluster, ProjectEnvironment
-from clusters.workload import manifests
+from clusters.models import Cluster, LogPipeline, ProjectEnvironment
+from clusters.models.logging import SERVICE_NAME
+from clusters.workload import logproxy, manifests
 from integrations.kubernetes.client import KubeClient, PodInfo
 from integrations.prometheus.client import PrometheusClient
 from observability.monitoring.promql import PANELS, Panel, Scope, panel_queries, rate_window
@@ -85,18 +86,45 @@ def scrape_targets(*, cluster: Cluster) -> list[dict]:
             cluster=cluster, provisioned_at__isnull=False
         ).select_related("project")
     }
-    if not environments:
+    pipeline = LogPipeline.objects.filter(cluster=cluster).first()
+    if not environments and pipeline is None:
         return []
     with KubeClient.from_cluster(cluster, timeout=SD_TIMEOUT) as client:
         pods = client.list_pods(None, label_selector=f"app.kubernetes.io/managed-by={manifests.MANAGED_BY}")
     groups = []
     for pod in pods:
+        if pod.phase != "Running" or not pod.pod_ip or pod.terminating:
+            continue
+        if pipeline is not None and _is_log_proxy(pod, pipeline):
+            groups.append(_log_proxy_group(pod, cluster))
+            continue
         key = (pod.namespace, pod.labels.get(PROJECT_LABEL), pod.labels.get(ENVIRONMENT_LABEL))
         environment = environments.get(key)
-        if environment is None or pod.phase != "Running" or not pod.pod_ip or pod.terminating:
+        if environment is None:
             continue
         groups.append(_target_group(pod, environment))
     return groups
+
+
+def _is_log_proxy(pod: PodInfo, pipeline: LogPipeline) -> bool:
+    """A pod of the cluster's log proxy: its component label, in the pipeline's namespace only."""
+    return (
+        pod.namespace == pipeline.namespace and pod.labels.get(logproxy.COMPONENT_LABEL) == logproxy.COMPONENT
+    )
+
+
+def _log_proxy_group(pod: PodInfo, cluster: Cluster) -> dict:
+    port = pod.annotations.get("prometheus.io/port") or str(settings.LOGPROXY_METRICS_PORT)
+    return {
+        "targets": [_address(pod.pod_ip, int(port))],
+        "labels": {
+            "service": SERVICE_NAME,
+            "cluster": cluster.name,
+            "namespace": pod.namespace,
+            "pod": pod.name,
+            "__metrics_path__": pod.annotations.get("prometheus.io/path") or logproxy.METRICS_PATH,
+        },
+    }
 
 
 def scrape_targets_cached(*, cluster: Cluster) -> list[dict]:

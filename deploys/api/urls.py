@@ -1,5 +1,6 @@
 from django.urls import path
 
+from deploys.api import log_pipelines as pipeline_api
 from deploys.api import releases as release_api
 from deploys.api import tickets as api
 
@@ -32,4 +33,21 @@ urlpatterns = [
     ),
     path("projects/<str:name>/rollback/", release_api.RollbackView.as_view(), name="api-rollback"),
     path("recipes/<str:language>/", release_api.RecipeView.as_view(), name="api-recipe"),
+    path("log-pipelines/", pipeline_api.PipelineListView.as_view(), name="api-log-pipelines"),
+    path("log-pipelines/<int:pk>/", pipeline_api.PipelineDetailView.as_view(), name="api-log-pipeline"),
+    path(
+        "log-pipelines/<int:pk>/deploy/",
+        pipeline_api.PipelineDeployView.as_view(),
+        name="api-log-pipeline-deploy",
+    ),
+    path(
+        "log-pipelines/<int:pk>/status/",
+        pipeline_api.PipelineStatusView.as_view(),
+        name="api-log-pipeline-status",
+    ),
+    path(
+        "log-pipelines/<int:pk>/rollouts/<int:rollout>/",
+        pipeline_api.RolloutDetailView.as_view(),
+        name="api-log-proxy-rollout",
+    ),
 ]

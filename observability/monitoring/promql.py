@@ -206,3 +206,22 @@ def rate_window(step_seconds: float, scrape_interval: int) -> int:
     the step plus one scrape, so the increase between the last sample of one step and the first of the
     next is counted too."""
     return int(max(4 * scrape_interval, step_seconds + scrape_interval))
+
+
+# --- the log proxy (logproxy/) of a cluster's log pipeline -------------------------------------------
+
+# Lines per second into the proxy (pushed by services) and out of it (acknowledged by Kafka), summed over
+# its pods. The portal's http_sd (or the ServiceMonitor) labels its targets service="logproxy" and
+# cluster=<the cluster's name>.
+LOGPROXY_THROUGHPUT = {
+    "in": "sum(rate(logproxy_lines_in_total{{{sel}}}[{window}s]))",
+    "out": "sum(rate(logproxy_lines_out_total{{{sel}}}[{window}s]))",
+}
+
+
+def logproxy_queries(*, cluster: str, namespace: str, window: int) -> dict[str, str]:
+    """The throughput expressions of one cluster's proxy, its label values escaped."""
+    sel = f'service="logproxy",cluster={label_value(cluster)},namespace={label_value(namespace)}'
+    return {
+        name: template.format(sel=sel, window=int(window)) for name, template in LOGPROXY_THROUGHPUT.items()
+    }

@@ -24,6 +24,7 @@ BODYLESS = {
     ("post", "/api/projects/{name}/channels/{id}/test/"),
     ("post", "/api/clusters/{id}/test-connection/"),
     ("post", "/api/clusters/prometheus-config/apply/"),
+    ("post", "/api/log-pipelines/{id}/deploy/"),
     ("post", "/api/projects/{name}/environments/{environment}/restart/"),
     ("post", "/api/projects/{name}/releases/{id}/cancel/"),
     ("post", "/api/projects/{name}/releases/{id}/confirm/"),

@@ -11,9 +11,16 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from alerting.models import Alert, Channel, Policy
-from clusters.models import Cluster, ConfigChange, ProjectEnvironment, RefusedCommandPattern, TerminalSession
+from clusters.models import (
+    Cluster,
+    ConfigChange,
+    LogPipeline,
+    ProjectEnvironment,
+    RefusedCommandPattern,
+    TerminalSession,
+)
 from configs.models import ApolloSettings
-from deploys.models import BuildRecipe, DeploymentRecord, OnboardingTicket, Release
+from deploys.models import BuildRecipe, DeploymentRecord, LogProxyRollout, OnboardingTicket, Release
 from projects.models import ProdTerminalGrant
 from tests.fixtures.clusters import VALID_REQUEST
 from tests.fixtures.people import PASSWORD, People
@@ -23,6 +30,7 @@ UNREACHABLE_API = "https://127.0.0.1:9"
 CLUSTER_TOKEN = "planted-cluster-token-7c41e0a9b2"
 # The world's Apollo settings: no APOLLO_PORTAL_URL in the tests' settings, so nothing is ever called.
 APOLLO_TOKEN = "planted-apollo-token-5b0c9e21d4"
+LOG_PROXY_PASSWORD = "planted-log-proxy-password-8e2d51"  # noqa: S105
 
 
 @dataclass
@@ -45,6 +53,9 @@ class World:
     channels: dict[str, Channel] = field(default_factory=dict)
     alert_policy: Policy | None = None
     apollo: ApolloSettings | None = None
+    # The test cluster's log pipeline and a rollout of its proxy.
+    log_pipeline: LogPipeline | None = None
+    log_proxy_rollout: LogProxyRollout | None = None
 
     def example_values(self) -> dict:
         """What a URL's named arguments are, for objects of this world."""
@@ -60,6 +71,7 @@ class World:
             "namespace": "application",
             "key": "timeout",
             "instance": "10.0.1.7:orders:8080",  # a Eureka instance id
+            "rollout": self.log_proxy_rollout.pk if self.log_proxy_rollout else 0,
         }
 
     def pk_in(self, path: str, placeholder: str) -> int | None:
@@ -73,6 +85,7 @@ class World:
             ("changes", self.config_change),
             ("terminal-sessions", self.terminal_session),
             ("clusters", self.clusters["test"]),
+            ("log-pipelines", self.clusters["test"]),
             ("terminal-grants", self.terminal_grant),
             ("terminal-refused-patterns", self.refused_pattern),
             ("alerts", self.alert),
@@ -192,7 +205,15 @@ def build_world(people: People, recordings_dir, *, cluster_token: str = CLUSTER_
     alert_policy = Policy.objects.create(project=people.project, environment="prod", severity="critical")
     alert_policy.channels.set([channels["project"]])
     apollo = ApolloSettings.objects.create(project=people.project, app_id="orders", token=APOLLO_TOKEN)
+    log_pipeline = LogPipeline.objects.create(
+        cluster=clusters["test"], kafka_bootstrap_servers="kafka.example:9092", password=LOG_PROXY_PASSWORD
+    )
+    log_proxy_rollout = LogProxyRollout.objects.create(
+        pipeline=log_pipeline, created_by=people.ops, git_project="ops/logproxy", branch="main", version="1"
+    )
     return World(
+        log_pipeline=log_pipeline,
+        log_proxy_rollout=log_proxy_rollout,
         apollo=apollo,
         alert=alert,
         channels=channels,
