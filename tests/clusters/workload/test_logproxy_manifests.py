@@ -7,7 +7,7 @@ import pytest
 
 from clusters.workload import logproxy
 from clusters.workload.logproxy import ProxySpec
-from integrations.errors import Invalid
+from integrations.errors import IntegrationError
 from integrations.kubernetes.client import KubeClient
 
 KEY = "test-config-key"
@@ -144,5 +144,6 @@ def test_the_apiserver_accepts_every_object_under_strict_validation(kube_cluster
             assert stored["metadata"]["name"] == obj["metadata"]["name"]
         broken = logproxy.deployment(spec(namespace=kube_namespace), config_key=KEY)
         broken["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"]["slep"] = {}
-        with pytest.raises(Invalid):
+        # Strict field validation: the apiserver names the unknown field instead of dropping it.
+        with pytest.raises(IntegrationError, match="slep"):
             client.apply_dry_run(broken, field_manager="opsportal-logproxy")
