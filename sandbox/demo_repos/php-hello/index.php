@@ -163,10 +163,11 @@ function push_log_line(string $line): ?bool
  */
 function send_answer_now(): void
 {
-    if (ob_get_level() === 0) {
-        return;
+    // The built-in server has its own output buffer under ours (output_buffering=4096): empty both.
+    $body = '';
+    while (ob_get_level() > 0) {
+        $body = ob_get_clean() . $body;
     }
-    $body = ob_get_clean();
     if (!headers_sent()) {
         header('Content-Length: ' . strlen($body));
     }
