@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from sandbox.procs import stop
@@ -233,6 +234,39 @@ def test_php_hello_requests_stay_fast_while_the_log_server_is_down(redis_server,
         back = until("a line after the restart", lambda: redis_server.lines("logs:php-hello"))
         # The scrape's line may have gone to the stopped server or, by a few ms, to the restarted one.
         assert [line["path"] for line in back] in (["/"], ["/metrics", "/"])
+    finally:
+        stop(service.proc)
+
+
+def test_a_refused_line_is_counted_and_not_retried(demo, redis_server, tmp_path):
+    # redis-server refuses RPUSH to a key holding a string (-WRONGTYPE), as the proxy refuses a push with
+    # -ERR when Kafka does not acknowledge it in time.
+    key = f"logs:{demo.name}"
+    with redis.Redis(port=redis_server.port) as client:
+        client.set(key, "not a list")
+    service = demo.run(tmp_path, LOG_REDIS_URL=redis_server.url())
+    try:
+        slowest = max(timed_get(service.url + "/") for _ in range(5))
+        assert slowest < 0.75
+        seen = counted(service, demo, "log_push_errors_total", 5)
+        assert (
+            seen["log_lines_dropped_total"] == seen["log_push_errors_total"]
+            and seen["log_lines_pushed_total"] == 0
+        )
+        refused = [line for line in service.requests_logged() if line["path"] == "/"]
+        assert len(refused) == 5
+
+        with redis.Redis(port=redis_server.port) as client:
+            client.delete(key)
+        assert requests.get(service.url + demo.health, timeout=5).status_code == 200
+        arrived = until(
+            "the next line",
+            lambda: [line for line in redis_server.lines(key) if line.get("path") == demo.health],
+        )
+        assert len(arrived) == 1
+        # The same connection goes on, and what was refused stays refused (a retry could duplicate a line
+        # that the proxy's producer still delivers).
+        assert not [line for line in redis_server.lines(key) if line in refused]
     finally:
         stop(service.proc)
 
