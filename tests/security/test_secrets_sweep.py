@@ -33,6 +33,7 @@ DINGTALK_TOKEN = "planted-dingtalk-token-5e0b3c"
 DINGTALK_SECRET = "SECplanted-dingtalk-secret-a41f"
 WECOM_KEY = "planted-wecom-key-93d1e7"
 APOLLO_TOKEN = "planted-apollo-token-e71f0c"
+LOG_PROXY_PASSWORD = "planted-log-proxy-password-41c7"  # noqa: S105
 READERS = ("ops", "superuser", "owner", "developer")
 
 
@@ -233,6 +234,22 @@ def test_planted_secrets_never_show(client, world, settings, caplog, django_capt
         assert apollo_page.status_code == 400
         answers.append(("POST apollo settings (invalid)", apollo_page.content.decode()))
 
+        # A log pipeline's proxy password: through the API, then a page form that comes back with an error.
+        cluster_id = world.clusters["prod"].pk
+        pipeline = client.put(
+            f"/api/log-pipelines/{cluster_id}/",
+            {"kafka_bootstrap_servers": "kafka:9092", "password": LOG_PROXY_PASSWORD},
+            content_type="application/json",
+        )
+        assert pipeline.status_code == 200, pipeline.content
+        answers.append(("PUT log pipeline", pipeline.content.decode()))
+        pipeline_page = client.post(
+            f"/log-pipelines/{cluster_id}/",
+            {"kafka_bootstrap_servers": "no-port", "password": LOG_PROXY_PASSWORD, "namespace": "logging"},
+        )
+        assert pipeline_page.status_code == 400
+        answers.append(("POST log pipeline (invalid)", pipeline_page.content.decode()))
+
     sweep = Sweep(
         {
             "secret env value": SECRET_ENV_VALUE,
@@ -252,6 +269,8 @@ def test_planted_secrets_never_show(client, world, settings, caplog, django_capt
             "world channel key": "world-wecom-key",
             "Apollo token": APOLLO_TOKEN,
             "world Apollo token": world.apollo.token,
+            "log proxy password": LOG_PROXY_PASSWORD,
+            "world log proxy password": str(world.log_pipeline.password),
         }
     )
     assert world.clusters["test"].credential  # planted when the world was built
