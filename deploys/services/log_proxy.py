@@ -64,9 +64,7 @@ def log_proxy_deploy(*, actor, cluster: Cluster, remote_addr: str | None = None)
     """Queue a rollout of the proxy to ``cluster``'s log pipeline (ops); one at a time per pipeline."""
     require_ops(actor)
     if not settings.LOGPROXY_GIT_PROJECT:
-        raise ValidationError(
-            _("LOGPROXY_GIT_PROJECT is not set: ops, name the GitLab project of the proxy.")
-        )
+        raise ValidationError(_("LOGPROXY_GIT_PROJECT is not set: name the GitLab project of the proxy."))
     recipe = BuildRecipe.objects.filter(language=LANGUAGE).first()
     if recipe is None:
         raise ValidationError(_("There is no build recipe for Python yet; add one on the recipes page."))
