@@ -23,15 +23,18 @@ COMPONENT = "logproxy"
 COMPONENT_LABEL = "opsportal.io/component"
 SECRET_NAME = f"{SERVICE_NAME}-auth"
 PASSWORD_KEY = "LOGPROXY_PASSWORD"  # noqa: S105 - the variable's name, not a password
-# The proxy's own HTTP listener (/metrics, /healthz): where Prometheus scrapes it.
-HTTP_LISTEN_ENV = "LOGPROXY_HTTP_LISTEN"
+# The proxy's own HTTP listener (/metrics, and /healthz: 200 while serving, 503 while draining).
+HTTP_LISTEN_ENV = "LOGPROXY_METRICS_LISTEN"
 METRICS_PATH = "/metrics"
+HEALTH_PATH = "/healthz"
 # After the pod leaves the Service's endpoints, clients may still connect for a moment: the preStop sleep
-# covers that; then SIGTERM makes the proxy stop accepting and flush what Kafka has not acknowledged yet,
-# within its Kafka request deadline. The grace period covers both.
+# covers that; then SIGTERM makes the proxy stop reading, answer what it read and flush what Kafka has not
+# acknowledged, for at most LOGPROXY_SHUTDOWN_TIMEOUT_SECONDS. The grace period covers both, with a margin
+# so the kubelet's SIGKILL never cuts the flush short.
 PRESTOP_SLEEP_SECONDS = 5
-FLUSH_SECONDS = 40
-TERMINATION_GRACE_SECONDS = PRESTOP_SLEEP_SECONDS + FLUSH_SECONDS
+FLUSH_SECONDS = 30
+GRACE_MARGIN_SECONDS = 5
+TERMINATION_GRACE_SECONDS = PRESTOP_SLEEP_SECONDS + FLUSH_SECONDS + GRACE_MARGIN_SECONDS
 PROGRESS_DEADLINE_SECONDS = 300
 HPA_CPU_TARGET = 70
 RESOURCES = {
@@ -116,14 +119,26 @@ def secret(spec: ProxySpec) -> dict[str, Any]:
     }
 
 
-def _tcp_probe(*, period: int, failures: int, initial: int = 0) -> dict[str, Any]:
-    # The Redis port, not /healthz: a proxy whose Kafka is down must stay up and in the Service (it
-    # answers PING and says -ERR to pushes); a check that followed Kafka would restart every replica.
-    probe = {"tcpSocket": {"port": "redis"}, "periodSeconds": period, "timeoutSeconds": 2}
-    probe["failureThreshold"] = failures
-    if initial:
-        probe["initialDelaySeconds"] = initial
-    return probe
+def _tcp_probe(*, period: int, failures: int) -> dict[str, Any]:
+    # The Redis port: the proxy's process is alive while it listens. /healthz does not follow Kafka either
+    # (a proxy whose Kafka is down stays up, answers PING and says -ERR to pushes), but it turns 503 while
+    # draining, which must not restart a pod that is flushing.
+    return {
+        "tcpSocket": {"port": "redis"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def _readiness_probe() -> dict[str, Any]:
+    # /healthz turns 503 as soon as SIGTERM starts the drain: the pod leaves the Service's endpoints at once.
+    return {
+        "httpGet": {"path": HEALTH_PATH, "port": "metrics"},
+        "periodSeconds": 5,
+        "timeoutSeconds": 2,
+        "failureThreshold": 2,
+    }
 
 
 def deployment(spec: ProxySpec, *, config_key: str) -> dict[str, Any]:
@@ -133,6 +148,7 @@ def deployment(spec: ProxySpec, *, config_key: str) -> dict[str, Any]:
         {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": spec.bootstrap_servers},
         {"name": "LOGPROXY_DEFAULT_TOPIC", "value": spec.default_topic},
         {"name": "LOGPROXY_TOPICS", "value": topics_env(spec.topic_mapping)},
+        {"name": "LOGPROXY_SHUTDOWN_TIMEOUT_SECONDS", "value": str(FLUSH_SECONDS)},
         {
             "name": PASSWORD_KEY,
             "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": PASSWORD_KEY}},
@@ -150,7 +166,7 @@ def deployment(spec: ProxySpec, *, config_key: str) -> dict[str, Any]:
         "resources": RESOURCES,
         # Start-up: up to 60 s to listen (imports, first Kafka metadata); then the two checks take over.
         "startupProbe": _tcp_probe(period=2, failures=30),
-        "readinessProbe": _tcp_probe(period=5, failures=2),
+        "readinessProbe": _readiness_probe(),
         "livenessProbe": _tcp_probe(period=10, failures=3),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
     }

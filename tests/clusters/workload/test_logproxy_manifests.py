@@ -66,7 +66,8 @@ def test_the_deployment_runs_the_proxy_with_the_pipelines_settings():
     # The mapping in the proxy's own syntax, its rules in order.
     assert env["LOGPROXY_TOPICS"] == "logs:orders:*=orders-logs,logs:pay:*=pay-logs"
     assert env["LOGPROXY_LISTEN"] == "0.0.0.0:6379"
-    assert env["LOGPROXY_HTTP_LISTEN"] == "0.0.0.0:9121"
+    assert env["LOGPROXY_METRICS_LISTEN"] == "0.0.0.0:9121"
+    assert env["LOGPROXY_SHUTDOWN_TIMEOUT_SECONDS"] == str(logproxy.FLUSH_SECONDS)
     # The password only through the Secret, never as a value in the Deployment.
     assert env["LOGPROXY_PASSWORD"] == {"secretKeyRef": {"name": "logproxy-auth", "key": "LOGPROXY_PASSWORD"}}
     assert "s3cret" not in str(deployment)
@@ -79,13 +80,15 @@ def test_probes_stop_and_resources():
     container = by_kind(logproxy.render(spec(), config_key=KEY))["Deployment"]["spec"]["template"]["spec"]
     grace = container["terminationGracePeriodSeconds"]
     container = container["containers"][0]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["tcpSocket"] == {"port": "redis"}, probe
+    # Ready while serving; /healthz turns 503 when the drain starts, so the pod leaves the Service.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
     sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-    # The grace period covers the preStop sleep and the proxy's flush after SIGTERM.
-    assert grace >= sleep + logproxy.FLUSH_SECONDS
+    # The grace period covers the preStop sleep and the proxy's whole flush after SIGTERM.
+    assert grace > sleep + logproxy.FLUSH_SECONDS
     assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
 
 
