@@ -199,6 +199,9 @@ def test_the_page_says_when_there_is_no_rollout_yet_and_the_deploy_button_posts(
     assert response.status_code == 302
     page = client.get(_page(cluster)).content.decode()
     assert 'id="rollout-summary"' in page and "Queued" in page
+    # What the page re-fetches on each live status change: the rollout's section alone.
+    part = client.get(_page(cluster), HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="rollout-summary"' in part and "<html" not in part and 'data-state="todo"' in part
 
 
 def test_throughput_says_why_it_has_no_numbers(people, cluster, settings):
