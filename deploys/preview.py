@@ -49,7 +49,7 @@ def ticket_preview(*, ticket: OnboardingTicket) -> TicketPreview:
         return preview
     preview.guardrails = rendered.guardrails
     preview.stop_budget = manifests.stop_budget(spec)
-    secrets = secret_env.load(ticket.secret_env)
+    secrets = services.ticket_secret_values(ticket)
     # Filled so the dry run compares the real values; every object is shown through the redaction.
     objects = [
         manifests.secret_with_values(obj, secrets) if obj["kind"] == "Secret" else obj
