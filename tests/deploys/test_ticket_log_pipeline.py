@@ -215,3 +215,14 @@ def test_an_edit_that_sets_the_two_names_by_hand_is_refused(people):
             request={**LOGS, "env_vars": [["LOG_REDIS_KEY", "logs:someone-else:test"]]},
         )
     assert "set by the platform; use logs_to_pipeline instead" in caught.value.message_dict["env_vars"][0]
+
+
+def test_the_switch_and_its_refusal_in_chinese(client, people):
+    _cluster("shanghai-test")
+    client.force_login(people.developer)
+    page = client.get("/projects/orders/tickets/new/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "将日志发送到集群的日志管道" in page
+    response = client.post(
+        "/projects/orders/tickets/new/", _form(logs_to_pipeline="on"), HTTP_ACCEPT_LANGUAGE="zh-hans"
+    )
+    assert "test 环境的集群都还没有配置日志管道" in response.content.decode()
