@@ -8,6 +8,7 @@ import json
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from clusters.models import Cluster, LogPipeline
 from deploys import services
@@ -217,7 +218,14 @@ def test_an_edit_that_sets_the_two_names_by_hand_is_refused(people):
     assert "set by the platform; use logs_to_pipeline instead" in caught.value.message_dict["env_vars"][0]
 
 
-def test_the_switch_and_its_refusal_in_chinese(client, people):
+@pytest.fixture
+def english_afterwards(settings):
+    yield
+    # A page served in Chinese leaves the language active in this thread; later tests expect English.
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+def test_the_switch_and_its_refusal_in_chinese(client, people, english_afterwards):
     _cluster("shanghai-test")
     client.force_login(people.developer)
     page = client.get("/projects/orders/tickets/new/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
