@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from clusters.choices import ClusterMonitoring
 from clusters.models import Cluster, LogPipeline
 from clusters.models.logging import SERVICE_NAME
-from clusters.selectors.pod_health import crash_loop_cause
+from clusters.selectors.pod_health import crash_loop_cause, pod_problem
 from clusters.workload import logproxy
 from integrations.errors import Invalid, NotFound
 from observability.services import audit_record, changes_between
@@ -256,7 +256,26 @@ def _failing_new_pods(client, namespace: str, image: str):
         containers = (pod.get("spec") or {}).get("containers") or []
         if not any(c.get("name") == logproxy.CONTAINER and c.get("image") == image for c in containers):
             continue
-        cause = crash_loop_cause(pod, restart_threshold=settings.RELEASE_CRASHLOOP_RESTARTS)
+        cause = crash_loop_cause(pod, restart_threshold=settings.RELEASE_CRASHLOOP_RESTARTS) or _stuck_cause(
+            pod
+        )
         if cause:
             return RolloutOutcome(Rollout.FAILED, reason=NEW_PODS_FAILING, message=cause)
     return None
+
+
+# Waiting reasons that do not heal by waiting: the image cannot be pulled (the kubelet already retried),
+# or the container cannot be created (e.g. the image has no `python`). The Deployment's status does not
+# change meanwhile, so without this the rollout would wait out its progress deadline.
+_STUCK_REASONS = frozenset(
+    {"ImagePullBackOff", "InvalidImageName", "CreateContainerError", "RunContainerError"}
+)
+
+
+def _stuck_cause(pod: dict) -> str:
+    problem = pod_problem(pod)
+    if problem is None or problem.reason not in _STUCK_REASONS:
+        return ""
+    name = (pod.get("metadata") or {}).get("name", "")
+    words = f": {problem.message}" if problem.message else ""
+    return f"{name}: {problem.reason}{words} — {problem.hint}"

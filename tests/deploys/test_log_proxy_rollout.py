@@ -5,6 +5,7 @@ rollout completes without a Kafka behind it; what the proxy itself does is logpr
 
 import base64
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -173,3 +174,49 @@ def test_a_refused_object_fails_the_rollout_with_the_cause_and_the_next_step(
     assert "fix the pipeline's settings and deploy again" in rollout.error
     fail = AuditEvent.objects.filter(verb="log_proxy.fail", target_id=str(rollout.pk)).get()
     assert "Bad_Namespace" in fail.changes["error"] and fail.changes["applied"] == []
+
+
+def test_a_proxy_that_cannot_start_fails_the_rollout_with_the_cause(
+    people, local_clusters, demo_pipeline, settings
+):
+    """A real pod (the agent pulls from the demo registry) of an image without Python: the proxy's command
+    cannot start, and the rollout fails with the pod's words and the next step within seconds, not at
+    the progress deadline."""
+    settings.RELEASE_POD_CHECK_SECONDS = 1
+    cluster = local_clusters["test"]
+    pipeline = LogPipeline.objects.create(
+        cluster=cluster,
+        kafka_bootstrap_servers="kafka:9092",
+        namespace=f"logging-{_suffix(cluster)}",
+        min_replicas=1,
+        max_replicas=2,
+    )
+    busybox = demo_pipeline.base_images["default"]  # host/opsportal-base/busybox:<key>, no python inside
+    repository, tag = busybox.rsplit(":", 1)
+    path = repository.split("/", 1)[1]
+    digest = RegistryClient(demo_pipeline.registry.url).resolve(path, tag).digest
+    rollout = LogProxyRollout.objects.create(
+        pipeline=pipeline,
+        created_by=people.ops,
+        git_project="ops/logproxy",
+        branch="main",
+        version="v-no-python",
+        status=RolloutStatus.BUILT,
+        image_repository=repository,
+        image_digest=digest,
+    )
+    started = time.monotonic()
+    rollout = run_rollout(rollout, timeout=240)
+    assert rollout.status == RolloutStatus.FAILED, rollout.progress
+    assert time.monotonic() - started < 120
+    # The pod is named, with the kubelet's words and the next step.
+    assert rollout.error.startswith("logproxy-"), rollout.error
+    assert "python" in rollout.error and "→" in rollout.error, rollout.error
+    assert rollout.applied == [
+        "Namespace/" + pipeline.namespace,
+        "Secret/logproxy-auth",
+        "Deployment/logproxy",
+        "Service/logproxy",
+        "HorizontalPodAutoscaler/logproxy",
+        "PodDisruptionBudget/logproxy",
+    ]
