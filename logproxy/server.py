@@ -24,7 +24,9 @@ log = logging.getLogger("logproxy")
 _INLINE_MAX = 64 * 1024
 # asyncio hands data_received at most this much at a time (selector transports' max_size).
 _READ_SLACK = 256 * 1024
-_LETTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_CLOSE_GRACE = 2.0
+# What an inline command (or the blank line between two) may start with; RESP frames start with a type byte.
+_INLINE_START = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz \t\r\n")
 _ids = itertools.count(1)
 
 
@@ -57,6 +59,8 @@ class Connection(asyncio.Protocol):
         self.partial = 0  # an upper bound on the bytes of the frame hiredis is still waiting for
         self.inline: bytes | None = None
         self.closing = False
+        self._finishing = False
+        self._grace: asyncio.TimerHandle | None = None
         self.read_paused = False
         self.write_paused = False
         self.transport: asyncio.Transport | None = None
@@ -74,6 +78,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.closing = True
+        if self._grace is not None:
+            self._grace.cancel()
         self.proxy.connections.discard(self)
         self.metrics.connections.dec()
         if self.read_paused:
@@ -105,7 +111,7 @@ class Connection(asyncio.Protocol):
         while data:
             if self.inline is not None:
                 data, self.inline = self.inline + data, None
-            elif data[0] not in _LETTERS or reader.has_data():
+            elif data[0] not in _INLINE_START or reader.has_data():
                 break
             # An inline command (``PING`` typed into nc, a health check): one line of words.
             newline = data.find(b"\n")
@@ -210,7 +216,7 @@ class Connection(asyncio.Protocol):
             close = True
         if close:
             self.closing = True
-            self.transport.pause_reading()
+            self._update_reading()
         if values_total:
             self.metrics.lines_in.inc(values_total)
             self.metrics.inflight.inc(values_total)
@@ -341,8 +347,7 @@ class Connection(asyncio.Protocol):
         if out and not transport.is_closing():
             transport.write(b"".join(out))
         if close or (self.proxy.draining and not entries):
-            self.closing = True
-            transport.close()
+            self._finish()
         elif released:
             self._update_reading()
 
@@ -356,6 +361,8 @@ class Connection(asyncio.Protocol):
         return resp.error(f"kafka refused the values ({self.shipper.last_error or reason}); retry")
 
     def _update_reading(self) -> None:
+        if self._finishing:
+            return
         pause = (
             self.closing
             or self.write_paused
@@ -373,12 +380,34 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
             self.metrics.paused.dec()
 
+    def _finish(self) -> None:
+        """Close after the last reply. A plain close() with unread input makes the kernel send RST, which
+        can destroy replies still on their way; so half-close (FIN after the replies), discard whatever the
+        client still sends, and close when it does or after a grace period."""
+        if self._finishing:
+            return
+        self._finishing = self.closing = True
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        if self.read_paused:
+            self.read_paused = False
+            self.metrics.paused.dec()
+        transport.resume_reading()
+        self._grace = asyncio.get_running_loop().call_later(_CLOSE_GRACE, transport.abort)
+
+    def eof_received(self) -> bool:
+        return False  # the client is done sending: close when our replies are out
+
     def drain(self) -> None:
         """SIGTERM: read nothing more, answer what was read, then close."""
         self._update_reading()
         if not self.entries:
-            self.closing = True
-            self.transport.close()
+            self._finish()
 
 
 class Proxy:
@@ -462,7 +491,13 @@ def main() -> int:
     except ConfigError as exc:
         print(f"logproxy: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(Proxy(config).run(), loop_factory=_loop_factory())
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(_serve(config))
+
+
+async def _serve(config: Config) -> int:
+    # aiokafka binds its objects to the running loop, so the proxy is built inside it.
+    return await Proxy(config).run()
 
 
 def _loop_factory():

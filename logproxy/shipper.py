@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
@@ -76,13 +77,20 @@ class _Batch:
 
 
 class _Partition:
-    __slots__ = ("topic", "partition", "open", "handing")
+    __slots__ = ("topic", "partition", "full", "open", "handing")
 
     def __init__(self, topic: str, partition: int) -> None:
         self.topic = topic
         self.partition = partition
+        self.full: deque[_Batch] = deque()  # closed batches waiting for aiokafka, oldest first
         self.open: _Batch | None = None
         self.handing = False
+
+    def next_batch(self) -> _Batch | None:
+        if self.full:
+            return self.full.popleft()
+        batch, self.open = self.open, None
+        return batch
 
 
 class _Topic:
@@ -238,6 +246,7 @@ class Shipper:
             if batch is None:
                 batch = part.open = _Batch(self.producer.create_batch())
             if batch.builder.append(timestamp=None, key=key, value=value) is None:
+                part.full.append(batch)
                 batch = part.open = _Batch(self.producer.create_batch())
                 # An empty builder takes any record, whatever its size.
                 batch.builder.append(timestamp=None, key=key, value=value)
@@ -257,8 +266,7 @@ class Shipper:
         batch = None
         try:
             await self._ready.wait()
-            while (batch := part.open) is not None:
-                part.open = None
+            while (batch := part.next_batch()) is not None:
                 batch.builder.close()
                 try:
                     future = await self.producer.send_batch(
@@ -268,18 +276,21 @@ class Shipper:
                     # AssertionError: the partition vanished from the metadata (topic recreated smaller).
                     self._settle(batch, exc)
                     continue
+                log.debug("handed %d values (%d bytes) to %s", batch.count, batch.nbytes, part.partition)
                 future.add_done_callback(lambda fut, batch=batch: self._settle(batch, _failure(fut)))
                 batch = None
         except asyncio.CancelledError:
-            for unsent in (batch, part.open):
+            for unsent in (batch, *part.full, part.open):
                 if unsent is not None:
                     self._settle(unsent, KafkaError("the proxy stopped before Kafka took the batch"))
+            part.full.clear()
             part.open = None
             raise
         finally:
             part.handing = False
 
     def _settle(self, batch: _Batch, exc: BaseException | None) -> None:
+        log.debug("settled %d values: %r", batch.count, exc)
         self.buffer_bytes -= batch.nbytes
         self.buffer_values -= batch.count
         if exc is None:

@@ -1,0 +1,85 @@
+"""SIGTERM answers and flushes what was read; backpressure keeps the proxy's memory bounded."""
+
+import signal
+import socket
+import threading
+import time
+
+from tests.helpers.kafka import unique_topic
+from tests.helpers.logproxy import command, read_topic
+from tests.polling import until
+
+# The stated bound: 8 connections pushing as fast as they can without reading a reply grow the proxy by
+# less than this (each connection may hold LOGPROXY_MAX_INFLIGHT values and one read of input).
+RSS_GROWTH_BOUND = 100 * 1024 * 1024
+
+
+def _send_all(sock: socket.socket, payload: bytes, outcome: list) -> None:
+    try:
+        sock.sendall(payload)
+        outcome.append("sent")
+    except TimeoutError:
+        outcome.append("blocked")
+    except OSError as exc:
+        outcome.append(type(exc).__name__)
+
+
+def test_sigterm_answers_every_command_read_flushes_it_to_kafka_and_exits_0(kafka_server, logproxy_factory):
+    topic = unique_topic("logs")
+    proxy = logproxy_factory(kafka_server.bootstrap, LOGPROXY_DEFAULT_TOPIC=topic)
+    values = [b"%08d:" % n + b"x" * 191 for n in range(150_000)]
+    sock = proxy.connect(timeout=30)
+    sender = threading.Thread(
+        target=_send_all,
+        args=(sock, b"".join(command("RPUSH", "logs:t", v) for v in values), []),
+        daemon=True,
+    )
+    sender.start()
+    until("the proxy to have read some values", lambda: proxy.metrics()["logproxy_lines_in_total"] > 5000)
+    proxy.process.send_signal(signal.SIGTERM)
+    received = b""
+    while chunk := sock.recv(1 << 16):
+        received += chunk
+    sock.close()
+    assert proxy.process.wait(30) == 0
+    replies = received.split(b"\r\n")[:-1]
+    assert set(replies) == {b":1"}, set(replies)
+    assert 5000 < len(replies) < len(values), "SIGTERM should have come in the middle of the stream"
+    # Everything the proxy read was answered, and everything answered is in Kafka once, in order.
+    assert [r.value() for r in read_topic(kafka_server.bootstrap, topic)] == values[: len(replies)]
+    assert "every value handed to Kafka was acknowledged" in proxy.log()
+
+
+def test_pushers_that_do_not_read_replies_cannot_grow_the_proxy(kafka_server, logproxy_factory):
+    topic = unique_topic("logs")
+    proxy = logproxy_factory(kafka_server.bootstrap, LOGPROXY_DEFAULT_TOPIC=topic)
+    before = proxy.rss_bytes()
+    chunk = b"".join(command("LPUSH", f"logs:bp{n % 4}", b"y" * 200) for n in range(5000))
+    payload = chunk * 64  # 75 MB per connection, far more than the proxy may hold
+    sockets, threads, outcomes = [], [], []
+    for _ in range(8):
+        sock = proxy.connect(timeout=3)  # sendall gives up after 3 s without progress: "blocked"
+        outcome: list = []
+        thread = threading.Thread(target=_send_all, args=(sock, payload, outcome), daemon=True)
+        thread.start()
+        sockets.append(sock)
+        threads.append(thread)
+        outcomes.append(outcome)
+    peak = before
+    while any(thread.is_alive() for thread in threads):
+        peak = max(peak, proxy.rss_bytes())
+        time.sleep(0.02)
+    assert [outcome[0] for outcome in outcomes] == ["blocked"] * 8
+    metrics = proxy.metrics()
+    assert metrics["logproxy_paused_connections"] == 8
+    assert metrics["logproxy_inflight_values"] <= 8 * (10_000 + 2000)
+    assert peak - before < RSS_GROWTH_BOUND, f"RSS grew by {(peak - before) >> 20} MiB"
+    for sock in sockets:
+        sock.close()
+    # The proxy is still healthy and forgets the dead connections.
+    until(
+        "the pushers' connections to be gone",
+        lambda: proxy.metrics()["logproxy_connections"] == 0,
+        timeout=15,
+    )
+    assert proxy.healthz().status_code == 200
