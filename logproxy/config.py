@@ -44,6 +44,9 @@ class Config:
     # socket. A single command larger than max_inflight_bytes is refused as oversized.
     max_inflight: int = 10_000
     max_inflight_bytes: int = 8 * 1024 * 1024
+    # Values read and not yet answered over all connections: beyond it, connections with unanswered
+    # values are not read. Kafka drains it well within the ack deadline (4 MiB ≈ 20k lines).
+    max_unanswered_bytes: int = 4 * 1024 * 1024
     # Everything handed to Kafka and not yet acknowledged, over all connections (it outlives the
     # replies when Kafka is down); beyond it pushes fail at once.
     max_buffer_bytes: int = 64 * 1024 * 1024
@@ -137,6 +140,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         max_value_bytes=_int(env, "LOGPROXY_MAX_VALUE_BYTES", Config.max_value_bytes),
         max_inflight=_int(env, "LOGPROXY_MAX_INFLIGHT", Config.max_inflight),
         max_inflight_bytes=_int(env, "LOGPROXY_MAX_INFLIGHT_BYTES", Config.max_inflight_bytes),
+        max_unanswered_bytes=_int(env, "LOGPROXY_MAX_UNANSWERED_BYTES", Config.max_unanswered_bytes),
         max_buffer_bytes=_int(env, "LOGPROXY_MAX_BUFFER_BYTES", Config.max_buffer_bytes),
         ack_timeout=_seconds(env, "LOGPROXY_ACK_TIMEOUT_SECONDS", Config.ack_timeout),
         linger_ms=_int(env, "LOGPROXY_LINGER_MS", Config.linger_ms, minimum=0),

@@ -86,16 +86,18 @@ class Connection(asyncio.Protocol):
             self.metrics.paused.dec()
             self.read_paused = False
         self.metrics.inflight.dec(self.inflight)
+        self.proxy.release(self.inflight_bytes)
+        self.proxy.blocked.discard(self)
         self.inflight = self.inflight_bytes = 0
         self.entries.clear()
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        self._update_reading()
+        self.update_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        self._update_reading()
+        self.update_reading()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -216,19 +218,20 @@ class Connection(asyncio.Protocol):
             close = True
         if close:
             self.closing = True
-            self._update_reading()
+            self.update_reading()
         if values_total:
             self.metrics.lines_in.inc(values_total)
             self.metrics.inflight.inc(values_total)
             self.inflight += values_total
             self.inflight_bytes += nbytes_total
+            self.proxy.inflight_bytes += nbytes_total
         if not parts:
             return
         self.entries.append(_Entry(ticket, parts, values_total, nbytes_total, close))
         if ticket is not None:
             ticket.timer = asyncio.get_running_loop().call_later(self.config.ack_timeout, ticket.expire)
             ticket.release(None)  # every value is placed: from now on only Kafka's answers count
-            self._update_reading()
+            self.update_reading()
         else:
             self._flush()
 
@@ -343,13 +346,14 @@ class Connection(asyncio.Protocol):
             self.inflight -= released
             self.inflight_bytes -= released_bytes
             self.metrics.inflight.dec(released)
+            self.proxy.release(released_bytes)
         transport = self.transport
         if out and not transport.is_closing():
             transport.write(b"".join(out))
         if close or (self.proxy.draining and not entries):
             self._finish()
         elif released:
-            self._update_reading()
+            self.update_reading()
 
     def _push_error(self, reason: str) -> bytes:
         if reason == "kafka_timeout":
@@ -360,7 +364,7 @@ class Connection(asyncio.Protocol):
             )
         return resp.error(f"kafka refused the values ({self.shipper.last_error or reason}); retry")
 
-    def _update_reading(self) -> None:
+    def update_reading(self) -> None:
         if self._finishing:
             return
         pause = (
@@ -369,7 +373,10 @@ class Connection(asyncio.Protocol):
             or self.proxy.draining
             or self.inflight >= self.config.max_inflight
             or self.inflight_bytes >= self.config.max_inflight_bytes
+            or (self.inflight and self.proxy.inflight_bytes >= self.config.max_unanswered_bytes)
         )
+        if pause and self.inflight and self.proxy.inflight_bytes >= self.config.max_unanswered_bytes:
+            self.proxy.blocked.add(self)
         if pause == self.read_paused or self.transport.is_closing():
             return
         self.read_paused = pause
@@ -405,7 +412,7 @@ class Connection(asyncio.Protocol):
 
     def drain(self) -> None:
         """SIGTERM: read nothing more, answer what was read, then close."""
-        self._update_reading()
+        self.update_reading()
         if not self.entries:
             self._finish()
 
@@ -417,6 +424,19 @@ class Proxy:
         self.shipper = Shipper(config, self.metrics)
         self.connections: set[Connection] = set()
         self.draining = False
+        # Values read and not yet answered, all connections: past max_unanswered_bytes the connections
+        # with unanswered values are not read (Little's law: this over Kafka's rate is the ack latency,
+        # which must stay under the ack deadline). A connection with none is still read, so PING and a
+        # first push always get in.
+        self.inflight_bytes = 0
+        self.blocked: set[Connection] = set()
+
+    def release(self, nbytes: int) -> None:
+        self.inflight_bytes -= nbytes
+        if self.blocked and self.inflight_bytes < self.config.max_unanswered_bytes:
+            blocked, self.blocked = self.blocked, set()
+            for connection in blocked:
+                connection.update_reading()
 
     def health(self) -> tuple[int, dict]:
         payload = {

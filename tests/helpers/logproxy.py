@@ -24,8 +24,16 @@ _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$")
 class ProxyProcess:
     """``python -m logproxy`` on free loopback ports; ``env`` adds LOGPROXY_* settings."""
 
-    def __init__(self, workdir: Path, *, bootstrap: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        bootstrap: str,
+        env: dict[str, str] | None = None,
+        python: str = sys.executable,
+    ) -> None:
         self.workdir = Path(workdir)
+        self.python = python
         self.bootstrap = bootstrap
         self.env = dict(env or {})
         self.port = 0
@@ -48,7 +56,7 @@ class ProxyProcess:
             "LOGPROXY_METRICS_LISTEN": f"127.0.0.1:{self.metrics_port}",
             **self.env,
         }
-        self.process = spawn([sys.executable, "-m", "logproxy"], log=self.log_file, env=env, cwd=self.workdir)
+        self.process = spawn([self.python, "-m", "logproxy"], log=self.log_file, env=env, cwd=self.workdir)
         deadline = time.monotonic() + timeout
         while not (port_open(self.port) and port_open(self.metrics_port)):
             if self.process.poll() is not None or time.monotonic() > deadline:
