@@ -1,5 +1,5 @@
 """The log proxy against redis-server, side by side in one run on this machine:
-``python -m sandbox.testenv -- python -m bench logproxy`` (needs ``make kafka-server`` and redis-server on
+``python -m bench logproxy`` (no database: it needs ``make kafka-server`` and redis-server on
 PATH). Writes docs/bench-logproxy.md.
 
 - pipelined LPUSH of 200-byte JSON lines with 1, 4 and 16 connections, through the proxy (real Kafka,
@@ -16,6 +16,7 @@ integers (no error). It is the same for both servers.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import socket
@@ -35,11 +36,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def json_line(service: str, n: int) -> bytes:
-    head = b'{"ts":"2026-12-01T12:00:00.000Z","level":"INFO","service":"%s","n":%d,"msg":"' % (
-        service.encode(),
-        n,
+    """A 200-byte JSON log line that compresses like a real one: a varying timestamp, trace id and
+    numbers in a fixed shape (not a run of one letter)."""
+    trace = hashlib.blake2b(b"%d" % n, digest_size=8).hexdigest().encode()
+    head = (
+        b'{"ts":"2026-12-01T12:%02d:%02d.%03dZ","level":"INFO","service":"%s","trace":"%s",'
+        b'"msg":"GET /api/orders/%d 200 in %dms","n":%d,"pad":"'
+        % (n // 60000 % 60, n // 1000 % 60, n % 1000, service.encode(), trace, n * 7919 % 100000, n % 997, n)
     )
-    return head + b"x" * (LINE_BYTES - len(head) - 2) + b'"}'
+    return head + b"-" * (LINE_BYTES - len(head) - 2) + b'"}'
 
 
 def lpush(key: bytes, value: bytes) -> bytes:

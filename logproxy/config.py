@@ -53,6 +53,8 @@ class Config:
     # Below Jedis' 2 s socket timeout, so a client sees -ERR rather than its own timeout.
     ack_timeout: float = 1.5
     linger_ms: int = 0
+    # none, gzip (standard library) or lz4/zstd/snappy (need cramjam installed).
+    compression: str | None = None
     max_batch_bytes: int = 1_000_000
     shutdown_timeout: float = 20.0
 
@@ -112,6 +114,20 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _compression(raw: str) -> str | None:
+    name = raw.strip().lower()
+    if name in ("", "none"):
+        return None
+    if name not in ("gzip", "lz4", "zstd", "snappy"):
+        raise ConfigError(f"LOGPROXY_COMPRESSION must be none, gzip, lz4, zstd or snappy, got {raw!r}")
+    if name != "gzip":
+        try:
+            import cramjam  # noqa: F401
+        except ImportError:
+            raise ConfigError(f"LOGPROXY_COMPRESSION={name} needs the cramjam package installed") from None
+    return name
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     listen_host, listen_port = parse_address(
@@ -144,6 +160,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         max_buffer_bytes=_int(env, "LOGPROXY_MAX_BUFFER_BYTES", Config.max_buffer_bytes),
         ack_timeout=_seconds(env, "LOGPROXY_ACK_TIMEOUT_SECONDS", Config.ack_timeout),
         linger_ms=_int(env, "LOGPROXY_LINGER_MS", Config.linger_ms, minimum=0),
+        compression=_compression(env.get("LOGPROXY_COMPRESSION", "none")),
         max_batch_bytes=_int(env, "LOGPROXY_MAX_BATCH_BYTES", Config.max_batch_bytes, minimum=1024),
         shutdown_timeout=_seconds(env, "LOGPROXY_SHUTDOWN_TIMEOUT_SECONDS", Config.shutdown_timeout),
     )

@@ -124,6 +124,7 @@ class Shipper:
             acks="all",
             enable_idempotence=True,
             linger_ms=config.linger_ms,
+            compression_type=config.compression,
             max_batch_size=config.max_batch_bytes,
             request_timeout_ms=30_000,
             retry_backoff_ms=100,

@@ -135,8 +135,9 @@ def test_tests_import_helpers_never_test_modules_or_private_names():
     assert wrong == []
 
 
-# The log proxy's requirements (logproxy/requirements.txt) by import name; uvloop is used when installed.
-LOGPROXY_THIRD_PARTY = {"aiokafka", "hiredis", "prometheus_client", "uvloop"}
+# The log proxy's requirements (logproxy/requirements.txt) by import name; uvloop and cramjam (lz4/zstd
+# compression) are used when installed.
+LOGPROXY_THIRD_PARTY = {"aiokafka", "hiredis", "prometheus_client", "uvloop", "cramjam"}
 
 
 def test_the_log_proxy_imports_only_itself_the_standard_library_and_its_requirements():
