@@ -287,12 +287,15 @@ def main() -> int:
             Pusher(proxy.port, chunks_for(f"gib:svc{i}", 0, per_connection), per_connection, repeat)
             for i in range(8)
         ]
+        cpu_before = cpu_seconds(proxy.process.pid), cpu_seconds(kafka.process.pid)
         started = time.perf_counter()
         for pusher in pushers:
             pusher.start()
         for pusher in pushers:
             pusher.join()
         elapsed = time.perf_counter() - started
+        proxy_cores = (cpu_seconds(proxy.process.pid) - cpu_before[0]) / elapsed
+        kafka_cores = (cpu_seconds(kafka.process.pid) - cpu_before[1]) / elapsed
         sampling.set()
         sampler.join()
         assert not [e for p in pushers for e in p.errors]
@@ -305,7 +308,8 @@ def main() -> int:
                 f"{gib_lines / elapsed:,.0f} lines/s, {gib_lines * LINE_BYTES / elapsed / 2**20:.1f} MiB/s",
                 "",
                 "",
-                f"RSS {base_rss >> 20} MiB idle, peak {max(peak[0], hwm) >> 20} MiB",
+                f"RSS {base_rss >> 20} MiB idle, peak {max(peak[0], hwm) >> 20} MiB; CPU: proxy "
+                f"{proxy_cores:.2f} cores, Kafka {kafka_cores:.2f} cores; load {os.getloadavg()[0]:.1f}",
             )
         )
         counted = {run: kafka_count(kafka.bootstrap, f"bench-{run}") - warm[run] for run in runs}

@@ -39,6 +39,7 @@ def test_the_topic_mapping_first_match_wins():
         ({**BASE, "LOGPROXY_TOPICS": "logs:*"}, "is not pattern=topic"),
         ({**BASE, "LOGPROXY_TOPICS": "logs:*=bad topic"}, "not a valid Kafka topic name"),
         ({**BASE, "LOGPROXY_MAX_VALUE_BYTES": "99999999"}, "at least LOGPROXY_MAX_VALUE_BYTES"),
+        ({**BASE, "LOGPROXY_COMPRESSION": "brotli"}, "must be none, gzip, lz4, zstd or snappy"),
     ],
 )
 def test_invalid_settings_are_refused_with_the_variable_named(env, message):

@@ -213,3 +213,17 @@ def test_a_client_that_leaves_mid_command_does_not_disturb_others(proxy):
     with socket.create_connection(("127.0.0.1", proxy.port)) as sock:
         sock.sendall(b"*3\r\n$5\r\nLPUSH\r\n$6\r\nlogs:h\r\n$100\r\nhalf")
     assert redis.Redis(port=proxy.port).lpush("logs:h", "whole") == 1
+
+
+def test_compressed_batches_reach_consumers_as_the_lines_pushed(kafka_server, logproxy_factory):
+    topic = unique_topic("logs")
+    proxy = logproxy_factory(
+        kafka_server.bootstrap, LOGPROXY_DEFAULT_TOPIC=topic, LOGPROXY_COMPRESSION="gzip"
+    )
+    pipe = redis.Redis(port=proxy.port).pipeline(transaction=False)
+    for n in range(500):
+        pipe.rpush("logs:gz", line("gz", n))
+    assert pipe.execute() == [1] * 500
+    assert [r.value() for r in read_topic(kafka_server.bootstrap, topic)] == [
+        line("gz", n) for n in range(500)
+    ]
