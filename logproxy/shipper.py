@@ -142,8 +142,11 @@ class Shipper:
             try:
                 await self.producer.start()
             except KafkaError as exc:
+                if self.last_error != type(exc).__name__:
+                    log.warning(
+                        "Kafka at %s is not reachable (%s); retrying", self.config.bootstrap_servers, exc
+                    )
                 self._set_up(False, type(exc).__name__)
-                log.warning("Kafka at %s is not reachable (%s); retrying", self.config.bootstrap_servers, exc)
                 await self.producer.client.close()
                 await asyncio.sleep(1)
                 continue

@@ -66,15 +66,25 @@ def _push_works(client) -> bool:
         return False
 
 
-def test_the_proxy_starts_and_answers_while_kafka_is_unreachable(logproxy_factory):
-    from sandbox.procs import free_port
-
-    proxy = logproxy_factory(f"127.0.0.1:{free_port()}", wait_kafka=False, LOGPROXY_ACK_TIMEOUT_SECONDS="0.5")
+def test_the_proxy_starts_before_kafka_answers_meanwhile_and_connects_when_it_comes(
+    kafka_server_factory, logproxy_factory
+):
+    broker = kafka_server_factory()
+    broker.stop()
+    topic = unique_topic("logs")
+    proxy = logproxy_factory(
+        broker.bootstrap, wait_kafka=False, LOGPROXY_DEFAULT_TOPIC=topic, LOGPROXY_ACK_TIMEOUT_SECONDS="0.5"
+    )
     client = redis.Redis(port=proxy.port)
     assert client.ping() is True
     started = time.monotonic()
     with pytest.raises(redis.ResponseError, match="kafka did not acknowledge within 0.5s"):
-        client.lpush("logs:x", "v")
+        client.lpush("logs:x", "before-kafka")
     assert time.monotonic() - started < 1.0
     until("kafka_up to say 0", lambda: proxy.metrics()["logproxy_kafka_up"] == 0, timeout=5)
     assert proxy.healthz().status_code == 200
+
+    broker.start()
+    until("pushes to work once Kafka is there", lambda: _push_works(client), timeout=60)
+    values = [r.value() for r in read_topic(broker.bootstrap, topic, settle=1)]
+    assert b"before-kafka" in values and b"after" in values
