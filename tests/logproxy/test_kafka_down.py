@@ -34,7 +34,8 @@ def test_kafka_down_then_back(kafka_server_factory, logproxy_factory):
         started = time.monotonic()
         with pytest.raises(redis.ResponseError, match="kafka did not acknowledge within 1.5s"):
             client.rpush("logs:svc", value)
-        assert time.monotonic() - started < DEADLINE + 0.4
+        # Within the proxy's deadline and under Jedis' 2 s socket timeout (this client's, too).
+        assert time.monotonic() - started < 2.0
         during.append(value)
         assert client.ping() is True
 
