@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shutil
 import socket
 import statistics
 import sys
@@ -321,6 +322,7 @@ def main() -> int:
         proxy.stop()
         stop(redis)
         kafka.stop()
+        shutil.rmtree(work, ignore_errors=True)  # a GiB of Kafka log
 
     table = "\n".join(
         [
