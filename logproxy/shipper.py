@@ -280,7 +280,13 @@ class Shipper:
                     # AssertionError: the partition vanished from the metadata (topic recreated smaller).
                     self._settle(batch, exc)
                     continue
-                log.debug("handed %d values (%d bytes) to %s", batch.count, batch.nbytes, part.partition)
+                log.debug(
+                    "handed %d values (%d bytes) to %s/%d",
+                    batch.count,
+                    batch.nbytes,
+                    part.topic,
+                    part.partition,
+                )
                 future.add_done_callback(lambda fut, batch=batch: self._settle(batch, _failure(fut)))
                 batch = None
         except asyncio.CancelledError:
@@ -294,7 +300,6 @@ class Shipper:
             part.handing = False
 
     def _settle(self, batch: _Batch, exc: BaseException | None) -> None:
-        log.debug("settled %d values: %r", batch.count, exc)
         self.buffer_bytes -= batch.nbytes
         self.buffer_values -= batch.count
         if exc is None:
@@ -305,7 +310,7 @@ class Shipper:
         else:
             reason = "kafka_error"
             self._set_up(False, type(exc).__name__)
-            log.warning("a batch of %d values to %s failed: %r", batch.count, batch.builder, exc)
+            log.warning("Kafka refused a batch of %d values: %r", batch.count, exc)
         for ticket in batch.tickets:
             ticket.release(reason)
 
