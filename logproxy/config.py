@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 # Kafka's own rule for topic names (kafka.common.internals.Topic).
-_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
 
 class ConfigError(ValueError):
@@ -82,7 +82,7 @@ def parse_routes(value: str) -> tuple[Route, ...]:
         pattern, sep, topic = (part.strip() for part in item.partition("="))
         if not sep or not pattern:
             raise ConfigError(f"LOGPROXY_TOPICS: {item!r} is not pattern=topic")
-        if not _TOPIC_NAME.match(topic):
+        if not TOPIC_NAME.match(topic):
             raise ConfigError(f"LOGPROXY_TOPICS: {topic!r} is not a valid Kafka topic name")
         routes.append(Route(pattern, topic))
     return tuple(routes)
@@ -142,7 +142,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
     for server in bootstrap.split(","):
         parse_address(server, name="KAFKA_BOOTSTRAP_SERVERS")
     default_topic = env.get("LOGPROXY_DEFAULT_TOPIC", "logs").strip()
-    if not _TOPIC_NAME.match(default_topic):
+    if not TOPIC_NAME.match(default_topic):
         raise ConfigError(f"LOGPROXY_DEFAULT_TOPIC: {default_topic!r} is not a valid Kafka topic name")
     config = Config(
         listen_host=listen_host,
