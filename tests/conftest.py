@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.apollo",
     "tests.fixtures.configs",
     "tests.fixtures.eureka",
+    "tests.fixtures.kafka",
 ]
 
 
