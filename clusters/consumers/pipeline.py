@@ -60,7 +60,7 @@ class PipelineTailConsumer(CountedWebSocket, AsyncJsonWebsocketConsumer):
                 {
                     "type": "pipeline-error",
                     "message": _(
-                        "The live tail needs the portal's Redis (REDIS_URL); the search above still works."
+                        "The live tail needs the portal's Redis (REDIS_URL); the search still works."
                     ),
                 }
             )
