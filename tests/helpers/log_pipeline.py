@@ -7,10 +7,10 @@ import json
 import time
 import uuid
 
-from confluent_kafka import Producer
 from django.utils import timezone
 
 from clusters.models import Cluster, LogPipeline, ProjectEnvironment
+from tests.helpers import kafka
 
 
 def pipeline_environment(people, bootstrap: str, *, topic: str = "", **pipeline_fields) -> ProjectEnvironment:
@@ -40,17 +40,9 @@ def line(level: str, msg: str, **fields) -> bytes:
 
 
 def produce(bootstrap: str, topic: str, records: list[tuple[str, bytes] | tuple[str, bytes, int]]) -> None:
-    """``(key, value)`` or ``(key, value, timestamp_ms)`` records, acknowledged by Kafka (acks=all) before
-    this returns, as the proxy writes them."""
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
-    errors: list = []
-    for record in records:
-        key, value = record[0], record[1]
-        kwargs = {"timestamp": record[2]} if len(record) > 2 else {}
-        producer.produce(
-            topic, value, key=key.encode(), on_delivery=lambda e, _m: e and errors.append(e), **kwargs
-        )
-    assert producer.flush(30) == 0 and not errors, errors
+    """``(key, value)`` or ``(key, value, timestamp_ms)`` records, acknowledged by Kafka before this
+    returns, as the proxy writes them (record key = the service's list key)."""
+    kafka.produce(bootstrap, topic, [(key.encode(), *rest) for key, *rest in records])
 
 
 def minutes_ago_ms(minutes: float) -> int:

@@ -2,20 +2,16 @@
 newest first and capped; what is new since the reader's own positions; typed errors."""
 
 import time
-import uuid
 
 import pytest
 
 from integrations.errors import Unreachable
 from integrations.kafka import KafkaReader
 from sandbox.procs import free_port
+from tests.helpers.kafka import unique_topic
 from tests.helpers.log_pipeline import minutes_ago_ms, produce
 
 pytestmark = pytest.mark.services
-
-
-def _topic() -> str:
-    return f"reader-{uuid.uuid4().hex[:10]}"
 
 
 def _is(key: str):
@@ -23,7 +19,7 @@ def _is(key: str):
 
 
 def test_a_window_holds_the_keys_newest_records_first_capped_and_bounded_in_time(kafka_server):
-    topic = _topic()
+    topic = unique_topic("reader")
     old = minutes_ago_ms(90)
     produce(
         kafka_server.bootstrap,
@@ -44,7 +40,7 @@ def test_a_window_holds_the_keys_newest_records_first_capped_and_bounded_in_time
 
 
 def test_new_records_since_the_readers_positions(kafka_server):
-    topic = _topic()
+    topic = unique_topic("reader")
     produce(kafka_server.bootstrap, topic, [("logs:a:test", b"before")])
     with KafkaReader(kafka_server.bootstrap) as reader:
         now = reader.read_new(topic, None, match=_is("logs:a:test"))
@@ -60,7 +56,7 @@ def test_new_records_since_the_readers_positions(kafka_server):
 
 
 def test_more_new_records_than_the_cap_skips_the_oldest(kafka_server):
-    topic = _topic()
+    topic = unique_topic("reader")
     produce(kafka_server.bootstrap, topic, [("logs:a:test", f"{i}".encode()) for i in range(50)])
     with KafkaReader(kafka_server.bootstrap) as reader:
         start = {p: 0 for p in reader.partitions(topic)}
@@ -72,8 +68,9 @@ def test_more_new_records_than_the_cap_skips_the_oldest(kafka_server):
 
 def test_a_topic_that_does_not_exist_has_nothing_and_a_dead_broker_is_unreachable(kafka_server):
     with KafkaReader(kafka_server.bootstrap) as reader:
-        assert reader.partitions(_topic()) == []
-        assert reader.read_window(_topic(), since_ms=0, match=lambda r: True, limit=10).records == []
+        missing = unique_topic("reader")
+        assert reader.partitions(missing) == []
+        assert reader.read_window(missing, since_ms=0, match=lambda r: True, limit=10).records == []
     started = time.monotonic()
     with pytest.raises(Unreachable) as error, KafkaReader(f"127.0.0.1:{free_port()}", timeout=2) as reader:
         reader.partitions("anything")
