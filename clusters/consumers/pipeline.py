@@ -73,6 +73,7 @@ class PipelineTailConsumer(CountedWebSocket, AsyncJsonWebsocketConsumer):
             await self.close()
             return
         self.environment_id = ref.environment.pk
+        self.ref_name, self.ref_environment = kwargs["name"], kwargs["environment"]
         await self.channel_layer.group_add(pipeline_tail.group_name(self.environment_id), self.channel_name)
         await self._refresh()
         self.refresher = asyncio.create_task(self._keep_viewing())
@@ -87,6 +88,19 @@ class PipelineTailConsumer(CountedWebSocket, AsyncJsonWebsocketConsumer):
         period = max(1.0, settings.LOG_PIPELINE_TAIL_VIEWER_SECONDS / 3)
         while True:
             await asyncio.sleep(period)
+            # Someone removed from the project since the socket opened stops seeing its lines.
+            try:
+                await database_sync_to_async(env_selectors.environment_get)(
+                    user=self.scope["user"], name=self.ref_name, environment=self.ref_environment
+                )
+            except (Http404, PermissionDenied):
+                self.refresher = None  # this task: _leave must not cancel and await itself
+                await self._leave()
+                await self.send_json(
+                    {"type": "pipeline-error", "message": _("You no longer see this project.")}
+                )
+                await self.close()
+                return
             try:
                 await self._refresh()
             except Exception:  # Redis away for a moment: try again next period

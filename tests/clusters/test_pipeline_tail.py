@@ -13,10 +13,11 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.test import Client
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from clusters.services import pipeline_tail
+from projects.services import member_remove
 from tests.helpers.log_pipeline import line, pipeline_environment, produce
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
@@ -138,3 +139,16 @@ def test_an_outsider_cannot_open_the_tail(people, env, daphne_server):
     with pytest.raises(InvalidStatus):
         _socket(daphne_server, _cookie(people.outsider))
     assert pipeline_tail.chain_token(env.pk) is None
+
+
+def test_a_viewer_removed_from_the_project_is_cut_off(people, env, celery_worker_process, daphne_server):
+    ws = _socket(daphne_server, _cookie(people.developer))
+    assert json.loads(ws.recv(timeout=10))["type"] == "pipeline-started"
+    member_remove(actor=people.ops, project=people.project, user=people.developer)
+    # The socket re-checks access at every refresh (a third of LOG_PIPELINE_TAIL_VIEWER_SECONDS, 15).
+    message = json.loads(ws.recv(timeout=10))
+    assert message == {"type": "pipeline-error", "message": "You no longer see this project."}
+    with pytest.raises(ConnectionClosed):
+        ws.recv(timeout=5)
+    assert pipeline_tail.viewers_count(env.pk) == 0
+    _until(lambda: pipeline_tail.chain_token(env.pk) is None, timeout=10, what="the chain did not end")
