@@ -5,7 +5,9 @@ connection here, however many sockets are open.
 
 Messages to the browser: {"type": "pipeline-started"}, {"type": "pipeline-lines", "lines": [...],
 "skipped": n} (each line as clusters.selectors.pipeline_logs.parse_line shapes it), {"type":
-"pipeline-error", "message"}. Access is the environment page's: environment_get, which pod logs use too.
+"pipeline-error", "message", "final"?} (final: the socket closes and reopening cannot help: no pipeline,
+no Redis, access lost). Access is the environment page's: environment_get, which pod logs use too, checked
+again at every viewer refresh.
 """
 
 from __future__ import annotations
@@ -62,13 +64,18 @@ class PipelineTailConsumer(CountedWebSocket, AsyncJsonWebsocketConsumer):
                     "message": _(
                         "The live tail needs the portal's Redis (REDIS_URL); the search still works."
                     ),
+                    "final": True,
                 }
             )
             await self.close()
             return
         if await database_sync_to_async(pipeline_logs.pipeline_of)(ref) is None:
             await self.send_json(
-                {"type": "pipeline-error", "message": pipeline_logs.not_configured_message(ref)}
+                {
+                    "type": "pipeline-error",
+                    "message": pipeline_logs.not_configured_message(ref),
+                    "final": True,
+                }
             )
             await self.close()
             return
@@ -97,7 +104,7 @@ class PipelineTailConsumer(CountedWebSocket, AsyncJsonWebsocketConsumer):
                 self.refresher = None  # this task: _leave must not cancel and await itself
                 await self._leave()
                 await self.send_json(
-                    {"type": "pipeline-error", "message": _("You no longer see this project.")}
+                    {"type": "pipeline-error", "message": _("You no longer see this project."), "final": True}
                 )
                 await self.close()
                 return

@@ -72,14 +72,17 @@
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     socket = new WebSocket(scheme + location.host + section.dataset.wsUrl);
     setStatus("connecting", t.connecting);
+    let started = false;
     let refused = false;
     socket.onmessage = (message) => {
       const data = JSON.parse(message.data);
-      if (data.type === "pipeline-started") { delay = 500; setStatus("live", t.live); }
+      if (data.type === "pipeline-started") { started = true; delay = 500; setStatus("live", t.live); }
       else if (data.type === "pipeline-lines") { if (status.dataset.state !== "live") setStatus("live", t.live); append(data.lines, data.skipped); }
       else if (data.type === "pipeline-error") {
-        setStatus(status.dataset.state === "live" ? "error-live" : "error", data.message);
-        if (status.dataset.state === "error") refused = true; // refused before starting: retrying cannot help
+        // Refused before starting (no pipeline, no Redis) or cut off: retrying cannot help. A Kafka error
+        // while live is reported by the chain, which keeps trying.
+        setStatus(started ? "error-live" : "error", data.message);
+        if (!started || data.final) refused = true;
       }
     };
     socket.onclose = () => {

@@ -147,7 +147,7 @@ def test_a_viewer_removed_from_the_project_is_cut_off(people, env, celery_worker
     member_remove(actor=people.ops, project=people.project, user=people.developer)
     # The socket re-checks access at every refresh (a third of LOG_PIPELINE_TAIL_VIEWER_SECONDS, 15).
     message = json.loads(ws.recv(timeout=10))
-    assert message == {"type": "pipeline-error", "message": "You no longer see this project."}
+    assert message == {"type": "pipeline-error", "message": "You no longer see this project.", "final": True}
     with pytest.raises(ConnectionClosed):
         ws.recv(timeout=5)
     assert pipeline_tail.viewers_count(env.pk) == 0
