@@ -82,7 +82,13 @@ class PipelineTailConsumer(CountedWebSocket, AsyncJsonWebsocketConsumer):
         self.environment_id = ref.environment.pk
         self.ref_name, self.ref_environment = kwargs["name"], kwargs["environment"]
         await self.channel_layer.group_add(pipeline_tail.group_name(self.environment_id), self.channel_name)
-        await self._refresh()
+        try:
+            await self._refresh()
+        except Exception:  # Redis or the broker away: the page retries with backoff
+            logger.warning("pipeline tail: could not start", exc_info=True)
+            await self.send_json({"type": "pipeline-error", "message": _("The live tail could not start.")})
+            await self.close()
+            return
         self.refresher = asyncio.create_task(self._keep_viewing())
         await self.send_json({"type": "pipeline-started"})
 

@@ -107,9 +107,13 @@ def viewer_refresh(*, environment_id: int, viewer: str) -> bool:
         return False
     client.delete(offsets)
     start_ms = int((time.time() - TAIL_BACKLOG_SECONDS) * 1000)
-    pipeline_tail_task.apply_async(
-        kwargs={"environment_id": environment_id, "token": token, "start_ms": start_ms}
-    )
+    try:
+        pipeline_tail_task.apply_async(
+            kwargs={"environment_id": environment_id, "token": token, "start_ms": start_ms}
+        )
+    except Exception:
+        _release(environment_id, token)  # no run was queued: the next refresh tries again
+        raise
     return True
 
 

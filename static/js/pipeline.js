@@ -79,10 +79,10 @@
       if (data.type === "pipeline-started") { started = true; delay = 500; setStatus("live", t.live); }
       else if (data.type === "pipeline-lines") { if (status.dataset.state !== "live") setStatus("live", t.live); append(data.lines, data.skipped); }
       else if (data.type === "pipeline-error") {
-        // Refused before starting (no pipeline, no Redis) or cut off: retrying cannot help. A Kafka error
-        // while live is reported by the chain, which keeps trying.
+        // final: no pipeline, no Redis, or access lost; retrying cannot help. Other errors (Kafka away,
+        // reported by the chain, which keeps trying; a tail that could not start) are retried.
         setStatus(started ? "error-live" : "error", data.message);
-        if (!started || data.final) refused = true;
+        if (data.final) refused = true;
       }
     };
     socket.onclose = () => {
