@@ -12,7 +12,8 @@
 # python:  busybox + the host's CPython (SANDBOX_PYTHON_HOME, default the sys.base_prefix of python3) in
 #          /opt/python: the interpreter, libpython, the standard library without tests, IDLE, tkinter,
 #          ensurepip, __pycache__ and the static library's config-*/ directory, pip (the python recipe installs
-#          its wheels with it), debug symbols stripped; plus the ldd closure of the interpreter and lib-dynload.
+#          its wheels with it), debug symbols stripped; plus the ldd closure of the interpreter and lib-dynload
+#          and the system libraries manylinux wheels may link (MANYLINUX_LIBS).
 # prestop-helper: only /opt/opsportal/bin/http-post, the preStop hook's static HTTP client, compiled from
 #          deploys/prestop/http-post.c (the generic Dockerfiles copy it from this image; not a base image).
 #
@@ -158,6 +159,23 @@ python_pip() {
   find "$lib/site-packages/pip" "$lib"/site-packages/pip-*.dist-info -name __pycache__ -prune -o -type f -print | sort
 }
 
+# The system libraries a manylinux wheel may link without bundling them (PEP 599's list, less X11/GL):
+# libpthread, libdl, librt and libutil are stubs in glibc >= 2.34, but wheels built on older ones still
+# name them, and libstdc++/libgcc_s come with C++ extensions. Taken from the directory of the interpreter's
+# libc, where present.
+MANYLINUX_LIBS="libc.so.6 libm.so.6 libdl.so.2 librt.so.1 libpthread.so.0 libutil.so.1 libresolv.so.2 libnsl.so.1
+  libcrypt.so.1 libgcc_s.so.1 libstdc++.so.6 libz.so.1"
+python_manylinux_libs() {
+  local libc dir name
+  libc=$(ldd "$1" | awk '$1 == "libc.so.6" { print $3 }')
+  [[ -n $libc ]] || die "$1 does not link libc.so.6"
+  dir=$(dirname "$libc")
+  for name in $MANYLINUX_LIBS; do
+    [[ -e $dir/$name ]] && echo "$dir/$name"
+  done
+  return 0
+}
+
 python_libpython() { ldd "$1" 2>/dev/null | awk '$1 ~ /^libpython/ && $3 ~ /^\// { print $3 }'; }
 
 build_python() {
@@ -186,8 +204,9 @@ build_python() {
     find "$dir/opt/python" -type f \( -name '*.so' -o -name '*.so.*' -o -path '*/bin/python*' \) \
       -exec strip --strip-debug {} +
   fi
-  mapfile -t libs < <(libraries_of "$exe" "$dir/opt/python/lib/python$version"/lib-dynload/*.so \
-    | grep -v -e '/libpython' -e "^$home/")
+  mapfile -t manylinux < <(python_manylinux_libs "$exe")
+  mapfile -t libs < <({ libraries_of "$exe" "$dir/opt/python/lib/python$version"/lib-dynload/*.so \
+    "${manylinux[@]}" | grep -v -e '/libpython' -e "^$home/"; printf '%s\n' "${manylinux[@]}"; } | sort -u)
   copy_into "$dir" "${libs[@]}"
 }
 
@@ -226,6 +245,7 @@ inputs() {
       python_pip "$home/lib/python$version"
       mapfile -t dynload < <(python_stdlib "$home/lib/python$version" | grep '/lib-dynload/.*\.so$')
       libraries_of "$home/bin/python$version" "${dynload[@]}" | grep -v "^$home/"
+      python_manylinux_libs "$home/bin/python$version"
       ;;
     php)
       local php

@@ -179,6 +179,8 @@ def test_recipes_page_shows_the_base_image_of_each_language(client, people, sand
                 "python",
                 "-c",
                 "import sys, ssl, sqlite3, lzma, bz2, zlib, ctypes, decimal, uuid, asyncio, pip; "
+                # and what a manylinux wheel may link without bundling (hiredis names libpthread)
+                "[ctypes.CDLL(n) for n in ('libpthread.so.0', 'librt.so.1', 'libstdc++.so.6')]; "
                 f"print(sys.prefix, sys.version_info[:2] == {tuple(sys.version_info[:2])})",
             ],
             "/opt/python True",

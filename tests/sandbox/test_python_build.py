@@ -138,11 +138,17 @@ def test_the_image_runs_as_a_pod_ready_on_its_port_and_answers_ping(
             },
         },
     )
-    pod = until(f"{name} to be Ready", lambda: _ready(core, kube_namespace, name), 120)
+    log_file = kube_cluster.cluster.workdir / "pods" / kube_namespace / name / "app.log"
+    try:
+        pod = until(f"{name} to be Ready", lambda: _ready(core, kube_namespace, name), 120)
+    except AssertionError as exc:
+        status = core.read_namespaced_pod(name, kube_namespace).status
+        log = log_file.read_text() if log_file.exists() else "(no log)"
+        raise AssertionError(f"{exc}\n{status.container_statuses}\n{log[-3000:]}") from None
     assert pod.status.pod_ip.startswith("10.0."), pod.status.pod_ip
     answer = _ask(pod.status.pod_ip, b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
     assert answer == b"+PONG\r\n-ERR unknown command\r\n"
-    log = (kube_cluster.cluster.workdir / "pods" / kube_namespace / name / "app.log").read_text()
+    log = log_file.read_text()
     # Unbuffered stdout (the recipe's PYTHONUNBUFFERED) and the compiled wheel imported in the pod.
     assert f"pyping listening on {SERVICE_PORT} (hiredis 3.5.0)" in log
     assert pod.spec.containers[0].command == COMMAND
