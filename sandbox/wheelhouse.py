@@ -86,9 +86,9 @@ def ensure(requirements: Path, progress: Progress | None = None) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         argv = [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--progress-bar", "off"]
         argv += ["--wheel-dir", str(staging), "--requirement", str(requirements)]
-        env = {k: v for k, v in os.environ.items() if k not in ("PIP_NO_INDEX", "PIP_FIND_LINKS")}
         try:
-            code, lines = run_relaying(argv, cwd=REPO_ROOT, progress=progress, tag="wheelhouse", env=env)
+            # The user's pip configuration applies (a company mirror in PIP_INDEX_URL, say).
+            code, lines = run_relaying(argv, cwd=REPO_ROOT, progress=progress, tag="wheelhouse")
             if code != 0:
                 raise WheelhouseError(
                     f"pip wheel failed with exit code {code}:\n"
