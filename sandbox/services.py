@@ -24,7 +24,7 @@ from sandbox.eureka import HOW_TO_BUILD as HOW_TO_BUILD_EUREKA
 from sandbox.eureka import EurekaError, EurekaServer, jar_ready
 from sandbox.eureka.server import find_java
 from sandbox.kube.cluster import ClusterState, pid_alive, read_state, start_in_background
-from sandbox.pipeline import SandboxPipeline
+from sandbox.pipeline import LOGPROXY_PACKAGE, SandboxPipeline
 from sandbox.procs import port_free
 from sandbox.prometheus import PrometheusError, PrometheusServer, find_binary, find_promtool, monitoring_token
 from sandbox.seed import DEMO_PROJECTS, demo_repository
@@ -39,6 +39,10 @@ def start_pipeline(root: Path) -> SandboxPipeline:
     pipeline = SandboxPipeline(root).start()
     for name in DEMO_PROJECTS:
         pipeline.add_repository(demo_repository(name), demo=name)
+    # The log proxy's sources as ops/logproxy, brought up to date on every start: the portal builds its image
+    # with the python recipe like any service's.
+    if LOGPROXY_PACKAGE.is_dir():
+        pipeline.add_logproxy()
     return pipeline
 
 
