@@ -44,6 +44,7 @@ WORKDIR /app
 COPY . .
 RUN mkdir -p /opt/deps && if [ -f requirements.txt ]; then \\
       python -m pip install --no-index --find-links wheels --no-cache-dir --disable-pip-version-check \\
+        --root-user-action=ignore \\
         --target /opt/deps --requirement requirements.txt; \\
     fi && rm -rf wheels
 """
