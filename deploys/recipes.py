@@ -53,10 +53,10 @@ RUN mkdir -p /opt/deps && if [ -f requirements.txt ]; then \\
 PRESTOP_STAGE = "opsportal-prestop"
 
 
-def _generic(rest: str) -> str:
+def _generic(rest: str, *, stages: str = "") -> str:
+    """The helper's stage first, then any build ``stages`` of the recipe's own, then the final stage."""
     return (
-        f"FROM {{{{ prestop_helper_image }}}} AS {PRESTOP_STAGE}\n"
-        "FROM {{ base_image }}\n"
+        f"FROM {{{{ prestop_helper_image }}}} AS {PRESTOP_STAGE}\n" + stages + "FROM {{ base_image }}\n"
         f"COPY --from={PRESTOP_STAGE} /opt/opsportal/bin/http-post /opt/opsportal/bin/http-post\n" + rest
     )
 
@@ -94,8 +94,7 @@ ENTRYPOINT ["java", "-jar", "/app/app.jar"]
     },
     "python": {
         "build_shell": _CHECKOUT + _PYTHON_WHEELS + _PACKAGE,
-        "dockerfile": PYTHON_DEPS_STAGE
-        + _generic(
+        "dockerfile": _generic(
             f"""COPY --from={PYTHON_DEPS} /opt/deps /opt/deps
 COPY --from={PYTHON_DEPS} /app /app
 WORKDIR /app
@@ -103,7 +102,8 @@ ENV PYTHONPATH=/opt/deps PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 EXPOSE {{{{ port }}}}
 USER 65534:65534
 CMD ["python", "-m", "gunicorn", "--bind", "0.0.0.0:{{{{ port }}}}", "app:app"]
-"""
+""",
+            stages=PYTHON_DEPS_STAGE,
         ),
     },
     "php": {
