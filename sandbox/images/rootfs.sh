@@ -64,10 +64,10 @@ php_extensions() {
 
 # Every shared library FILE... needs (ldd's closure), with the dynamic loader.
 libraries_of() {
-  local file
-  for file in "$@"; do
-    ldd "$file" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
-  done | sort -u
+  [[ $# -gt 0 ]] || return 0
+  # One ldd for all (python's 60 extension modules): it heads each file's list with "FILE:".
+  ldd "$@" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $1 !~ /:$/ { print $1 }' \
+    | sort -u
 }
 
 # Copy FILE... into DIR at the same paths, following symlinks (the image must not point back at the host).
