@@ -33,6 +33,8 @@ class TicketPreview:
     cluster: Cluster | None = None
     # How a pod stops: the worst-case stale window and its parts, the preStop wait, the grace period.
     stop_budget: manifests.StopBudget | None = None
+    # What a service that logs to the pipeline gets, as people may see it (a password masked).
+    log_env: dict[str, str] = field(default_factory=dict)
 
 
 def ticket_preview(*, ticket: OnboardingTicket) -> TicketPreview:
@@ -49,7 +51,12 @@ def ticket_preview(*, ticket: OnboardingTicket) -> TicketPreview:
         return preview
     preview.guardrails = rendered.guardrails
     preview.stop_budget = manifests.stop_budget(spec)
-    secrets = secret_env.load(ticket.secret_env)
+    if spec.logs_to_pipeline and spec.log_redis_key:
+        preview.log_env = {
+            manifests.LOG_URL_ENV: spec.log_redis_url,
+            manifests.LOG_KEY_ENV: spec.log_redis_key,
+        }
+    secrets = services.ticket_secret_values(ticket)
     # Filled so the dry run compares the real values; every object is shown through the redaction.
     objects = [
         manifests.secret_with_values(obj, secrets) if obj["kind"] == "Secret" else obj

@@ -89,11 +89,20 @@ class TcpRelay:
                 return  # closed by stop()
             threading.Thread(target=self._serve, args=(client,), name="relay-conn", daemon=True).start()
 
+    def pick_target(self) -> tuple[str, int] | None:
+        """Where the next connection goes (None: nowhere, the connection is closed)."""
+        return self.target
+
     def _serve(self, client: socket.socket) -> None:
+        target = self.pick_target()
+        if target is None:
+            logger.warning("relay %s: no target to forward to", self.address)
+            client.close()
+            return
         try:
-            upstream = socket.create_connection(self.target, timeout=CONNECT_TIMEOUT_SECONDS)
+            upstream = socket.create_connection(target, timeout=CONNECT_TIMEOUT_SECONDS)
         except OSError as exc:
-            logger.warning("relay %s: cannot reach %s:%s: %s", self.address, *self.target, exc)
+            logger.warning("relay %s: cannot reach %s:%s: %s", self.address, *target, exc)
             client.close()
             return
         upstream.settimeout(None)

@@ -204,6 +204,7 @@ def main() -> int:
     alert_standins = None
     apollo = None
     eureka = None
+    kafka = None
     if os.environ.get("OPSPORTAL_SANDBOX", "1") != "0":
         from sandbox import services
 
@@ -222,6 +223,10 @@ def main() -> int:
         # Before the cluster: its registration hands the Eureka server the pods' gateway.
         eureka = services.SandboxEureka(settings.VAR_DIR / "sandbox" / "eureka")
         eureka.start()
+        # Before the cluster too: its pods' gateway adds the broker's listener for pods (one restart).
+        kafka = services.SandboxKafka(settings.VAR_DIR / "sandbox" / "kafka")
+        if kafka.start() is not None:
+            print(f"Sandbox: Kafka starting on {kafka.bootstrap} (in the background, about 10 s)", flush=True)
         if not os.environ.get("GRAFANA_URL"):
             grafana = start_grafana(settings.VAR_DIR / "sandbox" / "grafana")
             env.update({"GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": grafana.token})
@@ -233,7 +238,9 @@ def main() -> int:
 
             def on_ready(kubeconfig: str, server: str) -> None:
                 services.register_clusters(kubeconfig, server)
-                eureka.cluster_ready(read_state(kube_dir).pod_gateway)
+                gateway = read_state(kube_dir).pod_gateway
+                eureka.cluster_ready(gateway)
+                kafka.cluster_ready(gateway)
                 if prometheus is not None:
                     # The pod agent's exporter is known now, and the clusters exist: both change the config.
                     prometheus[0].write_base()
@@ -354,6 +361,8 @@ def main() -> int:
             apollo.stop()
         if eureka is not None:
             eureka.stop()
+        if kafka is not None:
+            kafka.stop()
         (settings.VAR_DIR / "run.pid").unlink(missing_ok=True)
         lock.close()
 

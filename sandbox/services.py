@@ -6,6 +6,7 @@ clusters page shows its progress (SANDBOX_KUBE_DIR) until it is registered.
 """
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -23,9 +24,11 @@ from sandbox.alertmanager import find_binary as find_alertmanager
 from sandbox.eureka import HOW_TO_BUILD as HOW_TO_BUILD_EUREKA
 from sandbox.eureka import EurekaError, EurekaServer, jar_ready
 from sandbox.eureka.server import find_java
+from sandbox.kafka import HOW_TO_BUILD as HOW_TO_BUILD_KAFKA
+from sandbox.kafka import KafkaError, KafkaServer, libs_ready
 from sandbox.kube.cluster import ClusterState, pid_alive, read_state, start_in_background
 from sandbox.pipeline import LOGPROXY_PACKAGE, SandboxPipeline
-from sandbox.procs import port_free
+from sandbox.procs import free_port, port_free
 from sandbox.prometheus import PrometheusError, PrometheusServer, find_binary, find_promtool, monitoring_token
 from sandbox.seed import DEMO_PROJECTS, demo_repository
 
@@ -389,5 +392,111 @@ class SandboxEureka:
             print(f"Sandbox: Eureka for pods (EUREKA_URL): {self.pod_url}", flush=True)
 
     def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+class SandboxKafka:
+    """The real Kafka broker for `make run`: its log directory under ``root`` (var/sandbox/kafka) kept across
+    runs (formatted once), on the previous run's ports when free (so the bootstrap addresses stay), started
+    in the background (about 10 s).
+
+    Pods need a listener on their bridge's gateway, known only once the control plane is ready, and a
+    broker's listeners are fixed at its start: :meth:`cluster_ready` then restarts it once with that
+    listener (same data, same ports). One thread owns every broker process, because the kernel's
+    parent-death signal follows the thread that spawned it, and the control plane's callback thread ends."""
+
+    BRIDGE_WAIT_SECONDS = 60.0
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.server: KafkaServer | None = None
+        self.gateway = ""
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._saved_pod_port = 0
+
+    @property
+    def ports_file(self) -> Path:
+        return self.root / "ports.json"
+
+    @property
+    def bootstrap(self) -> str:
+        """For clients on this machine (the portal); known from :meth:`start` on, answering ~10 s later."""
+        return self.server.bootstrap if self.server is not None else ""
+
+    def start(self) -> threading.Thread | None:
+        """Start the broker in its thread; None (with the reason printed) when it cannot run here."""
+        if find_java() is None:
+            print("Sandbox: no java (apt-get install openjdk-17-jdk-headless); Kafka is off.", flush=True)
+            return None
+        if not libs_ready():
+            print(f"Sandbox: Kafka is not built, Kafka is off; {HOW_TO_BUILD_KAFKA}.", flush=True)
+            return None
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            saved = json.loads(self.ports_file.read_text())
+        except (OSError, ValueError):
+            saved = {}
+        ports = {}
+        for name in ("port", "controller_port"):
+            port = saved.get(name)
+            ports[name] = port if isinstance(port, int) and port_free(port) else free_port()
+        self.server = KafkaServer(self.root, **ports)
+        self._saved_pod_port = saved.get("pod_port") if isinstance(saved.get("pod_port"), int) else 0
+        self._thread = threading.Thread(target=self._own, name="sandbox-kafka", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def cluster_ready(self, gateway: str) -> None:
+        """The sandbox clusters are registered; ``gateway`` is their pods' bridge address ("" without
+        real pods)."""
+        self.gateway = gateway
+        self._wake.set()
+
+    def _own(self) -> None:
+        server = self.server
+        while not self._stopping:
+            gateway = self.gateway
+            if server.process is None or gateway != server.pod_gateway:
+                self._run(server, gateway)
+            self._wake.wait()
+            self._wake.clear()
+        server.stop()
+
+    def _run(self, server: KafkaServer, gateway: str) -> None:
+        server.stop()
+        if gateway and not self._bridge_up(gateway):
+            print(f"Sandbox: pods' gateway {gateway} never came up; Kafka has no pods' listener.", flush=True)
+            gateway = self.gateway = ""
+        server.pod_gateway = gateway
+        server.pod_port = self._saved_pod_port if gateway and port_free(self._saved_pod_port, gateway) else 0
+        try:
+            server.start()
+        except KafkaError as exc:
+            print(f"Sandbox: the Kafka broker did not start, Kafka is off: {exc}", flush=True)
+            return
+        ports = {"port": server.port, "controller_port": server.controller_port, "pod_port": server.pod_port}
+        self._saved_pod_port = server.pod_port or self._saved_pod_port
+        ports["pod_port"] = self._saved_pod_port
+        self.ports_file.write_text(json.dumps(ports))
+        print(f"Sandbox: Kafka {server.bootstrap} (log {server.log_file})", flush=True)
+        if gateway:
+            print(f"Sandbox: Kafka for pods (bootstrap servers): {server.pod_bootstrap}", flush=True)
+
+    def _bridge_up(self, gateway: str) -> bool:
+        deadline = time.monotonic() + self.BRIDGE_WAIT_SECONDS
+        while not self._stopping and time.monotonic() < deadline:
+            if port_free(0, gateway):  # the address exists on an interface
+                return True
+            time.sleep(0.5)
+        return False
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(60)
         if self.server is not None:
             self.server.stop()

@@ -22,6 +22,8 @@ pytest_plugins = [
     "tests.fixtures.apollo",
     "tests.fixtures.configs",
     "tests.fixtures.eureka",
+    "tests.fixtures.kafka",
+    "tests.fixtures.logproxy",
 ]
 
 
@@ -48,3 +50,14 @@ def django_db_setup(django_db_setup, django_db_blocker):
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
+
+
+@pytest.fixture(autouse=True)
+def _default_language_after_each_test():
+    """A request with Accept-Language activates its language in the test thread, and Django never
+    deactivates it (a server thread re-activates per request): without this, a test after a Chinese page
+    reads Chinese messages."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()

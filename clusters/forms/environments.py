@@ -1,3 +1,5 @@
+from django import forms
+
 from clusters.forms.workload import WorkloadRequestForm
 from clusters.workload import fields as workload_fields
 from opsportal.forms import check_version, version_field
@@ -13,7 +15,12 @@ class EnvironmentConfigForm(WorkloadRequestForm):
     def __init__(self, *args, read_only: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
-            field.widget.attrs.setdefault("class", "form-control form-control-sm")
+            css = (
+                "form-check-input"
+                if isinstance(field, forms.BooleanField)
+                else "form-control form-control-sm"
+            )
+            field.widget.attrs.setdefault("class", css)
             if read_only:
                 field.disabled = True
 

@@ -9,6 +9,7 @@ from clusters.models.clusters import (
     validate_namespace_template,
 )
 from clusters.models.environments import ProjectEnvironment
+from clusters.models.logging import LogPipeline, log_key
 from clusters.models.monitoring import AlertRuleFile, AlertRuleSetting, Dashboard, PrometheusConfigState
 from clusters.models.terminal import PatternKind, RefusedCommandPattern, TerminalCommand
 
@@ -18,6 +19,7 @@ __all__ = [
     "Cluster",
     "ConfigChange",
     "Dashboard",
+    "LogPipeline",
     "PatternKind",
     "PrometheusConfigState",
     "ProjectEnvironment",
@@ -26,5 +28,6 @@ __all__ = [
     "TerminalSession",
     "validate_api_url",
     "validate_ca_certificate",
+    "log_key",
     "validate_namespace_template",
 ]

@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils.module_loading import import_string
 
-from clusters.models import Cluster
+from clusters.models import Cluster, LogPipeline
 from projects.access import AnyUser, is_ops
 
 
@@ -21,6 +21,18 @@ def cluster_get(*, user: AnyUser, pk: int) -> Cluster:
     if cluster is None:
         raise Http404("No such cluster.")
     return cluster
+
+
+def cluster_log_pipeline(cluster: Cluster | None) -> LogPipeline | None:
+    """The cluster's log pipeline, if ops set one up (None without a cluster)."""
+    if cluster is None:
+        return None
+    return LogPipeline.objects.filter(cluster=cluster).first()
+
+
+def log_pipeline_exists(*, environment: str) -> bool:
+    """Whether any cluster of ``environment`` (test or prod) has a log pipeline."""
+    return LogPipeline.objects.filter(cluster__environment=environment).exists()
 
 
 def dev_cluster_status():

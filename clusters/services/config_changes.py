@@ -19,14 +19,15 @@ from django.utils.translation import gettext as _
 
 from clusters.choices import ACTIVE_CONFIG_CHANGE_STATUSES, ConfigChangeStatus
 from clusters.models import ConfigChange, ProjectEnvironment
+from clusters.selectors.clusters import cluster_log_pipeline
 from clusters.selectors.environments import EnvironmentRef, config_version
 from clusters.services.common import rollout_reporter
 from clusters.services.dashboards import dashboard_request_sync
 from clusters.services.environments import ConfigPlan, config_plan, config_version_check
-from clusters.services.workload import keep_live_fields, objects_to_apply
+from clusters.services.workload import had_env_secret, keep_live_fields, objects_to_apply
 from clusters.tasks import apply_config_change as apply_config_change_task
 from clusters.workload import manifests, secret_env
-from clusters.workload.request import build_spec
+from clusters.workload.request import build_spec, log_secret_values
 from integrations.errors import IntegrationError, Invalid
 from observability.services import audit_record
 from opsportal import runs
@@ -177,15 +178,19 @@ def _apply_and_wait(change: ConfigChange, run_token: str) -> ApplyOutcome:
     env = ProjectEnvironment.objects.select_related("cluster", "project").get(pk=change.environment_id)
     ref = EnvironmentRef(project=env.project, environment=env)
     secrets = secret_env.load(change.secret_env)
+    # The pipeline as it is now: a changed address or password since the plan is what gets applied.
+    log_pipeline = cluster_log_pipeline(env.cluster)
+    values = {**secrets, **log_secret_values(request=change.request, log_pipeline=log_pipeline)}
     spec = build_spec(
         project=env.project,
         environment=env.environment,
         cluster=env.cluster,
         request=change.request,
         overrides=change.overrides,
-        secret_env_digest=secret_env.digest(secrets),
+        secret_env_digest=secret_env.digest(values),
+        log_pipeline=log_pipeline,
     )
-    objects = objects_to_apply(spec, manifests.render(spec), had_secrets=bool(env.secret_env))
+    objects = objects_to_apply(spec, manifests.render(spec), had_secrets=had_env_secret(env))
     live_objects = []
     with ref.client() as client:
         for obj in objects:
@@ -193,7 +198,7 @@ def _apply_and_wait(change: ConfigChange, run_token: str) -> ApplyOutcome:
             progress(_("Applying %(kind)s %(name)s") % {"kind": kind, "name": name})
             desired = keep_live_fields(client, obj)
             if kind == "Secret":
-                desired = manifests.secret_with_values(desired, secrets)
+                desired = manifests.secret_with_values(desired, values)
             client.apply(desired)
             live_objects.append({"kind": kind, "name": name, "namespace": ref.namespace})
         with transaction.atomic():

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.models import Cluster, ProjectEnvironment
+from clusters.selectors.clusters import cluster_log_pipeline
 from clusters.selectors.environments import (
     EnvironmentRef,
     config_stale_message,
@@ -28,10 +29,11 @@ from clusters.selectors.environments import (
     operate_action,
 )
 from clusters.selectors.pod_health import crash_loop_cause
-from clusters.services.workload import keep_live_fields, objects_to_apply
+from clusters.services.workload import had_env_secret, keep_live_fields, objects_to_apply
+from clusters.workload import fields as workload_fields
 from clusters.workload import manifests, secret_env
 from clusters.workload.diff import object_diff
-from clusters.workload.request import build_spec, namespace_for, refuse_prod_image
+from clusters.workload.request import build_spec, log_secret_values, namespace_for, refuse_prod_image
 from integrations.errors import IntegrationError, Invalid, NotFound
 from integrations.kubernetes.client import KINDS
 from observability import events
@@ -289,19 +291,27 @@ def config_plan(
     if overrides is not None and not isinstance(overrides, dict):
         raise ValidationError({"overrides": _("Expected an object of knob values.")})
     current = ref.environment.spec or {}
-    old_request, old_overrides = dict(current.get("request") or {}), dict(current.get("overrides") or {})
+    old_request = workload_fields.with_switches_off(
+        dict(current.get("request") or {}), workload_fields.Use.CONFIG
+    )
+    old_overrides = dict(current.get("overrides") or {})
     refuse_prod_image(environment=ref.environment.environment, request=request, current=old_request)
     old_secrets = secret_env.load(ref.environment.secret_env)
     new_secrets = secret_env.merge(old_secrets, secret_env_vars)
     new_request = secret_env.with_names({**old_request, **request}, new_secrets)
     new_overrides = old_overrides if overrides is None else dict(overrides)
+    log_pipeline = cluster_log_pipeline(ref.environment.cluster)
+    # The Secret's values: the variables (stored with the change) and the pipeline's URL (read again at
+    # apply time, never stored).
+    values = {**new_secrets, **log_secret_values(request=new_request, log_pipeline=log_pipeline)}
     spec = build_spec(
         project=ref.project,
         environment=ref.environment.environment,
         cluster=ref.environment.cluster,
         request=new_request,
         overrides=new_overrides,
-        secret_env_digest=secret_env.digest(new_secrets),
+        secret_env_digest=secret_env.digest(values),
+        log_pipeline=log_pipeline,
     )
     rendered = manifests.render(spec)
     plan = ConfigPlan(
@@ -316,11 +326,11 @@ def config_plan(
         plan.changes["secret_env_changes"] = secret_diff
     try:
         with ref.client() as client:
-            for obj in objects_to_apply(spec, rendered, had_secrets=bool(old_secrets)):
+            for obj in objects_to_apply(spec, rendered, had_secrets=had_env_secret(ref.environment)):
                 kind, name = obj["kind"], obj["metadata"]["name"]
                 desired = keep_live_fields(client, obj)
                 live = client.get(kind, ref.namespace, name)
-                after = client.apply_dry_run(_with_values(desired, new_secrets))
+                after = client.apply_dry_run(_with_values(desired, values))
                 plan.objects.append(desired)
                 diff = ""
                 if live is not None:

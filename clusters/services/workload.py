@@ -27,10 +27,23 @@ def keep_live_fields(client, obj: dict) -> dict:
     return {**obj, "spec": spec}
 
 
+def had_env_secret(environment) -> bool:
+    """Whether the environment's last apply put values into its env Secret: secret variables, or the log
+    pipeline's URL (a Secret among the objects applied while the service logged to the pipeline)."""
+    if environment is None:
+        return False
+    request = (environment.spec or {}).get("request") or {}
+    logged = request.get("logs_to_pipeline") is True and any(
+        obj.get("kind") == "Secret" for obj in environment.live_objects or []
+    )
+    return bool(environment.secret_env) or logged
+
+
 def objects_to_apply(spec: manifests.WorkloadSpec, rendered, *, had_secrets: bool) -> list[dict]:
-    """The rendered objects, plus a Secret without data when the last secret was just removed: applying it
-    releases the keys opsportal owned, which removes them (an object left out of the apply is untouched)."""
+    """The rendered objects, plus a Secret without data when the last secret value was just removed:
+    applying it releases the keys opsportal owned, which removes them (an object left out of the apply is
+    untouched)."""
     objects = list(rendered.objects)
-    if had_secrets and not spec.secret_env_names:
+    if had_secrets and not manifests.uses_env_secret(spec):
         objects.insert(1, manifests.env_secret(spec))
     return objects

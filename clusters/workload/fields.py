@@ -232,6 +232,18 @@ CATALOGUE: tuple[RequestField, ...] = (
     RequestField("secret_env_names", Kind.NAMES, uses=_BOTH, set_by_service=True),
     RequestField("eureka_enabled", Kind.BOOL, _("Registered in Eureka"), blank=Blank.EMPTY),
     RequestField(
+        "logs_to_pipeline",
+        Kind.BOOL,
+        _("Send logs to the cluster's log pipeline"),
+        _(
+            "The service gets LOG_REDIS_URL (the log proxy's address; from a Secret when the proxy has a "
+            "password) and LOG_REDIS_KEY=logs:<project>:<environment>, and pushes its JSON log lines there "
+            "with LPUSH. The cluster must have a log pipeline."
+        ),
+        blank=Blank.EMPTY,
+        uses=_BOTH,
+    ),
+    RequestField(
         "eureka_deregister_path",
         Kind.PATH,
         _("De-registration endpoint"),
@@ -310,6 +322,15 @@ def request_field_types(catalogue: tuple[RequestField, ...] | None = None) -> di
 
 def required_names() -> tuple[str, ...]:
     return tuple(entry.name for entry in CATALOGUE if entry.required)
+
+
+def with_switches_off(request: dict, use: Use) -> dict:
+    """``request`` with the on/off fields of ``use`` that it predates set to off: a checkbox cannot send
+    "not set", so without this an untouched form would record a change from nothing to off."""
+    unset = {
+        entry.name: False for entry in entries(use) if entry.kind == Kind.BOOL and entry.name not in request
+    }
+    return {**request, **unset}
 
 
 def initial_request(language: str) -> dict:

@@ -85,6 +85,9 @@ MAX_LABEL_VALUE = 63
 # An HMAC of the secret values (computed by the caller, never the values): a changed secret changes the pod
 # template, so the pods roll and pick the new value up; environment variables are only read at start.
 SECRET_ENV_DIGEST_ANNOTATION = "opsportal.io/secret-env-hmac"  # noqa: S105 (an annotation key)
+# What a service that logs to its cluster's log pipeline gets: the proxy's address and its list key.
+LOG_URL_ENV = "LOG_REDIS_URL"
+LOG_KEY_ENV = "LOG_REDIS_KEY"
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,13 @@ class WorkloadSpec:
     loadbalancer_cache_seconds: int = 35
     # Set from the cluster, not the request: its Prometheus Operator scrapes through a ServiceMonitor.
     service_monitor: bool = False
+    # The request asks for the log pipeline; the other three come from the cluster's pipeline. A URL with
+    # the proxy's password lives only in the env Secret (filled at apply time, like the secret variables):
+    # here it is shown masked and ``log_redis_url_secret`` says the container reads it from the Secret.
+    logs_to_pipeline: bool = False
+    log_redis_url: str = ""
+    log_redis_url_secret: bool = False
+    log_redis_key: str = ""
     overrides: tuple[tuple[str, object], ...] = ()
 
 
@@ -335,8 +345,9 @@ def spec_errors(spec: WorkloadSpec) -> dict[str, list[str]]:
             add(name, _("%(field)s must be text.") % {"field": name})
     if spec.hpa_memory_target is not None and not _is_int(spec.hpa_memory_target):
         add("hpa_memory_target", _("hpa_memory_target must be a whole number or empty."))
-    if not isinstance(spec.eureka_enabled, bool):
-        add("eureka_enabled", _("eureka_enabled must be true or false."))
+    for name in ("eureka_enabled", "logs_to_pipeline", "log_redis_url_secret"):
+        if not isinstance(getattr(spec, name), bool):
+            add(name, _("%(field)s must be true or false.") % {"field": name})
     if errors:
         return errors
 
@@ -564,9 +575,12 @@ def _env_name_problem(
 
 
 def _reserved_env(spec: WorkloadSpec) -> dict[str, str]:
+    reserved = {}
     if spec.language == "java":
-        return {JAVA_OPTIONS_ENV: "runtime_options"}
-    return {}
+        reserved[JAVA_OPTIONS_ENV] = "runtime_options"
+    if spec.logs_to_pipeline:
+        reserved.update(dict.fromkeys((LOG_URL_ENV, LOG_KEY_ENV), "logs_to_pipeline"))
+    return reserved
 
 
 def _check_overrides(spec: WorkloadSpec, add: Add) -> None:
@@ -671,7 +685,7 @@ def render(spec: WorkloadSpec) -> Rendered:
     labels = _labels(spec)
     selector = _selector(spec)
     objects = [_service(spec, labels, selector)]
-    if spec.secret_env_names:
+    if uses_env_secret(spec):
         # Before the Deployment, so new pods never start referring to keys that do not exist yet.
         objects.append(env_secret(spec))
     objects += [_deployment(spec, labels, selector, rails), _hpa(spec, labels, rails)]
@@ -719,6 +733,53 @@ def _metadata(spec: WorkloadSpec, labels: dict[str, str]) -> dict[str, Any]:
 
 def secret_name(spec: WorkloadSpec) -> str:
     return f"{spec.project}-env"
+
+
+def uses_env_secret(spec: WorkloadSpec) -> bool:
+    """Whether the container reads anything from the env Secret (the secret variables, or a log pipeline
+    URL that carries the proxy's password)."""
+    return bool(spec.secret_env_names) or (spec.logs_to_pipeline and spec.log_redis_url_secret)
+
+
+def _log_env(spec: WorkloadSpec, rails: _Guardrails) -> list[dict[str, Any]]:
+    if not spec.logs_to_pipeline:
+        return []
+    if not spec.log_redis_key:
+        # No cluster chosen yet (a ticket before approval): the address is the chosen cluster's pipeline's.
+        rails.info(
+            "log_pipeline",
+            _(
+                "The service will get %(url)s and %(key)s from the log pipeline of the cluster chosen at "
+                "approval."
+            )
+            % {"url": LOG_URL_ENV, "key": LOG_KEY_ENV},
+        )
+        return []
+    if spec.log_redis_url_secret:
+        url: dict[str, Any] = {
+            "name": LOG_URL_ENV,
+            "valueFrom": {"secretKeyRef": {"name": secret_name(spec), "key": LOG_URL_ENV}},
+        }
+        where = _("from the Secret %(secret)s") % {"secret": secret_name(spec)}
+    else:
+        url = {"name": LOG_URL_ENV, "value": spec.log_redis_url}
+        where = _("as a plain value (the proxy has no password)")
+    rails.info(
+        "log_pipeline",
+        _(
+            "The service logs to the cluster's log pipeline: %(url_env)s=%(url)s (%(where)s) and "
+            "%(key_env)s=%(key)s. It pushes its JSON log lines with LPUSH to that key; the proxy writes them "
+            "to Kafka. The address is read at provisioning and at each configuration apply."
+        )
+        % {
+            "url_env": LOG_URL_ENV,
+            "url": spec.log_redis_url,
+            "where": where,
+            "key_env": LOG_KEY_ENV,
+            "key": spec.log_redis_key,
+        },
+    )
+    return [url, {"name": LOG_KEY_ENV, "value": spec.log_redis_key}]
 
 
 def env_secret(spec: WorkloadSpec) -> dict[str, Any]:
@@ -1099,6 +1160,7 @@ def _deployment(
         {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name(spec), "key": name}}}
         for name in spec.secret_env_names
     )
+    env.extend(_log_env(spec, rails))
 
     limits = {"memory": memory_limit}
     if spec.cpu_limit:
@@ -1139,7 +1201,7 @@ def _deployment(
         % {"deadline": progress_deadline},
     )
     template_metadata: dict[str, Any] = {"labels": dict(labels), "annotations": scrape_annotations(spec)}
-    if spec.secret_env_names:
+    if uses_env_secret(spec):
         template_metadata["annotations"][SECRET_ENV_DIGEST_ANNOTATION] = spec.secret_env_digest
     return {
         "apiVersion": "apps/v1",

@@ -263,6 +263,11 @@ class PreviewSerializer(serializers.Serializer):
     compare_error = serializers.CharField()
     cluster = serializers.CharField(source="cluster.name", default=None)
     stop_budget = StopBudgetSerializer(allow_null=True, help_text="Null when the request does not render.")
+    log_env = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="LOG_REDIS_URL (its password masked) and LOG_REDIS_KEY when the service logs to the "
+        "cluster's log pipeline; empty otherwise.",
+    )
 
 
 class TicketPreviewView(APIView):

@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from clusters.forms.workload import WorkloadRequestForm, secret_names_after
+from clusters.selectors.clusters import cluster_log_pipeline
 from clusters.workload import fields as workload_fields
 from clusters.workload import request as request_fields
 from clusters.workload import secret_env
@@ -44,6 +45,7 @@ class TicketForm(WorkloadRequestForm):
                 cluster=self.cluster,
                 request=secret_env.with_names(self.request_data, dict.fromkeys(names, "")),
                 overrides=self.overrides,
+                log_pipeline=cluster_log_pipeline(self.cluster),
             )
         except ValidationError as exc:
             add_service_errors(self, exc)

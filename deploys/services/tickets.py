@@ -16,11 +16,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters.models import Cluster, ProjectEnvironment
+from clusters.selectors.clusters import cluster_log_pipeline, log_pipeline_exists
 from clusters.services.common import rollout_reporter
 from clusters.services.environments import environment_record_provisioned
-from clusters.services.workload import keep_live_fields, objects_to_apply
+from clusters.services.workload import had_env_secret, keep_live_fields, objects_to_apply
 from clusters.workload import manifests, secret_env
-from clusters.workload.request import build_spec, refuse_prod_image
+from clusters.workload.request import build_spec, env_secret_values, logs_to_pipeline, refuse_prod_image
 from deploys.choices import EDITABLE_BY_FILER, EDITABLE_BY_OPS, OPEN_TICKET_STATUSES, TicketStatus
 from deploys.models import OnboardingTicket
 from deploys.selectors import approval_cluster, ticket_stale_message, ticket_version
@@ -38,8 +39,23 @@ logger = logging.getLogger(__name__)
 # --- helpers ---------------------------------------------------------------------------------
 
 
+def _refuse_without_log_pipeline(ticket: OnboardingTicket) -> None:
+    """A service that logs to the pipeline runs only on a cluster that has one. The cluster is chosen at
+    approval, where build_spec checks it; before that at least one cluster of the environment must have a
+    pipeline, so the requester learns it at submission instead of ops at approval."""
+    if not logs_to_pipeline(ticket.request) or ticket.cluster_id is not None:
+        return
+    if not log_pipeline_exists(environment=ticket.environment):
+        message = _(
+            "No %(env)s cluster has a log pipeline yet: ops must set one up before a service can send its "
+            "logs there, or turn this off."
+        ) % {"env": ticket.environment}
+        raise ValidationError({"logs_to_pipeline": message})
+
+
 def _submit(ticket: OnboardingTicket, *, actor, remote_addr: str | None) -> None:
     """Move a ticket to submitted and tell ops (a workflow notice, sent once this transaction commits)."""
+    _refuse_without_log_pipeline(ticket)
     runs.move(ticket, TicketStatus.SUBMITTED, actor=actor, verb="ticket.submit", remote_addr=remote_addr)
     notice_emit(
         Notice(
@@ -56,13 +72,23 @@ def _submit(ticket: OnboardingTicket, *, actor, remote_addr: str | None) -> None
 def ticket_spec(ticket: OnboardingTicket) -> manifests.WorkloadSpec:
     """The full WorkloadSpec of a ticket; raises ValidationError with field errors when it is invalid."""
     refuse_prod_image(environment=ticket.environment, request=ticket.request)
+    log_pipeline = cluster_log_pipeline(ticket.cluster)
+    values = env_secret_values(stored=ticket.secret_env, request=ticket.request, log_pipeline=log_pipeline)
     return build_spec(
         project=ticket.project,
         environment=ticket.environment,
         cluster=ticket.cluster,
         request=ticket.request,
         overrides=ticket.overrides,
-        secret_env_digest=secret_env.digest(secret_env.load(ticket.secret_env)),
+        secret_env_digest=secret_env.digest(values),
+        log_pipeline=log_pipeline,
+    )
+
+
+def ticket_secret_values(ticket: OnboardingTicket) -> dict:
+    """The values of the ticket's env Secret on its cluster (secret variables and the pipeline's URL)."""
+    return env_secret_values(
+        stored=ticket.secret_env, request=ticket.request, log_pipeline=cluster_log_pipeline(ticket.cluster)
     )
 
 
@@ -173,6 +199,7 @@ def ticket_update(
         cluster=ticket.cluster,
         request=new_request,
         overrides=new_overrides,
+        log_pipeline=cluster_log_pipeline(ticket.cluster),
     )
     diff = changes_between(ticket.request, new_request)
     override_diff = changes_between(ticket.overrides, new_overrides)
@@ -395,11 +422,11 @@ def ticket_provision(*, ticket_id: int, run_token: str) -> None:
         spec = ticket_spec(ticket)
         rendered = manifests.render(spec)
         with KubeClient.from_cluster(cluster) as client:
-            secrets = secret_env.load(ticket.secret_env)
+            secrets = ticket_secret_values(ticket)
             current = ProjectEnvironment.objects.filter(
                 project=ticket.project, environment=ticket.environment
             ).first()
-            objects = objects_to_apply(spec, rendered, had_secrets=bool(current and current.secret_env))
+            objects = objects_to_apply(spec, rendered, had_secrets=had_env_secret(current))
             outcome = _apply_and_wait(ticket_id, run_token, client, spec, objects, live_objects, secrets)
     except ValidationError as exc:
         outcome = ProvisionOutcome(ok=False, message="; ".join(exc.messages))

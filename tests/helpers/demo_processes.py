@@ -1,5 +1,6 @@
 """The demo services (sandbox/demo_repos) as real processes on 127.0.0.1, for the tests that need one:
-start a service on a free port and wait until it listens; build go-hello with the go recipe's command."""
+start a service on a free port and wait until it listens; build go-hello and java-hello with their recipes'
+commands; php-hello's server command."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.procs import free_port, port_open
-from tests.fixtures.standins import DEMO_REPOS, GO_BIN, require_go
+from tests.fixtures.standins import DEMO_REPOS, GO_BIN, require_go, require_tools
 from tests.polling import until
 
 
@@ -76,3 +77,25 @@ def build_go_hello(tmp_path_factory) -> Path:
         timeout=300,
     )
     return out
+
+
+def build_java_hello(tmp_path_factory) -> Path:
+    require_tools("mvn", "java")
+    src = tmp_path_factory.mktemp("java-src") / "src"
+    shutil.copytree(DEMO_REPOS / "java-hello", src)
+    # The java recipe's command (deploys/recipes.py); Maven's plugins come from Maven Central (~/.m2 after).
+    done = subprocess.run(
+        ["mvn", "-B", "-q", "-DskipTests", "package"], cwd=src, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return src / "target" / "java-hello.jar"
+
+
+def php_server(tmp_path: Path, *, workers: int = 0) -> tuple[list[str], dict[str, str]]:
+    require_tools("php")
+    # The php base image's command (sandbox/images): PHP's built-in server over the repository's files.
+    argv = ["sh", "-c", 'exec php -q -S "127.0.0.1:$PORT" -t "$DOCROOT"']
+    env = {"METRICS_FILE": str(tmp_path / "metrics.json"), "DOCROOT": str(DEMO_REPOS / "php-hello")}
+    if workers:
+        env["PHP_CLI_SERVER_WORKERS"] = str(workers)
+    return argv, env

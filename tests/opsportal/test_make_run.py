@@ -17,8 +17,9 @@ import requests
 import yaml
 from django.conf import settings
 
-from sandbox.kube.cluster import ClusterState, pid_alive
+from sandbox.kube.cluster import ClusterState, pid_alive, read_state
 from sandbox.procs import free_port, port_open, stop
+from tests.helpers.kafka import consume, produce, unique_topic
 from tests.livews import LiveClient
 
 pytestmark = pytest.mark.services
@@ -243,6 +244,22 @@ def test_embedded_run_sends_a_channels_test_message_to_the_robot_standin(embedde
             break
         assert time.monotonic() < deadline, f"the test message did not reach the stand-in: {messages}"
         time.sleep(1)
+
+
+def test_embedded_run_starts_kafka_with_a_listener_for_the_pods(embedded_portal, credentials):
+    bootstrap = embedded_portal.wait_output(r"^Sandbox: Kafka (127\.0\.0\.1:\d+) \(log ").group(1)
+    _sandbox_clusters(embedded_portal, _ops_headers(embedded_portal, credentials))
+    addresses = [bootstrap]
+    gateway = read_state(embedded_portal.var_dir / "kube").pod_gateway
+    if gateway:  # real pods: the broker was restarted with a listener on their bridge's gateway
+        pods = embedded_portal.wait_output(
+            rf"^Sandbox: Kafka for pods \(bootstrap servers\): ({re.escape(gateway)}:\d+)$"
+        )
+        addresses.append(pods.group(1))
+    topic = unique_topic()
+    for address in addresses:  # the host reaches the gateway too, as the pods do
+        produce(address, topic, [(b"make-run", address.encode())])
+    assert [m.value() for m in consume(bootstrap, topic, len(addresses))] == [a.encode() for a in addresses]
 
 
 def test_a_killed_worker_is_restarted_and_runs_tasks(embedded_portal, credentials):

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,9 +17,9 @@ import pytest
 import requests
 
 from sandbox.procs import port_open, stop
-from tests.fixtures.standins import DEMO_REPOS, require, require_tools
+from tests.fixtures.standins import DEMO_REPOS, require
 from tests.helpers import eureka
-from tests.helpers.demo_processes import Service, build_go_hello, start
+from tests.helpers.demo_processes import Service, build_go_hello, build_java_hello, php_server, start
 from tests.polling import until
 
 pytestmark = pytest.mark.standins
@@ -114,15 +112,7 @@ def test_go_hello_lets_a_request_in_flight_finish_on_sigterm(go_hello_binary, tm
 
 @pytest.fixture(scope="module")
 def java_hello_jar(tmp_path_factory) -> Path:
-    require_tools("mvn", "java")
-    src = tmp_path_factory.mktemp("java-src") / "src"
-    shutil.copytree(DEMO_REPOS / "java-hello", src)
-    # The java recipe's command (deploys/recipes.py); Maven's plugins come from Maven Central (~/.m2 after).
-    done = subprocess.run(
-        ["mvn", "-B", "-q", "-DskipTests", "package"], cwd=src, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return src / "target" / "java-hello.jar"
+    return build_java_hello(tmp_path_factory)
 
 
 def java(jar: Path, *flags: str) -> list[str]:
@@ -213,16 +203,6 @@ def test_java_hello_slow_health_switch(java_hello_jar, tmp_path):
 
 
 # --- php-hello --------------------------------------------------------------------------------------------
-
-
-def php_server(tmp_path: Path, *, workers: int = 0) -> tuple[list[str], dict[str, str]]:
-    require_tools("php")
-    # The php base image's command (sandbox/images): PHP's built-in server over the repository's files.
-    argv = ["sh", "-c", 'exec php -q -S "127.0.0.1:$PORT" -t "$DOCROOT"']
-    env = {"METRICS_FILE": str(tmp_path / "metrics.json"), "DOCROOT": str(DEMO_REPOS / "php-hello")}
-    if workers:
-        env["PHP_CLI_SERVER_WORKERS"] = str(workers)
-    return argv, env
 
 
 def test_php_hello_serves_health_metrics_and_json_logs_and_stops_on_sigterm(tmp_path):

@@ -1,6 +1,7 @@
 // go-hello is the sandbox's Go demo service: /healthz, Prometheus metrics (requests by code, a latency
 // histogram), one JSON log line per request, and a graceful stop on SIGTERM. Standard library only, so a
-// cold build needs nothing from the module proxy.
+// cold build needs nothing from the module proxy. With LOG_REDIS_URL set its JSON lines also go to the log
+// proxy (logpush.go).
 //
 // Fault injection, for releasing a "bad" version: ERROR_RATIO (0..1) of the requests to / answer 500 and
 // EXTRA_LATENCY_MS delays each of them. A release swaps the image, not the environment, so when the
@@ -11,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,7 +61,7 @@ func (m *metrics) observe(method string, code int, seconds float64) {
 	m.sum += seconds
 }
 
-func (m *metrics) render(version string) string {
+func (m *metrics) render(version string, pusher *logPusher) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var b strings.Builder
@@ -85,6 +87,15 @@ func (m *metrics) render(version string) string {
 	fmt.Fprintf(&b, "process_uptime_seconds %.3f\n", time.Since(m.started).Seconds())
 	b.WriteString("# HELP app_info Build information.\n# TYPE app_info gauge\n")
 	fmt.Fprintf(&b, "app_info{version=%q} 1\n", version)
+	pushed, dropped, failures, queued := pusher.counts()
+	b.WriteString("# HELP log_lines_pushed_total Log lines the log server acknowledged.\n")
+	fmt.Fprintf(&b, "# TYPE log_lines_pushed_total counter\nlog_lines_pushed_total %d\n", pushed)
+	b.WriteString("# HELP log_lines_dropped_total Log lines given up: queue full, answered -ERR, or unsent at exit.\n")
+	fmt.Fprintf(&b, "# TYPE log_lines_dropped_total counter\nlog_lines_dropped_total %d\n", dropped)
+	b.WriteString("# HELP log_push_errors_total Failed pushes: -ERR replies and connection errors.\n")
+	fmt.Fprintf(&b, "# TYPE log_push_errors_total counter\nlog_push_errors_total %d\n", failures)
+	b.WriteString("# HELP log_queue_lines Log lines waiting to be pushed.\n")
+	fmt.Fprintf(&b, "# TYPE log_queue_lines gauge\nlog_queue_lines %d\n", queued)
 	return b.String()
 }
 
@@ -131,7 +142,7 @@ func (f *faults) fail() bool {
 	return int64(float64(n)*f.ratio) > int64(float64(n-1)*f.ratio)
 }
 
-func newHandler(m *metrics, logger *slog.Logger, version string, f *faults) http.Handler {
+func newHandler(m *metrics, logger *slog.Logger, version string, f *faults, pusher *logPusher) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		if f.latency > 0 {
@@ -151,7 +162,7 @@ func newHandler(m *metrics, logger *slog.Logger, version string, f *faults) http
 	// Also under /actuator/prometheus, so Spring-style scrape configs work unchanged.
 	serveMetrics := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		fmt.Fprint(w, m.render(version))
+		fmt.Fprint(w, m.render(version, pusher))
 	}
 	mux.HandleFunc("/metrics", serveMetrics)
 	mux.HandleFunc("/actuator/prometheus", serveMetrics)
@@ -168,16 +179,27 @@ func newHandler(m *metrics, logger *slog.Logger, version string, f *faults) http
 }
 
 func main() {
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("logger", "go-hello")
+	pusher, pushErr := newLogPusherFromEnv("go-hello")
+	var out io.Writer = os.Stdout
+	if pusher != nil {
+		out = teeWriter{out: os.Stdout, pusher: pusher}
+	}
+	logger := slog.New(slog.NewJSONHandler(out, nil)).With("logger", "go-hello")
+	if pushErr != nil {
+		// A bad setting must not take the service down: it runs, logging to stdout only.
+		logger.Error("log push disabled", "error", pushErr.Error())
+	}
 	version := envOr("APP_VERSION", "dev")
 	addr := net.JoinHostPort("0.0.0.0", envOr("PORT", "8080"))
-	server := &http.Server{Addr: addr, Handler: newHandler(newMetrics(), logger, version, newFaults()), ReadHeaderTimeout: 10 * time.Second}
+	handler := newHandler(newMetrics(), logger, version, newFaults(), pusher)
+	server := &http.Server{Addr: addr, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	listener, err := net.Listen("tcp", addr)
 	if err != nil {
 		logger.Error("listen failed", "addr", addr, "error", err.Error())
+		pusher.Close(logFlushTimeout)
 		os.Exit(1)
 	}
 	logger.Info("listening", "addr", addr, "version", version)
@@ -186,6 +208,7 @@ func main() {
 	select {
 	case err := <-served:
 		logger.Error("server failed", "error", err.Error())
+		pusher.Close(logFlushTimeout)
 		os.Exit(1)
 	case <-ctx.Done():
 	}
@@ -195,7 +218,16 @@ func main() {
 	defer cancel()
 	if err := server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Error("shutdown incomplete", "error", err.Error())
+		flushLogs(pusher)
 		os.Exit(1)
 	}
 	logger.Info("stopped")
+	flushLogs(pusher)
+}
+
+// flushLogs pushes what is still queued, "stopped" included, for up to logFlushTimeout.
+func flushLogs(pusher *logPusher) {
+	if left := pusher.Close(logFlushTimeout); left > 0 {
+		fmt.Fprintf(os.Stderr, "go-hello: %d log lines not pushed at exit\n", left)
+	}
 }

@@ -133,6 +133,8 @@ def test_ticket_form_request_is_what_it_always_was(people):
         "memory_limit": "1Gi",
         "metrics_port": None,
         "image": "",
+        # An unticked box is off (the request has no "not set" for a switch).
+        "logs_to_pipeline": False,
     }
     assert form.secret_env_changes == {}
 
@@ -156,6 +158,7 @@ def test_config_form_request_is_what_it_always_was(people):
         "startup_seconds": 40,
         "runtime_options": "-Dspring.profiles.active=test",
         "env_vars": [["LOG_LEVEL", "info"]],
+        "logs_to_pipeline": False,
     }
     initial = EnvironmentConfigForm.initial_from_request(VALID_REQUEST)
     assert initial["env_vars"] == "LOG_LEVEL=info"

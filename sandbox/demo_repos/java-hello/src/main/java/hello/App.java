@@ -38,7 +38,9 @@ import java.util.regex.Pattern;
  * server has it, and POST /actuator/serviceregistry {"status":"OUT_OF_SERVICE"|"UP"} sets or removes the
  * status override on the server; without EUREKA_URL both work on a local status only. On SIGTERM it logs
  * the moment, marks itself DOWN and de-registers, stops accepting connections, lets requests in flight finish
- * (up to 5 s) and exits.
+ * (up to 5 s), pushes the log lines still queued for LOG_REDIS_URL (up to 2 s) and exits.
+ *
+ * <p>With LOG_REDIS_URL set, every JSON line it writes to stdout also goes to the log proxy (LogPush.java).
  */
 public final class App {
     static final double[] BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -47,6 +49,8 @@ public final class App {
     static final String DEFAULT_EXTRA_LATENCY_MS = "0";
     static final int SHUTDOWN_GRACE_SECONDS = 5;
     static final String SERVICE_REGISTRY = "/actuator/serviceregistry";
+    // Null unless LOG_REDIS_URL is set; set before the first line is logged.
+    private static volatile LogPush logPush;
     private static final Pattern WANTED_STATUS = Pattern.compile("\"status\"\\s*:\\s*\"([A-Za-z_]+)\"");
 
     private final double errorRatio = Math.min(Math.max(Double.parseDouble(
@@ -74,6 +78,16 @@ public final class App {
     }
 
     public static void main(String[] args) throws Exception {
+        String logPushError = null;
+        try {
+            logPush = LogPush.fromEnv("java-hello");
+        } catch (IllegalArgumentException e) {
+            logPushError = e.getMessage();
+        }
+        if (logPushError != null) {
+            // A bad setting must not take the service down: it runs, logging to stdout only.
+            log("log push disabled", "\"error\":" + json(logPushError));
+        }
         int port = intEnv("PORT", 8080);
         int delay = intEnv("STARTUP_DELAY_SECONDS", 40);
         boolean slow = Boolean.parseBoolean(System.getenv().getOrDefault("SLOW_HEALTH", "false"));
@@ -136,6 +150,13 @@ public final class App {
             Thread.currentThread().interrupt();
         }
         log("stopped", null);
+        LogPush push = logPush;
+        if (push != null) {
+            int left = push.close(LogPush.FLUSH_MILLIS);
+            if (left > 0) {
+                System.err.println("java-hello: " + left + " log lines not pushed at exit");
+            }
+        }
     }
 
     void handle(HttpExchange exchange) throws IOException {
@@ -297,6 +318,21 @@ public final class App {
         out.append("# TYPE process_uptime_seconds gauge\n");
         out.append("process_uptime_seconds ")
                 .append(String.format(Locale.ROOT, "%.3f", (System.nanoTime() - startedNanos) / 1e9)).append('\n');
+        LogPush push = logPush;
+        long[] pushCounts = push == null
+                ? new long[4]
+                : new long[] {push.pushed.get(), push.dropped.get(), push.failures.get(), push.queued()};
+        out.append("# HELP log_lines_pushed_total Log lines the log server acknowledged.\n");
+        out.append("# TYPE log_lines_pushed_total counter\nlog_lines_pushed_total ").append(pushCounts[0])
+                .append('\n');
+        out.append("# HELP log_lines_dropped_total Log lines given up: queue full, answered -ERR, or unsent at exit.\n");
+        out.append("# TYPE log_lines_dropped_total counter\nlog_lines_dropped_total ").append(pushCounts[1])
+                .append('\n');
+        out.append("# HELP log_push_errors_total Failed pushes: -ERR replies and connection errors.\n");
+        out.append("# TYPE log_push_errors_total counter\nlog_push_errors_total ").append(pushCounts[2])
+                .append('\n');
+        out.append("# HELP log_queue_lines Log lines waiting to be pushed.\n");
+        out.append("# TYPE log_queue_lines gauge\nlog_queue_lines ").append(pushCounts[3]).append('\n');
         return out.toString();
     }
 
@@ -306,6 +342,11 @@ public final class App {
         synchronized (System.out) {
             System.out.println(line);
             System.out.flush();
+            // Under the same lock, so the pushed lines keep stdout's order.
+            LogPush push = logPush;
+            if (push != null) {
+                push.offer(line);
+            }
         }
     }
 

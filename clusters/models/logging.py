@@ -1,0 +1,131 @@
+"""The log pipeline of a cluster: the Redis-protocol → Kafka proxy (``logproxy/``) the portal deploys there,
+and where the portal itself reads the services' log lines back from Kafka.
+
+Services that "log to the pipeline" get ``LOG_REDIS_URL`` (the proxy's address as they reach it) and
+``LOG_REDIS_KEY`` (``logs:<project>:<environment>``); the proxy turns each pushed line into a Kafka record
+whose key is that list key and whose topic comes from the mapping, so the portal finds a service's lines by
+topic and record key."""
+
+from fnmatch import fnmatchcase
+from urllib.parse import quote
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from opsportal.secrets import EncryptedTextField
+
+DEFAULT_NAMESPACE = "opsportal-logging"
+SERVICE_NAME = "logproxy"
+PROXY_PORT = 6379
+# Kafka's own limit on topic names: letters, digits, '.', '_', '-', at most 249 characters.
+_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def log_key(project_name: str, environment: str) -> str:
+    """The Redis list key (and so the Kafka record key) of one project environment's log lines."""
+    return f"logs:{project_name}:{environment}"
+
+
+def validate_topic(value: str) -> None:
+    if not value or len(value) > 249 or not set(value) <= _TOPIC_CHARS or value in {".", ".."}:
+        raise ValidationError(
+            _("%(topic)s is not a Kafka topic name: use letters, digits, '.', '_' and '-' (at most 249).")
+            % {"topic": value or '""'},
+            code="invalid_topic",
+        )
+
+
+def parse_topic_mapping(text: str) -> list[tuple[str, str]]:
+    """``pattern=topic`` rules, one per line or separated by commas; the first pattern (a glob over the list
+    key, e.g. ``logs:orders:*``) that matches decides. The same syntax as the proxy's ``LOGPROXY_TOPICS``."""
+    rules: list[tuple[str, str]] = []
+    for raw in text.replace(",", "\n").splitlines():
+        rule = raw.strip()
+        if not rule:
+            continue
+        pattern, sep, topic = rule.partition("=")
+        pattern, topic = pattern.strip(), topic.strip()
+        if not sep or not pattern:
+            raise ValidationError(
+                _("%(rule)s: write each rule as key-pattern=topic, e.g. logs:orders:*=orders-logs.")
+                % {"rule": rule},
+                code="invalid_rule",
+            )
+        validate_topic(topic)
+        rules.append((pattern, topic))
+    return rules
+
+
+def validate_topic_mapping(value: str) -> None:
+    parse_topic_mapping(value)
+
+
+def validate_bootstrap_servers(value: str) -> None:
+    for server in filter(None, (s.strip() for s in (value or "").split(","))):
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValidationError(
+                _("%(server)s: write Kafka's bootstrap servers as host:port, separated by commas.")
+                % {"server": server},
+                code="invalid_bootstrap",
+            )
+
+
+class LogPipeline(models.Model):
+    """One per cluster: how the proxy is configured there and how the portal reaches its Kafka."""
+
+    cluster = models.OneToOneField("clusters.Cluster", on_delete=models.CASCADE, related_name="log_pipeline")
+    # As the proxy's pods reach Kafka.
+    kafka_bootstrap_servers = models.CharField(
+        _("Kafka bootstrap servers"), max_length=500, validators=[validate_bootstrap_servers]
+    )
+    # As the portal (its workers) reaches the same Kafka; empty: the same addresses.
+    portal_bootstrap_servers = models.CharField(
+        _("Kafka bootstrap servers for the portal"),
+        max_length=500,
+        blank=True,
+        validators=[validate_bootstrap_servers],
+    )
+    default_topic = models.CharField(
+        _("default topic"), max_length=249, default="app-logs", validators=[validate_topic]
+    )
+    topic_mapping = models.TextField(
+        _("topic mapping"), blank=True, default="", validators=[validate_topic_mapping]
+    )
+    # The proxy's AUTH password; empty: no AUTH. Services get it inside LOG_REDIS_URL (a Secret).
+    password = EncryptedTextField(_("proxy password"), blank=True, default="")
+    namespace = models.CharField(_("namespace"), max_length=63, default=DEFAULT_NAMESPACE)
+    # host:port as the services reach the proxy; empty: the Service's DNS name.
+    service_address = models.CharField(_("address for services"), max_length=255, blank=True)
+    min_replicas = models.PositiveSmallIntegerField(_("minimum replicas"), default=2)
+    max_replicas = models.PositiveSmallIntegerField(_("maximum replicas"), default=6)
+    # A Kibana (or any log UI) link per service: {project}, {environment}, {key} and {topic} are filled in.
+    kibana_url = models.CharField(_("Kibana link"), max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("log pipeline")
+
+    def __str__(self) -> str:
+        return f"log pipeline of {self.cluster_id}"
+
+    @property
+    def portal_bootstrap(self) -> str:
+        return self.portal_bootstrap_servers or self.kafka_bootstrap_servers
+
+    @property
+    def proxy_address(self) -> str:
+        return self.service_address or f"{SERVICE_NAME}.{self.namespace}.svc:{PROXY_PORT}"
+
+    def redis_url(self) -> str:
+        """``LOG_REDIS_URL`` as a service gets it (with the password: only ever put into a Secret)."""
+        auth = f":{quote(str(self.password), safe='')}@" if self.password else ""
+        return f"redis://{auth}{self.proxy_address}/0"
+
+    def topic_for(self, key: str) -> str:
+        for pattern, topic in parse_topic_mapping(self.topic_mapping):
+            if fnmatchcase(key, pattern):
+                return topic
+        return self.default_topic
