@@ -27,12 +27,8 @@ from pathlib import Path
 from sandbox.procs import run_relaying
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The Python services the sandbox builds from this repository: the log proxy (and, until it lands, the
-# stand-in service tests/sandbox/test_python_build.py builds).
-REQUIREMENTS = (
-    REPO_ROOT / "logproxy" / "requirements.txt",
-    REPO_ROOT / "tests" / "sandbox" / "pyping" / "pyping" / "requirements.txt",
-)
+# The Python services the sandbox builds from this repository: the log proxy.
+REQUIREMENTS = (REPO_ROOT / "logproxy" / "requirements.txt",)
 HOW_TO_BUILD = "fetch it with `make wheelhouse` (or `.venv/bin/python -m sandbox.wheelhouse build`)"
 COMPLETE = ".complete"  # written last: a wheelhouse without it is half fetched
 
