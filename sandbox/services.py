@@ -28,7 +28,7 @@ from sandbox.eureka.server import find_java
 from sandbox.kafka import HOW_TO_BUILD as HOW_TO_BUILD_KAFKA
 from sandbox.kafka import KafkaError, KafkaServer, libs_ready
 from sandbox.kube.cluster import ClusterState, pid_alive, read_state, start_in_background
-from sandbox.pipeline import SandboxPipeline
+from sandbox.pipeline import LOGPROXY_PACKAGE, SandboxPipeline
 from sandbox.procs import free_port, port_free
 from sandbox.prometheus import PrometheusError, PrometheusServer, find_binary, find_promtool, monitoring_token
 from sandbox.seed import DEMO_PROJECTS, demo_repository
@@ -44,6 +44,10 @@ def start_pipeline(root: Path) -> SandboxPipeline:
     pipeline = SandboxPipeline(root).start()
     for name in DEMO_PROJECTS:
         pipeline.add_repository(demo_repository(name), demo=name)
+    # The log proxy's sources as ops/logproxy, brought up to date on every start: the portal builds its image
+    # with the python recipe like any service's.
+    if LOGPROXY_PACKAGE.is_dir():
+        pipeline.add_logproxy()
     return pipeline
 
 
