@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VENDOR := static/vendor
 
-.PHONY: run test lint format check pytest assets messages cluster cluster-binaries eureka-server kafka-server fresh-check bench clean
+.PHONY: run test lint format check pytest assets messages cluster cluster-binaries eureka-server kafka-server wheelhouse fresh-check bench clean
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,12 +33,12 @@ messages: $(VENV)/.stamp
 	DJANGO_DEBUG=true $(PY) manage.py compilemessages --ignore=.venv --ignore=node_modules -v 0
 
 ## Serve the portal with its sandbox on http://127.0.0.1:8000 (embedded SQLite unless DATABASE_URL/REDIS_URL).
-run: $(VENV)/.stamp assets messages eureka-server kafka-server
+run: $(VENV)/.stamp assets messages eureka-server kafka-server wheelhouse
 	$(PY) -m sandbox.run
 
 ## Lint, Django checks and the whole test suite against real PostgreSQL, Redis, Celery, Daphne and Chromium.
-## The control-plane binaries, the Eureka server and Kafka are prerequisites: pytest never builds them.
-test: $(VENV)/.stamp assets messages lint cluster-binaries eureka-server kafka-server
+## The control-plane binaries, the Eureka server, Kafka and the wheelhouse are prerequisites: pytest never builds them.
+test: $(VENV)/.stamp assets messages lint cluster-binaries eureka-server kafka-server wheelhouse
 	$(PY) -m sandbox.testenv -- $(PY) manage.py check --settings=opsportal.settings_test
 	$(PY) -m sandbox.testenv -- $(PY) manage.py makemigrations --check --dry-run --settings=opsportal.settings_test
 	$(PY) -m sandbox.testenv -- $(PY) -m pytest $(PYTEST_ARGS)
@@ -60,6 +60,11 @@ cluster-binaries: $(VENV)/.stamp
 ## ~/.cache/opsportal/eureka/<hash of its sources> (cold: about 1½ minutes, with Maven's progress); a no-op when current.
 eureka-server: $(VENV)/.stamp
 	$(PY) -m sandbox.eureka build
+
+## Fetch the wheels of the Python services the sandbox builds (the log proxy's requirements) into
+## ~/.cache/opsportal/wheels/<hash of the file>: its builds then read no index. A no-op when current.
+wheelhouse: $(VENV)/.stamp
+	$(PY) -m sandbox.wheelhouse build
 
 ## Resolve the sandbox's real Kafka broker (sandbox/kafka/libs-pom: kafka_2.13 4.4.0 from Maven Central, 45 jars)
 ## into ~/.cache/opsportal/kafka/<hash of the pom>/libs (cold: about 10 s, with Maven's progress); a no-op when current.

@@ -3,7 +3,12 @@
 import importlib
 import sys
 
-BENCHMARKS = {"terminal": "bench.terminal", "pipeline": "bench.pipeline", "releases": "bench.releases"}
+BENCHMARKS = {
+    "terminal": "bench.terminal",
+    "pipeline": "bench.pipeline",
+    "releases": "bench.releases",
+    "logproxy": "bench.logproxy",
+}
 
 
 def main(argv: list[str]) -> int:

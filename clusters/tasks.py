@@ -116,3 +116,14 @@ def remove_alert_rules(*, file_name: str) -> None:
     from clusters.services.alert_rules import alert_rules_remove
 
     alert_rules_remove(file_name=file_name)
+
+
+# One run of an environment's live log tail (clusters.services.pipeline_tail): it reads for about a second
+# and queues the next run itself while someone watches. A run that fails or is lost ends the chain; the
+# chain's key expires and the next viewer refresh starts a new one. So no late acknowledgement: a
+# redelivered run would only be a duplicate (its token check would stop it anyway).
+@shared_task(time_limit=60, soft_time_limit=50, acks_late=False)
+def pipeline_tail(*, environment_id: int, token: str, start_ms: int | None = None) -> None:
+    from clusters.services.pipeline_tail import tail_run
+
+    tail_run(environment_id=environment_id, token=token, start_ms=start_ms)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clusters.views import alert_rules, clusters, environments, eureka, monitoring, terminal
+from clusters.views import alert_rules, clusters, environments, eureka, monitoring, pipeline_logs, terminal
 
 _ENV = "projects/<str:name>/env/<str:environment>/"
 
@@ -27,6 +27,7 @@ urlpatterns = [
         environments.environment_logs_download,
         name="environment-logs-download",
     ),
+    path(f"{_ENV}pipeline-logs/", pipeline_logs.pipeline_logs_search, name="environment-pipeline-logs"),
     path(f"{_ENV}config/", environments.environment_config, name="environment-config"),
     path(f"{_ENV}config/changes/", environments.config_change_list, name="environment-config-changes"),
     path(

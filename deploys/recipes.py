@@ -25,15 +25,38 @@ _PACKAGE = """printf '%s\\n' "$DOCKERFILE" > Dockerfile
 echo "==> Building and pushing $IMAGE"
 "${IMAGE_BUILDER:?the build agent must set IMAGE_BUILDER (build CONTEXT and push IMAGE)}" . "$IMAGE"
 """
+# The build agent fetches a Python service's requirements as wheels; where from is the agent's pip
+# configuration (PIP_INDEX_URL, or PIP_NO_INDEX with PIP_FIND_LINKS naming a wheelhouse, as the sandbox agent
+# has), so the image build itself needs no index. `pip wheel` also builds a wheel for a requirement that only
+# has sources.
+_PYTHON_WHEELS = """mkdir -p wheels
+if [ -f requirements.txt ]; then
+  echo "==> Fetching the requirements as wheels"
+  python3 -m pip wheel --disable-pip-version-check --progress-bar off \\
+    --wheel-dir wheels --requirement requirements.txt
+fi
+"""
+# ...and the Dockerfile installs them with the base image's own interpreter and pip, offline, in a stage of
+# its own: the final image gets the installed packages and the sources, not the wheels.
+PYTHON_DEPS = "opsportal-deps"
+PYTHON_DEPS_STAGE = f"""FROM {{{{ base_image }}}} AS {PYTHON_DEPS}
+WORKDIR /app
+COPY . .
+RUN mkdir -p /opt/deps && if [ -f requirements.txt ]; then \\
+      python -m pip install --no-index --find-links wheels --no-cache-dir --disable-pip-version-check \\
+        --root-user-action=ignore \\
+        --target /opt/deps --requirement requirements.txt; \\
+    fi && rm -rf wheels
+"""
 # Every generic Dockerfile starts with the preStop helper's stage and copies its static HTTP client, so the
 # hook can set the Eureka status override in images that have neither curl nor wget (deploys/prestop).
 PRESTOP_STAGE = "opsportal-prestop"
 
 
-def _generic(rest: str) -> str:
+def _generic(rest: str, *, stages: str = "") -> str:
+    """The helper's stage first, then any build ``stages`` of the recipe's own, then the final stage."""
     return (
-        f"FROM {{{{ prestop_helper_image }}}} AS {PRESTOP_STAGE}\n"
-        "FROM {{ base_image }}\n"
+        f"FROM {{{{ prestop_helper_image }}}} AS {PRESTOP_STAGE}\n" + stages + "FROM {{ base_image }}\n"
         f"COPY --from={PRESTOP_STAGE} /opt/opsportal/bin/http-post /opt/opsportal/bin/http-post\n" + rest
     )
 
@@ -70,16 +93,17 @@ ENTRYPOINT ["java", "-jar", "/app/app.jar"]
         ),
     },
     "python": {
-        "build_shell": _CHECKOUT + _PACKAGE,
+        "build_shell": _CHECKOUT + _PYTHON_WHEELS + _PACKAGE,
         "dockerfile": _generic(
-            """WORKDIR /app
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
-COPY . .
-EXPOSE {{ port }}
+            f"""COPY --from={PYTHON_DEPS} /opt/deps /opt/deps
+COPY --from={PYTHON_DEPS} /app /app
+WORKDIR /app
+ENV PYTHONPATH=/opt/deps PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+EXPOSE {{{{ port }}}}
 USER 65534:65534
-CMD ["python", "-m", "gunicorn", "--bind", "0.0.0.0:{{ port }}", "app:app"]
-"""
+CMD ["python", "-m", "gunicorn", "--bind", "0.0.0.0:{{{{ port }}}}", "app:app"]
+""",
+            stages=PYTHON_DEPS_STAGE,
         ),
     },
     "php": {

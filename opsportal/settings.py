@@ -450,6 +450,14 @@ CELERY_BEAT_SCHEDULE["route-missed-alerts"] = {
 ENVIRONMENT_WATCH_MAX_KEYS = env_int("ENVIRONMENT_WATCH_MAX_KEYS", 250)
 # Container logs followed at once per web process (one thread each); one more is refused with a message.
 ENVIRONMENT_LOG_FOLLOWERS_MAX = env_int("ENVIRONMENT_LOG_FOLLOWERS_MAX", 20)
+# The environment page's view of the log pipeline (Kafka): how long the portal waits for a broker (s), how
+# much one search may read (records, seconds), and the live tail's chain: the pause between two reads (s)
+# and how long a viewer counts without refreshing (s; the page refreshes at a third of it).
+LOG_PIPELINE_KAFKA_TIMEOUT = float(env_str("LOG_PIPELINE_KAFKA_TIMEOUT", "5"))
+LOG_PIPELINE_SEARCH_MAX_SCAN = env_int("LOG_PIPELINE_SEARCH_MAX_SCAN", 200_000)
+LOG_PIPELINE_SEARCH_SECONDS = float(env_str("LOG_PIPELINE_SEARCH_SECONDS", "10"))
+LOG_PIPELINE_TAIL_INTERVAL = float(env_str("LOG_PIPELINE_TAIL_INTERVAL", "1"))
+LOG_PIPELINE_TAIL_VIEWER_SECONDS = env_int("LOG_PIPELINE_TAIL_VIEWER_SECONDS", 15)
 
 # --- Web terminal ---------------------------------------------------------------------------
 # A terminal with no keystroke for this long is closed, in seconds.

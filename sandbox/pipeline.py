@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import shutil
+import sys
+import tempfile
 import time
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -18,12 +20,17 @@ from sandbox.images import ensure_base_images, ensure_prestop_helper
 from sandbox.jenkins import JenkinsStandin
 from sandbox.procs import free_port, port_free
 from sandbox.registry import RegistryServer
+from sandbox.wheelhouse import agent_env as wheelhouse_env
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_REPOS = REPO_ROOT / "sandbox" / "demo_repos"
 IMAGE_BUILDER = REPO_ROOT / "sandbox" / "jenkins" / "build_image.sh"
+# The log proxy's package; in the GitLab stand-in as a project of its own, so the portal tags and builds it
+# with the python recipe like any service.
+LOGPROXY_PACKAGE = REPO_ROOT / "logproxy"
+LOGPROXY_REPOSITORY = "ops/logproxy"
 GITLAB_TOKEN = "glpat-sandbox-token"  # noqa: S105 - a local stand-in's fixed token
 JENKINS_USER = "opsportal"
 JENKINS_TOKEN = "11sandboxapitoken"  # noqa: S105
@@ -62,6 +69,7 @@ class SandboxPipeline:
         self.gitlab = GitLabStandin(self.root / "gitlab", GITLAB_TOKEN)
         self.registry = RegistryServer(self.root / "registry")
         go = shutil.which("go") or "/usr/local/go/bin/go"
+        python_bin = self._agent_python()
         self.jenkins = JenkinsStandin(
             self.root / "jenkins",
             JENKINS_USER,
@@ -71,13 +79,29 @@ class SandboxPipeline:
                 # What a real build agent provides: the image build-and-push command and the tool chain.
                 "IMAGE_BUILDER": str(IMAGE_BUILDER),
                 "SANDBOX_BUILDAH_ROOT": str(buildah_root or self.root / "buildah"),
-                # The recipes' tools: go (the go recipe), mvn (java); php needs none without composer.json.
-                "PATH": f"{Path(go).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                # The recipes' tools: go (the go recipe), mvn (java), python3 (python: the interpreter the
+                # python base image copies, so the wheels it picks fit the image); php needs none without
+                # composer.json.
+                "PATH": f"{python_bin}:{Path(go).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                # The python recipe's `pip wheel` reads the local wheelhouse only (sandbox/wheelhouse).
+                **wheelhouse_env(),
                 "GOTOOLCHAIN": "local",
                 # Go needs a build cache directory; a stand-in started without HOME would fail without it.
                 **({} if os.environ.get("HOME") else {"GOCACHE": str(self.root / "go-build")}),
             },
         )
+
+    def _agent_python(self) -> Path:
+        """A directory whose python3 is the interpreter this sandbox runs on (its base, not the venv), and
+        nothing else: putting the interpreter's own bin/ on PATH would shadow the agent's other tools."""
+        bin_dir = self.root / "agent-bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        link = bin_dir / "python3"
+        target = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+        if not link.is_symlink() or link.readlink() != target:
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
+        return bin_dir
 
     @property
     def ports_file(self) -> Path:
@@ -146,6 +170,26 @@ class SandboxPipeline:
         """A GitLab project holding one of the demo repositories (kept if it exists)."""
         if self.gitlab.find_project(path) is None:
             self.gitlab.create_project(path, DEMO_REPOS / demo)
+
+    def add_python_package(self, path: str, package: Path) -> None:
+        """A GitLab project holding a Python package of this repository as a service of its own: the package
+        directory and, at the root, its requirements.txt (what the python recipe installs), so that
+        `python -m <package>` runs it from /app. Kept in step with the sources: a changed package is a new
+        commit on its default branch."""
+        with tempfile.TemporaryDirectory(prefix="python-package-") as tmp:
+            tree = Path(tmp) / "tree"
+            shutil.copytree(
+                package, tree / package.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+            requirements = package / "requirements.txt"
+            if requirements.is_file():
+                shutil.copyfile(requirements, tree / "requirements.txt")
+            self.gitlab.sync_project(path, tree, message=f"{package.name} from the OpsPortal repository")
+
+    def add_logproxy(self) -> str:
+        """The log proxy's repository (``ops/logproxy``); its path."""
+        self.add_python_package(LOGPROXY_REPOSITORY, LOGPROXY_PACKAGE)
+        return LOGPROXY_REPOSITORY
 
     def settings(self) -> dict[str, str]:
         return {

@@ -205,6 +205,7 @@ def main() -> int:
     apollo = None
     eureka = None
     kafka = None
+    log_pipelines = None
     if os.environ.get("OPSPORTAL_SANDBOX", "1") != "0":
         from sandbox import services
 
@@ -224,7 +225,10 @@ def main() -> int:
         eureka = services.SandboxEureka(settings.VAR_DIR / "sandbox" / "eureka")
         eureka.start()
         # Before the cluster too: its pods' gateway adds the broker's listener for pods (one restart).
-        kafka = services.SandboxKafka(settings.VAR_DIR / "sandbox" / "kafka")
+        log_pipelines = services.SandboxLogPipelines(settings.VAR_DIR / "sandbox" / "logpipeline")
+        kafka = services.SandboxKafka(
+            settings.VAR_DIR / "sandbox" / "kafka", on_pods_listener=log_pipelines.kafka_serves_pods
+        )
         if kafka.start() is not None:
             print(f"Sandbox: Kafka starting on {kafka.bootstrap} (in the background, about 10 s)", flush=True)
         if not os.environ.get("GRAFANA_URL"):
@@ -240,6 +244,7 @@ def main() -> int:
                 services.register_clusters(kubeconfig, server)
                 gateway = read_state(kube_dir).pod_gateway
                 eureka.cluster_ready(gateway)
+                log_pipelines.cluster_ready(kubeconfig, gateway)  # before Kafka's restart calls it back
                 kafka.cluster_ready(gateway)
                 if prometheus is not None:
                     # The pod agent's exporter is known now, and the clusters exist: both change the config.
@@ -363,6 +368,8 @@ def main() -> int:
             eureka.stop()
         if kafka is not None:
             kafka.stop()
+        if log_pipelines is not None:
+            log_pipelines.stop()
         (settings.VAR_DIR / "run.pid").unlink(missing_ok=True)
         lock.close()
 

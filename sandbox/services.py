@@ -18,7 +18,8 @@ from pathlib import Path
 import requests
 from django.db import transaction
 
-from clusters.models import Cluster
+from clusters.models import Cluster, LogPipeline
+from clusters.models.logging import DEFAULT_NAMESPACE, PROXY_PORT, SERVICE_NAME
 from sandbox.alertmanager import AlertmanagerError, AlertmanagerServer, webhook_token
 from sandbox.alertmanager import find_binary as find_alertmanager
 from sandbox.eureka import HOW_TO_BUILD as HOW_TO_BUILD_EUREKA
@@ -27,10 +28,11 @@ from sandbox.eureka.server import find_java
 from sandbox.kafka import HOW_TO_BUILD as HOW_TO_BUILD_KAFKA
 from sandbox.kafka import KafkaError, KafkaServer, libs_ready
 from sandbox.kube.cluster import ClusterState, pid_alive, read_state, start_in_background
-from sandbox.pipeline import SandboxPipeline
+from sandbox.pipeline import LOGPROXY_PACKAGE, SandboxPipeline
 from sandbox.procs import free_port, port_free
 from sandbox.prometheus import PrometheusError, PrometheusServer, find_binary, find_promtool, monitoring_token
 from sandbox.seed import DEMO_PROJECTS, demo_repository
+from sandbox.service_relay import ServiceRelay
 
 logger = logging.getLogger(__name__)
 SANDBOX_CLUSTERS = {"test": "sandbox-test", "prod": "sandbox-prod"}
@@ -42,6 +44,10 @@ def start_pipeline(root: Path) -> SandboxPipeline:
     pipeline = SandboxPipeline(root).start()
     for name in DEMO_PROJECTS:
         pipeline.add_repository(demo_repository(name), demo=name)
+    # The log proxy's sources as ops/logproxy, brought up to date on every start: the portal builds its image
+    # with the python recipe like any service's.
+    if LOGPROXY_PACKAGE.is_dir():
+        pipeline.add_logproxy()
     return pipeline
 
 
@@ -404,10 +410,12 @@ class SandboxKafka:
 
     BRIDGE_WAIT_SECONDS = 60.0
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, on_pods_listener=None) -> None:
         self.root = Path(root)
         self.server: KafkaServer | None = None
         self.gateway = ""
+        # Called with the broker once it serves pods (the bootstrap addresses the log pipelines need).
+        self.on_pods_listener = on_pods_listener
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -480,6 +488,11 @@ class SandboxKafka:
         print(f"Sandbox: Kafka {server.bootstrap} (log {server.log_file})", flush=True)
         if gateway:
             print(f"Sandbox: Kafka for pods (bootstrap servers): {server.pod_bootstrap}", flush=True)
+            if self.on_pods_listener is not None:
+                try:
+                    self.on_pods_listener(server)
+                except Exception:  # make run goes on without log pipelines; the cause is in the log
+                    logger.exception("the sandbox log pipelines were not set up")
 
     def _bridge_up(self, gateway: str) -> bool:
         deadline = time.monotonic() + self.BRIDGE_WAIT_SECONDS
@@ -496,3 +509,79 @@ class SandboxKafka:
             self._thread.join(60)
         if self.server is not None:
             self.server.stop()
+
+
+# Both sandbox clusters are one control plane: each environment's proxy gets a namespace of its own.
+LOG_PIPELINE_NAMESPACES = {"test": DEFAULT_NAMESPACE, "prod": f"{DEFAULT_NAMESPACE}-prod"}
+
+
+class SandboxLogPipelines:
+    """The sandbox clusters' log pipelines for `make run`: Kafka as the pods and the portal reach it, and,
+    since no ClusterIP routes here, a :class:`ServiceRelay` per cluster on the pods' gateway standing in for
+    kube-proxy in front of the proxy's Service; its address is what services get in ``LOG_REDIS_URL``.
+    The proxy itself is deployed from the portal (Log pipelines page), like in a real cluster."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.relays: dict[str, ServiceRelay] = {}
+        self.kubeconfig = ""
+        self.gateway = ""
+
+    @property
+    def ports_file(self) -> Path:
+        return self.root / "relay-ports.json"
+
+    def cluster_ready(self, kubeconfig: str, gateway: str) -> None:
+        """``kubeconfig`` is the sandbox cluster's kubeconfig text; ``gateway`` its pods' bridge address."""
+        self.kubeconfig, self.gateway = kubeconfig, gateway
+
+    def kafka_serves_pods(self, kafka: KafkaServer) -> None:
+        if not self.kubeconfig or not self.gateway:
+            return
+        import yaml
+        from kubernetes import config as kube_config
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            saved = json.loads(self.ports_file.read_text())
+        except (OSError, ValueError):
+            saved = {}
+        api_client = kube_config.new_client_from_config_dict(yaml.safe_load(self.kubeconfig))
+        for environment, cluster_name in SANDBOX_CLUSTERS.items():
+            namespace = LOG_PIPELINE_NAMESPACES[environment]
+            if environment not in self.relays:
+                port = saved.get(environment)
+                port = port if isinstance(port, int) and port_free(port, self.gateway) else 0
+                relay = ServiceRelay(
+                    self.gateway,
+                    port,
+                    api_client=api_client,
+                    namespace=namespace,
+                    service=SERVICE_NAME,
+                    port=PROXY_PORT,
+                )
+                self.relays[environment] = relay.start()
+            cluster = Cluster.objects.filter(name=cluster_name).first()
+            if cluster is None:
+                continue
+            LogPipeline.objects.update_or_create(
+                cluster=cluster,
+                defaults={
+                    "kafka_bootstrap_servers": kafka.pod_bootstrap,
+                    "portal_bootstrap_servers": kafka.bootstrap,
+                    "namespace": namespace,
+                    "service_address": self.relays[environment].address,
+                    # Ops may have tuned the rest on the page; only the sandbox's addresses are its own.
+                },
+            )
+            address = self.relays[environment].address
+            print(
+                f"Sandbox: log pipeline of {cluster_name}: services push to {address} (a relay to Service "
+                f"{SERVICE_NAME} in {namespace}); deploy the proxy on the Log pipelines page",
+                flush=True,
+            )
+        self.ports_file.write_text(json.dumps({env: relay.listen_port for env, relay in self.relays.items()}))
+
+    def stop(self) -> None:
+        for relay in self.relays.values():
+            relay.stop()

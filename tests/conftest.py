@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.fixtures.configs",
     "tests.fixtures.eureka",
     "tests.fixtures.kafka",
+    "tests.fixtures.logproxy",
 ]
 
 

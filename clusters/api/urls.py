@@ -1,6 +1,15 @@
 from django.urls import path
 
-from clusters.api import alert_rules, clusters, environments, eureka, metrics, prometheus_config, terminal
+from clusters.api import (
+    alert_rules,
+    clusters,
+    environments,
+    eureka,
+    metrics,
+    pipeline_logs,
+    prometheus_config,
+    terminal,
+)
 
 _ENV = "projects/<str:name>/environments/<str:environment>/"
 
@@ -27,6 +36,11 @@ urlpatterns = [
     path(f"{_ENV}scale/", environments.ScaleView.as_view(), name="api-environment-scale"),
     path(f"{_ENV}pods/<str:pod>/", environments.PodView.as_view(), name="api-environment-pod"),
     path(f"{_ENV}pods/<str:pod>/logs/", environments.PodLogsView.as_view(), name="api-environment-pod-logs"),
+    path(
+        f"{_ENV}pipeline-logs/",
+        pipeline_logs.PipelineLogsView.as_view(),
+        name="api-environment-pipeline-logs",
+    ),
     path(f"{_ENV}metrics/", metrics.MetricsView.as_view(), name="api-environment-metrics"),
     path(f"{_ENV}eureka/", eureka.EurekaInstancesView.as_view(), name="api-environment-eureka"),
     path(

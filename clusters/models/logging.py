@@ -13,13 +13,12 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from logproxy.config import TOPIC_NAME, ConfigError, Route, parse_routes
 from opsportal.secrets import EncryptedTextField
 
 DEFAULT_NAMESPACE = "opsportal-logging"
 SERVICE_NAME = "logproxy"
 PROXY_PORT = 6379
-# Kafka's own limit on topic names: letters, digits, '.', '_', '-', at most 249 characters.
-_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 def log_key(project_name: str, environment: str) -> str:
@@ -28,7 +27,7 @@ def log_key(project_name: str, environment: str) -> str:
 
 
 def validate_topic(value: str) -> None:
-    if not value or len(value) > 249 or not set(value) <= _TOPIC_CHARS or value in {".", ".."}:
+    if not TOPIC_NAME.match(value or "") or value in {".", ".."}:
         raise ValidationError(
             _("%(topic)s is not a Kafka topic name: use letters, digits, '.', '_' and '-' (at most 249).")
             % {"topic": value or '""'},
@@ -36,25 +35,24 @@ def validate_topic(value: str) -> None:
         )
 
 
-def parse_topic_mapping(text: str) -> list[tuple[str, str]]:
+def topic_mapping_env(text: str) -> str:
+    """The mapping as the proxy's ``LOGPROXY_TOPICS`` takes it: rules separated by commas (the page also
+    allows one per line)."""
+    return ",".join(filter(None, (line.strip() for line in text.replace(",", "\n").splitlines())))
+
+
+def parse_topic_mapping(text: str) -> tuple[Route, ...]:
     """``pattern=topic`` rules, one per line or separated by commas; the first pattern (a glob over the list
-    key, e.g. ``logs:orders:*``) that matches decides. The same syntax as the proxy's ``LOGPROXY_TOPICS``."""
-    rules: list[tuple[str, str]] = []
-    for raw in text.replace(",", "\n").splitlines():
-        rule = raw.strip()
-        if not rule:
-            continue
-        pattern, sep, topic = rule.partition("=")
-        pattern, topic = pattern.strip(), topic.strip()
-        if not sep or not pattern:
-            raise ValidationError(
-                _("%(rule)s: write each rule as key-pattern=topic, e.g. logs:orders:*=orders-logs.")
-                % {"rule": rule},
-                code="invalid_rule",
-            )
-        validate_topic(topic)
-        rules.append((pattern, topic))
-    return rules
+    key, e.g. ``logs:orders:*``) that matches decides. Parsed by the proxy's own parser, so the page accepts
+    exactly what the proxy will."""
+    try:
+        return parse_routes(topic_mapping_env(text))
+    except ConfigError as exc:
+        raise ValidationError(
+            _("%(problem)s. Write each rule as key-pattern=topic, e.g. logs:orders:*=orders-logs.")
+            % {"problem": str(exc).removeprefix("LOGPROXY_TOPICS: ")},
+            code="invalid_rule",
+        ) from None
 
 
 def validate_topic_mapping(value: str) -> None:
@@ -125,7 +123,7 @@ class LogPipeline(models.Model):
         return f"redis://{auth}{self.proxy_address}/0"
 
     def topic_for(self, key: str) -> str:
-        for pattern, topic in parse_topic_mapping(self.topic_mapping):
-            if fnmatchcase(key, pattern):
-                return topic
+        for route in parse_topic_mapping(self.topic_mapping):
+            if fnmatchcase(key, route.pattern):
+                return route.topic
         return self.default_topic

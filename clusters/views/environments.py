@@ -15,6 +15,7 @@ from clusters.forms.environments import EnvironmentConfigForm
 from clusters.forms.workload import OverridesForm
 from clusters.selectors import environments as selectors
 from clusters.selectors import monitoring as monitoring_selectors
+from clusters.selectors import pipeline_logs
 from clusters.selectors.dashboards import dashboard_summary
 from clusters.services import config_changes
 from clusters.services import environments as services
@@ -64,6 +65,20 @@ def environment_page(request, name: str, environment: str):
             "log_search": log_search,
             "dashboard": dashboard_summary(ref.environment),
             "monitoring": _monitoring(),
+            # Database only: the search and the tail load after the page (clusters.views.pipeline_logs).
+            "pipeline": pipeline_logs.pipeline_target(ref),
+            "levels": pipeline_logs.LEVELS,
+            "minute_choices": pipeline_logs.MINUTE_CHOICES,
+            "query": pipeline_logs.SearchQuery(),
+            "pipeline_i18n": {
+                "connecting": _("connecting…"),
+                "live": _("live: new lines appear here"),
+                "stopped": _("stopped"),
+                "closed": _("disconnected, retrying…"),
+                "skipped": _("%(n)s older lines skipped: more arrived than the tail shows.") % {"n": "{n}"},
+                "kafkaTime": _("Kafka time"),
+                "cut": _("cut at 64 KiB"),
+            },
             # Loaded by the page itself (clusters.views.eureka): rendering never waits for Eureka.
             "show_eureka": bool(ref.environment.cluster.eureka_url)
             or bool(state["config"]["request"].get("eureka_enabled")),

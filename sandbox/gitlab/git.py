@@ -94,6 +94,27 @@ def init_bare_from_dir(
         run_git(work, "push", "--quiet", str(bare), f"HEAD:refs/heads/{branch}")
 
 
+def commit_dir(bare: Path, source: Path, branch: str = "main", message: str = "Update") -> bool:
+    """Make ``branch`` hold exactly ``source``'s files with one new commit; False when they are unchanged."""
+    with tempfile.TemporaryDirectory(prefix="gitlab-standin-") as tmp:
+        work = Path(tmp) / "work"
+        run_git(Path(tmp), "clone", "--quiet", "--branch", branch, "--", str(bare), str(work))
+        for child in work.iterdir():
+            if child.name == ".git":
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        shutil.copytree(source, work, ignore=shutil.ignore_patterns(".git"), dirs_exist_ok=True)
+        run_git(work, "add", "--all")
+        if not run_git(work, "status", "--porcelain").strip():
+            return False
+        run_git(work, "commit", "--quiet", "-m", message)
+        run_git(work, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
+        return True
+
+
 def resolve_commit(bare: Path, ref: str) -> str | None:
     if not ref:
         return None

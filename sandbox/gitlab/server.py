@@ -141,6 +141,17 @@ class GitLabStandin(ThreadedStandin):
             git.init_bare_from_dir(bare, Path(source), default_branch)
             return self._register(bare)
 
+    def sync_project(self, path_with_namespace: str, source: Path | str, message: str = "Update") -> Project:
+        """Create ``namespace/name`` from ``source``, or commit ``source``'s files on its default branch
+        when they changed (a sandbox that keeps its GitLab between runs serves the current sources)."""
+        project = self.find_project(path_with_namespace)
+        if project is None:
+            return self.create_project(path_with_namespace, source)
+        with self.lock:
+            branch = git.run_git(project.bare, "symbolic-ref", "--short", "HEAD").strip()
+            git.commit_dir(project.bare, Path(source), branch, message)
+        return project
+
     def create_branch(self, project: Project, name: str, ref: str) -> None:
         sha = git.resolve_commit(project.bare, ref)
         if sha is None:

@@ -6,6 +6,9 @@ these:
 - ``busybox``: static busybox (Go's binaries are static; also the default for other languages);
 - ``java``: a jlink'ed JRE 17 in /opt/java plus the shared libraries it links and busybox (the java recipe's
   Dockerfile brings its own ENTRYPOINT ``java -jar``);
+- ``python``: the CPython this sandbox runs on (``sys.base_prefix``, or ``SANDBOX_PYTHON_HOME``) in
+  /opt/python, its standard library without tests/IDLE/tkinter/byte code, pip, and the libraries it links,
+  plus busybox (the python recipe installs the service's wheels with that pip in a build stage);
 - ``php``: /usr/bin/php with its ini files, extensions and libraries plus busybox, whose CMD serves
   /var/www/html with PHP's built-in server on $PORT (default 8080), as php-apache's base does with Apache.
 
@@ -29,6 +32,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,12 +72,18 @@ IMAGES = {
             workdir="/var/www/html",
             description="PHP CLI (built-in server) + busybox",
         ),
+        BaseImage(
+            "python",
+            env=("PATH=/opt/python/bin:/bin",),
+            cmd=("python3",),
+            description="CPython (the sandbox's own) + pip + busybox",
+        ),
         BaseImage("prestop-helper", env=(), description="the preStop hook's static HTTP client"),
     )
 }
 PRESTOP_HELPER = "prestop-helper"
 # Which image each language's Dockerfile starts from; "default" is the portal's fallback for the others.
-LANGUAGE_IMAGES = {"default": "busybox", "go": "busybox", "java": "java", "php": "php"}
+LANGUAGE_IMAGES = {"default": "busybox", "go": "busybox", "java": "java", "php": "php", "python": "python"}
 
 
 class BaseImageError(RuntimeError):
@@ -87,10 +97,20 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "opsportal" / "images"
 
 
+def _rootfs_env() -> dict[str, str]:
+    # The python image copies the interpreter the sandbox itself runs on, whatever python3 is on PATH.
+    return {"SANDBOX_PYTHON_HOME": sys.base_prefix, **os.environ}
+
+
 def _run(argv: list[str], what: str) -> str:
     try:
         done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS, check=False
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT_SECONDS,
+            check=False,
+            env=_rootfs_env(),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BaseImageError(f"{what}: {exc}") from exc

@@ -9,17 +9,23 @@
 # busybox: static busybox with its applets in /bin, /etc/passwd (nobody = 65534), /tmp.
 # java:    busybox + a jlink'ed JRE 17 in /opt/java (the modules JAVA_MODULES) + the shared libraries it links.
 # php:     busybox + /usr/bin/php with its php.ini, conf.d, the extensions those load and their libraries.
+# python:  busybox + the host's CPython (SANDBOX_PYTHON_HOME, default the sys.base_prefix of python3) in
+#          /opt/python: the interpreter, libpython, the standard library without tests, IDLE, tkinter,
+#          ensurepip, __pycache__ and the static library's config-*/ directory, pip (the python recipe installs
+#          its wheels with it), debug symbols stripped; plus the ldd closure of the interpreter and lib-dynload
+#          and the system libraries manylinux wheels may link (MANYLINUX_LIBS).
 # prestop-helper: only /opt/opsportal/bin/http-post, the preStop hook's static HTTP client, compiled from
 #          deploys/prestop/http-post.c (the generic Dockerfiles copy it from this image; not a base image).
 #
-# Environment: SANDBOX_BUSYBOX (default /bin/busybox), JAVA_HOME (default: the JDK of `javac` on PATH).
+# Environment: SANDBOX_BUSYBOX (default /bin/busybox), JAVA_HOME (default: the JDK of `javac` on PATH),
+# SANDBOX_PYTHON_HOME (default: sys.base_prefix of `python3` on PATH; sandbox/images passes its own).
 set -euo pipefail
 
 die() { echo "rootfs.sh: $*" >&2; exit 1; }
 
 busybox=${SANDBOX_BUSYBOX:-/bin/busybox}
 http_post_c=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../deploys/prestop" && pwd)/http-post.c
-IMAGES='^(busybox|java|php|prestop-helper)$'
+IMAGES='^(busybox|java|php|python|prestop-helper)$'
 # The service's own needs (HTTP server, JMX/container metrics) plus what TLS clients and the JVM's container
 # support use. java.base holds the cgroup code that sizes the heap from the container's memory limit.
 JAVA_MODULES=java.base,java.logging,java.management,java.naming,jdk.httpserver,jdk.management,jdk.crypto.ec,jdk.unsupported,jdk.zipfs
@@ -58,10 +64,10 @@ php_extensions() {
 
 # Every shared library FILE... needs (ldd's closure), with the dynamic loader.
 libraries_of() {
-  local file
-  for file in "$@"; do
-    ldd "$file" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
-  done | sort -u
+  [[ $# -gt 0 ]] || return 0
+  # One ldd for all (python's 60 extension modules): it heads each file's list with "FILE:".
+  ldd "$@" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $1 !~ /:$/ { print $1 }' \
+    | sort -u
 }
 
 # Copy FILE... into DIR at the same paths, following symlinks (the image must not point back at the host).
@@ -120,6 +126,90 @@ build_php() {
   if [[ -f /usr/share/zoneinfo/Etc/UTC ]]; then copy_into "$dir" /usr/share/zoneinfo/Etc/UTC /usr/share/zoneinfo/UTC; fi
 }
 
+python_home() {
+  if [[ -n ${SANDBOX_PYTHON_HOME:-} ]]; then echo "$SANDBOX_PYTHON_HOME"; return; fi
+  command -v python3 >/dev/null || die "python3 not found (set SANDBOX_PYTHON_HOME to a CPython prefix)"
+  python3 -c 'import sys; print(sys.base_prefix)'
+}
+
+# X.Y of the CPython in python_home (its lib/pythonX.Y and bin/pythonX.Y).
+python_version() {
+  local home=$1 lib
+  for lib in "$home"/lib/python3.*/os.py; do
+    [[ -f $lib ]] && { basename "$(dirname "$lib")" | sed 's/^python//'; return; }
+  done
+  die "no CPython standard library in $home/lib (set SANDBOX_PYTHON_HOME)"
+}
+
+# The standard library's files, without what a service never imports (tests, IDLE, tkinter, ensurepip's
+# bundled wheels), byte code caches, the static library's config dir and the host's site-packages.
+python_stdlib() {
+  local lib=$1
+  find "$lib" \( -path "$lib/site-packages" -o -path "$lib/config-*" -o -path "$lib/idlelib" \
+    -o -path "$lib/tkinter" -o -path "$lib/turtledemo" -o -path "$lib/ensurepip" -o -name __pycache__ \
+    -o -name test -o -name tests -o -name idle_test \) -prune -o -type f \
+    ! -name 'turtle.py' ! -name '_tkinter.*' ! -name '_test*.so' ! -name '_xxtestfuzz*' ! -name '_ctypes_test*' \
+    -print | sort
+}
+
+# pip and its dist-info from the host's site-packages (without byte code).
+python_pip() {
+  local lib=$1
+  [[ -d $lib/site-packages/pip ]] || die "pip not found in $lib/site-packages (python3 -m ensurepip)"
+  find "$lib/site-packages/pip" "$lib"/site-packages/pip-*.dist-info -name __pycache__ -prune -o -type f -print | sort
+}
+
+# The system libraries a manylinux wheel may link without bundling them (PEP 599's list, less X11/GL):
+# libpthread, libdl, librt and libutil are stubs in glibc >= 2.34, but wheels built on older ones still
+# name them, and libstdc++/libgcc_s come with C++ extensions. Taken from the directory of the interpreter's
+# libc, where present.
+MANYLINUX_LIBS="libc.so.6 libm.so.6 libdl.so.2 librt.so.1 libpthread.so.0 libutil.so.1 libresolv.so.2 libnsl.so.1
+  libcrypt.so.1 libgcc_s.so.1 libstdc++.so.6 libz.so.1"
+python_manylinux_libs() {
+  local libc dir name
+  libc=$(ldd "$1" | awk '$1 == "libc.so.6" { print $3 }')
+  [[ -n $libc ]] || die "$1 does not link libc.so.6"
+  dir=$(dirname "$libc")
+  for name in $MANYLINUX_LIBS; do
+    [[ -e $dir/$name ]] && echo "$dir/$name"
+  done
+  return 0
+}
+
+python_libpython() { ldd "$1" 2>/dev/null | awk '$1 ~ /^libpython/ && $3 ~ /^\// { print $3 }'; }
+
+build_python() {
+  local dir=$1 home version lib exe libpython file rel
+  home=$(python_home)
+  version=$(python_version "$home")
+  lib=$home/lib/python$version
+  exe=$home/bin/python$version
+  [[ -x $exe ]] || die "no interpreter at $exe"
+  build_busybox "$dir"
+  mkdir -p "$dir/opt/python/bin" "$dir/opt/python/lib" "$dir/usr/lib"
+  cp -L --preserve=mode "$exe" "$dir/opt/python/bin/python$version"
+  ln -s "python$version" "$dir/opt/python/bin/python3"
+  ln -s "python$version" "$dir/opt/python/bin/python"
+  libpython=$(python_libpython "$exe")
+  if [[ -n $libpython ]]; then
+    cp -L --preserve=mode "$libpython" "$dir/opt/python/lib/$(basename "$libpython")"
+    # The interpreter's RUNPATH names the host's prefix; the loader's default path finds this link instead.
+    ln -s "/opt/python/lib/$(basename "$libpython")" "$dir/usr/lib/$(basename "$libpython")"
+  fi
+  # One cp for the 1,100 files (-t keeps each path below the prefix).
+  { python_stdlib "$lib"; python_pip "$lib"; } | sed "s|^$home/||" \
+    | (cd "$home" && xargs -d '\n' cp --parents --preserve=mode -t "$dir/opt/python")
+  # pyenv's builds keep their debug info (the interpreter and libpython alone are 40 MB of it).
+  if command -v strip >/dev/null; then
+    find "$dir/opt/python" -type f \( -name '*.so' -o -name '*.so.*' -o -path '*/bin/python*' \) \
+      -exec strip --strip-debug {} +
+  fi
+  mapfile -t manylinux < <(python_manylinux_libs "$exe")
+  mapfile -t libs < <({ libraries_of "$exe" "$dir/opt/python/lib/python$version"/lib-dynload/*.so \
+    "${manylinux[@]}" | grep -v -e '/libpython' -e "^$home/"; printf '%s\n' "${manylinux[@]}"; } | sort -u)
+  copy_into "$dir" "${libs[@]}"
+}
+
 build_prestop_helper() {
   local dir=$1 gcc
   gcc=$(command -v gcc) || die "gcc not found (apt-get install gcc libc6-dev)"
@@ -144,6 +234,18 @@ inputs() {
       echo "$home/release"
       find "$home/jmods" -name '*.jmod' | sort
       libraries_of "$home/bin/java" "$home/lib/server/libjvm.so" "$home"/lib/*.so
+      ;;
+    python)
+      local home version
+      home=$(python_home)
+      version=$(python_version "$home")
+      echo "$home/bin/python$version"
+      python_libpython "$home/bin/python$version"
+      python_stdlib "$home/lib/python$version"
+      python_pip "$home/lib/python$version"
+      mapfile -t dynload < <(python_stdlib "$home/lib/python$version" | grep '/lib-dynload/.*\.so$')
+      libraries_of "$home/bin/python$version" "${dynload[@]}" | grep -v "^$home/"
+      python_manylinux_libs "$home/bin/python$version"
       ;;
     php)
       local php

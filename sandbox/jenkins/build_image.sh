@@ -57,10 +57,11 @@ prepare_base_images() {
   local dockerfile=$context/Dockerfile base
   [[ -f $dockerfile ]] || dockerfile=$context/Containerfile
   [[ -f $dockerfile ]] || die "no Dockerfile or Containerfile in $context"
-  # FROM [--flags] IMAGE [AS stage]; a later FROM naming an earlier stage is no image to fetch.
+  # FROM [--flags] IMAGE [AS stage]; a later FROM naming an earlier stage is no image to fetch, and an image
+  # two stages start from (the python recipe's) is fetched once.
   for base in $(awk 'toupper($1) == "FROM" {
       for (i = 2; i <= NF && $i ~ /^--/; i++) {}
-      if (!($i in stages)) print $i
+      if (!($i in stages) && !seen[$i]++) print $i
       if (toupper($(i + 1)) == "AS") stages[$(i + 2)] = 1
     }' "$dockerfile"); do
     if [[ $base == scratch ]]; then

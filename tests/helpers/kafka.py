@@ -15,10 +15,13 @@ def unique_topic(prefix: str = "t") -> str:
 
 
 def produce(
-    bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], timeout: float = 30
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes | None, bytes] | tuple[bytes | None, bytes, int]],
+    timeout: float = 30,
 ) -> list:
-    """Produce ``(key, value)`` records with acks=all and wait for every acknowledgement; returns the
-    delivered messages (an error on any fails the test)."""
+    """Produce ``(key, value)`` or ``(key, value, timestamp_ms)`` records with acks=all and wait for every
+    acknowledgement; returns the delivered messages (an error on any fails the test)."""
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -34,8 +37,9 @@ def produce(
     def on_delivery(error, message) -> None:
         (errors if error is not None else delivered).append(error or message)
 
-    for key, value in records:
-        producer.produce(topic, value, key=key, on_delivery=on_delivery)
+    for key, value, *stamp in records:
+        extra = {"timestamp": stamp[0]} if stamp else {}
+        producer.produce(topic, value, key=key, on_delivery=on_delivery, **extra)
     left = producer.flush(timeout)
     assert left == 0 and not errors, f"{left} not delivered, errors {errors}"
     return delivered

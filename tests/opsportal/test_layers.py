@@ -5,10 +5,13 @@
 
 The wiring (settings, URLs, ASGI/Celery apps, routing, the portal-wide pages and API) may import any app.
 Nothing in the application imports ``sandbox``; the sandbox and the tests may import anything.
+The log proxy (``logproxy/``) is a separate program with its own image: it imports only itself, the
+standard library and its own requirements (logproxy/requirements.txt).
 Read from the source (AST), function-level imports included, so a lazy import cannot hide a cycle.
 """
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,6 +133,22 @@ def test_tests_import_helpers_never_test_modules_or_private_names():
             elif _layer(module) is not None and any(name.startswith("_") for name in names):
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports private {names} from {module}")
     assert wrong == []
+
+
+# The log proxy's requirements (logproxy/requirements.txt) by import name; uvloop and cramjam (lz4/zstd
+# compression) are used when installed.
+LOGPROXY_THIRD_PARTY = {"aiokafka", "hiredis", "prometheus_client", "uvloop", "cramjam"}
+
+
+def test_the_log_proxy_imports_only_itself_the_standard_library_and_its_requirements():
+    allowed = {"logproxy", *LOGPROXY_THIRD_PARTY, *sys.stdlib_module_names}
+    wrong = []
+    for path in sorted((ROOT / "logproxy").rglob("*.py")):
+        for line, module, _names in _imports(path):
+            if module.split(".")[0] not in allowed:
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert wrong == []
+    assert (ROOT / "logproxy" / "__main__.py").is_file()
 
 
 def test_the_checks_see_a_violation(tmp_path):

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -21,13 +22,16 @@ from projects.choices import Language
 from sandbox.images import build
 from sandbox.seed import DEMO_PROJECTS
 from tests.fixtures.standins import BUILD_IMAGE_SH, DEMO_REPOS, require, require_tools
-from tests.helpers.demo_builds import PORT, build_like_a_release
+from tests.helpers.demo_builds import (
+    MANIFEST_ACCEPT,
+    PORT,
+    build_like_a_release,
+    inspect_config,
+    last_layer_files,
+)
 
 pytestmark = pytest.mark.standins
 
-MANIFEST_ACCEPT = (
-    "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
-)
 # What each generic Dockerfile (and its base image) must have put into the image.
 EXPECTED = {
     "go-hello": {"entrypoint": ["/app/app"], "user": "65534:65534", "file": "app/app"},
@@ -39,29 +43,6 @@ EXPECTED = {
     # php's Dockerfile sets no ENTRYPOINT: the base image's CMD serves /var/www/html.
     "php-hello": {"entrypoint": None, "user": "", "file": "var/www/html/index.php"},
 }
-
-
-def inspect_config(image: str) -> dict:
-    done = subprocess.run(
-        ["skopeo", "inspect", "--tls-verify=false", "--config", f"docker://{image}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-def last_layer_files(registry_url: str, repository: str, digest: str) -> set[str]:
-    manifest = requests.get(
-        f"{registry_url}/v2/{repository}/manifests/{digest}", headers={"Accept": MANIFEST_ACCEPT}, timeout=10
-    ).json()
-    blob = requests.get(
-        f"{registry_url}/v2/{repository}/blobs/{manifest['layers'][-1]['digest']}", timeout=60
-    )
-    with tarfile.open(fileobj=io.BytesIO(blob.content)) as layer:
-        return {name.lstrip("./") for name in layer.getnames()}
 
 
 @pytest.mark.parametrize("name", list(DEMO_PROJECTS))
@@ -109,13 +90,16 @@ def test_base_images_are_in_the_registry_and_named_for_the_portal(sandbox_pipeli
     images = json.loads(sandbox_pipeline.settings()["OPSPORTAL_BASE_IMAGES"])
     assert images == sandbox_pipeline.base_images
     assert images["default"] == images["go"]
-    for language in ("go", "java", "php"):
+    for language in ("go", "java", "php", "python"):
         require(language in images, f"the {language} base image (see sandbox/images)")
         assert images[language].startswith(f"{sandbox_pipeline.registry.host}/sandbox/base/")
         config = inspect_config(images[language])
         assert config["os"] == "linux" and config["architecture"] == "amd64"
     assert "JAVA_HOME=/opt/java" in inspect_config(images["java"])["config"]["Env"]
     assert inspect_config(images["php"])["config"]["WorkingDir"] == "/var/www/html"
+    python = inspect_config(images["python"])["config"]
+    assert python["Env"] == ["PATH=/opt/python/bin:/bin"]
+    assert not python.get("Entrypoint")
 
 
 def test_the_prestop_helper_image_holds_only_the_static_http_client(sandbox_pipeline):
@@ -156,10 +140,10 @@ def test_recipes_page_shows_the_base_image_of_each_language(client, people, sand
     assert page.status_code == 200
     rows = dict(ROW.findall(page.content.decode()))
     labels = dict(Language.choices)
-    for language in ("go", "java", "php"):
+    for language in ("go", "java", "php", "python"):
         assert rows[str(labels[language])] == f"<code>{settings.OPSPORTAL_BASE_IMAGES[language]}</code>"
     # Languages without an image of their own show the default one (what {{ base_image }} becomes).
-    assert rows[str(labels["python"])] == f"<code>{settings.OPSPORTAL_BASE_IMAGES['default']}</code>"
+    assert rows[str(labels["node"])] == f"<code>{settings.OPSPORTAL_BASE_IMAGES['default']}</code>"
 
     settings.OPSPORTAL_PRESTOP_HELPER_IMAGE = sandbox_pipeline.prestop_helper_image
     helper = re.search(r'id="prestop-helper-image">(.*?)</p>', page.content.decode(), re.S)
@@ -188,6 +172,19 @@ def test_recipes_page_shows_the_base_image_of_each_language(client, people, sand
             '{"tz":"UTC"}',
         ),
         ("busybox", ["sh", "-c", "id -u nobody"], "65534"),
+        (
+            "python",
+            # Modules whose shared libraries the ldd closure brought (ssl, sqlite3, lzma, ctypes …), and pip.
+            [
+                "python",
+                "-c",
+                "import sys, ssl, sqlite3, lzma, bz2, zlib, ctypes, decimal, uuid, asyncio, pip; "
+                # and what a manylinux wheel may link without bundling (hiredis names libpthread)
+                "[ctypes.CDLL(n) for n in ('libpthread.so.0', 'librt.so.1', 'libstdc++.so.6')]; "
+                f"print(sys.prefix, sys.version_info[:2] == {tuple(sys.version_info[:2])})",
+            ],
+            "/opt/python True",
+        ),
     ],
 )
 def test_base_image_runs_its_runtime_from_its_own_files(tmp_path, name, argv, expected):

@@ -165,3 +165,23 @@ def test_fault_admin_endpoint_and_clear(
     assert requests.delete(admin, headers=headers, timeout=5).status_code == 204
     assert client.projects.get("demo/go-hello").branches.get("main").name == "main"
     assert gitlab_standin.request_count(r"/repository/branches/main$", "GET") == 2
+
+
+def test_sync_project_commits_changed_sources_only(gitlab_standin: GitLabStandin, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "pkg").mkdir(parents=True)
+    (source / "pkg" / "a.py").write_text("A = 1\n")
+    (source / "old.txt").write_text("old\n")
+    created = gitlab_standin.sync_project("ops/pkg", source)
+    first = _git(created.bare, "rev-parse", "main").strip()
+
+    assert gitlab_standin.sync_project("ops/pkg", source).id == created.id
+    assert _git(created.bare, "rev-parse", "main").strip() == first  # unchanged: no new commit
+
+    (source / "pkg" / "a.py").write_text("A = 2\n")
+    (source / "old.txt").unlink()
+    gitlab_standin.sync_project("ops/pkg", source, message="a is 2")
+    assert _git(created.bare, "rev-parse", "main~1").strip() == first
+    assert _git(created.bare, "log", "-1", "--format=%s", "main").strip() == "a is 2"
+    assert _git(created.bare, "ls-tree", "-r", "--name-only", "main").split() == ["pkg/a.py"]
+    assert _git(created.bare, "show", "main:pkg/a.py") == "A = 2\n"

@@ -168,6 +168,8 @@ POLICY: list[Rule] = [
     *per_environment(ENV + "config/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(ENV + "config/", "POST", test=OPS, prod=OPS),
     *per_environment(ENV + "eureka/", "GET", test=MEMBERS, prod=MEMBERS),
+    # Read like pod logs: whoever sees the environment.
+    *per_environment(ENV + "pipeline-logs/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(
         ENV + "eureka/<str:instance>/status/", "POST", test=OPS, prod=OPS, data={"status": "OUT_OF_SERVICE"}
     ),
@@ -300,6 +302,7 @@ POLICY: list[Rule] = [
     *per_environment(API_ENV + "config/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(API_ENV + "metrics/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(API_ENV + "eureka/", "GET", test=MEMBERS, prod=MEMBERS),
+    *per_environment(API_ENV + "pipeline-logs/", "GET", test=MEMBERS, prod=MEMBERS),
     *per_environment(
         API_ENV + "eureka/instances/<str:instance>/status/",
         "POST",

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('clusters', '0013_log_pipeline'),
-        ('deploys', '0011_release_config'),
+        ('deploys', '0012_python_recipe_offline_wheels'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
