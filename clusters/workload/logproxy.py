@@ -15,7 +15,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from clusters.models.logging import PROXY_PORT, SERVICE_NAME, parse_topic_mapping
+from clusters.models.logging import PROXY_PORT, SERVICE_NAME, parse_topic_mapping, topic_mapping_env
 from clusters.workload.manifests import MANAGED_BY
 
 CONTAINER = "logproxy"
@@ -82,8 +82,9 @@ def selector_text() -> str:
 
 
 def topics_env(topic_mapping: str) -> str:
-    """The mapping as LOGPROXY_TOPICS: the validated rules, comma-separated, in their order."""
-    return ",".join(f"{pattern}={topic}" for pattern, topic in parse_topic_mapping(topic_mapping))
+    """The mapping as LOGPROXY_TOPICS (comma-separated, in order), checked by the proxy's own parser."""
+    parse_topic_mapping(topic_mapping)
+    return topic_mapping_env(topic_mapping)
 
 
 def config_hash(spec: ProxySpec, key: str) -> str:
