@@ -4,6 +4,7 @@ followed to the end. The pods of an image outside the agent's registries are sim
 rollout completes without a Kafka behind it; what the proxy itself does is logproxy's tests' business."""
 
 import base64
+import socket
 import subprocess
 import time
 import uuid
@@ -21,14 +22,20 @@ from deploys.services import recipe_update
 from deploys.services.log_proxy import log_proxy_deploy
 from integrations.registry import RegistryClient
 from observability.models import AuditEvent
+from tests.fixtures.ci import unavailable
 from tests.fixtures.pipeline import use_sandbox_pipeline
+from tests.fixtures.standins import require
 from tests.helpers.api import api_as
-from tests.helpers.log_proxy import run_rollout
+from tests.helpers.kafka import consume, unique_topic
+from tests.helpers.logproxy import command, read_replies
+from tests.helpers.proxy_rollouts import run_rollout
+from tests.polling import until
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube, pytest.mark.standins]
 
 PASSWORD = "rollout-password-77c1"  # noqa: S105 (a test value)
 SD_TOKEN = "sd-token-logproxy"  # noqa: S105
+LINE = '{"msg": "through the portal"}'
 # Until the sandbox has a Python base image, the "python" recipe is replaced by one busybox can build:
 # the source copied in, nothing installed. The Deployment's command is the portal's either way.
 BUSYBOX_DOCKERFILE = "FROM {{ base_image }}\nCOPY . /app\nWORKDIR /app\n"
@@ -220,3 +227,53 @@ def test_a_proxy_that_cannot_start_fails_the_rollout_with_the_cause(
         "HorizontalPodAutoscaler/logproxy",
         "PodDisruptionBudget/logproxy",
     ]
+
+
+@pytest.mark.timeout(900)
+def test_the_portal_deploys_the_real_proxy_and_a_pushed_line_reaches_kafka(
+    people, local_clusters, kube_cluster, demo_pipeline, logproxy_repository, kafka_server_factory, settings
+):
+    """The whole way: the proxy's sources (ops/logproxy) tagged and built by the python recipe into an image
+    the pod agent really runs, with the pipeline's Kafka (a real broker, reached from the pods) and topic;
+    the rollout ends when the pods are Ready (/healthz), and a line pushed to a pod is in Kafka."""
+    network = kube_cluster.cluster.network
+    if network is None:
+        unavailable(f"no pod network here: {kube_cluster.cluster.pods_reason}")
+    require("python" in demo_pipeline.base_images, "the python base image (see sandbox/images)")
+    broker = kafka_server_factory(pod_gateway=network.gateway)
+    topic = unique_topic()
+    use_sandbox_pipeline(settings, demo_pipeline)
+    settings.LOGPROXY_GIT_PROJECT = logproxy_repository
+    cluster = local_clusters["test"]
+    namespace = f"logging-{_suffix(cluster)}"
+    log_pipeline_save(
+        actor=people.ops,
+        cluster=cluster,
+        kafka_bootstrap_servers=broker.pod_bootstrap,
+        default_topic=topic,
+        namespace=namespace,
+        min_replicas=1,
+        max_replicas=2,
+    )
+    rollout = run_rollout(log_proxy_deploy(actor=people.ops, cluster=cluster), timeout=600)
+    assert rollout.status == RolloutStatus.DEPLOYED, f"{rollout.error}\n{rollout.console[-3000:]}"
+    core = k8s.CoreV1Api(kube_cluster.api_client)
+    [pod] = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=logproxy").items
+    assert pod.spec.containers[0].image == rollout.image
+    # Ready as soon as it serves; the producer may still be connecting, when a push gets -ERR (retried).
+    address = pod.status.pod_ip
+
+    def push() -> list[bytes] | None:
+        with socket.create_connection((address, 6379), timeout=10) as conn:
+            conn.sendall(
+                command("PING") + command("LPUSH", "logs:orders:test", '{"msg": "through the portal"}')
+            )
+            replies = read_replies(conn, 2, timeout=10)
+        return replies if replies[1] == b":1\r\n" else None
+
+    replies = until("PING and an acknowledged LPUSH on the proxy's pod", push, 60)
+    assert replies[0] == b"+PONG\r\n"
+    [record, *_] = consume(broker.bootstrap, topic, 1)
+    assert (record.key(), record.value()) == (b"logs:orders:test", LINE.encode())
+    status = api_as(people.ops).get(f"/api/log-pipelines/{cluster.pk}/status/").json()["proxy"]
+    assert (status["ready"], status["desired"]) == (1, 1) and status["pods"][0]["ready"]
