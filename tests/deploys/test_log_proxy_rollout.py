@@ -10,10 +10,12 @@ import time
 import uuid
 
 import pytest
+import yaml
 from django.core.cache import cache
 from kubernetes import client as k8s
 
 from clusters.models import LogPipeline
+from clusters.selectors.log_pipelines import proxy_throughput
 from clusters.services.log_pipelines import log_pipeline_save
 from deploys.choices import RolloutStatus
 from deploys.models import LogProxyRollout
@@ -24,6 +26,7 @@ from integrations.registry import RegistryClient
 from observability.models import AuditEvent
 from tests.fixtures.ci import unavailable
 from tests.fixtures.pipeline import use_sandbox_pipeline
+from tests.fixtures.prometheus import apply_prometheus_config
 from tests.fixtures.standins import require
 from tests.helpers.api import api_as
 from tests.helpers.kafka import consume, unique_topic
@@ -231,7 +234,15 @@ def test_a_proxy_that_cannot_start_fails_the_rollout_with_the_cause(
 
 @pytest.mark.timeout(900)
 def test_the_portal_deploys_the_real_proxy_and_a_pushed_line_reaches_kafka(
-    people, local_clusters, kube_cluster, demo_pipeline, logproxy_repository, kafka_server_factory, settings
+    people,
+    local_clusters,
+    kube_cluster,
+    demo_pipeline,
+    logproxy_repository,
+    kafka_server_factory,
+    prometheus_server,
+    settings,
+    tmp_path,
 ):
     """The whole way: the proxy's sources (ops/logproxy) tagged and built by the python recipe into an image
     the pod agent really runs, with the pipeline's Kafka (a real broker, reached from the pods) and topic;
@@ -277,3 +288,28 @@ def test_the_portal_deploys_the_real_proxy_and_a_pushed_line_reaches_kafka(
     assert (record.key(), record.value()) == (b"logs:orders:test", LINE.encode())
     status = api_as(people.ops).get(f"/api/log-pipelines/{cluster.pk}/status/").json()["proxy"]
     assert (status["ready"], status["desired"]) == (1, 1) and status["pods"][0]["ready"]
+
+    # Throughput from the real Prometheus, scraping the pod's metrics port with the labels the portal's
+    # discovery gives the proxy's pods (a static job here: Prometheus cannot reach this test's portal).
+    base = yaml.safe_load(prometheus_server.base_file.read_text())
+    labels = {"service": "logproxy", "cluster": cluster.name, "namespace": namespace}
+    base.setdefault("scrape_configs", []).append(
+        {
+            "job_name": "logproxy-under-test",
+            "scrape_interval": "1s",
+            "static_configs": [{"targets": [f"{address}:9121"], "labels": labels}],
+        }
+    )
+    base_file = tmp_path / "base.yml"
+    base_file.write_text(yaml.safe_dump(base, sort_keys=False))
+    state = apply_prometheus_config(settings, prometheus_server, base=base_file, scrape_interval=2)
+    assert state.status == "applied", state.error
+    pipeline = LogPipeline.objects.get(cluster=cluster)
+
+    def flowing():
+        push()
+        throughput = proxy_throughput(pipeline)
+        return throughput if throughput.lines_in and throughput.lines_out else None
+
+    throughput = until("Prometheus to see lines going through the proxy", flowing, 90)
+    assert throughput.lines_in > 0 and throughput.lines_out > 0 and not throughput.reason
