@@ -4,6 +4,7 @@ from django.utils import timezone
 from kubernetes import client as k8s
 
 from clusters.models import ConfigChange, ProjectEnvironment
+from clusters.selectors.clusters import cluster_log_pipeline
 from clusters.selectors.environments import config_version
 from clusters.tasks import apply_config_change
 from clusters.workload import manifests
@@ -24,6 +25,7 @@ def provision(
         cluster=cluster,
         request=request,
         overrides=overrides or {},
+        log_pipeline=cluster_log_pipeline(cluster),
     )
     rendered = manifests.render(spec)
     with KubeClient.from_cluster(cluster) as client:
