@@ -544,7 +544,15 @@ class TerminalBridge:
                 if chunk:
                     self.bytes_out += len(chunk)
                     self._shown(recorder, recorder.output(chunk))
-                    self.send_output(chunk)
+                    try:
+                        self.send_output(chunk)
+                    except Exception:
+                        # The browser went away while output was on its way (Daphne's socket raises
+                        # Disconnected), before its "stop" reached this thread: end the session as the
+                        # stop would have, hang-up included, or the shell would run on in the pod.
+                        logger.debug("Browser of session %s is gone", self.session_id, exc_info=True)
+                        self._hang_up(exec_session, recorder)
+                        return "browser closed"
                 if status is not None or closed:
                     return self._exit_reason(status)
 

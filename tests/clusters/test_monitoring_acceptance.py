@@ -162,9 +162,12 @@ def test_go_hello_is_scraped_per_pod_drawn_and_dashboarded(
     # The Grafana dashboard: in the project's folder, and its expressions read the same real data.
     settings.GRAFANA_URL, settings.GRAFANA_TOKEN = grafana_standin.url, GRAFANA_TOKEN
     settings.GRAFANA_PROMETHEUS_URL = prometheus_server.url
+    # The sync runs here, with this process's Grafana settings, inside the transaction: the task the request
+    # queues on commit reaches the session's worker (which has no Grafana) only once this run has ended it.
+    # Queued first, the worker claimed the run and failed it ("Grafana is not configured") under load.
     with transaction.atomic():
         dashboard = dashboard_request_sync(environment=env, reason="acceptance")
-    sync_dashboard.apply(kwargs={"dashboard_id": dashboard.pk, "run_token": str(dashboard.run_token)})
+        sync_dashboard.apply(kwargs={"dashboard_id": dashboard.pk, "run_token": str(dashboard.run_token)})
     grafana = GrafanaClient(grafana_standin.url, GRAFANA_TOKEN)
     saved = grafana.dashboard_get(dashboard_uid("orders", "test"))
     assert saved is not None and saved["meta"]["folderUid"]
