@@ -209,6 +209,11 @@ def http_ok(url: str, timeout: float = 1) -> bool:
         return False
 
 
+def redis_server_args(port: int) -> list[str]:
+    """A throwaway redis-server on loopback: no snapshots, no append-only file."""
+    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+
 class ReadyServer:
     """The lifecycle the sandbox's Prometheus and Alertmanager share: ``launch()`` spawns the process and
     waits for ``GET <url>/-/ready``; ``stop()`` ends its process group by pid; a context manager."""
