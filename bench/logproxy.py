@@ -96,15 +96,20 @@ class Pusher:
             last = data[-1:]
 
 
-def pipelined(port: int, key_prefix: str, connections: int, lines: int) -> float:
-    per = lines // connections
-    pushers = [Pusher(port, chunks_for(f"{key_prefix}:svc{i}", 0, per), per) for i in range(connections)]
+def push_all(pushers: list[Pusher]) -> float:
+    """Run the pushers side by side; the seconds until the last one is done."""
     started = time.perf_counter()
     for pusher in pushers:
         pusher.start()
     for pusher in pushers:
         pusher.join()
-    elapsed = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def pipelined(port: int, key_prefix: str, connections: int, lines: int) -> float:
+    per = lines // connections
+    pushers = [Pusher(port, chunks_for(f"{key_prefix}:svc{i}", 0, per), per) for i in range(connections)]
+    elapsed = push_all(pushers)
     errors = [e for p in pushers for e in p.errors]
     assert not errors, f"{key_prefix}: replies other than :1: {errors[:2]}"
     return per * connections / elapsed
@@ -182,7 +187,7 @@ def cpu_seconds(pid: int) -> float:
 
 def main() -> int:
     from sandbox.kafka import KafkaServer
-    from sandbox.procs import free_port, port_open, spawn, stop
+    from sandbox.procs import free_port, port_open, redis_server_args, spawn, stop
     from tests.helpers.logproxy import ProxyProcess
 
     work = Path(tempfile.mkdtemp(prefix="bench-logproxy-"))
@@ -192,17 +197,7 @@ def main() -> int:
     kafka.start()
     redis_port = free_port()
     redis = spawn(
-        [
-            "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
+        redis_server_args(redis_port),
         log=work / "redis.log",
     )
     proxy = ProxyProcess(
@@ -289,12 +284,7 @@ def main() -> int:
             for i in range(8)
         ]
         cpu_before = cpu_seconds(proxy.process.pid), cpu_seconds(kafka.process.pid)
-        started = time.perf_counter()
-        for pusher in pushers:
-            pusher.start()
-        for pusher in pushers:
-            pusher.join()
-        elapsed = time.perf_counter() - started
+        elapsed = push_all(pushers)
         proxy_cores = (cpu_seconds(proxy.process.pid) - cpu_before[0]) / elapsed
         kafka_cores = (cpu_seconds(kafka.process.pid) - cpu_before[1]) / elapsed
         sampling.set()

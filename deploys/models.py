@@ -106,24 +106,12 @@ class BuildRecipe(models.Model):
         return f"{self.language} v{self.version}"
 
 
-class Release(Run):
-    """A release of a project to one environment: one run, stepped through by several tasks.
+class BuiltRun(Run):
+    """The columns of a run that tags a GitLab commit and builds it into an image through the release
+    pipeline (services/builds.py): releases and log proxy rollouts."""
 
-    Test releases are tagged in GitLab, built by Jenkins into an image and deployed by digest.
-    Production releases are promotions: they deploy the digest of a confirmed test release."""
-
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="releases")
-    environment = models.CharField(_("environment"), max_length=8, choices=Environment.choices)
-    status = models.CharField(
-        _("status"), max_length=16, choices=ReleaseStatus.choices, default=ReleaseStatus.SUBMITTED
-    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    description = models.CharField(_("description"), max_length=500, blank=True)
-    branch = models.CharField(_("branch"), max_length=255, blank=True)
     commit_sha = models.CharField(_("commit"), max_length=64, blank=True)
-    # The commit's own time (GitLab's committed_date), read when the release is tagged: where the lead
-    # time for changes (DORA) starts. Null for releases tagged before it was recorded.
-    committed_at = models.DateTimeField(_("committed"), null=True, blank=True)
     # The version: a timestamp plus the releaser's id. It is the git tag and the image tag.
     version = models.CharField(_("version"), max_length=64)
     recipe = models.ForeignKey(BuildRecipe, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
@@ -139,6 +127,31 @@ class Release(Run):
     build_polls = models.PositiveIntegerField(default=0)
     console = models.TextField(blank=True)
     console_offset = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def image(self) -> str:
+        return f"{self.image_repository}@{self.image_digest}" if self.image_digest else ""
+
+
+class Release(BuiltRun):
+    """A release of a project to one environment: one run, stepped through by several tasks.
+
+    Test releases are tagged in GitLab, built by Jenkins into an image and deployed by digest.
+    Production releases are promotions: they deploy the digest of a confirmed test release."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="releases")
+    environment = models.CharField(_("environment"), max_length=8, choices=Environment.choices)
+    status = models.CharField(
+        _("status"), max_length=16, choices=ReleaseStatus.choices, default=ReleaseStatus.SUBMITTED
+    )
+    description = models.CharField(_("description"), max_length=500, blank=True)
+    branch = models.CharField(_("branch"), max_length=255, blank=True)
+    # The commit's own time (GitLab's committed_date), read when the release is tagged: where the lead
+    # time for changes (DORA) starts. Null for releases tagged before it was recorded.
+    committed_at = models.DateTimeField(_("committed"), null=True, blank=True)
     promoted_from = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="promotions"
     )
@@ -193,10 +206,6 @@ class Release(Run):
 
     is_active = Run.is_running  # the name the release pages use
 
-    @property
-    def image(self) -> str:
-        return f"{self.image_repository}@{self.image_digest}" if self.image_digest else ""
-
 
 class DeploymentRecord(models.Model):
     """Each time an image is put on a project environment's Deployment: by a release, a promotion or a
@@ -225,7 +234,7 @@ class DeploymentRecord(models.Model):
         return f"{self.kind} {self.image} → {self.project}/{self.environment}"
 
 
-class LogProxyRollout(Run):
+class LogProxyRollout(BuiltRun):
     """One deployment of the log proxy to a cluster's log pipeline: the proxy's source (the GitLab project
     LOGPROXY_GIT_PROJECT) tagged and built by the release pipeline's recipe for Python, then its objects
     applied in the pipeline's namespace and the rollout followed. It belongs to no project: it is announced
@@ -235,22 +244,8 @@ class LogProxyRollout(Run):
     status = models.CharField(
         _("status"), max_length=16, choices=RolloutStatus.choices, default=RolloutStatus.QUEUED
     )
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     git_project = models.CharField(_("source project"), max_length=255)
     branch = models.CharField(_("branch"), max_length=255)
-    commit_sha = models.CharField(_("commit"), max_length=64, blank=True)
-    # The git tag and the image tag, as for a release.
-    version = models.CharField(_("version"), max_length=64)
-    recipe = models.ForeignKey(BuildRecipe, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    image_repository = models.CharField(_("image repository"), max_length=255, blank=True)
-    image_digest = models.CharField(_("image digest"), max_length=80, blank=True)
-    jenkins_job = models.CharField(max_length=255, blank=True)
-    jenkins_queue_id = models.PositiveIntegerField(null=True, blank=True)
-    jenkins_build = models.PositiveIntegerField(null=True, blank=True)
-    build_started_at = models.DateTimeField(null=True, blank=True)
-    build_polls = models.PositiveIntegerField(default=0)
-    console = models.TextField(blank=True)
-    console_offset = models.PositiveBigIntegerField(default=0)
     # What was applied (kind/name of each object) and the replicas the rollout ended with.
     applied = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -285,7 +280,3 @@ class LogProxyRollout(Run):
 
     def event_payload(self) -> dict:
         return {**super().event_payload(), "pipeline": self.pipeline_id}
-
-    @property
-    def image(self) -> str:
-        return f"{self.image_repository}@{self.image_digest}" if self.image_digest else ""

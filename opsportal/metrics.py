@@ -218,6 +218,11 @@ class CountedWebSocket:
             if self._counted_open:
                 self._counted_open = False
                 WEBSOCKETS_OPEN.labels(consumer=self.metrics_consumer).dec()
+            await self.ended()
+
+    async def ended(self) -> None:
+        """Called once the consumer has ended, however it ended: a consumer undoes here what would
+        otherwise outlive its socket (followers, refreshers, group memberships)."""
 
     async def accept(self, *args, **kwargs):
         await super().accept(*args, **kwargs)

@@ -7,6 +7,8 @@ import random
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -207,6 +209,11 @@ def http_ok(url: str, timeout: float = 1) -> bool:
         return False
 
 
+def redis_server_args(port: int) -> list[str]:
+    """A throwaway redis-server on loopback: no snapshots, no append-only file."""
+    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+
 class ReadyServer:
     """The lifecycle the sandbox's Prometheus and Alertmanager share: ``launch()`` spawns the process and
     waits for ``GET <url>/-/ready``; ``stop()`` ends its process group by pid; a context manager."""
@@ -217,8 +224,16 @@ class ReadyServer:
     url: str
     process: subprocess.Popen | None = None
 
-    def launch(self, args: list[str], *, log: Path, cwd: Path) -> None:
+    def launch(self, args: list[str], *, log: Path, cwd: Path, wait: bool = True) -> None:
+        """Spawn the process and (``wait``) wait until it is ready. Without waiting, call
+        :meth:`await_ready` later, from any thread: the spawning thread must live as long as the process
+        should (the kernel's parent-death signal follows the spawning thread, not the process)."""
         self.process = spawn(args, log=log, cwd=cwd)
+        if wait:
+            self.await_ready(log)
+
+    def await_ready(self, log: Path) -> None:
+        """Wait until the launched process is ready; ``error`` (and stopped) when it never answers."""
         try:
             wait_for(self.ready, timeout=self.ready_timeout, what=self.what, proc=self.process, log=log)
         except RuntimeError as exc:
@@ -244,3 +259,20 @@ class ReadyServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def serve_until_signalled(server: ReadyServer, announce: Callable[[], None]) -> int:
+    """A stand-in CLI's ``serve``: ``announce()`` (it starts the server and prints where it is), then run
+    until SIGINT/SIGTERM; 1 with the server's error on stderr when it cannot start."""
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    try:
+        announce()
+        stopping.wait()
+    except server.error as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    finally:
+        server.stop()
+    return 0

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from sandbox.ci import in_ci
-from sandbox.procs import port_open, spawn, stop, wait_for
+from sandbox.procs import port_open, redis_server_args, spawn, stop, wait_for
 
 PG_PORT = int(os.environ.get("TEST_PG_PORT", "55432"))
 REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "56379"))
@@ -157,19 +157,7 @@ def start_redis(procs: list) -> str:
     if not shutil.which("redis-server"):
         _apt_install("redis-server")
     proc = spawn(
-        [
-            "redis-server",
-            "--port",
-            str(REDIS_PORT),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-        ],
+        [*redis_server_args(REDIS_PORT), "--daemonize", "no"],
         detach=KEEP_SERVERS,
     )
     procs.append(proc)

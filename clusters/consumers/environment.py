@@ -118,18 +118,14 @@ def _join(workers: list[Worker]) -> None:
 class EnvironmentConsumer(CountedWebSocket, AsyncJsonWebsocketConsumer):
     metrics_consumer = "environment"
 
-    async def __call__(self, scope, receive, send):
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            # Whatever ends this socket (disconnect, an exception, Daphne cancelling it), it stops
-            # counting as a viewer and its log follower stops; otherwise they would run until the
-            # process ends.
-            self._leave_hub()
-            if getattr(self, "follower", None) is not None:
-                self.follower.halt()
-            if getattr(self, "sender", None) is not None:
-                self.sender.cancel()
+    async def ended(self) -> None:
+        # Whatever ended this socket (disconnect, an exception, Daphne cancelling it), it stops counting
+        # as a viewer and its log follower stops; otherwise they would run until the process ends.
+        self._leave_hub()
+        if getattr(self, "follower", None) is not None:
+            self.follower.halt()
+        if getattr(self, "sender", None) is not None:
+            self.sender.cancel()
 
     def _leave_hub(self) -> None:
         if getattr(self, "joined", False):

@@ -34,12 +34,9 @@ logger = logging.getLogger(__name__)
 class PipelineTailConsumer(CountedWebSocket, AsyncJsonWebsocketConsumer):
     metrics_consumer = "pipeline"
 
-    async def __call__(self, scope, receive, send):
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            # However the socket ends, it stops refreshing and stops counting as a viewer.
-            await self._leave()
+    async def ended(self) -> None:
+        # However the socket ended, it stops refreshing and stops counting as a viewer.
+        await self._leave()
 
     async def connect(self):
         self.refresher: asyncio.Task | None = None

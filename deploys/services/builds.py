@@ -6,9 +6,12 @@ build carrying a run marker, and follow it by short polls; the run rows keep the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -44,6 +47,17 @@ def registry_client():
         username=settings.REGISTRY_USER or None,
         password=settings.REGISTRY_PASSWORD or None,
     )
+
+
+def tag_run(run, *, repository: str, message: str):
+    """Tag ``repository`` at the run's branch as ``run.version``; returns the tag. The commit is fixed on
+    the first attempt, so a retry after the branch moved tags the same commit."""
+    gitlab = gitlab_client()
+    sha = run.commit_sha
+    if not sha:
+        sha = gitlab.branch(repository, run.branch).commit_sha
+        type(run).objects.filter(pk=run.pk).update(commit_sha=sha)
+    return gitlab.ensure_tag(repository, run.version, sha, message, expected_sha=sha)
 
 
 def image_repository(name: str) -> str:
@@ -92,6 +106,33 @@ def build_parameters(
     }
 
 
+def start_build(
+    jenkins,
+    run,
+    *,
+    language: str,
+    config: Callable[[str], str],
+    marker: str,
+    repository: str,
+    parameters: Callable[[str], dict[str, str]],
+) -> tuple[int | None, int | None]:
+    """Make sure the run's managed job exists (``config`` turns the language's template job into it), then
+    start its build; returns ``(build number, queue id)``. A retried step finds the build (or queue item)
+    its earlier attempt started, by the run marker, instead of starting another. ``parameters(git_url)``
+    are the build's parameters for the clone URL of ``repository``."""
+    job = run.jenkins_job
+    jenkins.ensure_job(job, recipes.template_job(language), config)
+    number, queue_id = run.jenkins_build, run.jenkins_queue_id
+    if number is None and queue_id is None:
+        queue_id = jenkins.find_queued_by_marker(job, recipes.RUN_MARKER, marker)
+        if queue_id is None:
+            number = jenkins.find_build_by_marker(job, recipes.RUN_MARKER, marker)
+        if number is None and queue_id is None:
+            git_url = gitlab_client().project(repository).http_url_to_repo
+            queue_id = jenkins.trigger(job, parameters(git_url))
+    return number, queue_id
+
+
 @dataclass
 class BuildLook:
     """What one poll saw of the build; nothing of it is written until the poll claims its turn."""
@@ -132,3 +173,19 @@ def look_at_build(jenkins, run, *, image_name: str, tag: str) -> BuildLook:
             "s": settings.RELEASE_BUILD_TIMEOUT
         }
     return look
+
+
+def write_look(current: QuerySet, run, look: BuildLook, *, poll: int, console_limit: int) -> str | None:
+    """Write one poll's look (console appended, kept to its last ``console_limit`` characters) if ``current``
+    (the run, still at look number ``poll``) matches: a redelivered or duplicate poll then writes nothing
+    and gets None. Returns the console kept. Call it in the transaction that acts on the look."""
+    console = (run.console + look.console)[-console_limit:]
+    turn = current.update(
+        build_polls=poll + 1,
+        console=console,
+        console_offset=look.console_offset,
+        updated_at=timezone.now(),
+        # The next look is due then: the run is looked after until it is.
+        heartbeat_at=timezone.now() + timedelta(seconds=settings.RELEASE_BUILD_POLL_SECONDS),
+    )
+    return console if turn else None

@@ -11,7 +11,6 @@ apply) and is resumed from its status when its worker is lost, like a release's 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
@@ -24,7 +23,6 @@ from clusters.models import Cluster, LogPipeline
 from clusters.models.logging import SERVICE_NAME
 from clusters.services.common import rollout_reporter
 from clusters.services.log_pipelines import log_proxy_apply
-from deploys import recipes
 from deploys.choices import RolloutStatus
 from deploys.models import BuildRecipe, LogProxyRollout
 from deploys.services import builds
@@ -114,18 +112,10 @@ def log_proxy_tag(*, rollout_id: int, run_token: str) -> None:
     rollout = TAG.claim(rollout_id, run_token)
     if rollout is None:
         return
-    gitlab = builds.gitlab_client()
-    # The commit is fixed on the first attempt, so a retry after the branch moved tags the same commit.
-    sha = rollout.commit_sha
-    if not sha:
-        sha = gitlab.branch(rollout.git_project, rollout.branch).commit_sha
-        LogProxyRollout.objects.filter(pk=rollout.pk).update(commit_sha=sha)
-    tag = gitlab.ensure_tag(
-        rollout.git_project,
-        rollout.version,
-        sha,
-        f"OpsPortal log proxy {rollout.version} by {rollout.created_by.get_username()}",
-        expected_sha=sha,
+    tag = builds.tag_run(
+        rollout,
+        repository=rollout.git_project,
+        message=f"OpsPortal log proxy {rollout.version} by {rollout.created_by.get_username()}",
     )
     with transaction.atomic():
         rollout = runs.locked_run(LogProxyRollout, rollout_id, run_token, RolloutStatus.TAGGING)
@@ -155,28 +145,26 @@ def log_proxy_build(*, rollout_id: int, run_token: str) -> None:
     rollout = BUILD.claim(rollout_id, run_token)
     if rollout is None:
         return
-    jenkins = builds.jenkins_client()
-    job = rollout.jenkins_job
-    jenkins.ensure_job(job, recipes.template_job(LANGUAGE), lambda xml: _job_config(rollout, xml))
     marker = f"logproxy-{rollout.pk}-{rollout.run_token}"
-    number, queue_id = rollout.jenkins_build, rollout.jenkins_queue_id
-    if number is None and queue_id is None:
-        queue_id = jenkins.find_queued_by_marker(job, recipes.RUN_MARKER, marker)
-        if queue_id is None:
-            number = jenkins.find_build_by_marker(job, recipes.RUN_MARKER, marker)
-        if number is None and queue_id is None:
-            git_url = builds.gitlab_client().project(rollout.git_project).http_url_to_repo
-            parameters = builds.build_parameters(
-                recipe=rollout.recipe,
-                language=LANGUAGE,
-                name=SERVICE_NAME,
-                port=6379,
-                git_url=git_url,
-                tag=rollout.version,
-                image=f"{rollout.image_repository}:{rollout.version}",
-                marker=marker,
-            )
-            queue_id = jenkins.trigger(job, parameters)
+    number, queue_id = builds.start_build(
+        builds.jenkins_client(),
+        rollout,
+        language=LANGUAGE,
+        config=lambda xml: _job_config(rollout, xml),
+        marker=marker,
+        repository=rollout.git_project,
+        parameters=lambda git_url: builds.build_parameters(
+            recipe=rollout.recipe,
+            language=LANGUAGE,
+            name=SERVICE_NAME,
+            port=6379,
+            git_url=git_url,
+            tag=rollout.version,
+            image=f"{rollout.image_repository}:{rollout.version}",
+            marker=marker,
+        ),
+    )
+    job = rollout.jenkins_job
     with transaction.atomic():
         rollout = runs.locked_run(LogProxyRollout, rollout_id, run_token, RolloutStatus.BUILDING)
         if rollout is None:
@@ -208,15 +196,8 @@ def log_proxy_build_poll(*, rollout_id: int, run_token: str, poll: int) -> None:
         builds.jenkins_client(), rollout, image_name=SERVICE_NAME, tag=rollout.version
     )
     with transaction.atomic():
-        console = (rollout.console + look.console)[-CONSOLE_LIMIT:]
-        turn = current.update(
-            build_polls=poll + 1,
-            console=console,
-            console_offset=look.console_offset,
-            updated_at=timezone.now(),
-            heartbeat_at=timezone.now() + timedelta(seconds=settings.RELEASE_BUILD_POLL_SECONDS),
-        )
-        if not turn:
+        console = builds.write_look(current, rollout, look, poll=poll, console_limit=CONSOLE_LIMIT)
+        if console is None:
             return
         rollout = runs.locked(LogProxyRollout, rollout_id)
         if look.number is not None and rollout.jenkins_build is None:

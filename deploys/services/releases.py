@@ -542,7 +542,6 @@ def _annotate(project: Project, environment: str, *, text: str, tags: list[str])
         dashboard_annotate(environment=env, text=text, tags=tags)
 
 
-_gitlab = builds.gitlab_client
 _jenkins = builds.jenkins_client
 
 
@@ -550,19 +549,10 @@ def release_tag(*, release_id: int, run_token: str) -> None:
     release = TAG.claim(release_id, run_token)
     if release is None:
         return
-    gitlab = _gitlab()
-    repository = release.project.gitlab_repository
-    # The commit is fixed on the first attempt, so a retry after the branch moved tags the same commit.
-    sha = release.commit_sha
-    if not sha:
-        sha = gitlab.branch(repository, release.branch).commit_sha
-        Release.objects.filter(pk=release.pk).update(commit_sha=sha)
-    tag = gitlab.ensure_tag(
-        repository,
-        release.version,
-        sha,
-        f"OpsPortal release {release.version} by {release.created_by.get_username()}",
-        expected_sha=sha,
+    tag = builds.tag_run(
+        release,
+        repository=release.project.gitlab_repository,
+        message=f"OpsPortal release {release.version} by {release.created_by.get_username()}",
     )
     with transaction.atomic():
         release = runs.locked_run(Release, release_id, run_token, ReleaseStatus.TAGGING)
@@ -610,21 +600,15 @@ def release_build(*, release_id: int, run_token: str) -> None:
     release = BUILD.claim(release_id, run_token)
     if release is None:
         return
-    jenkins = _jenkins()
-    job = release.jenkins_job
-    jenkins.ensure_job(
-        job, recipes.template_job(release.project.language), lambda xml: _job_config(release, xml)
+    number, queue_id = builds.start_build(
+        _jenkins(),
+        release,
+        language=release.project.language,
+        config=lambda xml: _job_config(release, xml),
+        marker=f"{release.pk}-{release.run_token}",
+        repository=release.project.gitlab_repository,
+        parameters=lambda git_url: _build_parameters(release, git_url),
     )
-    marker = f"{release.pk}-{release.run_token}"
-    number, queue_id = release.jenkins_build, release.jenkins_queue_id
-    # A retried step finds the build (or queue item) its earlier attempt started, by the run marker.
-    if number is None and queue_id is None:
-        queue_id = jenkins.find_queued_by_marker(job, recipes.RUN_MARKER, marker)
-        if queue_id is None:
-            number = jenkins.find_build_by_marker(job, recipes.RUN_MARKER, marker)
-        if number is None and queue_id is None:
-            git_url = _gitlab().project(release.project.gitlab_repository).http_url_to_repo
-            queue_id = jenkins.trigger(job, _build_parameters(release, git_url))
     with transaction.atomic():
         release = runs.locked_run(Release, release_id, run_token, ReleaseStatus.BUILDING)
         if release is None:
@@ -657,27 +641,16 @@ def release_build_poll(*, release_id: int, run_token: str, poll: int) -> None:
     The look counts as done only if the release is still at look number ``poll`` when it is written
     (a conditional UPDATE): a redelivered or duplicate poll message then does nothing, so no console
     line is appended twice and no second chain of polls runs on."""
-    release = (
-        Release.objects.select_related("project")
-        .filter(pk=release_id, run_token=run_token, status=ReleaseStatus.BUILDING, build_polls=poll)
-        .first()
+    current = Release.objects.filter(
+        pk=release_id, run_token=run_token, status=ReleaseStatus.BUILDING, build_polls=poll
     )
+    release = current.select_related("project").first()
     if release is None:
         return
     look = builds.look_at_build(_jenkins(), release, image_name=release.project.name, tag=release.version)
     with transaction.atomic():
-        console = (release.console + look.console)[-CONSOLE_LIMIT:]
-        turn = Release.objects.filter(
-            pk=release_id, run_token=run_token, status=ReleaseStatus.BUILDING, build_polls=poll
-        ).update(
-            build_polls=poll + 1,
-            console=console,
-            console_offset=look.console_offset,
-            updated_at=timezone.now(),
-            # The next look is due then: the run is looked after until it is.
-            heartbeat_at=timezone.now() + timedelta(seconds=settings.RELEASE_BUILD_POLL_SECONDS),
-        )
-        if not turn:
+        console = builds.write_look(current, release, look, poll=poll, console_limit=CONSOLE_LIMIT)
+        if console is None:
             return
         release = runs.locked(Release, release_id)
         if look.number is not None and release.jenkins_build is None:

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import tempfile
-import threading
 
 from sandbox.eureka import build
-from sandbox.eureka.server import EurekaError, EurekaServer
+from sandbox.eureka.server import EurekaServer
+from sandbox.procs import serve_until_signalled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,21 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "build":
         return build.main()
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     server = EurekaServer(tempfile.mkdtemp(prefix="eureka-"), port=args.port)
-    try:
+
+    def announce() -> None:
         print(f"Eureka: {server.start()}   (log {server.log_file})", flush=True)
         if args.gateway:
             print(f"Eureka for pods: {server.pod_url(args.gateway)}", flush=True)
-        stop.wait()
-    except EurekaError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    finally:
-        server.stop()
-    return 0
+
+    return serve_until_signalled(server, announce)
 
 
 if __name__ == "__main__":

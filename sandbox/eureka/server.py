@@ -12,11 +12,11 @@ Pods cannot reach loopback: :meth:`EurekaServer.pod_url` starts a relay on their
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from sandbox.eureka.build import HOW_TO_BUILD, jar_path
-from sandbox.procs import ReadyServer, free_port, http_ok, port_free, spawn, wait_for
+from sandbox.maven import find_java
+from sandbox.procs import ReadyServer, free_port, http_ok, port_free
 from sandbox.relay import TcpRelay
 
 READY_TIMEOUT_SECONDS = 180.0  # 20 s measured on an idle machine; the suite's start shares 2 cores
@@ -25,10 +25,6 @@ HEAP = "-Xmx256m"
 
 class EurekaError(RuntimeError):
     pass
-
-
-def find_java() -> str | None:
-    return shutil.which("java")
 
 
 def test_properties(port: int) -> dict[str, str]:
@@ -101,21 +97,12 @@ class EurekaServer(ReadyServer):
             self.port = free_port()
         properties = {**test_properties(self.port), **self.properties}
         args = [java, HEAP, "-jar", str(jar), *(f"--{key}={value}" for key, value in properties.items())]
-        if wait:
-            self.launch(args, log=self.log_file, cwd=self.root)
-        else:
-            self.process = spawn(args, log=self.log_file, cwd=self.root)
+        self.launch(args, log=self.log_file, cwd=self.root, wait=wait)
         return self.eureka_url
 
     def wait_ready(self) -> str:
         """Wait for a server started with ``wait=False``; EurekaError (and stopped) when it never answers."""
-        try:
-            wait_for(
-                self.ready, timeout=self.ready_timeout, what=self.what, proc=self.process, log=self.log_file
-            )
-        except RuntimeError as exc:
-            self.stop()
-            raise EurekaError(str(exc)) from exc
+        self.await_ready(self.log_file)
         return self.eureka_url
 
     def pod_url(self, gateway: str) -> str:

@@ -5,13 +5,12 @@ until Ctrl-C."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import tempfile
-import threading
 
 from sandbox.kafka import build
-from sandbox.kafka.server import KafkaError, KafkaServer
+from sandbox.kafka.server import KafkaServer
+from sandbox.procs import serve_until_signalled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,26 +24,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "build":
         return build.main()
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     server = KafkaServer(
         tempfile.mkdtemp(prefix="kafka-"),
         port=args.port,
         partitions=args.partitions,
         pod_gateway=args.gateway,
     )
-    try:
+
+    def announce() -> None:
         print(f"Kafka: {server.start()}   (log {server.log_file})", flush=True)
         if args.gateway:
             print(f"Kafka for pods: {server.pod_bootstrap}", flush=True)
-        stop.wait()
-    except KafkaError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    finally:
-        server.stop()
-    return 0
+
+    return serve_until_signalled(server, announce)
 
 
 if __name__ == "__main__":

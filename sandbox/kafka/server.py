@@ -15,13 +15,13 @@ third listener ``PODS`` bound on that address and advertised as it (:attr:`Kafka
 from __future__ import annotations
 
 import logging
-import shutil
 import socket
 import subprocess
 from pathlib import Path
 
 from sandbox.kafka.build import HOW_TO_BUILD, classpath, libs_dir, libs_ready
-from sandbox.procs import ReadyServer, free_port, port_open, spawn, stop, wait_for
+from sandbox.maven import find_java
+from sandbox.procs import ReadyServer, free_port, port_open, stop
 
 READY_TIMEOUT_SECONDS = 180.0  # 8.6 s measured on an idle machine; the suite's start shares 2 cores
 FORMAT_TIMEOUT_SECONDS = 120.0  # 4.5 s measured (two JVM starts)
@@ -37,10 +37,6 @@ _quiet.propagate = False
 
 class KafkaError(RuntimeError):
     pass
-
-
-def find_java() -> str | None:
-    return shutil.which("java")
 
 
 def broker_properties(
@@ -203,10 +199,7 @@ class KafkaServer(ReadyServer):
             self._format(java, cp)
         args = [java, *HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true", "-cp", cp, "kafka.Kafka"]
         args.append(str(self.properties_file))
-        if wait:
-            self.launch(args, log=self.log_file, cwd=self.root)
-        else:
-            self.process = spawn(args, log=self.log_file, cwd=self.root)
+        self.launch(args, log=self.log_file, cwd=self.root, wait=wait)
         return self.bootstrap
 
     def _format(self, java: str, cp: str) -> None:
@@ -230,13 +223,7 @@ class KafkaServer(ReadyServer):
 
     def wait_ready(self) -> str:
         """Wait for a broker started with ``wait=False``; KafkaError (and stopped) when it never answers."""
-        try:
-            wait_for(
-                self.ready, timeout=self.ready_timeout, what=self.what, proc=self.process, log=self.log_file
-            )
-        except RuntimeError as exc:
-            self.stop()
-            raise KafkaError(str(exc)) from exc
+        self.await_ready(self.log_file)
         return self.bootstrap
 
     def restart(self, *, wait: bool = True) -> str:

@@ -21,15 +21,7 @@
   function fmt(text, values) {
     return text.replace(/\{(\w+)\}/g, (_, key) => String(values[key] ?? ""));
   }
-  function el(tag, attrs, children) {
-    const node = document.createElement(tag);
-    Object.entries(attrs || {}).forEach(([k, v]) => {
-      if (k === "text") node.textContent = v;
-      else node.setAttribute(k, v);
-    });
-    (children || []).forEach((c) => node.appendChild(typeof c === "string" ? document.createTextNode(c) : c));
-    return node;
-  }
+  const el = window.opsPortal.el;
   function age(seconds) {
     if (seconds === null || seconds === undefined) return "—";
     if (seconds < 120) return seconds + "s";

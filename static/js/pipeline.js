@@ -15,15 +15,7 @@
   let wanted = false;
   let delay = 500;
 
-  function el(tag, attrs, children) {
-    const node = document.createElement(tag);
-    Object.entries(attrs || {}).forEach(([k, v]) => {
-      if (k === "text") node.textContent = v;
-      else node.setAttribute(k, v);
-    });
-    (children || []).forEach((c) => node.appendChild(typeof c === "string" ? document.createTextNode(c) : c));
-    return node;
-  }
+  const el = window.opsPortal.el;
   function levelClass(level) {
     if (level === "ERROR" || level === "FATAL") return "text-bg-danger";
     if (level === "WARN") return "text-bg-warning";

@@ -25,4 +25,17 @@
     const target = id && document.getElementById(id);
     if (target) target.textContent = target.dataset.waiting;
   });
+  // What the live pages build elements with (environment.js, pipeline.js): el("span", {class: "badge",
+  // text: "…"}, [children]); "text" sets the text, every other key is an attribute.
+  window.opsPortal = {
+    el(tag, attrs, children) {
+      const node = document.createElement(tag);
+      Object.entries(attrs || {}).forEach(([k, v]) => {
+        if (k === "text") node.textContent = v;
+        else node.setAttribute(k, v);
+      });
+      (children || []).forEach((c) => node.appendChild(typeof c === "string" ? document.createTextNode(c) : c));
+      return node;
+    },
+  };
 })();

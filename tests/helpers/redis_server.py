@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from sandbox.procs import free_port, port_open, spawn, stop, wait_for
+from sandbox.procs import free_port, port_open, redis_server_args, spawn, stop, wait_for
 from tests.fixtures.standins import require_tools
 
 
@@ -25,17 +25,7 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         require_tools("redis-server")
-        args = [
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
+        args = redis_server_args(self.port)
         if self.password:
             args += ["--requirepass", self.password]
         log = self.workdir / f"redis-{self.port}.log"
