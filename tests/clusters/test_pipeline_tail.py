@@ -10,7 +10,6 @@ import uuid
 from urllib.parse import urlparse
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.test import Client
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -18,6 +17,7 @@ from websockets.sync.client import connect
 
 from clusters.services import pipeline_tail
 from projects.services import member_remove
+from tests.helpers.channel_layer import layer_call
 from tests.helpers.log_pipeline import line, pipeline_environment, produce
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
@@ -111,17 +111,17 @@ def test_a_viewer_that_stops_refreshing_stops_counting_and_a_new_one_starts_a_ne
 ):
     settings.LOG_PIPELINE_TAIL_VIEWER_SECONDS = 2  # how long this test process's viewers count
     layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(pipeline_tail.group_name(env.pk), channel)
+    channel = layer_call(layer.new_channel)
+    layer_call(layer.group_add, pipeline_tail.group_name(env.pk), channel)
     assert pipeline_tail.viewer_refresh(environment_id=env.pk, viewer="browser-a") is True
     assert pipeline_tail.viewer_refresh(environment_id=env.pk, viewer="browser-b") is False
     token = pipeline_tail.chain_token(env.pk)
 
     mark = uuid.uuid4().hex[:8]
     produce(kafka_server.bootstrap, env.cluster.log_pipeline.default_topic, [(KEY, line("WARN", mark))])
-    message = async_to_sync(layer.receive)(channel)
+    message = layer_call(layer.receive, channel)
     while not message["lines"]:
-        message = async_to_sync(layer.receive)(channel)
+        message = layer_call(layer.receive, channel)
     assert message["type"] == "pipeline.lines"
     assert [(item["msg"], item["level"]) for item in message["lines"]] == [(mark, "WARN")]
 
