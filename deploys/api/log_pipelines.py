@@ -172,6 +172,8 @@ class PipelineDetailView(OpsOnly, APIView):
 
 
 class PipelineDeployView(OpsOnly, APIView):
+    state_conflicts = True  # one rollout at a time per pipeline: a second Deploy is a 409
+
     @extend_schema(
         tags=["log-pipelines"],
         request=None,

@@ -627,8 +627,14 @@ def test_the_web_terminal_hang_up_finds_the_session_inside_the_container(make_sp
 
         sleeper = until("the session's sleep runs in the container", session_sleep, timeout=10)
         hang_up = ["/bin/sh", "-c", HANG_UP_SCRIPT, "sh", f"{MARKER_VARIABLE}={marker}", "HUP"]
-        assert run_inside(hang_up, env=env).returncode == 0
-        until("SIGHUP ended the sleep", lambda: _not_running(sleeper), timeout=10)
+        sent = run_inside(hang_up, env=env)
+        assert sent.returncode == 0
+        try:
+            until("SIGHUP ended the sleep", lambda: _not_running(sleeper), timeout=10)
+        except AssertionError as exc:
+            # Seen twice in cold runs, never reproduced by hand: say what the sleep was doing.
+            said = f"hang-up said {sent.stdout!r} {sent.stderr!r}"
+            raise AssertionError(f"{exc}; {_signal_state(sleeper)}; {said}") from None
         assert session.poll() is None  # the shell is spared the HUP, as on a VM
         kill = ["/bin/sh", "-c", HANG_UP_SCRIPT, "sh", f"{MARKER_VARIABLE}={marker}", "KILL"]
         assert run_inside(kill, env=env).returncode == 0
@@ -640,13 +646,21 @@ def test_the_web_terminal_hang_up_finds_the_session_inside_the_container(make_sp
 
 
 def _not_running(pid: int) -> bool:
-    """Gone, or a zombie (dead, waiting for its parent, the shell, to reap it): the check then does not
-    depend on when the shell gets the CPU. It waited over 10 s once, at a load average of 17."""
+    """Gone, or a zombie (dead, waiting for its parent, the shell, to reap it)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return True
     return state in ("Z", "X")
+
+
+def _signal_state(pid: int) -> str:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError as exc:
+        return f"no status: {exc}"
+    keep = ("Name:", "State:", "PPid:", "NSpid:", "SigBlk:", "SigIgn:", "SigCgt:", "SigPnd:", "ShdPnd:")
+    return " ".join(line.replace("\t", " ") for line in status if line.startswith(keep))
 
 
 def _environ(pid: int) -> bytes:
